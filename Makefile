@@ -1,0 +1,31 @@
+# object_permanence — the README's commands. Every target does its own set-up.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ROOT := $(CURDIR)
+# Every run keeps DDS on loopback, on a domain of its own (tests pick a random one per run).
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export ROS_DOMAIN_ID ?= $(shell echo $$(( $$RANDOM % 100 + 101 )))
+export PYTHONUNBUFFERED := 1
+ENV := source $(ROOT)/scripts/ros_env.sh
+DEMO_ARGS ?= --scenario cluttered --frames 300
+PYTEST_ARGS ?=
+
+.PHONY: setup build demo test test-core eval bench train-detector train-persistence clean
+
+setup:
+	bash scripts/setup_env.sh
+
+build: setup
+
+demo: setup
+	$(ENV) && python -m object_permanence.tools.demo --out out/demo $(DEMO_ARGS)
+
+test: setup
+	$(ENV) && python -m pytest test $(PYTEST_ARGS)
+
+# The ROS-free core alone (no build needed beyond the venv).
+test-core: setup
+	$(ENV) && python -m pytest test/core $(PYTEST_ARGS)
+
+clean:
+	rm -rf build install log out build.log .venv

@@ -1,0 +1,40 @@
+"""Evaluation against the simulator's ground truth: matching and the demo's metrics."""
+from object_permanence.core.eval.matching import TrackToTruth, box_iou, match_frame
+from object_permanence.core.eval.metrics import (
+    METRIC_KEYS,
+    FrameRecord,
+    PersistenceCounts,
+    build_track_to_truth,
+    evaluate,
+    evaluate_with_counts,
+    ghost_counts,
+    ghost_precision,
+    latency_percentiles,
+    mot_metrics,
+    occlusion_episodes,
+    occlusion_recovery,
+    persistence_counts,
+    position_rmse,
+    spurious_points,
+)
+
+__all__ = [
+    "METRIC_KEYS",
+    "FrameRecord",
+    "PersistenceCounts",
+    "TrackToTruth",
+    "box_iou",
+    "build_track_to_truth",
+    "evaluate",
+    "evaluate_with_counts",
+    "ghost_counts",
+    "ghost_precision",
+    "latency_percentiles",
+    "match_frame",
+    "mot_metrics",
+    "occlusion_episodes",
+    "occlusion_recovery",
+    "persistence_counts",
+    "position_rmse",
+    "spurious_points",
+]

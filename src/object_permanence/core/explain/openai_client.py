@@ -1,0 +1,98 @@
+"""Explanations written by a language model behind any OpenAI-compatible chat-completions API.
+
+Uses the official ``openai`` client with retries off: the worker decides what to do on failure
+(fall back to the template), and a retry loop inside a rate-limited worker would only add latency.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import openai
+
+from object_permanence.core.explain.base import Explanation, ExplanationRequest, ExplainerError
+
+SYSTEM_PROMPT = (
+    "You explain the decisions of a persistence filter in a stereo camera tracker. The filter keeps "
+    "tracks of real, persistent objects (also while they are hidden, as 'ghosts') and filters out "
+    "transient ones such as reflections, glare, flicker and single-frame false positives. Given one "
+    "decision as JSON, write 1-3 short plain sentences saying why the track was kept or filtered, "
+    "citing the evidence (frames seen, confidence, score, which frames the attention weighed most; "
+    "attention frames are 1-based, oldest first). No preamble, no lists, no speculation beyond the facts."
+)
+# Placeholder key for OpenAI-compatible local servers (vLLM, llama.cpp, Ollama) that ignore keys;
+# the client refuses to start without one.
+NO_KEY = "no-key"
+
+
+class OpenAIExplainer:
+    """Explains a decision with one chat-completion call.
+
+    Args:
+        model: model name as the server knows it, e.g. ``"gpt-4o-mini"``.
+        base_url: API root, e.g. ``"http://127.0.0.1:8000/v1"``; None for the OpenAI default.
+        api_key: API key; None reads ``OPENAI_API_KEY``. With a base_url and no key at all, a
+            placeholder is sent (local servers ignore it).
+        timeout_s: seconds for the whole request; a slower answer raises ExplainerError.
+        max_tokens: cap on the answer length, tokens.
+        temperature: sampling temperature, [0, 2].
+
+    Raises:
+        ValueError: empty model, non-positive timeout_s or max_tokens, temperature outside [0, 2],
+            or no api_key and no base_url (the OpenAI service needs a key).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 5.0,
+        max_tokens: int = 120,
+        temperature: float = 0.2,
+    ) -> None:
+        if not model:
+            raise ValueError(f"model must be a non-empty model name, got {model!r}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s!r}")
+        if max_tokens <= 0:
+            raise ValueError(f"max_tokens must be > 0, got {max_tokens!r}")
+        if not 0.0 <= temperature <= 2.0:
+            raise ValueError(f"temperature must be in [0, 2], got {temperature!r}")
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if not base_url:
+                raise ValueError("api_key is not set (neither passed nor in OPENAI_API_KEY) and no base_url is given")
+            key = NO_KEY
+        self.model = model
+        self.base_url = base_url
+        self.max_tokens = int(max_tokens)
+        self.temperature = float(temperature)
+        self.source = f"llm:{model}"
+        self._client = openai.OpenAI(base_url=base_url, api_key=key, timeout=float(timeout_s), max_retries=0)
+
+    def explain(self, request: ExplanationRequest) -> Explanation:
+        """Ask the model; return its first choice, stripped.
+
+        Raises:
+            ExplainerError: on any API, HTTP, timeout or decoding error, or an empty answer;
+                the message names the server and the cause.
+        """
+        where = self.base_url or "the OpenAI API"
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model,
+                messages=[
+                    {"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": json.dumps(request.facts())},
+                ],
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+            )
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: a body that is not JSON
+            raise ExplainerError(f"explainer request to {where} failed: {type(exc).__name__}: {exc}") from exc
+        choices = getattr(response, "choices", None)
+        text = (choices[0].message.content or "").strip() if choices else ""
+        if not text:
+            raise ExplainerError(f"explainer request to {where} returned an empty answer")
+        return Explanation(request=request, text=text, source=self.source)

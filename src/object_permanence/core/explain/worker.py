@@ -1,0 +1,202 @@
+"""Runs an explainer off the control loop: bounded, deduplicated queue, rate limit, fallback.
+
+The pipeline only ever calls :meth:`ExplainerWorker.submit`, which never blocks; a full queue
+drops the request. The wall clock is used here on purpose: it rate-limits calls to an external
+service, it is not part of any algorithm on sensor data.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from object_permanence.core.explain.base import Explainer, ExplainerError, Explanation, ExplanationRequest
+
+
+class TokenBucket:
+    """Token bucket: on average at most ``rate_hz`` acquisitions per second, bursts up to ``capacity``.
+
+    Args:
+        rate_hz: tokens added per second.
+        capacity: bucket size (largest burst); the bucket starts full.
+        clock: seconds, monotonic.
+
+    Raises:
+        ValueError: non-positive rate_hz, or capacity < 1.
+    """
+
+    def __init__(self, rate_hz: float, capacity: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if not rate_hz > 0:
+            raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
+        if not capacity >= 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity!r}")
+        self.rate_hz = float(rate_hz)
+        self.capacity = float(capacity)
+        self._clock = clock
+        self._tokens = self.capacity
+        self._last = clock()
+
+    def try_acquire(self) -> float:
+        """Take one token if there is one and return 0; else return the seconds until there is one."""
+        now = self._clock()
+        # tokens = min(capacity, tokens + rate * dt)
+        self._tokens = min(self.capacity, self._tokens + self.rate_hz * max(0.0, now - self._last))
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate_hz
+
+
+class ExplainerWorker:
+    """A daemon thread that explains queued requests, at most ``rate_limit_hz`` explainer calls per second.
+
+    A request for a track that is already queued (same camera and track id) replaces the older
+    one in place: only the latest decision on a track is worth explaining. When the explainer
+    raises, the fallback (normally a TemplateExplainer) explains the request instead, and the
+    failure is counted and remembered. ``on_result`` runs on the worker thread; an exception
+    from it is counted, never propagated.
+
+    Args:
+        explainer: the primary explainer (e.g. an OpenAIExplainer).
+        fallback: used when the primary fails; None drops the request instead.
+        max_queue: most requests waiting at once.
+        rate_limit_hz: most calls to ``explainer`` per second (no bursts above one call).
+        on_result: called with each finished Explanation.
+        clock: seconds, monotonic; injectable for tests.
+
+    Raises:
+        ValueError: max_queue < 1 or non-positive rate_limit_hz.
+    """
+
+    def __init__(
+        self,
+        explainer: Explainer,
+        fallback: Explainer | None,
+        max_queue: int,
+        rate_limit_hz: float,
+        on_result: Callable[[Explanation], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {max_queue!r}")
+        if not rate_limit_hz > 0:
+            raise ValueError(f"rate_limit_hz must be > 0, got {rate_limit_hz!r}")
+        self._explainer = explainer
+        self._fallback = fallback
+        self._max_queue = int(max_queue)
+        self._on_result = on_result
+        self._bucket = TokenBucket(rate_limit_hz, capacity=1.0, clock=clock)
+        self._pending: OrderedDict[tuple[str, int], ExplanationRequest] = OrderedDict()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._counts = dict.fromkeys(
+            ("submitted", "replaced", "dropped", "explained", "failures", "fallbacks", "unexplained", "callback_errors"),
+            0,
+        )
+        self._last_error = ""
+        self._thread = threading.Thread(target=self._run, name="explainer-worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: ExplanationRequest) -> bool:
+        """Queue a request without blocking; False (and counted as dropped) when full or closed."""
+        key = (request.camera, request.track_id)
+        with self._cond:
+            if self._closing:
+                self._counts["dropped"] += 1
+                return False
+            if key in self._pending:
+                self._pending[key] = request  # replaces the older request, keeps its place
+                self._counts["replaced"] += 1
+            elif len(self._pending) >= self._max_queue:
+                self._counts["dropped"] += 1
+                return False
+            else:
+                self._pending[key] = request
+            self._counts["submitted"] += 1
+            self._cond.notify()
+            return True
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (submitted, replaced, dropped, explained, failures, fallbacks, unexplained,
+        callback_errors), ``pending``, ``last_error`` ("" when none) and ``alive``."""
+        with self._cond:
+            return {
+                **self._counts,
+                "pending": len(self._pending),
+                "last_error": self._last_error,
+                "alive": self._thread.is_alive(),
+            }
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop the thread, discarding pending requests; True when it stopped within ``timeout`` s.
+
+        A call to the explainer in flight is not interrupted: it ends within the explainer's own timeout.
+        """
+        with self._cond:
+            self._closing = True
+            self._pending.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> ExplainerWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next_request(self) -> ExplanationRequest | None:
+        """Wait for a request and a rate-limit token; None when closing."""
+        with self._cond:
+            while not self._pending and not self._closing:
+                self._cond.wait()
+            while not self._closing:
+                wait_s = self._bucket.try_acquire()
+                if wait_s == 0.0:
+                    break
+                self._cond.wait(wait_s)
+            if self._closing:
+                return None
+            # Taken only now, so that a replacement submitted while waiting for a token is the one explained.
+            return self._pending.popitem(last=False)[1]
+
+    def _run(self) -> None:
+        while (request := self._next_request()) is not None:
+            result = self._explain(request)
+            if result is None:
+                continue
+            try:
+                self._on_result(result)
+            except Exception as exc:  # noqa: BLE001 - a faulty consumer must not stop the worker
+                self._record("callback_errors", f"on_result raised {type(exc).__name__}: {exc}")
+
+    def _record(self, counter: str, error: str = "") -> None:
+        with self._cond:
+            self._counts[counter] += 1
+            if error:
+                self._last_error = error
+
+    def _explain(self, request: ExplanationRequest) -> Explanation | None:
+        """The primary's explanation, else the fallback's, else None; counts which."""
+        try:
+            result = self._explainer.explain(request)
+        except ExplainerError as exc:
+            self._record("failures", str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug in the explainer must not stop the worker either
+            self._record("failures", f"{type(exc).__name__}: {exc}")
+        else:
+            self._record("explained")
+            return result
+        if self._fallback is None:
+            self._record("unexplained")
+            return None
+        try:
+            result = self._fallback.explain(request)
+        except Exception as exc:  # noqa: BLE001 - nor the fallback failing too
+            self._record("unexplained", f"fallback failed: {type(exc).__name__}: {exc}")
+            return None
+        self._record("fallbacks")
+        return result

@@ -1,0 +1,211 @@
+"""Constant-velocity Kalman filter for one image-plane box.
+
+State ``x = [cx, cy, w, h, vcx, vcy, vw, vh]`` (pixels, pixels/s), measurement
+``z = [cx, cy, w, h]`` (pixels). Time steps are variable (``dt`` in seconds, from message
+stamps), so the transition ``F`` and the process noise ``Q`` are rebuilt for each ``dt``.
+
+Noise is scaled with the box size (``cx`` and ``w`` with the width, ``cy`` and ``h`` with the
+height), so a far (small) and a near (large) object moving alike *relative to their size* get the
+same filter behaviour. ``Q`` is the discrete white-noise acceleration model
+(``filterpy.common.Q_discrete_white_noise``), ``R`` is diagonal.
+
+The world model talks to a filter only through the :class:`BoxFilter` protocol, so another
+implementation (e.g. a batched one) can be dropped in.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+from filterpy.common import Q_discrete_white_noise
+from filterpy.kalman import KalmanFilter
+
+from object_permanence.core.association import mahalanobis_sq_matrix
+
+DIM_X = 8
+DIM_Z = 4
+
+# H: the measurement picks the box out of the state.
+_H = np.hstack([np.eye(DIM_Z), np.zeros((DIM_Z, DIM_Z))])
+
+
+@dataclass(frozen=True)
+class BoxKalmanParams:
+    """Noise scales of the box filter, as fractions of the box size (dimensionless).
+
+    measurement_std_frac: measurement noise std of ``cx, w`` (``cy, h``) per pixel of width (height).
+    accel_std_frac: white-noise acceleration std of the centre, box sizes per s².
+    size_accel_std_frac: white-noise acceleration std of ``w, h``, box sizes per s².
+    init_velocity_std_frac: std of the (unknown) velocity of a new track, box sizes per s.
+    min_std_px: floor on every std in pixels (and on w, h after a prediction), so that tiny
+        boxes keep a non-singular covariance.
+    """
+
+    measurement_std_frac: float = 0.05
+    accel_std_frac: float = 1.0
+    size_accel_std_frac: float = 0.25
+    init_velocity_std_frac: float = 1.0
+    min_std_px: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{f.name} must be a positive finite number, got {value!r}")
+
+
+class BoxFilter(Protocol):
+    """What the world model needs from a box filter (see :class:`BoxKalmanFilter`)."""
+
+    def predict(self, dt: float) -> None:
+        """Propagate the state by ``dt`` seconds (``dt >= 0``)."""
+
+    def update(self, z: np.ndarray) -> None:
+        """Correct the state with a measured box ``z`` (4,) ``cx, cy, w, h`` pixels."""
+
+    def reinitialize(self, z: np.ndarray, velocity: np.ndarray) -> None:
+        """Restart at box ``z`` (4,) with centre velocity ``velocity`` (2,) px/s."""
+
+    @property
+    def box(self) -> np.ndarray:
+        """(4,) ``cx, cy, w, h`` pixels."""
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """(2,) velocity of the box centre, pixels/s."""
+
+    @property
+    def box_covariance(self) -> np.ndarray:
+        """(4, 4) covariance of ``cx, cy, w, h``, pixels²."""
+
+    @property
+    def innovation_covariance(self) -> np.ndarray:
+        """(4, 4) ``S = H P H' + R`` for a measurement of the current state, pixels²."""
+
+    def mahalanobis_sq(self, z: np.ndarray) -> np.ndarray:
+        """(N,) squared Mahalanobis distances of boxes ``z`` (N, 4) to the predicted measurement."""
+
+
+@lru_cache(maxsize=16)
+def _transition(dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """F (8, 8) and unit-variance Q (8, 8) for ``dt`` seconds (cached: dt repeats at a fixed rate)."""
+    F = np.eye(DIM_X)
+    F[:DIM_Z, DIM_Z:] = dt * np.eye(DIM_Z)  # p' = p + v dt ; v' = v
+    # Q for unit acceleration variance, ordered like the state (all positions, then all velocities).
+    Q = Q_discrete_white_noise(dim=2, dt=dt, var=1.0, block_size=DIM_Z, order_by_dim=False)
+    F.flags.writeable = False
+    Q.flags.writeable = False
+    return F, Q
+
+
+class BoxKalmanFilter:
+    """Constant-velocity box filter on top of ``filterpy.kalman.KalmanFilter``.
+
+    Args:
+        box: (4,) initial ``cx, cy, w, h`` pixels (w, h > 0); the velocity starts at zero.
+        params: noise scales.
+
+    Raises:
+        ValueError: if ``box`` is not 4 finite numbers with positive w, h.
+    """
+
+    def __init__(self, box: np.ndarray, params: BoxKalmanParams | None = None) -> None:
+        self.params = params if params is not None else BoxKalmanParams()
+        self._kf = KalmanFilter(dim_x=DIM_X, dim_z=DIM_Z)
+        self._kf.H = _H.copy()
+        self.reinitialize(box, np.zeros(2))
+
+    def _size_scale(self, box: np.ndarray) -> np.ndarray:
+        """(4,) size each of ``cx, cy, w, h`` is scaled with: ``w, h, w, h``."""
+        return np.array([box[2], box[3], box[2], box[3]])
+
+    def _measurement_noise(self) -> np.ndarray:
+        """R (4, 4) for the current box."""
+        std = np.maximum(self.params.measurement_std_frac * self._size_scale(self.box),
+                         self.params.min_std_px)
+        return np.diag(std**2)  # R = diag(sigma_z^2)
+
+    def reinitialize(self, z: np.ndarray, velocity: np.ndarray) -> None:
+        """Restart the filter at box ``z`` (4,) with centre velocity ``velocity`` (2,) px/s.
+
+        The size velocity restarts at zero and ``P`` at the initial covariance. Used for a new
+        track and when a ghost is re-identified after a gap too long for its prediction.
+        """
+        z = np.asarray(z, dtype=float).reshape(DIM_Z)
+        if not (np.all(np.isfinite(z)) and z[2] > 0 and z[3] > 0):
+            raise ValueError(f"box must be 4 finite numbers with w, h > 0, got {z!r}")
+        velocity = np.asarray(velocity, dtype=float).reshape(2)
+        p = self.params
+        size = self._size_scale(z)
+        self._kf.x = np.concatenate([z, velocity, np.zeros(2)]).reshape(DIM_X, 1)
+        pos_std = np.maximum(2.0 * p.measurement_std_frac * size, p.min_std_px)
+        vel_std = np.maximum(p.init_velocity_std_frac * size, p.min_std_px)
+        self._kf.P = np.diag(np.concatenate([pos_std, vel_std]) ** 2)
+
+    def predict(self, dt: float) -> None:
+        """Propagate by ``dt`` seconds; w, h are kept >= ``min_std_px`` (and not shrinking there).
+
+        Raises:
+            ValueError: if ``dt`` is negative or not finite.
+        """
+        if not (math.isfinite(dt) and dt >= 0.0):
+            raise ValueError(f"dt must be a finite number >= 0, got {dt!r}")
+        p = self.params
+        F, Q_unit = _transition(float(dt))
+        size = self._size_scale(self.box)
+        accel_std = np.maximum(np.concatenate([p.accel_std_frac * size[:2],
+                                               p.size_accel_std_frac * size[2:]]), p.min_std_px)
+        a = np.concatenate([accel_std, accel_std])
+        self._kf.F = F
+        self._kf.Q = Q_unit * np.outer(a, a)  # Q_ij = q_ij sigma_a,i sigma_a,j
+        self._kf.predict()  # x = F x ; P = F P F' + Q
+        x = self._kf.x
+        for i in (2, 3):  # a box cannot shrink below the floor: clamp w, h and stop them shrinking
+            if x[i, 0] < p.min_std_px:
+                x[i, 0] = p.min_std_px
+                x[i + DIM_Z, 0] = max(x[i + DIM_Z, 0], 0.0)
+
+    def update(self, z: np.ndarray) -> None:
+        """Correct with the measured box ``z`` (4,); R is scaled with the predicted box size."""
+        self._kf.R = self._measurement_noise()
+        # y = z - H x ; S = H P H' + R ; K = P H' S^-1 ; x = x + K y ; P = (I-KH) P (I-KH)' + K R K'
+        self._kf.update(np.asarray(z, dtype=float).reshape(DIM_Z, 1))
+
+    @property
+    def x(self) -> np.ndarray:
+        """(8,) copy of the full state."""
+        return self._kf.x[:, 0].copy()
+
+    @property
+    def P(self) -> np.ndarray:
+        """(8, 8) copy of the state covariance."""
+        return self._kf.P.copy()
+
+    @property
+    def box(self) -> np.ndarray:
+        """(4,) ``cx, cy, w, h`` pixels."""
+        return self._kf.x[:DIM_Z, 0].copy()
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """(2,) velocity of the box centre, pixels/s."""
+        return self._kf.x[DIM_Z:DIM_Z + 2, 0].copy()
+
+    @property
+    def box_covariance(self) -> np.ndarray:
+        """(4, 4) covariance of ``cx, cy, w, h``, pixels²."""
+        return self._kf.P[:DIM_Z, :DIM_Z].copy()
+
+    @property
+    def innovation_covariance(self) -> np.ndarray:
+        """(4, 4) innovation covariance of a measurement of the current state."""
+        H = self._kf.H
+        return H @ self._kf.P @ H.T + self._measurement_noise()  # S = H P H' + R
+
+    def mahalanobis_sq(self, z: np.ndarray) -> np.ndarray:
+        """(N,) ``y' S^-1 y`` with ``y = z - H x`` for boxes ``z`` (N, 4)."""
+        z = np.asarray(z, dtype=float).reshape(-1, DIM_Z)
+        return mahalanobis_sq_matrix(self.box[None], self.innovation_covariance[None], z)[0]

@@ -1,0 +1,335 @@
+"""Stereo pairing of left/right 2D tracks and their triangulation into 3D tracks.
+
+Inputs are world-model :class:`Track` lists of the two *rectified* cameras (ghosts included) and the
+two rectified 3x4 projections (ROS convention: ``P_left[:, 3] = 0``, ``P_right[0, 3] = -fx * B``;
+both share fx, fy and cy, so a 3D point lands on the same image row in both views).
+
+Pairing is a global assignment (scipy's Hungarian) over a vectorised cost matrix; a pair is feasible
+only if it satisfies the epipolar (row) constraint, a disparity inside the configured depth range,
+the class and the size-ratio limits. Last frame's pairs get a cost bonus so pairing is stable.
+
+Triangulation uses the closed form of a rectified pair (exact, vectorised, and its Jacobian is
+analytic); the tests check it against ``cv2.triangulatePoints``. With ``xl = u_l - cx_l``,
+``xr = u_r - cx_r``, disparity ``d = xl - xr`` and ``v = (v_l + v_r) / 2``::
+
+    Z = fx * B / d,    X = xl * Z / fx,    Y = (v - cy) * Z / fy
+
+Positions are metres in the left camera's (rectified) optical frame: x right, y down, z forward.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from object_permanence.core.types import Track, Track3D, TrackState
+
+#: How bad a lifecycle state is, for "the worse of the two states" of a stereo pair.
+_STATE_SEVERITY = {
+    TrackState.VISIBLE: 0,
+    TrackState.TENTATIVE: 1,
+    TrackState.OCCLUDED: 2,
+    TrackState.LOST: 3,
+}
+
+#: Cost given to infeasible pairs before assignment (pairs with it are dropped afterwards).
+_INFEASIBLE = 1e6
+
+
+@dataclass(frozen=True)
+class StereoPairingConfig:
+    """Gates, weights and memory of the left/right pairing.
+
+    max_row_diff_px, max_row_diff_frac: the rows of the two box centres may differ by at most
+        ``max(max_row_diff_px, max_row_diff_frac * h)`` pixels, h the mean box height (epipolar gate).
+    min_depth_m, max_depth_m: depth range; gates the disparity to ``[fx B / max_depth, fx B / min_depth]``.
+    require_same_class: pairs of different class ids are infeasible.
+    max_size_ratio: ``h_left / h_right`` must lie in ``[1 / r, r]``.
+    row_weight, size_weight, appearance_weight: cost weights of the normalised row difference,
+        the normalised log size ratio and the embedding cosine distance ``(1 - cos) / 2``.
+    hysteresis_bonus: cost subtracted from last frame's pairs (kept while they remain feasible).
+    trail_length: number of past positions kept per 3D track (for markers).
+    velocity_time_constant_s: time constant tau of the velocity EMA; each update weighs the newest
+        finite difference by ``1 - exp(-dt / tau)`` (rate-independent); 0 keeps the raw difference.
+    pair_memory_s: a pair unseen for longer than this is forgotten (its id is never reused).
+    min_center_sigma_px: floor of the 2D centre standard deviation used for the 3D covariance.
+    """
+
+    max_row_diff_px: float = 4.0
+    max_row_diff_frac: float = 0.15
+    min_depth_m: float = 0.3
+    max_depth_m: float = 40.0
+    require_same_class: bool = True
+    max_size_ratio: float = 1.5
+    row_weight: float = 1.0
+    size_weight: float = 1.0
+    appearance_weight: float = 1.0
+    hysteresis_bonus: float = 1.0
+    trail_length: int = 30
+    velocity_time_constant_s: float = 0.2
+    pair_memory_s: float = 5.0
+    min_center_sigma_px: float = 0.5
+
+    def __post_init__(self) -> None:
+        nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
+                       "hysteresis_bonus", "pair_memory_s", "velocity_time_constant_s")
+        positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "min_center_sigma_px")
+        for name in nonnegative + positive:
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0 or (name in positive and value == 0):
+                kind = "positive" if name in positive else "non-negative"
+                raise ValueError(f"{name} must be finite and {kind}, got {value!r}")
+        if self.max_depth_m <= self.min_depth_m:
+            raise ValueError(f"max_depth_m ({self.max_depth_m}) must exceed min_depth_m ({self.min_depth_m})")
+        if not np.isfinite(self.max_size_ratio) or self.max_size_ratio <= 1.0:
+            raise ValueError(f"max_size_ratio must be finite and > 1, got {self.max_size_ratio!r}")
+        if isinstance(self.trail_length, bool) or not isinstance(self.trail_length, int) or self.trail_length < 1:
+            raise ValueError(f"trail_length must be an integer >= 1, got {self.trail_length!r}")
+
+
+@dataclass(frozen=True)
+class RectifiedRig:
+    """Intrinsics of a rectified horizontal pair, read from the two 3x4 projections.
+
+    fx, fy, cy: shared by both views (pixels); cx_left, cx_right: principal columns; baseline: metres.
+    """
+
+    fx: float
+    fy: float
+    cx_left: float
+    cx_right: float
+    cy: float
+    baseline: float
+
+    @classmethod
+    def from_projections(cls, p_left: np.ndarray, p_right: np.ndarray) -> RectifiedRig:
+        """Validate ``P_left``/``P_right`` as a rectified horizontal pair and extract the rig.
+
+        Raises:
+            ValueError: naming the matrix when shapes, finiteness or the rectified structure are wrong.
+        """
+        mats = {}
+        for name, value in (("P_left", p_left), ("P_right", p_right)):
+            mat = np.asarray(value, dtype=np.float64)
+            if mat.shape != (3, 4) or not np.all(np.isfinite(mat)):
+                raise ValueError(f"{name} must be a finite (3, 4) matrix, got {mat.tolist()}")
+            if mat[0, 0] <= 0 or mat[1, 1] <= 0:
+                raise ValueError(f"{name} must have fx > 0 and fy > 0, got {mat[0, 0]}, {mat[1, 1]}")
+            # Rectified form [[fx, 0, cx, Tx], [0, fy, cy, 0], [0, 0, 1, 0]].
+            template = np.array([[mat[0, 0], 0, mat[0, 2], mat[0, 3]], [0, mat[1, 1], mat[1, 2], 0], [0, 0, 1, 0]])
+            if not np.allclose(mat, template, rtol=0.0, atol=1e-9):
+                raise ValueError(f"{name} is not a rectified projection [[fx,0,cx,Tx],[0,fy,cy,0],[0,0,1,0]]: "
+                                 f"{mat.tolist()}")
+            mats[name] = mat
+        pl, pr = mats["P_left"], mats["P_right"]
+        if not np.allclose(pl[[0, 1, 1], [0, 1, 2]], pr[[0, 1, 1], [0, 1, 2]], rtol=1e-6, atol=0.0):
+            raise ValueError(f"P_left and P_right must share fx, fy and cy, got {pl.tolist()} / {pr.tolist()}")
+        if pl[0, 3] != 0.0:
+            raise ValueError(f"P_left[0, 3] must be 0 (left is the reference camera), got {pl[0, 3]}")
+        if pr[0, 3] >= 0.0:
+            raise ValueError(f"P_right[0, 3] must be -fx * baseline < 0, got {pr[0, 3]}")
+        return cls(fx=pl[0, 0], fy=pl[1, 1], cx_left=pl[0, 2], cx_right=pr[0, 2], cy=pl[1, 2],
+                   baseline=-pr[0, 3] / pr[0, 0])
+
+
+def triangulate_rectified(rig: RectifiedRig, pts_left: np.ndarray, pts_right: np.ndarray) -> np.ndarray:
+    """Closed-form triangulation of matched points of a rectified pair.
+
+    pts_left, pts_right: (N, 2) pixel ``(u, v)``. Returns (N, 3) metres, left optical frame;
+    a non-positive disparity gives non-finite values.
+    """
+    pts_left, pts_right = np.asarray(pts_left, np.float64), np.asarray(pts_right, np.float64)
+    xl = pts_left[:, 0] - rig.cx_left
+    xr = pts_right[:, 0] - rig.cx_right
+    disparity = xl - xr  # d = xl - xr
+    v = 0.5 * (pts_left[:, 1] + pts_right[:, 1])  # the row, averaged over both views
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = rig.fx * rig.baseline / np.where(disparity > 0, disparity, np.nan)  # Z = fx B / d
+    return np.stack([xl * z / rig.fx, (v - rig.cy) * z / rig.fy, z], axis=1)  # X = xl Z / fx, Y = (v - cy) Z / fy
+
+
+def triangulation_jacobian(rig: RectifiedRig, pts_left: np.ndarray, pts_right: np.ndarray) -> np.ndarray:
+    """Jacobian (N, 3, 4) of :func:`triangulate_rectified` w.r.t. ``(u_l, v_l, u_r, v_r)``."""
+    xyz = triangulate_rectified(rig, pts_left, pts_right)
+    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    disparity = rig.fx * rig.baseline / z
+    jac = np.zeros((len(xyz), 3, 4))
+    jac[:, 0, 0] = rig.baseline / disparity - x / disparity  # dX/du_l = B/d - X/d
+    jac[:, 0, 2] = x / disparity  # dX/du_r = xl B/d² = X/d
+    jac[:, 1, 0] = -y / disparity  # dY/du_l = -Y/d
+    jac[:, 1, 2] = y / disparity  # dY/du_r = Y/d
+    jac[:, 1, 1] = jac[:, 1, 3] = 0.5 * z / rig.fy  # dY/dv_l = dY/dv_r = Z / (2 fy)
+    jac[:, 2, 0] = -z / disparity  # dZ/du_l = -fx B/d² = -Z/d
+    jac[:, 2, 2] = z / disparity  # dZ/du_r = Z/d
+    return jac
+
+
+@dataclass
+class _PairState:
+    """Memory of one (left id, right id) pair: its 3D id, last position, velocity (None until a
+    second observation) and trail."""
+
+    track_id: int
+    position: np.ndarray
+    velocity: np.ndarray | None
+    stamp: float
+    trail: deque[np.ndarray] = field(default_factory=deque)
+
+
+class StereoTriangulator:
+    """Pairs left/right 2D tracks frame by frame and triangulates them into :class:`Track3D`.
+
+    The 3D id is stable per (left id, right id) pair: a pair never seen before (or forgotten after
+    ``pair_memory_s``) gets a new id, and ids are never reused. The 3D state is the worse of the two
+    2D states (a ghost in either view is a ghost in 3D; LOST if either is LOST).
+    """
+
+    def __init__(self, p_left: np.ndarray, p_right: np.ndarray, config: StereoPairingConfig | None = None) -> None:
+        self.rig = RectifiedRig.from_projections(p_left, p_right)
+        self.config = config if config is not None else StereoPairingConfig()
+        fb = self.rig.fx * self.rig.baseline
+        self._disparity_range = (fb / self.config.max_depth_m, fb / self.config.min_depth_m)  # d = fx B / Z
+        self._pairs: dict[tuple[int, int], _PairState] = {}
+        self._previous_pairs: set[tuple[int, int]] = set()
+        self._next_id = 1
+        self._last_stamp: float | None = None
+
+    def pair(self, left: list[Track], right: list[Track]) -> list[tuple[int, int]]:
+        """Indices ``(i, j)`` of the feasible minimum-cost pairing of ``left[i]`` with ``right[j]``."""
+        if not left or not right:
+            return []
+        cost = self._cost_matrix(left, right)
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] < _INFEASIBLE]
+
+    def _cost_matrix(self, left: list[Track], right: list[Track]) -> np.ndarray:
+        """(L, R) pairing cost; infeasible pairs cost ``_INFEASIBLE``."""
+        cfg = self.config
+        bl = np.array([t.box for t in left], dtype=np.float64).reshape(-1, 4)
+        br = np.array([t.box for t in right], dtype=np.float64).reshape(-1, 4)
+        ul, vl, hl = bl[:, 0, None], bl[:, 1, None], bl[:, 3, None]
+        ur, vr, hr = br[None, :, 0], br[None, :, 1], br[None, :, 3]
+
+        row_tol = np.maximum(cfg.max_row_diff_px, cfg.max_row_diff_frac * 0.5 * (hl + hr))
+        row_term = np.abs(vl - vr) / row_tol  # epipolar: rows agree after rectification
+        disparity = (ul - self.rig.cx_left) - (ur - self.rig.cx_right)  # d = xl - xr
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.abs(np.log(hl / hr))
+        size_term = log_ratio / np.log(cfg.max_size_ratio)
+        feasible = (
+            (row_term <= 1.0)
+            & (disparity >= self._disparity_range[0])
+            & (disparity <= self._disparity_range[1])
+            & (size_term <= 1.0)
+        )  # NaN anywhere compares False: NaN boxes are never paired
+        if cfg.require_same_class:
+            cls_l = np.array([t.class_id for t in left])
+            cls_r = np.array([t.class_id for t in right])
+            feasible &= cls_l[:, None] == cls_r[None, :]
+
+        cost = cfg.row_weight * row_term + cfg.size_weight * size_term
+        if cfg.appearance_weight > 0:
+            cost = cost + cfg.appearance_weight * _appearance_distance(left, right)
+        if self._previous_pairs:
+            # Pairing is one-to-one, so each left id had at most one partner last frame.
+            partner = dict(self._previous_pairs)
+            had_partner = np.array([t.track_id in partner for t in left])
+            previous_right = np.array([partner.get(t.track_id, 0) for t in left])
+            ids_r = np.array([t.track_id for t in right])
+            was_paired = had_partner[:, None] & (previous_right[:, None] == ids_r[None, :])
+            cost = cost - cfg.hysteresis_bonus * was_paired
+        return np.where(feasible, cost, _INFEASIBLE)
+
+    def step(self, left: list[Track], right: list[Track], stamp: float) -> list[Track3D]:
+        """Pair, triangulate and update the 3D tracks for one synchronised frame at ``stamp`` (seconds).
+
+        Raises:
+            ValueError: when ``stamp`` is not finite or goes backwards.
+        """
+        stamp = float(stamp)
+        if not np.isfinite(stamp):
+            raise ValueError(f"stamp must be finite, got {stamp}")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            raise ValueError(f"stamp went backwards: {stamp} < previous {self._last_stamp}")
+        self._last_stamp = stamp
+        self._pairs = {k: s for k, s in self._pairs.items() if stamp - s.stamp <= self.config.pair_memory_s}
+
+        matches = self.pair(left, right)
+        self._previous_pairs = {(left[i].track_id, right[j].track_id) for i, j in matches}
+        if not matches:
+            return []
+        li, ri = np.array([m[0] for m in matches]), np.array([m[1] for m in matches])
+        pts_l = np.array([left[i].box[:2] for i in li], dtype=np.float64)
+        pts_r = np.array([right[j].box[:2] for j in ri], dtype=np.float64)
+        positions = triangulate_rectified(self.rig, pts_l, pts_r)
+        covariances = self._covariances(pts_l, pts_r, [left[i] for i in li], [right[j] for j in ri])
+        return [
+            self._update_pair(left[i], right[j], positions[k], covariances[k], stamp)
+            for k, (i, j) in enumerate(zip(li, ri))
+        ]
+
+    def _covariances(self, pts_l: np.ndarray, pts_r: np.ndarray, left: list[Track], right: list[Track]) -> np.ndarray:
+        """(N, 3, 3) position covariances, first-order propagation of the 2D centre covariances."""
+        floor = self.config.min_center_sigma_px**2 * np.eye(2)
+        sigma2 = np.zeros((len(left), 4, 4))
+        for k, (a, b) in enumerate(zip(left, right)):
+            for offset, track in ((0, a), (2, b)):
+                cov = np.asarray(track.covariance, dtype=np.float64)
+                centre = cov[:2, :2] if cov.shape == (4, 4) and np.all(np.isfinite(cov[:2, :2])) else floor
+                sigma2[k, offset:offset + 2, offset:offset + 2] = np.maximum(centre, floor)
+        jac = triangulation_jacobian(self.rig, pts_l, pts_r)
+        return np.einsum("nij,njk,nlk->nil", jac, sigma2, jac)  # Σ3 = J Σ2 J'
+
+    def _update_pair(self, a: Track, b: Track, position: np.ndarray, covariance: np.ndarray, stamp: float) -> Track3D:
+        key = (a.track_id, b.track_id)
+        state = self._pairs.get(key)
+        if state is None:
+            state = _PairState(self._next_id, position, None, stamp,
+                               deque(maxlen=self.config.trail_length))
+            self._next_id += 1
+            self._pairs[key] = state
+        elif stamp > state.stamp:
+            dt = stamp - state.stamp
+            raw_velocity = (position - state.position) / dt  # v = Δp / Δt
+            if state.velocity is None:
+                state.velocity = raw_velocity
+            else:
+                tau = self.config.velocity_time_constant_s
+                alpha = 1.0 - np.exp(-dt / tau) if tau > 0 else 1.0  # α = 1 - exp(-Δt / τ)
+                state.velocity = alpha * raw_velocity + (1.0 - alpha) * state.velocity  # v ← α v_new + (1-α) v
+        state.position, state.stamp = position, stamp
+        state.trail.append(position.copy())
+        worse = max(a.state, b.state, key=_STATE_SEVERITY.__getitem__)
+        return Track3D(
+            track_id=state.track_id,
+            state=TrackState(worse),
+            class_id=a.class_id,
+            class_name=a.class_name,
+            position=position.copy(),
+            velocity=np.zeros(3) if state.velocity is None else state.velocity.copy(),
+            covariance=covariance,
+            left_track_id=a.track_id,
+            right_track_id=b.track_id,
+            persistence_score=float(np.fmin(a.persistence_score, b.persistence_score)),  # NaN-aware min
+            frames_since_seen=max(a.frames_since_seen, b.frames_since_seen),
+            trail=list(state.trail),
+        )
+
+
+def _appearance_distance(left: list[Track], right: list[Track]) -> np.ndarray:
+    """(L, R) cosine distance ``(1 - cos) / 2`` in [0, 1]; 0.5 (uninformative) where an embedding is missing."""
+    dist = np.full((len(left), len(right)), 0.5)
+    li = [i for i, t in enumerate(left) if t.embedding is not None and np.size(t.embedding)]
+    ri = [j for j, t in enumerate(right) if t.embedding is not None and np.size(t.embedding)]
+    if not li or not ri:
+        return dist
+    el = np.array([np.ravel(left[i].embedding) for i in li], dtype=np.float64)
+    er = np.array([np.ravel(right[j].embedding) for j in ri], dtype=np.float64)
+    if el.shape[1] != er.shape[1]:
+        return dist
+    el /= np.maximum(np.linalg.norm(el, axis=1, keepdims=True), 1e-12)
+    er /= np.maximum(np.linalg.norm(er, axis=1, keepdims=True), 1e-12)
+    dist[np.ix_(li, ri)] = 0.5 * (1.0 - el @ er.T)  # (1 - cos) / 2
+    return dist

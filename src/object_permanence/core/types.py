@@ -1,0 +1,147 @@
+"""Dataclasses exchanged between the ROS-free core modules.
+
+Nodes convert ROS messages to and from these types; nothing here imports rclpy.
+Boxes are always ``(cx, cy, w, h)`` in pixels (float64), embeddings are L2-normalised
+float32 vectors, times are seconds taken from message header stamps (never the wall clock).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+class TrackState(IntEnum):
+    """Lifecycle of a track (values match the ``STATE_*`` constants of Track.msg)."""
+
+    TENTATIVE = 0  # new, not yet confirmed
+    VISIBLE = 1  # confirmed and matched this frame
+    OCCLUDED = 2  # confirmed, not matched: a ghost driven by the Kalman prediction
+    LOST = 3  # ghost for too long: removed (reported once, then forgotten)
+
+
+class EventKind(IntEnum):
+    """Track lifecycle events (values match the constants of TrackEvent.msg)."""
+
+    BIRTH = 0
+    OCCLUDED = 1
+    REACQUIRED = 2
+    LOST = 3
+
+
+class ObjectKind(IntEnum):
+    """What a ground-truth entry of the simulator is (values match SimObject.msg)."""
+
+    OBJECT = 0  # a real, persistent object
+    REFLECTION = 1  # a dimmed mirrored copy of an object; stereo-inconsistent
+    GLARE = 2  # a saturated blob at a view-dependent position
+    FALSE_POSITIVE = 3  # a detector hallucination with no image evidence
+
+
+NUISANCE_KINDS = (ObjectKind.REFLECTION, ObjectKind.GLARE, ObjectKind.FALSE_POSITIVE)
+
+
+@dataclass
+class Detection:
+    """One detection in one camera image.
+
+    box: (4,) float64 ``cx, cy, w, h`` in pixels.
+    embedding: (D,) float32, L2-normalised appearance descriptor, or None when not computed.
+    """
+
+    box: np.ndarray
+    score: float
+    class_id: int
+    class_name: str = ""
+    embedding: np.ndarray | None = None
+
+
+@dataclass
+class Track:
+    """A world-model track as published (ghosts included).
+
+    box: (4,) ``cx, cy, w, h`` pixels; velocity: (2,) pixels/s of the box centre;
+    covariance: (4, 4) covariance of the box state ``cx, cy, w, h`` in pixels².
+    persistence_score: probability in [0, 1] that the track is a real persistent object,
+    NaN until a persistence filter has scored it.
+    """
+
+    track_id: int
+    state: TrackState
+    box: np.ndarray
+    velocity: np.ndarray
+    covariance: np.ndarray
+    score: float
+    class_id: int
+    class_name: str
+    age: int  # frames since birth
+    hits: int  # frames with a matched detection
+    frames_since_seen: int
+    embedding: np.ndarray | None = None
+    persistence_score: float = float("nan")
+
+
+@dataclass
+class TrackEvent:
+    """A lifecycle transition of one track."""
+
+    track_id: int
+    kind: EventKind
+    state: TrackState
+    box: np.ndarray
+    frames_unseen: int = 0
+
+
+@dataclass
+class PersistenceDecision:
+    """The persistence filter's verdict on one track.
+
+    attention: per-frame weights over the track's history, oldest first, summing to 1
+    (a baseline without attention reports uniform weights over the frames it used).
+    """
+
+    track_id: int
+    score: float
+    keep: bool
+    attention: np.ndarray
+    frames_observed: int
+    reason: str
+
+
+@dataclass
+class Track3D:
+    """A triangulated track in the left camera's optical frame (metres).
+
+    covariance: (3, 3) position covariance in m².
+    """
+
+    track_id: int
+    state: TrackState
+    class_id: int
+    class_name: str
+    position: np.ndarray
+    velocity: np.ndarray
+    covariance: np.ndarray
+    left_track_id: int
+    right_track_id: int
+    persistence_score: float
+    frames_since_seen: int
+    trail: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class GroundTruthObject:
+    """One ground-truth entry of the simulator in one camera.
+
+    box: (4,) ``cx, cy, w, h`` pixels of the full (unoccluded, unclipped) extent clipped to the image.
+    visibility: fraction of the object's box not hidden by occluders or the image border, [0, 1].
+    position: (3,) metres in the left camera optical frame (NaN for nuisances without a 3D point).
+    """
+
+    object_id: int
+    kind: ObjectKind
+    class_id: int
+    box: np.ndarray
+    visibility: float
+    position: np.ndarray

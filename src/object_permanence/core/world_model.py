@@ -1,0 +1,422 @@
+"""The world model: a multi-object tracker with object permanence ("ghosts").
+
+A detection is an observation; the world model holds the belief. Each track owns a box filter
+(:mod:`object_permanence.core.kalman`). When its object is not detected the track becomes a
+*ghost* (``OCCLUDED``): its prediction, with growing covariance, is still published, and the same
+identity is resumed when the object is seen again, after a long gap by appearance.
+
+Lifecycle: ``TENTATIVE -> VISIBLE <-> OCCLUDED -> LOST``. Events: ``BIRTH`` (confirmed),
+``OCCLUDED``, ``REACQUIRED`` (with the frames unseen), ``LOST`` (the track is published once with
+state LOST, then forgotten). Tentative tracks that miss too often are deleted silently.
+
+Association is a cascade, each stage an optimal assignment on a gated cost matrix:
+
+1. VISIBLE and recently occluded tracks: IoU / Mahalanobis motion cost mixed with appearance.
+2. Older ghosts: Mahalanobis gate on the grown covariance, mixed with appearance; or, beyond that
+   gate, re-identification by appearance alone inside a loose motion gate (the filter is then
+   re-initialised at the detection instead of being pulled across the gap).
+3. TENTATIVE tracks: IoU.
+4. Leftover detections start TENTATIVE tracks.
+
+Classes must match in every stage. Time comes only from the ``stamp`` arguments (seconds).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Callable
+
+import numpy as np
+from scipy.stats import chi2
+
+from object_permanence.core.association import (
+    appearance_cost,
+    assign,
+    iou_matrix,
+    mahalanobis_sq_matrix,
+)
+from object_permanence.core.kalman import BoxFilter, BoxKalmanFilter, BoxKalmanParams
+from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
+
+FilterFactory = Callable[[np.ndarray, BoxKalmanParams], BoxFilter]
+
+_KALMAN_FIELDS = tuple(f.name for f in fields(BoxKalmanParams))
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """Tracker parameters (all scalars, so a node can declare each as a ROS parameter).
+
+    min_hits: matched frames that confirm a TENTATIVE track (BIRTH).
+    max_tentative_misses: consecutive misses after which a TENTATIVE track is deleted.
+    max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST;
+        4 s lets a 3-second occlusion survive with margin.
+    recent_ghost_s: ghosts unseen at most this long are associated with the VISIBLE tracks
+        (stage 1) rather than in the re-identification stage.
+    iou_gate: smallest IoU that counts as motion evidence (stages 1 and 3).
+    gate_probability: the Mahalanobis gate is the chi² quantile of this probability, 4 dof.
+    appearance_weight: weight of the appearance (cosine) cost against the motion cost, in [0, 1].
+    reid_max_appearance_cost: largest cosine distance accepted to re-identify a ghost outside
+        its Mahalanobis gate.
+    reid_gate_scale: the loose motion gate of that re-identification, as a multiple of the
+        Mahalanobis gate (on d²).
+    embedding_momentum: weight of the old value in a track's appearance EMA, in [0, 1).
+    publish_tentative: whether TENTATIVE tracks are in the published list.
+    measurement_std_frac .. min_std_px: Kalman noise scales (see ``BoxKalmanParams``).
+
+    Raises:
+        ValueError: naming the field and its value, also for inconsistent combinations.
+    """
+
+    min_hits: int = 3
+    max_tentative_misses: int = 1
+    max_ghost_age_s: float = 4.0
+    recent_ghost_s: float = 0.2
+    iou_gate: float = 0.1
+    gate_probability: float = 0.99
+    appearance_weight: float = 0.5
+    reid_max_appearance_cost: float = 0.25
+    reid_gate_scale: float = 16.0
+    embedding_momentum: float = 0.9
+    publish_tentative: bool = False
+    measurement_std_frac: float = BoxKalmanParams.measurement_std_frac
+    accel_std_frac: float = BoxKalmanParams.accel_std_frac
+    size_accel_std_frac: float = BoxKalmanParams.size_accel_std_frac
+    init_velocity_std_frac: float = BoxKalmanParams.init_velocity_std_frac
+    min_std_px: float = BoxKalmanParams.min_std_px
+
+    def __post_init__(self) -> None:
+        def check(name: str, ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{name} must be {what}, got {getattr(self, name)!r}")
+
+        def is_int(value: object) -> bool:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+        def is_num(value: object) -> bool:
+            return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
+                and math.isfinite(value)
+
+        check("min_hits", is_int(self.min_hits) and self.min_hits >= 1, "an integer >= 1")
+        check("max_tentative_misses", is_int(self.max_tentative_misses)
+              and self.max_tentative_misses >= 0, "an integer >= 0")
+        check("max_ghost_age_s", is_num(self.max_ghost_age_s) and self.max_ghost_age_s >= 0,
+              "a finite number >= 0")
+        check("recent_ghost_s", is_num(self.recent_ghost_s) and self.recent_ghost_s >= 0,
+              "a finite number >= 0")
+        check("iou_gate", is_num(self.iou_gate) and 0 < self.iou_gate <= 1, "in (0, 1]")
+        check("gate_probability", is_num(self.gate_probability) and 0 < self.gate_probability < 1,
+              "in (0, 1)")
+        check("appearance_weight", is_num(self.appearance_weight)
+              and 0 <= self.appearance_weight <= 1, "in [0, 1]")
+        check("reid_max_appearance_cost", is_num(self.reid_max_appearance_cost)
+              and 0 <= self.reid_max_appearance_cost <= 2, "in [0, 2]")
+        check("reid_gate_scale", is_num(self.reid_gate_scale) and self.reid_gate_scale >= 1,
+              "a finite number >= 1")
+        check("embedding_momentum", is_num(self.embedding_momentum)
+              and 0 <= self.embedding_momentum < 1, "in [0, 1)")
+        check("publish_tentative", isinstance(self.publish_tentative, bool), "a bool")
+        for name in _KALMAN_FIELDS:
+            check(name, is_num(getattr(self, name)) and getattr(self, name) > 0,
+                  "a positive finite number")
+        if self.recent_ghost_s > self.max_ghost_age_s:
+            raise ValueError(f"recent_ghost_s ({self.recent_ghost_s!r}) must not exceed "
+                             f"max_ghost_age_s ({self.max_ghost_age_s!r})")
+
+    @property
+    def kalman_params(self) -> BoxKalmanParams:
+        """The Kalman noise scales of this configuration."""
+        return BoxKalmanParams(**{name: getattr(self, name) for name in _KALMAN_FIELDS})
+
+    @property
+    def mahalanobis_gate(self) -> float:
+        """Gate on the squared Mahalanobis distance: chi² quantile, 4 degrees of freedom."""
+        return float(chi2.ppf(self.gate_probability, df=4))
+
+
+@dataclass
+class StepResult:
+    """What one :meth:`WorldModel.step` produced.
+
+    tracks: published tracks sorted by id (VISIBLE, OCCLUDED ghosts, LOST once, and TENTATIVE
+        when ``publish_tentative``); events: lifecycle transitions in the order they happened;
+    rejected: input detections dropped as invalid.
+    """
+
+    tracks: list[Track]
+    events: list[TrackEvent]
+    rejected: int
+
+
+@dataclass
+class _TrackRecord:
+    """Internal, mutable state of one track."""
+
+    track_id: int
+    filter: BoxFilter
+    state: TrackState
+    class_id: int
+    class_name: str
+    score: float
+    embedding: np.ndarray | None
+    last_seen_stamp: float
+    last_seen_center: np.ndarray
+    age: int = 0
+    hits: int = 1
+    misses: int = 0  # consecutive
+    frames_since_seen: int = 0
+
+
+class WorldModel:
+    """Tracker with ghosts; feed it one camera's detections frame by frame with :meth:`step`.
+
+    Args:
+        config: parameters (validated by the dataclass).
+        filter_factory: builds a :class:`BoxFilter` from a first box (4,) and the noise scales.
+    """
+
+    def __init__(self, config: WorldModelConfig | None = None,
+                 filter_factory: FilterFactory = BoxKalmanFilter) -> None:
+        self.config = config if config is not None else WorldModelConfig()
+        self._filter_factory = filter_factory
+        self._kalman_params = self.config.kalman_params
+        self._gate = self.config.mahalanobis_gate
+        self._next_id = 1
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks and the last stamp (ids keep increasing: they are never reused)."""
+        self._tracks: list[_TrackRecord] = []
+        self._last_stamp: float | None = None
+        self._embedding_dim: int | None = None
+
+    @property
+    def tracks(self) -> list[Track]:
+        """All live tracks (TENTATIVE included), sorted by id."""
+        return [self._publish(t) for t in self._tracks]
+
+    def step(self, stamp: float, detections: list[Detection]) -> StepResult:
+        """Advance to ``stamp`` (seconds) and associate this frame's detections.
+
+        ``dt`` is the difference to the previous stamp; the first step and a repeated stamp
+        (``dt = 0``) do not predict. An empty ``detections`` only predicts (ghosts keep moving,
+        their covariance grows).
+
+        Raises:
+            ValueError: if ``stamp`` is not finite or earlier than the previous one (nothing
+                changes then; the caller drops the frame).
+        """
+        stamp = float(stamp)
+        if not math.isfinite(stamp):
+            raise ValueError(f"stamp must be finite, got {stamp!r}")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            raise ValueError(f"stamp went backwards: {stamp!r} < previous {self._last_stamp!r}")
+        dt = 0.0 if self._last_stamp is None else stamp - self._last_stamp
+        self._last_stamp = stamp
+        dets, rejected = self._valid_detections(detections)
+        if dt > 0:
+            for t in self._tracks:
+                t.filter.predict(dt)
+        matched, reinit = self._associate(stamp, dets)
+        events: list[TrackEvent] = []
+        published: list[Track] = []
+        survivors: list[_TrackRecord] = []
+        for i, t in enumerate(self._tracks):
+            j = matched.get(i)
+            if j is None:
+                self._miss(t, stamp, events)
+            else:
+                self._hit(t, dets[j], stamp, i in reinit, events)
+            if t.state == TrackState.LOST:
+                published.append(self._publish(t))
+            elif t.state == TrackState.TENTATIVE and t.misses > self.config.max_tentative_misses:
+                continue
+            else:
+                survivors.append(t)
+                if t.state != TrackState.TENTATIVE or self.config.publish_tentative:
+                    published.append(self._publish(t))
+        matched_dets = set(matched.values())
+        for j, det in enumerate(dets):
+            if j not in matched_dets:
+                t = self._new_track(det, stamp, events)
+                survivors.append(t)
+                if t.state != TrackState.TENTATIVE or self.config.publish_tentative:
+                    published.append(self._publish(t))
+        self._tracks = survivors
+        return StepResult(tracks=published, events=events, rejected=rejected)
+
+    def _valid_detections(self, detections: list[Detection]) -> tuple[list[Detection], int]:
+        """Drop detections with a non-finite box, score or embedding, w/h <= 0, or an embedding
+        whose length differs from the first one seen; returns the kept ones and the count dropped."""
+        kept: list[Detection] = []
+        for det in detections:
+            try:
+                box = np.asarray(det.box, dtype=float)
+                score = float(det.score)
+                emb = None if det.embedding is None else np.asarray(det.embedding, np.float32).ravel()
+            except (TypeError, ValueError):
+                continue
+            if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+                continue
+            if not math.isfinite(score):
+                continue
+            if emb is not None:
+                if not np.all(np.isfinite(emb)):
+                    continue
+                if self._embedding_dim is None:
+                    self._embedding_dim = emb.shape[0]
+                elif emb.shape[0] != self._embedding_dim:
+                    continue
+            kept.append(Detection(box=box, score=score, class_id=int(det.class_id),
+                                  class_name=det.class_name, embedding=emb))
+        return kept, len(detections) - len(kept)
+
+    def _associate(self, stamp: float, dets: list[Detection]) -> tuple[dict[int, int], set[int]]:
+        """Run the cascade; returns {track index: detection index} and the track indices
+        re-identified outside their motion gate (to be re-initialised)."""
+        cfg = self.config
+        n, m = len(self._tracks), len(dets)
+        if n == 0 or m == 0:
+            return {}, set()
+        det_boxes = np.stack([d.box for d in dets])
+        det_cls = np.array([d.class_id for d in dets])
+        trk_boxes = np.stack([t.filter.box for t in self._tracks])
+        trk_S = np.stack([t.filter.innovation_covariance for t in self._tracks])
+        trk_cls = np.array([t.class_id for t in self._tracks])
+        states = np.array([int(t.state) for t in self._tracks])
+        unseen_s = stamp - np.array([t.last_seen_stamp for t in self._tracks])
+
+        d2 = mahalanobis_sq_matrix(trk_boxes, trk_S, det_boxes)  # (N, M)
+        iou = iou_matrix(trk_boxes, det_boxes)
+        app = self._appearance_matrix(dets)  # NaN where either side has no embedding
+        class_ok = trk_cls[:, None] == det_cls[None, :]
+        motion_d2 = np.minimum(d2 / self._gate, 1.0)
+        in_gate = d2 <= self._gate
+        w = cfg.appearance_weight
+        has_app = np.isfinite(app)
+
+        def mix(motion: np.ndarray) -> np.ndarray:
+            return np.where(has_app, (1 - w) * motion + w * np.nan_to_num(app), motion)
+
+        matched: dict[int, int] = {}
+        free_dets = np.arange(m)
+
+        def run(rows: np.ndarray, cost: np.ndarray, max_cost: float) -> np.ndarray:
+            nonlocal free_dets
+            sub = cost[np.ix_(rows, free_dets)]
+            pairs, _, _ = assign(sub, max_cost)
+            for r, c in pairs:
+                matched[int(rows[r])] = int(free_dets[c])
+            taken = free_dets[pairs[:, 1]]
+            free_dets = np.setdiff1d(free_dets, taken)
+            return rows[pairs[:, 0]]
+
+        # Stage 1: VISIBLE and recent ghosts; motion = mean of (1 - IoU) and the gated d².
+        recent = (states == TrackState.VISIBLE) | (
+            (states == TrackState.OCCLUDED) & (unseen_s <= cfg.recent_ghost_s))
+        cost1 = mix(0.5 * (1.0 - iou) + 0.5 * motion_d2)
+        cost1[~(class_ok & ((iou >= cfg.iou_gate) | in_gate))] = np.inf
+        run(np.flatnonzero(recent), cost1, max_cost=2.0)
+
+        # Stage 2: older ghosts; inside the Mahalanobis gate a mixed cost in [0, 2], outside it
+        # (but inside the loose gate) appearance alone, ranked after every gated pair.
+        ghosts = np.flatnonzero((states == TrackState.OCCLUDED) & ~recent)
+        loose = (d2 <= self._gate * cfg.reid_gate_scale) & has_app & (
+            np.nan_to_num(app, nan=np.inf) <= cfg.reid_max_appearance_cost)
+        cost2 = np.where(in_gate, mix(motion_d2), 2.0 + np.nan_to_num(app))
+        cost2[~(class_ok & (in_gate | loose))] = np.inf
+        reid_rows = run(ghosts, cost2, max_cost=4.0)
+        reinit = {int(i) for i in reid_rows if not in_gate[i, matched[int(i)]]}
+
+        # Stage 3: TENTATIVE tracks by IoU.
+        cost3 = 1.0 - iou
+        cost3[~(class_ok & (iou >= cfg.iou_gate))] = np.inf
+        run(np.flatnonzero(states == TrackState.TENTATIVE), cost3, max_cost=1.0 - cfg.iou_gate)
+        return matched, reinit
+
+    def _appearance_matrix(self, dets: list[Detection]) -> np.ndarray:
+        """(N, M) cosine distance between track and detection embeddings, NaN where one is missing."""
+        n, m = len(self._tracks), len(dets)
+        out = np.full((n, m), np.nan)
+        if self._embedding_dim is None:
+            return out
+        rows = [i for i, t in enumerate(self._tracks) if t.embedding is not None]
+        cols = [j for j, d in enumerate(dets) if d.embedding is not None]
+        if rows and cols:
+            out[np.ix_(rows, cols)] = appearance_cost(
+                np.stack([self._tracks[i].embedding for i in rows]),
+                np.stack([dets[j].embedding for j in cols]))
+        return out
+
+    def _hit(self, t: _TrackRecord, det: Detection, stamp: float, reinit: bool,
+             events: list[TrackEvent]) -> None:
+        """Update a matched track and emit BIRTH / REACQUIRED."""
+        if reinit:
+            gap = stamp - t.last_seen_stamp
+            # Mean velocity over the gap: the state restarts at the detection, with no jump.
+            velocity = (det.box[:2] - t.last_seen_center) / gap if gap > 0 else np.zeros(2)
+            t.filter.reinitialize(det.box, velocity)
+        else:
+            t.filter.update(det.box)
+        unseen = t.frames_since_seen
+        t.hits += 1
+        t.age += 1
+        t.misses = 0
+        t.frames_since_seen = 0
+        t.last_seen_stamp = stamp
+        t.last_seen_center = det.box[:2].copy()
+        t.score = det.score
+        t.embedding = self._blend(t.embedding, det.embedding)
+        if t.state == TrackState.TENTATIVE and t.hits >= self.config.min_hits:
+            t.state = TrackState.VISIBLE
+            events.append(self._event(t, EventKind.BIRTH))
+        elif t.state == TrackState.OCCLUDED:
+            t.state = TrackState.VISIBLE
+            events.append(self._event(t, EventKind.REACQUIRED, unseen))
+
+    def _miss(self, t: _TrackRecord, stamp: float, events: list[TrackEvent]) -> None:
+        """Age an unmatched track and emit OCCLUDED / LOST."""
+        t.age += 1
+        t.misses += 1
+        t.frames_since_seen += 1
+        if t.state == TrackState.VISIBLE:
+            t.state = TrackState.OCCLUDED
+            events.append(self._event(t, EventKind.OCCLUDED, t.frames_since_seen))
+        if t.state == TrackState.OCCLUDED and stamp - t.last_seen_stamp > self.config.max_ghost_age_s:
+            t.state = TrackState.LOST
+            events.append(self._event(t, EventKind.LOST, t.frames_since_seen))
+
+    def _new_track(self, det: Detection, stamp: float, events: list[TrackEvent]) -> _TrackRecord:
+        """Start a TENTATIVE track (VISIBLE at once, with BIRTH, when ``min_hits == 1``)."""
+        t = _TrackRecord(
+            track_id=self._next_id, filter=self._filter_factory(det.box, self._kalman_params),
+            state=TrackState.TENTATIVE, class_id=det.class_id, class_name=det.class_name,
+            score=det.score, embedding=self._blend(None, det.embedding), last_seen_stamp=stamp,
+            last_seen_center=det.box[:2].copy())
+        self._next_id += 1
+        if self.config.min_hits <= 1:
+            t.state = TrackState.VISIBLE
+            events.append(self._event(t, EventKind.BIRTH))
+        return t
+
+    def _blend(self, old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
+        """EMA of L2-normalised embeddings: ``e = m e_old + (1 - m) e_new``, renormalised."""
+        if new is None:
+            return old
+        e = new if old is None else self.config.embedding_momentum * old \
+            + (1.0 - self.config.embedding_momentum) * new
+        norm = float(np.linalg.norm(e))
+        return (e / norm).astype(np.float32) if norm > 0 else old
+
+    @staticmethod
+    def _event(t: _TrackRecord, kind: EventKind, frames_unseen: int = 0) -> TrackEvent:
+        return TrackEvent(track_id=t.track_id, kind=kind, state=t.state, box=t.filter.box,
+                          frames_unseen=frames_unseen)
+
+    @staticmethod
+    def _publish(t: _TrackRecord) -> Track:
+        return Track(track_id=t.track_id, state=t.state, box=t.filter.box,
+                     velocity=t.filter.velocity, covariance=t.filter.box_covariance,
+                     score=t.score, class_id=t.class_id, class_name=t.class_name, age=t.age,
+                     hits=t.hits, frames_since_seen=t.frames_since_seen,
+                     embedding=None if t.embedding is None else t.embedding.copy())
