@@ -127,16 +127,19 @@ def test_noise_at_3m_matches_propagated_covariance(rig):
 
 
 def test_triangulator_covariance_is_propagated_and_grows_with_depth():
-    tri = StereoTriangulator(*projections())
+    tri = StereoTriangulator(*projections(), StereoPairingConfig(center_sigma_floor_px=0.3))
     depths = np.array([1.0, 2.0, 4.0, 8.0])
     points = np.stack([np.linspace(-0.5, 0.5, 4) * depths / 2, np.zeros(4), depths], 1)
     points[:, 1] = np.array([-0.2, 0.0, 0.2, 0.4]) * depths / 2  # distinct rows: unambiguous pairing
-    left, right = stereo_tracks(points, np.full(4, 0.5), sigma_px=0.5)
+    left, right = stereo_tracks(points, np.full(4, 0.5), sigma_px=0.4)  # 0.4² + 0.3² = 0.5²
     out = sorted(tri.step(left, right, 0.0), key=lambda t: t.position[2])
     assert [t.left_track_id for t in out] == [1, 2, 3, 4]
     var_z = np.array([t.covariance[2, 2] for t in out])
     assert np.all(np.diff(var_z) > 0)
     np.testing.assert_allclose(var_z, (depths**2 / (FX * B)) ** 2 * 0.5, rtol=1e-9)  # σ_Z² = (Z²/fB)² · 2σ²
+    left[0].covariance = np.full((4, 4), np.nan)  # a broken 2D covariance falls back to the floor
+    broken = next(t for t in tri.step(left, right, 1.0) if t.left_track_id == 1)
+    assert np.all(np.isfinite(broken.covariance)) and broken.covariance[2, 2] < out[0].covariance[2, 2]
     for t in out:
         assert t.covariance.shape == (3, 3)
         np.testing.assert_allclose(t.covariance, t.covariance.T)
@@ -310,6 +313,7 @@ def test_stamps_going_backwards_raise():
         ({"trail_length": 0}, "trail_length"),
         ({"velocity_time_constant_s": -0.1}, "velocity_time_constant_s"),
         ({"hysteresis_bonus": float("nan")}, "hysteresis_bonus"),
+        ({"center_sigma_floor_px": -0.5}, "center_sigma_floor_px"),
     ],
 )
 def test_config_validation_names_the_argument(kwargs, name):
@@ -331,3 +335,25 @@ def test_projection_validation():
         StereoTriangulator(p_left, other_fy)
     with pytest.raises(ValueError, match="P_left"):
         StereoTriangulator(p_left[:, :3], p_right)
+
+
+def test_velocity_ema_smooths_noisy_positions():
+    rng = np.random.default_rng(5)
+    noise = rng.uniform(-0.3, 0.3, (60, 2, 2))
+
+    def velocity_errors(tau: float) -> np.ndarray:
+        tri = StereoTriangulator(*projections(), StereoPairingConfig(velocity_time_constant_s=tau))
+        errors = []
+        for k in range(60):
+            stamp = k / 30.0
+            left, right = stereo_tracks(np.array([[0.5 * stamp, 0.0, 3.0]]), np.array([1.0]))
+            left[0].box[:2] += noise[k, 0]
+            right[0].box[:2] += noise[k, 1]
+            (out,) = tri.step(left, right, stamp)
+            if k == 0:
+                assert np.array_equal(out.velocity, np.zeros(3))  # unknown until a second observation
+            errors.append(np.linalg.norm(out.velocity - [0.5, 0.0, 0.0]))
+        return np.array(errors[20:])
+
+    raw, smoothed = velocity_errors(0.0), velocity_errors(0.3)
+    assert np.sqrt(np.mean(smoothed**2)) < 0.5 * np.sqrt(np.mean(raw**2))

@@ -134,8 +134,8 @@ class BoxKalmanFilter:
         The size velocity restarts at zero and ``P`` at the initial covariance. Used for a new
         track and when a ghost is re-identified after a gap too long for its prediction.
         """
-        z = np.asarray(z, dtype=float).reshape(DIM_Z)
-        if not (np.all(np.isfinite(z)) and z[2] > 0 and z[3] > 0):
+        z = np.asarray(z, dtype=float)
+        if not (z.shape == (DIM_Z,) and np.all(np.isfinite(z)) and z[2] > 0 and z[3] > 0):
             raise ValueError(f"box must be 4 finite numbers with w, h > 0, got {z!r}")
         velocity = np.asarray(velocity, dtype=float).reshape(2)
         p = self.params

@@ -54,7 +54,8 @@ class StereoPairingConfig:
     velocity_time_constant_s: time constant tau of the velocity EMA; each update weighs the newest
         finite difference by ``1 - exp(-dt / tau)`` (rate-independent); 0 keeps the raw difference.
     pair_memory_s: a pair unseen for longer than this is forgotten (its id is never reused).
-    min_center_sigma_px: floor of the 2D centre standard deviation used for the 3D covariance.
+    center_sigma_floor_px: 2D centre standard deviation added (in quadrature) to each track's centre
+        covariance before propagation, for rectification resampling and box quantisation.
     """
 
     max_row_diff_px: float = 4.0
@@ -70,12 +71,12 @@ class StereoPairingConfig:
     trail_length: int = 30
     velocity_time_constant_s: float = 0.2
     pair_memory_s: float = 5.0
-    min_center_sigma_px: float = 0.5
+    center_sigma_floor_px: float = 0.25
 
     def __post_init__(self) -> None:
         nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
-                       "hysteresis_bonus", "pair_memory_s", "velocity_time_constant_s")
-        positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "min_center_sigma_px")
+                       "hysteresis_bonus", "pair_memory_s", "velocity_time_constant_s", "center_sigma_floor_px")
+        positive = ("max_row_diff_px", "min_depth_m", "max_depth_m")
         for name in nonnegative + positive:
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0 or (name in positive and value == 0):
@@ -271,14 +272,18 @@ class StereoTriangulator:
         ]
 
     def _covariances(self, pts_l: np.ndarray, pts_r: np.ndarray, left: list[Track], right: list[Track]) -> np.ndarray:
-        """(N, 3, 3) position covariances, first-order propagation of the 2D centre covariances."""
-        floor = self.config.min_center_sigma_px**2 * np.eye(2)
+        """(N, 3, 3) position covariances, first-order propagation of the 2D centre covariances.
+
+        Σ2 (N, 4, 4) is block-diagonal (the two views' errors are independent): each block is the
+        track's (cx, cy) covariance plus ``center_sigma_floor_px²`` I; a non-finite block is replaced
+        by the floor alone.
+        """
+        floor = self.config.center_sigma_floor_px**2 * np.eye(2)
         sigma2 = np.zeros((len(left), 4, 4))
-        for k, (a, b) in enumerate(zip(left, right)):
-            for offset, track in ((0, a), (2, b)):
-                cov = np.asarray(track.covariance, dtype=np.float64)
-                centre = cov[:2, :2] if cov.shape == (4, 4) and np.all(np.isfinite(cov[:2, :2])) else floor
-                sigma2[k, offset:offset + 2, offset:offset + 2] = np.maximum(centre, floor)
+        for offset, tracks in ((0, left), (2, right)):
+            centre = np.array([np.asarray(t.covariance, dtype=np.float64)[:2, :2] for t in tracks])
+            centre[~np.all(np.isfinite(centre), axis=(1, 2))] = 0.0
+            sigma2[:, offset:offset + 2, offset:offset + 2] = centre + floor
         jac = triangulation_jacobian(self.rig, pts_l, pts_r)
         return np.einsum("nij,njk,nlk->nil", jac, sigma2, jac)  # Σ3 = J Σ2 J'
 

@@ -290,7 +290,6 @@ class WorldModel:
         iou = iou_matrix(trk_boxes, det_boxes)
         app = self._appearance_matrix(dets)  # NaN where either side has no embedding
         class_ok = trk_cls[:, None] == det_cls[None, :]
-        motion_d2 = np.minimum(d2 / self._gate, 1.0)
         in_gate = d2 <= self._gate
         w = cfg.appearance_weight
         has_app = np.isfinite(app)
@@ -311,22 +310,26 @@ class WorldModel:
             free_dets = np.setdiff1d(free_dets, taken)
             return rows[pairs[:, 0]]
 
-        # Stage 1: VISIBLE and recent ghosts; motion = mean of (1 - IoU) and the gated d².
+        # Motion evidence: IoU with the predicted box or the Mahalanobis gate; the motion cost is
+        # the mean of (1 - IoU) and the gated d², in [0, 1].
+        motion_ok = class_ok & ((iou >= cfg.iou_gate) | in_gate)
+        motion = 0.5 * (1.0 - iou) + 0.5 * np.minimum(d2 / self._gate, 1.0)
+
+        # Stage 1: VISIBLE and recent ghosts.
         recent = (states == TrackState.VISIBLE) | (
             (states == TrackState.OCCLUDED) & (unseen_s <= cfg.recent_ghost_s))
-        cost1 = mix(0.5 * (1.0 - iou) + 0.5 * motion_d2)
-        cost1[~(class_ok & ((iou >= cfg.iou_gate) | in_gate))] = np.inf
+        cost1 = np.where(motion_ok, mix(motion), np.inf)
         run(np.flatnonzero(recent), cost1, max_cost=2.0)
 
-        # Stage 2: older ghosts; inside the Mahalanobis gate a mixed cost in [0, 2], outside it
-        # (but inside the loose gate) appearance alone, ranked after every gated pair.
+        # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) the
+        # same mixed cost; without it, but inside the loose gate, appearance alone, ranked after
+        # every pair with motion evidence.
         ghosts = np.flatnonzero((states == TrackState.OCCLUDED) & ~recent)
-        loose = (d2 <= self._gate * cfg.reid_gate_scale) & has_app & (
+        loose = class_ok & (d2 <= self._gate * cfg.reid_gate_scale) & has_app & (
             np.nan_to_num(app, nan=np.inf) <= cfg.reid_max_appearance_cost)
-        cost2 = np.where(in_gate, mix(motion_d2), 2.0 + np.nan_to_num(app))
-        cost2[~(class_ok & (in_gate | loose))] = np.inf
+        cost2 = np.where(motion_ok, mix(motion), np.where(loose, 2.0 + np.nan_to_num(app), np.inf))
         reid_rows = run(ghosts, cost2, max_cost=4.0)
-        reinit = {int(i) for i in reid_rows if not in_gate[i, matched[int(i)]]}
+        reinit = {int(i) for i in reid_rows if not motion_ok[i, matched[int(i)]]}
 
         # Stage 3: TENTATIVE tracks by IoU.
         cost3 = 1.0 - iou

@@ -359,11 +359,15 @@ def occlusion_episodes(
             ghost = _latest_ghost(records, camera, track_a, anchors[-1], q)
             if ghost is not None:
                 p, trk = ghost
-                predicted = np.asarray(trk.box[:2], float) + np.asarray(trk.velocity, float) * (
-                    records[q].stamp - records[p].stamp
-                )  # c(q) = c(p) + v · Δt
-                errors.append(float(np.linalg.norm(predicted - np.asarray(index.get(q, oid).box[:2], float))))
+                errors.append(_reacquire_error(trk, records[q].stamp - records[p].stamp, index.get(q, oid)))
     return n_recovered, n_episodes, errors
+
+
+def _reacquire_error(ghost: Track, dt: float, truth: GroundTruthObject) -> float:
+    """Pixels between the ghost's centre propagated ``dt`` seconds and the ground-truth centre."""
+    centre, velocity = np.asarray(ghost.box[:2], float), np.asarray(ghost.velocity, float)
+    predicted = centre + velocity * dt  # c(q) = c(p) + v Δt
+    return float(np.linalg.norm(predicted - np.asarray(truth.box[:2], float)))
 
 
 def _latest_ghost(

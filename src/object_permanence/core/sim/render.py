@@ -3,11 +3,13 @@
 The world decides *where* things are (:mod:`world`); this module only paints a list of
 :class:`Sprite` onto a cached background, in order. Every sprite is a texture stretched over a
 float pixel rectangle ``(x1, y1, x2, y2)``: pixel ``i`` is painted when its centre ``i + 0.5``
-lies in ``[x1, x2)``, so the painted area matches the ground-truth box geometry exactly. Texture
-sampling is nearest-neighbour through index arrays, which clips and scales in one vectorised step.
+lies in ``[x1, x2)``, so the painted area matches the ground-truth box geometry exactly. Each
+texture is resized to the sprite's whole pixel extent (cached) and the in-image part copied, blended or
+added with numpy slicing.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -16,6 +18,7 @@ import numpy as np
 
 TEXTURE_SIZE = 64  # px, side of the square object textures (bottles are 2.5x taller)
 GLARE_KEY = -1  # texture key of the shared glare alpha profile
+_CACHE_SIZE = 128  # scaled textures kept
 
 
 class Blend(IntEnum):
@@ -99,8 +102,8 @@ def stereo_background(rng: np.random.Generator, width: int, height: int,
     canvas shifted so that a wall point at column ``c`` of the left image lies at ``c - d`` on the right.
     """
     canvas_w = width + disparity_px
-    coarse = rng.normal(0.0, 1.0, size=(9, 12, 3)).astype(np.float32)
-    smooth = cv2.resize(coarse, (canvas_w, height), interpolation=cv2.INTER_CUBIC)
+    coarse = rng.normal(0.0, 1.0, size=(9, 12, 1)) + rng.normal(0.0, 0.25, size=(9, 12, 3))  # mostly grey
+    smooth = cv2.resize(coarse.astype(np.float32), (canvas_w, height), interpolation=cv2.INTER_CUBIC)
     rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     wall = 150.0 - 40.0 * rows + 10.0 * smooth
     floor_start = int(0.72 * height)
@@ -121,6 +124,7 @@ class SceneRenderer:
         self._backgrounds = backgrounds
         self._textures = dict(textures)
         self._textures.setdefault(GLARE_KEY, glare_profile())
+        self._cache: OrderedDict[tuple[int, int, int, bool], np.ndarray] = OrderedDict()
 
     def render(self, view: int, sprites: list[Sprite]) -> np.ndarray:
         """(H, W, 3) uint8 BGR image of one view (0 left, 1 right) with ``sprites`` painted in order."""
@@ -129,28 +133,36 @@ class SceneRenderer:
             self._paint(image, sprite)
         return image
 
+    def _scaled(self, key: int, width: int, height: int, flip: bool) -> np.ndarray:
+        """Texture ``key`` resized to (height, width), optionally flipped; LRU-cached (static occluders
+        and slowly scaling objects hit the cache)."""
+        cache_key = (key, width, height, flip)
+        scaled = self._cache.get(cache_key)
+        if scaled is None:
+            scaled = cv2.resize(self._textures[key], (width, height), interpolation=cv2.INTER_LINEAR)
+            if flip:
+                scaled = np.ascontiguousarray(scaled[::-1])
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(cache_key)
+        self._cache[cache_key] = scaled
+        return scaled
+
     def _paint(self, image: np.ndarray, sprite: Sprite) -> None:
         height, width = image.shape[:2]
-        x1, y1, x2, y2 = sprite.rect
-        # pixel i is inside when its centre i + 0.5 lies in [x1, x2)
-        col0, col1 = max(0, int(np.ceil(x1 - 0.5))), min(width, int(np.ceil(x2 - 0.5)))
-        row0, row1 = max(0, int(np.ceil(y1 - 0.5))), min(height, int(np.ceil(y2 - 0.5)))
+        # pixel i is inside when its centre i + 0.5 lies in [x1, x2): i in [ceil(x1 - 0.5), ceil(x2 - 0.5))
+        left, top, right, bottom = (int(np.ceil(c - 0.5)) for c in sprite.rect)
+        col0, col1, row0, row1 = max(0, left), min(width, right), max(0, top), min(height, bottom)
         if col1 <= col0 or row1 <= row0:
             return
-        texture = self._textures[sprite.key]
-        tex_h, tex_w = texture.shape[:2]
-        cols = ((np.arange(col0, col1) + 0.5 - x1) * (tex_w / (x2 - x1))).astype(np.intp)
-        rows = ((np.arange(row0, row1) + 0.5 - y1) * (tex_h / (y2 - y1))).astype(np.intp)
-        np.clip(cols, 0, tex_w - 1, out=cols)
-        np.clip(rows, 0, tex_h - 1, out=rows)
-        if sprite.flip_vertical:
-            rows = tex_h - 1 - rows
-        patch = texture[rows][:, cols]
+        scaled = self._scaled(sprite.key, right - left, bottom - top, sprite.flip_vertical)
+        patch = scaled[row0 - top:row1 - top, col0 - left:col1 - left]
         region = image[row0:row1, col0:col1]
         if sprite.blend == Blend.OPAQUE:
             region[:] = patch
         elif sprite.blend == Blend.DIMMED:
             region[:] = cv2.addWeighted(region, 1.0 - sprite.alpha, patch, sprite.alpha, 0.0)
         else:
-            alpha = (patch * sprite.alpha)[:, :, None]
-            region[:] = (region + alpha * (255.0 - region)).astype(np.uint8)  # saturate towards white
+            alpha = (patch * np.float32(sprite.alpha))[:, :, None]
+            region[:] = region + alpha * (np.float32(255.0) - region)  # saturate towards white

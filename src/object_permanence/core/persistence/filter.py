@@ -1,0 +1,66 @@
+"""The persistence filter: keeps per-track histories, asks a model for decisions, and passes on
+only the tracks judged persistent (with their score set)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from object_permanence.core.persistence.base import PersistenceModel
+from object_permanence.core.persistence.history import TrackHistory
+from object_permanence.core.types import PersistenceDecision, Track, TrackState
+
+
+@dataclass
+class FilterResult:
+    kept: list[Track]  # persistent tracks, persistence_score set, ghosts included
+    decisions: list[PersistenceDecision]  # one per input track
+
+
+class PersistenceFilter:
+    """Runs a :class:`PersistenceModel` over every track each frame.
+
+    A track once judged persistent stays kept for the rest of its life (sticky): object
+    permanence means its ghost must not be dropped because it stopped producing evidence.
+    Tentative tracks are scored but never passed on.
+    """
+
+    def __init__(self, model: PersistenceModel, history_len: int = 30, sticky: bool = True) -> None:
+        if history_len < 1:
+            raise ValueError(f"history_len must be >= 1, got {history_len}")
+        self.model = model
+        self.history_len = history_len
+        self.sticky = sticky
+        self._histories: dict[int, TrackHistory] = {}
+        self._kept_ids: set[int] = set()
+
+    def step(self, tracks: list[Track]) -> FilterResult:
+        present = {t.track_id for t in tracks}
+        for gone in [i for i in self._histories if i not in present]:
+            del self._histories[gone]
+            self._kept_ids.discard(gone)
+        histories = []
+        for t in tracks:
+            hist = self._histories.get(t.track_id)
+            if hist is None:
+                hist = self._histories[t.track_id] = TrackHistory(t.track_id, self.history_len)
+            hist.append(t)
+            histories.append(hist)
+        decisions = self.model.decide(histories) if histories else []
+        kept = []
+        for t, d in zip(tracks, decisions):
+            if t.state == TrackState.TENTATIVE:
+                d.keep = False
+            elif self.sticky and (d.keep or t.track_id in self._kept_ids):
+                if not d.keep:
+                    d.reason += " sticky"
+                self._kept_ids.add(t.track_id)
+                d.keep = True
+            if d.keep:
+                kept.append(replace(t, persistence_score=d.score))
+            if t.state == TrackState.LOST:
+                self._histories.pop(t.track_id, None)
+                self._kept_ids.discard(t.track_id)
+        return FilterResult(kept=kept, decisions=decisions)
+
+    def reset(self) -> None:
+        self._histories.clear()
+        self._kept_ids.clear()

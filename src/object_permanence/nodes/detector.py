@@ -1,0 +1,111 @@
+"""detector: detects objects in both views of a stereo pair in one batch and computes one
+appearance embedding per detection (``stereo/<cam>/image_raw`` -> ``stereo/<cam>/detections``).
+
+Backends: ``ultralytics`` (any YOLO weights file, on ``device``) and ``simulated`` — a simulator
+of a detector (ground truth from ``sim/ground_truth`` plus a configurable noise model: misses,
+jitter, false positives, confidences), for evaluating the rest of the pipeline on the sim."""
+from __future__ import annotations
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from object_permanence.core.appearance import ColorHistogramEmbedder
+from object_permanence.core.detection.simulated import SimulatedDetector, SimulatedDetectorConfig
+from object_permanence.core.types import Detection
+from object_permanence.msg import DetectionArray, SimGroundTruth
+from object_permanence.ros.conversions import (
+    ConversionError,
+    as_bgr,
+    detection_to_msg,
+    image_to_numpy,
+    sim_objects_from_msg,
+)
+from object_permanence.ros.params import Param, ParameterError, build_config, config_params, declare
+from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
+from object_permanence.ros.runner import main_for
+from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key
+
+BACKENDS = ("simulated", "ultralytics")
+CAMERAS = ("left", "right")
+
+PARAMS = (
+    Param("backend", "simulated", "Detector backend. simulated: a detector simulator over the sim's ground "
+          "truth (for tracker evaluation); ultralytics: YOLO weights (AGPL-3.0, optional).", choices=BACKENDS),
+    Param("weights", "", "ultralytics: weights file (.pt). Nothing is downloaded."),
+    Param("device", "auto", "ultralytics: inference device.", choices=("auto", "cpu", "cuda")),
+    Param("imgsz", 640, "ultralytics: inference size (multiple of 32).", low=32, high=4096),
+    Param("conf_threshold", 0.25, "ultralytics: minimum confidence.", low=0.0, high=1.0),
+    Param("iou_threshold", 0.7, "ultralytics: NMS IoU threshold.", low=0.0, high=1.0),
+    Param("max_detections", 300, "Per image; the highest-scoring are kept beyond it (logged).", low=1, high=100000),
+    Param("embedding_bins", [8, 4, 4], "HSV histogram bins of the appearance embedding (H, S, V)."),
+    Param("sync_queue_size", 10, "Stamps waiting for their partner message(s) before the oldest is dropped.",
+          low=1, high=1000),
+) + config_params(SimulatedDetectorConfig, prefix="sim.")
+
+
+class DetectorNode(Node):
+    """Thin adapter: synchronised image pair (+ truth) -> backend -> embeddings -> DetectionArrays."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("detector", **kwargs)
+        p = declare(self, PARAMS)
+        bins = tuple(p["embedding_bins"])
+        if len(bins) != 3 or min(bins) < 1:
+            raise ParameterError(f"parameter 'embedding_bins' must be three positive integers, got {list(bins)}")
+        self._embedder = ColorHistogramEmbedder(bins=bins)
+        self._max_detections = p["max_detections"]
+        self._backend = p["backend"]
+        if self._backend == "simulated":
+            self._sim = SimulatedDetector(build_config(SimulatedDetectorConfig, p, prefix="sim."))
+        else:
+            self._yolo = self._load_ultralytics(p)
+        self._pubs = {c: self.create_publisher(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS)
+                      for c in CAMERAS}
+        n_inputs = 3 if self._backend == "simulated" else 2
+        self._sync = ExactStampSynchronizer(n_inputs, self._on_frame, p["sync_queue_size"])
+        inputs = self._sync.inputs(header_stamp_key)
+        for cam, callback in zip(CAMERAS, inputs):
+            self.create_subscription(Image, f"stereo/{cam}/image_raw", callback, SENSOR_QOS)
+        if self._backend == "simulated":
+            self.create_subscription(SimGroundTruth, "sim/ground_truth", inputs[2], RELIABLE_QOS)
+        self.get_logger().info(f"backend '{self._backend}'")
+
+    def _load_ultralytics(self, p: dict):
+        from object_permanence.core.detection.ultralytics_backend import UltralyticsDetector
+
+        try:
+            return UltralyticsDetector(p["weights"], p["device"], p["imgsz"], p["conf_threshold"],
+                                       p["iou_threshold"], p["max_detections"])
+        except (OSError, ValueError) as exc:
+            raise ParameterError(f"backend 'ultralytics': {exc}") from exc
+
+    def _on_frame(self, left: Image, right: Image, truth: SimGroundTruth | None = None) -> None:
+        try:
+            images = [as_bgr(image_to_numpy(m), m.encoding) for m in (left, right)]
+        except ConversionError as exc:
+            self.get_logger().error(f"dropped stereo pair: {exc}", throttle_duration_sec=2.0)
+            return
+        if truth is not None:
+            per_camera = [self._sim.detect(sim_objects_from_msg(objs), truth.frame_index, cam, image.shape[:2])
+                          for cam, objs, image in zip(CAMERAS, (truth.left, truth.right), images)]
+        else:
+            per_camera = self._yolo.detect(images)
+        for cam, msg, image, detections in zip(CAMERAS, (left, right), images, per_camera):
+            detections = self._cap(cam, detections)
+            if detections:
+                embeddings = self._embedder.embed(image, np.array([d.box for d in detections]))
+                for d, e in zip(detections, embeddings):
+                    d.embedding = e
+            self._pubs[cam].publish(DetectionArray(header=msg.header,
+                                                   detections=[detection_to_msg(d) for d in detections]))
+
+    def _cap(self, camera: str, detections: list[Detection]) -> list[Detection]:
+        if len(detections) <= self._max_detections:
+            return detections
+        self.get_logger().warn(f"{camera}: {len(detections)} detections, keeping the {self._max_detections} "
+                               "highest-scoring (max_detections)", throttle_duration_sec=5.0)
+        return sorted(detections, key=lambda d: -d.score)[:self._max_detections]
+
+
+main = main_for(DetectorNode)

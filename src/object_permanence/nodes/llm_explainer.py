@@ -1,0 +1,107 @@
+"""llm_explainer: says in plain words why tracks were kept or filtered
+(``persistence/decisions`` + ``stereo/<cam>/tracks`` -> ``explanations``).
+
+Never in the control loop: requests go to a bounded, rate-limited queue served by a worker
+thread; a failing or absent language model falls back to the offline template explainer."""
+from __future__ import annotations
+
+import os
+
+from rclpy.node import Node
+from std_msgs.msg import Header
+
+from object_permanence.core.explain import (
+    BACKENDS,
+    ExplainerWorker,
+    Explanation,
+    ExplanationRequest,
+    TemplateExplainer,
+    make_explainer,
+)
+from object_permanence.core.types import Track, TrackState
+from object_permanence.msg import Explanation as ExplanationMsg, PersistenceDecisionArray, TrackArray
+from object_permanence.ros.conversions import decision_from_msg, sec_to_stamp, stamp_to_sec, track_from_msg
+from object_permanence.ros.params import Param, ParameterError, declare
+from object_permanence.ros.qos import RELIABLE_QOS
+from object_permanence.ros.runner import main_for
+
+CAMERAS = ("left", "right")
+
+PARAMS = (
+    Param("backend", "auto", "Explainer. auto: openai when an API key or base_url is configured, else template; "
+          "template: offline sentences from the facts; openai: any OpenAI-compatible server.", choices=BACKENDS),
+    Param("model", "gpt-4o-mini", "openai: model name."),
+    Param("base_url", "", "openai: server URL, e.g. http://127.0.0.1:8000/v1 (empty: the client's default)."),
+    Param("api_key_env", "OPENAI_API_KEY", "openai: environment variable holding the API key (never a parameter)."),
+    Param("timeout_s", 5.0, "openai: request timeout (s).", low=0.1, high=120.0),
+    Param("rate_limit_hz", 2.0, "Most explainer calls per second.", low=0.01, high=100.0),
+    Param("max_queue", 32, "Requests waiting beyond this are dropped (counted).", low=1, high=10000),
+    Param("min_frames", 1, "Explain a track's decision only once it has this many frames of history.",
+          low=1, high=10000),
+)
+
+
+class LlmExplainerNode(Node):
+    """Explains each track's decision when it is first made and whenever it flips."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("llm_explainer", **kwargs)
+        p = declare(self, PARAMS)
+        try:
+            explainer = make_explainer(p["backend"], model=p["model"], base_url=p["base_url"] or None,
+                                       api_key=os.environ.get(p["api_key_env"]) or None, timeout_s=p["timeout_s"])
+        except ValueError as exc:
+            raise ParameterError(f"explainer backend '{p['backend']}': {exc}") from exc
+        self._min_frames = p["min_frames"]
+        self._tracks: dict[tuple[str, int], Track] = {}
+        self._score_sums: dict[tuple[str, int], tuple[float, int]] = {}
+        self._last_keep: dict[tuple[str, int], bool] = {}
+        self._pub = self.create_publisher(ExplanationMsg, "explanations", RELIABLE_QOS)
+        self._worker = ExplainerWorker(explainer, TemplateExplainer(), p["max_queue"], p["rate_limit_hz"],
+                                       self._publish)
+        for cam in CAMERAS:
+            self.create_subscription(TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam: self._on_tracks(c, m),
+                                     RELIABLE_QOS)
+        self.create_subscription(PersistenceDecisionArray, "persistence/decisions", self._on_decisions, RELIABLE_QOS)
+        self.get_logger().info(f"explainer: {type(explainer).__name__}")
+
+    def _on_tracks(self, camera: str, msg: TrackArray) -> None:
+        for m in msg.tracks:
+            key = (camera, m.id)
+            if m.state == TrackState.LOST:
+                for table in (self._tracks, self._score_sums, self._last_keep):
+                    table.pop(key, None)
+                continue
+            self._tracks[key] = track_from_msg(m)
+            if m.frames_since_seen == 0:
+                total, n = self._score_sums.get(key, (0.0, 0))
+                self._score_sums[key] = (total + m.score, n + 1)
+
+    def _on_decisions(self, msg: PersistenceDecisionArray) -> None:
+        stamp = stamp_to_sec(msg.header.stamp)
+        for m in msg.decisions:
+            key = (m.camera, m.track_id)
+            track = self._tracks.get(key)
+            if track is None or m.frames_observed < self._min_frames or self._last_keep.get(key) == m.keep:
+                continue
+            self._last_keep[key] = m.keep
+            total, n = self._score_sums.get(key, (track.score, 1))
+            request = ExplanationRequest.from_decision(decision_from_msg(m), track, m.camera, stamp, total / max(n, 1))
+            if not self._worker.submit(request):
+                self.get_logger().warn("explanation queue full, request dropped", throttle_duration_sec=5.0)
+
+    def _publish(self, explanation: Explanation) -> None:
+        """Called on the worker thread (rclpy publishers are thread-safe)."""
+        r = explanation.request
+        self._pub.publish(ExplanationMsg(
+            header=Header(stamp=sec_to_stamp(r.stamp)), track_id=r.track_id, camera=r.camera, kept=r.kept,
+            score=float(r.score), text=explanation.text, source=explanation.source))
+
+    def close(self) -> None:
+        stats = self._worker.stats()
+        self._worker.close()
+        if stats.get("failures"):
+            self.get_logger().warn(f"explainer failures: {stats['failures']} (last: {stats.get('last_error')})")
+
+
+main = main_for(LlmExplainerNode)

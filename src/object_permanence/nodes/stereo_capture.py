@@ -1,0 +1,136 @@
+"""stereo_capture: publishes synchronised left/right images and CameraInfo (one stamp per pair)
+from the simulator, two video files (or one side-by-side), two image folders or two cameras.
+
+The simulated source also publishes its ground truth on ``sim/ground_truth`` (same stamp)."""
+from __future__ import annotations
+
+import cv2
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from object_permanence.core.calibration import camera_info_fields, load_stereo_calibration, rectify_maps
+from object_permanence.core.sim.scenarios import SCENARIOS
+from object_permanence.core.sim.source import SimStereoSource
+from object_permanence.core.sources import open_source
+from object_permanence.msg import SimGroundTruth
+from object_permanence.ros.conversions import camera_info_msg, numpy_to_image, sim_objects_to_msg
+from object_permanence.ros.params import Param, ParameterError, declare
+from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
+from object_permanence.ros.runner import main_for
+
+SOURCES = ("sim", "video", "images", "camera")
+
+PARAMS = (
+    Param("source", "sim", "Where frames come from.", choices=SOURCES),
+    Param("fps", 30.0, "Publish rate (Hz); for cameras, the rate they are polled at.", low=0.1, high=1000.0),
+    Param("max_frames", 0, "Stop after this many frames (0: the sim scenario's length / until the source ends).",
+          low=0, high=10**9),
+    Param("loop", False, "Restart at the first frame when the source ends (sim, video, images)."),
+    Param("scenario", "cluttered", "sim: scenario preset.", choices=tuple(sorted(SCENARIOS))),
+    Param("seed", 0, "sim: random seed (the world is deterministic for a seed).", low=0, high=2**31 - 1),
+    Param("publish_ground_truth", True, "sim: publish the ground truth on sim/ground_truth."),
+    Param("video_left", "", "video: left video file (or the side-by-side file)."),
+    Param("video_right", "", "video: right video file (empty with side_by_side)."),
+    Param("side_by_side", False, "video: one file holding left|right halves."),
+    Param("images_left", "", "images: folder or glob of left images."),
+    Param("images_right", "", "images: folder or glob of right images."),
+    Param("camera_left", 0, "camera: OpenCV device index of the left camera.", low=0, high=255),
+    Param("camera_right", 1, "camera: OpenCV device index of the right camera.", low=0, high=255),
+    Param("width", 640, "camera: requested frame width.", low=16, high=8192),
+    Param("height", 480, "camera: requested frame height.", low=16, high=8192),
+    Param("calibration_file", "", "Stereo calibration YAML (camera_calibration_parsers format, left:/right: "
+          "blocks). Required for video/images/camera; the sim uses its own rig when empty."),
+    Param("rectify", True, "Rectify real images with the calibration before publishing (the detector, "
+          "world model and triangulator assume rectified, row-aligned views)."),
+    Param("frame_id_left", "left_camera_optical_frame", "frame_id of left images and camera_info."),
+    Param("frame_id_right", "right_camera_optical_frame", "frame_id of right images and camera_info."),
+)
+
+
+class StereoCaptureNode(Node):
+    """Timer-driven capture: read a pair, stamp it once, publish images + camera_info (+ truth)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("stereo_capture", **kwargs)
+        p = declare(self, PARAMS)
+        self._frame_ids = {"left": p["frame_id_left"], "right": p["frame_id_right"]}
+        self._source, info_fields, self._maps = self._open(p)
+        self._info = {cam: info_fields[cam] for cam in ("left", "right")}
+        self._publish_truth = p["source"] == "sim" and p["publish_ground_truth"]
+        self._max_frames = p["max_frames"]
+        self._count = 0
+        self._pub_image = {c: self.create_publisher(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in self._info}
+        self._pub_info = {c: self.create_publisher(CameraInfo, f"stereo/{c}/camera_info", SENSOR_QOS)
+                          for c in self._info}
+        self._pub_truth = self.create_publisher(SimGroundTruth, "sim/ground_truth", RELIABLE_QOS) \
+            if self._publish_truth else None
+        self._timer = self.create_timer(1.0 / p["fps"], self._tick)
+        self.get_logger().info(f"source '{p['source']}' at {p['fps']:.1f} Hz, "
+                               f"{self._source.frame_size[0]}x{self._source.frame_size[1]}")
+
+    def _open(self, p: dict):
+        """The frame source, the CameraInfo fields per camera and the rectification maps (or None)."""
+        if p["source"] == "sim":
+            source = SimStereoSource(p["scenario"], p["seed"], p["max_frames"], p["loop"])
+            fields = {c: source.world.rig.camera_info(c) for c in ("left", "right")}
+            if p["calibration_file"]:
+                self.get_logger().warn("calibration_file is ignored by the sim source (it uses its own rig)")
+            return source, fields, None
+        if not p["calibration_file"]:
+            raise ParameterError(f"parameter 'calibration_file' is required for source '{p['source']}'")
+        try:
+            calibration = load_stereo_calibration(p["calibration_file"])
+            source = open_source(p["source"], **self._source_params(p))
+        except (OSError, ValueError) as exc:
+            raise ParameterError(f"source '{p['source']}': {exc}") from exc
+        if source.frame_size != (calibration.left.width, calibration.left.height):
+            raise ParameterError(f"calibration_file is for {calibration.left.width}x{calibration.left.height} "
+                                 f"but the source gives {source.frame_size[0]}x{source.frame_size[1]}")
+        fields = {"left": camera_info_fields(calibration.left), "right": camera_info_fields(calibration.right)}
+        return source, fields, rectify_maps(calibration) if p["rectify"] else None
+
+    @staticmethod
+    def _source_params(p: dict) -> dict:
+        if p["source"] == "video":
+            return {"left_path": p["video_left"], "right_path": p["video_right"] or None,
+                    "side_by_side": p["side_by_side"], "loop": p["loop"]}
+        if p["source"] == "images":
+            return {"left": p["images_left"], "right": p["images_right"], "loop": p["loop"]}
+        return {"left_device": p["camera_left"], "right_device": p["camera_right"], "width": p["width"],
+                "height": p["height"], "fps": p["fps"]}
+
+    def _tick(self) -> None:
+        if self._max_frames and self._count >= self._max_frames:
+            return
+        try:
+            pair = self._source.read()
+        except (OSError, ValueError) as exc:
+            self.get_logger().error(f"frame read failed: {exc}", throttle_duration_sec=2.0)
+            return
+        if pair is None:
+            self.get_logger().info(f"source ended after {self._count} frames")
+            self._timer.cancel()
+            return
+        stamp = self.get_clock().now().to_msg()
+        images = dict(zip(("left", "right"), pair))
+        if self._maps is not None:
+            mlx, mly, mrx, mry = self._maps
+            images = {"left": cv2.remap(images["left"], mlx, mly, cv2.INTER_LINEAR),
+                      "right": cv2.remap(images["right"], mrx, mry, cv2.INTER_LINEAR)}
+        for cam, image in images.items():
+            header = Header(stamp=stamp, frame_id=self._frame_ids[cam])
+            self._pub_image[cam].publish(numpy_to_image(image, header, "bgr8"))
+            self._pub_info[cam].publish(camera_info_msg(self._info[cam], header))
+        if self._pub_truth is not None:
+            truth = self._source.truth
+            self._pub_truth.publish(SimGroundTruth(
+                header=Header(stamp=stamp, frame_id=self._frame_ids["left"]), frame_index=truth.index,
+                left=sim_objects_to_msg(truth.left), right=sim_objects_to_msg(truth.right)))
+        self._count += 1
+
+    def close(self) -> None:
+        self._source.close()
+
+
+main = main_for(StereoCaptureNode)

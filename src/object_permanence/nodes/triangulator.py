@@ -1,0 +1,89 @@
+"""triangulator: pairs the persistent left/right tracks of one stamp and triangulates them
+(``stereo/<cam>/tracks/filtered`` + ``stereo/<cam>/camera_info`` -> ``tracks3d``,
+``tracks3d/points``, ``tracks3d/markers``)."""
+from __future__ import annotations
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, PointCloud2
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from object_permanence.core.triangulation import StereoPairingConfig, StereoTriangulator
+from object_permanence.msg import Track3DArray, TrackArray
+from object_permanence.ros.conversions import (
+    ConversionError,
+    projection_matrix,
+    stamp_to_sec,
+    track3d_to_msg,
+    track_from_msg,
+    tracks_to_cloud,
+)
+from object_permanence.ros.markers import tracks_to_markers
+from object_permanence.ros.params import Param, build_config, config_params, declare
+from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS, VIZ_QOS
+from object_permanence.ros.runner import main_for
+from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key
+
+PARAMS = config_params(StereoPairingConfig) + (
+    Param("sync_queue_size", 10, "Stamps waiting for their left/right partner before the oldest is dropped.",
+          low=1, high=1000),
+    Param("publish_markers", True, "Publish RViz markers on tracks3d/markers."),
+)
+
+
+class TriangulatorNode(Node):
+    """Thin adapter: synchronised left/right TrackArrays -> :class:`StereoTriangulator`."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("triangulator", **kwargs)
+        p = declare(self, PARAMS)
+        self._config = build_config(StereoPairingConfig, p)
+        self._publish_markers = p["publish_markers"]
+        self._info: dict[str, CameraInfo] = {}
+        self._triangulator: StereoTriangulator | None = None
+        self._projections: tuple[np.ndarray, np.ndarray] | None = None
+        self._pub_tracks = self.create_publisher(Track3DArray, "tracks3d", RELIABLE_QOS)
+        self._pub_points = self.create_publisher(PointCloud2, "tracks3d/points", VIZ_QOS)
+        self._pub_markers = self.create_publisher(MarkerArray, "tracks3d/markers", VIZ_QOS)
+        self._sync = ExactStampSynchronizer(2, self._on_pair, p["sync_queue_size"])
+        on_left, on_right = self._sync.inputs(header_stamp_key)
+        self.create_subscription(TrackArray, "stereo/left/tracks/filtered", on_left, RELIABLE_QOS)
+        self.create_subscription(TrackArray, "stereo/right/tracks/filtered", on_right, RELIABLE_QOS)
+        for cam in ("left", "right"):
+            self.create_subscription(CameraInfo, f"stereo/{cam}/camera_info",
+                                     lambda m, c=cam: self._info.__setitem__(c, m), SENSOR_QOS)
+
+    def _current_triangulator(self) -> StereoTriangulator | None:
+        """The triangulator for the latest camera_info pair (rebuilt when P changes)."""
+        if len(self._info) < 2:
+            self.get_logger().warn("waiting for left and right camera_info", throttle_duration_sec=5.0)
+            return None
+        try:
+            p = (projection_matrix(self._info["left"]), projection_matrix(self._info["right"]))
+            if self._projections is None or not all(np.array_equal(a, b) for a, b in zip(p, self._projections)):
+                self._triangulator = StereoTriangulator(p[0], p[1], self._config)
+                self._projections = p
+        except (ConversionError, ValueError) as exc:
+            self.get_logger().error(f"inconsistent camera_info, not triangulating: {exc}", throttle_duration_sec=5.0)
+            return None
+        return self._triangulator
+
+    def _on_pair(self, left: TrackArray, right: TrackArray) -> None:
+        triangulator = self._current_triangulator()
+        if triangulator is None:
+            return
+        try:
+            tracks = triangulator.step([track_from_msg(t) for t in left.tracks],
+                                       [track_from_msg(t) for t in right.tracks], stamp_to_sec(left.header.stamp))
+        except ValueError as exc:
+            self.get_logger().error(f"dropped stereo pair: {exc}")
+            return
+        header = Header(stamp=left.header.stamp, frame_id=self._info["left"].header.frame_id or left.header.frame_id)
+        self._pub_tracks.publish(Track3DArray(header=header, tracks=[track3d_to_msg(t) for t in tracks]))
+        self._pub_points.publish(tracks_to_cloud(tracks, header))
+        if self._publish_markers:
+            self._pub_markers.publish(tracks_to_markers(tracks, header))
+
+
+main = main_for(TriangulatorNode)

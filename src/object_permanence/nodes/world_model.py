@@ -1,0 +1,69 @@
+"""world_model: one tracker with object permanence per camera
+(``stereo/<cam>/detections`` -> ``stereo/<cam>/tracks``, ``track_events``)."""
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from rclpy.node import Node
+
+from object_permanence.core.kalman import BoxKalmanParams
+from object_permanence.core.types import EventKind
+from object_permanence.core.world_model import WorldModel, WorldModelConfig
+from object_permanence.msg import DetectionArray, TrackArray, TrackEvent as TrackEventMsg
+from object_permanence.ros.conversions import detections_from_msg, event_to_msg, stamp_to_sec, track_to_msg
+from object_permanence.ros.params import Param, build_config, config_params, declare
+from object_permanence.ros.qos import RELIABLE_QOS
+from object_permanence.ros.runner import main_for
+
+CAMERAS = ("left", "right")
+
+PARAMS = config_params(WorldModelConfig, docs_from=(BoxKalmanParams,)) + (
+    Param("events_jsonl", "", "If set, also append every track event as one JSON line to this file."),
+)
+
+
+class WorldModelNode(Node):
+    """Thin adapter: DetectionArray -> :class:`WorldModel` -> TrackArray + TrackEvents."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("world_model", **kwargs)
+        p = declare(self, PARAMS)
+        config = build_config(WorldModelConfig, p)
+        self._models = {cam: WorldModel(config) for cam in CAMERAS}
+        self._events_file: TextIO | None = open(p["events_jsonl"], "a", encoding="utf-8") if p["events_jsonl"] else None
+        self._pub_events = self.create_publisher(TrackEventMsg, "track_events", RELIABLE_QOS)
+        self._pub_tracks = {}
+        for cam in CAMERAS:
+            self._pub_tracks[cam] = self.create_publisher(TrackArray, f"stereo/{cam}/tracks", RELIABLE_QOS)
+            self.create_subscription(DetectionArray, f"stereo/{cam}/detections",
+                                     lambda m, c=cam: self._on_detections(c, m), RELIABLE_QOS)
+
+    def _on_detections(self, camera: str, msg: DetectionArray) -> None:
+        try:
+            result = self._models[camera].step(stamp_to_sec(msg.header.stamp), detections_from_msg(msg.detections))
+        except ValueError as exc:  # e.g. a stamp going backwards: drop this frame, keep the belief
+            self.get_logger().error(f"{camera}: dropped detections: {exc}")
+            return
+        if result.rejected:
+            self.get_logger().warn(f"{camera}: rejected {result.rejected} invalid detection(s) (non-finite or empty box)",
+                                   throttle_duration_sec=5.0)
+        self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.tracks]))
+        for event in result.events:
+            self._pub_events.publish(event_to_msg(event, msg.header, camera))
+            if self._events_file is not None:
+                self._events_file.write(json.dumps({
+                    "stamp": stamp_to_sec(msg.header.stamp), "camera": camera, "track_id": event.track_id,
+                    "event": EventKind(event.kind).name.lower(), "state": event.state.name.lower(),
+                    "frames_unseen": event.frames_unseen,
+                    "cx": float(event.box[0]), "cy": float(event.box[1])}) + "\n")
+        if self._events_file is not None and result.events:
+            self._events_file.flush()
+
+    def close(self) -> None:
+        if self._events_file is not None:
+            self._events_file.close()
+            self._events_file = None
+
+
+main = main_for(WorldModelNode)

@@ -1,0 +1,146 @@
+"""Declared, typed, validated node parameters.
+
+Each node lists its parameters as :class:`Param` entries; :func:`declare` declares them with a
+descriptor (description, type, allowed range/values) and validates the values it was started
+with, raising :class:`ParameterError` naming the parameter and what is allowed. Later
+``set_parameters`` calls are validated by the same rules through an on-set callback.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Sequence
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+
+class ParameterError(ValueError):
+    """A node parameter has a value outside what it allows."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name, default (its type is the parameter's type) and its rules."""
+
+    name: str
+    default: Any
+    description: str
+    choices: Sequence[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    read_only: bool = False
+    check: Callable[[Any], str | None] | None = None  # returns a reason when the value is bad
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not allowed for this parameter, or None."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"parameter '{self.name}' must be finite, got {value}"
+        if self.choices is not None and value not in self.choices:
+            return f"parameter '{self.name}' is {value!r}; allowed values: {', '.join(map(repr, self.choices))}"
+        if self.low is not None and value < self.low:
+            return f"parameter '{self.name}' is {value}; allowed range: [{self.low}, {self.high if self.high is not None else 'inf'}]"
+        if self.high is not None and value > self.high:
+            return f"parameter '{self.name}' is {value}; allowed range: [{self.low if self.low is not None else '-inf'}, {self.high}]"
+        if self.check is not None:
+            return self.check(value)
+        return None
+
+    def descriptor(self) -> ParameterDescriptor:
+        text = self.description
+        if self.choices is not None:
+            text += f" Allowed: {', '.join(map(str, self.choices))}."
+        d = ParameterDescriptor(description=text, read_only=self.read_only)
+        if isinstance(self.default, bool) or self.low is None or self.high is None:
+            return d
+        if isinstance(self.default, int):
+            d.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=0)]
+        elif isinstance(self.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)]
+        return d
+
+
+def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
+    """Declare ``params`` on ``node``, validate the start-up values and return them by name.
+
+    Raises:
+        ParameterError: a start-up value is not allowed (the message names the parameter).
+    """
+    by_name = {p.name: p for p in params}
+    values: dict[str, Any] = {}
+    for p in params:
+        try:
+            value = node.declare_parameter(p.name, p.default, p.descriptor()).value
+        except Exception as exc:  # rclpy raises several types for a wrongly typed override
+            raise ParameterError(f"parameter '{p.name}': {exc}") from exc
+        reason = p.problem(value)
+        if reason:
+            raise ParameterError(reason)
+        values[p.name] = value
+
+    def on_set(changes: list[Parameter]) -> SetParametersResult:
+        for change in changes:
+            spec = by_name.get(change.name)
+            if spec is None:
+                continue
+            if spec.read_only:
+                return SetParametersResult(successful=False, reason=f"parameter '{change.name}' is read-only")
+            reason = spec.problem(change.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+    return values
+
+
+def _field_descriptions(cls: type) -> dict[str, str]:
+    """``name: text`` entries of a config dataclass docstring (continuation lines joined)."""
+    out: dict[str, str] = {}
+    current = None
+    for line in (cls.__doc__ or "").splitlines():
+        stripped = line.strip()
+        head, sep, text = stripped.partition(": ")
+        if sep and head.isidentifier():
+            current = head
+            out[current] = text
+        elif current and stripped and line.startswith(" " * 8):
+            out[current] += " " + stripped
+        else:
+            current = None
+    return out
+
+
+def config_params(cls: type, prefix: str = "", skip: Sequence[str] = (),
+                  docs_from: Sequence[type] = ()) -> tuple[Param, ...]:
+    """One :class:`Param` per field of a scalar config dataclass, described from its docstring
+    (or from the docstrings of ``docs_from``, for fields it forwards to another config).
+
+    The dataclass itself validates the values (see :func:`build_config`)."""
+    descriptions = {}
+    for source in (*docs_from, cls):
+        descriptions.update(_field_descriptions(source))
+    return tuple(
+        Param(prefix + f.name, f.default, descriptions.get(f.name, f"{cls.__name__}.{f.name}"))
+        for f in fields(cls) if f.name not in skip
+    )
+
+
+def build_config(cls: type, values: dict[str, Any], prefix: str = "", **extra: Any) -> Any:
+    """Construct config dataclass ``cls`` from declared parameter values.
+
+    Raises:
+        ParameterError: the dataclass rejected a value (its message names the field).
+    """
+    kwargs = {f.name: values[prefix + f.name] for f in fields(cls) if prefix + f.name in values}
+    kwargs.update(extra)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{prefix}{exc}" if prefix else str(exc)) from exc

@@ -1,0 +1,166 @@
+"""Tests for core.sources with the real vtest.avi video and the real chessboard image pairs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from object_permanence.core.sources import (
+    SOURCE_KINDS,
+    CameraPairSource,
+    ImageFolderSource,
+    StereoSource,
+    VideoPairSource,
+    open_source,
+)
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+VIDEO = DATA / "video" / "vtest.avi"
+CHESS = DATA / "stereo_calibration"
+
+
+@pytest.fixture
+def video() -> Path:
+    if not VIDEO.is_file():
+        pytest.skip(f"real video missing: {VIDEO}")
+    return VIDEO
+
+
+@pytest.fixture
+def chess() -> Path:
+    if not CHESS.is_dir():
+        pytest.skip(f"real chessboard pairs missing: {CHESS}")
+    return CHESS
+
+
+def _write_video(path: Path, n_frames: int, size: tuple[int, int] = (64, 48)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    for k in range(n_frames):
+        writer.write(np.full((size[1], size[0], 3), 40 * k, np.uint8))
+    writer.release()
+    return path
+
+
+def _is_bgr_pair(pair, size: tuple[int, int]) -> bool:
+    return all(f.dtype == np.uint8 and f.shape == (size[1], size[0], 3) for f in pair)
+
+
+def test_side_by_side_video_gives_two_halves_to_the_end(video):
+    with VideoPairSource(video, side_by_side=True) as source:
+        assert isinstance(source, StereoSource)
+        assert source.frame_size == (384, 576)
+        first = source.read()
+        count = 1 + sum(1 for _ in source)
+        assert source.read() is None
+    assert count == 795
+    assert _is_bgr_pair(first, (384, 576))
+    raw = cv2.VideoCapture(str(video)).read()[1]
+    assert np.array_equal(first[0], raw[:, :384]) and np.array_equal(first[1], raw[:, 384:])
+    assert first[0].flags["C_CONTIGUOUS"]
+
+
+def test_two_video_files_give_pairs(video):
+    source = VideoPairSource(video, video)
+    assert source.frame_size == (768, 576)
+    pairs = [source.read() for _ in range(3)]
+    source.close()
+    assert source.read() is None
+    for left, right in pairs:
+        assert _is_bgr_pair((left, right), (768, 576))
+        assert np.array_equal(left, right)
+    assert not np.array_equal(pairs[0][0], pairs[2][0])  # the video advances
+
+
+def test_two_files_end_with_the_shorter_and_loop_rewinds(tmp_path):
+    short, longer = _write_video(tmp_path / "a.avi", 3), _write_video(tmp_path / "b.avi", 5)
+    assert len(list(VideoPairSource(short, longer))) == 3
+    looping = VideoPairSource(short, longer, loop=True)
+    frames = [looping.read() for _ in range(7)]
+    looping.close()
+    assert all(f is not None for f in frames)
+    assert np.array_equal(frames[3][0], frames[0][0])  # rewound after 3 pairs
+    assert not np.array_equal(frames[1][0], frames[0][0])
+
+
+def test_video_errors_name_the_path(tmp_path, video):
+    with pytest.raises(FileNotFoundError, match="missing.avi"):
+        VideoPairSource(tmp_path / "missing.avi", side_by_side=True)
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(ValueError, match="junk.avi"):
+        VideoPairSource(junk, side_by_side=True)
+    small = _write_video(tmp_path / "small.avi", 2)
+    with pytest.raises(ValueError, match="sizes differ"):
+        VideoPairSource(video, small)
+    with pytest.raises(ValueError, match="side_by_side"):
+        VideoPairSource(video, video, side_by_side=True)
+    with pytest.raises(ValueError, match="right_path"):
+        VideoPairSource(video)
+
+
+def test_chessboard_globs_in_one_folder(chess):
+    source = ImageFolderSource(chess / "left*.jpg", chess / "right*.jpg")
+    assert len(source) == 13
+    assert [p.name for p in source.left_files[8:10]] == ["left09.jpg", "left11.jpg"]
+    assert source.frame_size == (640, 480)
+    pairs = list(source)
+    assert len(pairs) == 13 and source.read() is None
+    left, right = pairs[0]
+    assert _is_bgr_pair((left, right), (640, 480))
+    gray = cv2.imread(str(chess / "left01.jpg"), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(left[:, :, 0], gray) and np.array_equal(left[:, :, 2], gray)  # gray -> BGR
+
+
+def test_image_directories_with_pattern_and_loop(tmp_path):
+    (tmp_path / "L").mkdir()
+    (tmp_path / "R").mkdir()
+    for k in (1, 2, 10):  # natural order: 1, 2, 10
+        cv2.imwrite(str(tmp_path / "L" / f"f{k}.png"), np.full((20, 30), k, np.uint8))  # grayscale
+        cv2.imwrite(str(tmp_path / "R" / f"f{k}.jpg"), np.full((20, 30, 3), 10 * k, np.uint8))
+    (tmp_path / "L" / "notes.txt").write_text("ignored")
+    source = ImageFolderSource(tmp_path / "L", tmp_path / "R", loop=True)
+    values = [int(source.read()[0][0, 0, 0]) for _ in range(5)]
+    assert values == [1, 2, 10, 1, 2]
+    assert source.frame_size == (30, 20)
+    source.close()
+    assert source.read() is None
+
+
+def test_image_folder_errors(tmp_path, chess):
+    with pytest.raises(ValueError, match="differ in count"):
+        ImageFolderSource(chess / "left0*.jpg", chess / "right*.jpg")
+    with pytest.raises(FileNotFoundError, match="no right images"):
+        ImageFolderSource(chess / "left*.jpg", chess / "nothing*.png")
+    with pytest.raises(FileNotFoundError, match="not_here"):
+        ImageFolderSource(tmp_path / "not_here", chess)
+    (tmp_path / "L").mkdir()
+    (tmp_path / "R").mkdir()
+    cv2.imwrite(str(tmp_path / "L" / "a.png"), np.zeros((20, 30), np.uint8))
+    cv2.imwrite(str(tmp_path / "R" / "a.png"), np.zeros((21, 30), np.uint8))
+    with pytest.raises(ValueError, match=r"R/a\.png is 30x21"):
+        ImageFolderSource(tmp_path / "L", tmp_path / "R").read()
+    (tmp_path / "R" / "a.png").write_bytes(b"broken")
+    with pytest.raises(ValueError, match=r"cannot read image: .*R/a\.png"):
+        ImageFolderSource(tmp_path / "L", tmp_path / "R").read()
+
+
+def test_camera_that_cannot_be_opened():
+    with pytest.raises(ValueError, match="cannot open left camera device 99"):
+        CameraPairSource(99, 98)
+    with pytest.raises(ValueError, match="fps"):
+        CameraPairSource(0, 1, fps=0)
+
+
+def test_open_source_factory(video, chess):
+    source = open_source("video", left_path=video, side_by_side=True)
+    assert isinstance(source, VideoPairSource) and source.frame_size == (384, 576)
+    source.close()
+    images = open_source("images", left=chess / "left*.jpg", right=chess / "right*.jpg")
+    assert isinstance(images, ImageFolderSource) and len(images) == 13
+    assert sorted(SOURCE_KINDS) == ["camera", "images", "video"]
+    with pytest.raises(ValueError, match=r"'webcam'.*\['camera', 'images', 'video'\]"):
+        open_source("webcam")
+    with pytest.raises(ValueError, match="bad parameters.*'video'"):
+        open_source("video", filename=str(video))

@@ -1,0 +1,349 @@
+"""Tests of the world model: lifecycle, ghosts, re-identification, robustness and speed."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+import pytest
+
+from object_permanence.core.kalman import BoxKalmanFilter
+from object_permanence.core.types import Detection, EventKind, TrackState
+from object_permanence.core.world_model import StepResult, WorldModel, WorldModelConfig
+
+FPS = 30.0
+FILTER_FACTORIES = [BoxKalmanFilter]
+
+
+def det(cx: float, cy: float, w: float = 40.0, h: float = 80.0, emb: np.ndarray | None = None,
+        score: float = 0.9, class_id: int = 0) -> Detection:
+    return Detection(box=np.array([cx, cy, w, h], dtype=float), score=score, class_id=class_id,
+                     class_name="thing", embedding=emb)
+
+
+def unit(rng: np.random.Generator, dim: int = 32) -> np.ndarray:
+    v = rng.random(dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def noisy(emb: np.ndarray, rng: np.random.Generator, std: float = 0.02) -> np.ndarray:
+    v = np.clip(emb + rng.normal(0, std, emb.shape), 0, None).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def by_id(result: StepResult) -> dict:
+    return {t.track_id: t for t in result.tracks}
+
+
+def nearest_id(result: StepResult, xy: np.ndarray, states=(TrackState.VISIBLE,)) -> int | None:
+    cands = [t for t in result.tracks if t.state in states]
+    if not cands:
+        return None
+    return min(cands, key=lambda t: np.linalg.norm(t.box[:2] - xy)).track_id
+
+
+@pytest.fixture(params=FILTER_FACTORIES)
+def make_model(request):
+    return lambda **kw: WorldModel(WorldModelConfig(**kw), filter_factory=request.param)
+
+
+def test_lifecycle_and_events_in_order(make_model) -> None:
+    wm = make_model(min_hits=3, max_ghost_age_s=0.5)
+    log: list[tuple[int, EventKind, TrackState, int]] = []
+    states: list[TrackState | None] = []
+    visible = [True] * 5 + [False] * 3 + [True] * 4 + [False] * 20
+    for k, seen in enumerate(visible):
+        r = wm.step(k / FPS, [det(100 + 3 * k, 100)] if seen else [])
+        log += [(k, e.kind, e.state, e.frames_unseen) for e in r.events]
+        states.append(r.tracks[0].state if r.tracks else None)
+        assert all(e.track_id == 1 for e in r.events)
+    lost_frame = 12 + math.floor(0.5 * FPS)  # last seen at frame 11, LOST once unseen > 0.5 s
+    assert log == [(2, EventKind.BIRTH, TrackState.VISIBLE, 0),
+                   (5, EventKind.OCCLUDED, TrackState.OCCLUDED, 1),
+                   (8, EventKind.REACQUIRED, TrackState.VISIBLE, 3),
+                   (12, EventKind.OCCLUDED, TrackState.OCCLUDED, 1),
+                   (lost_frame, EventKind.LOST, TrackState.LOST, lost_frame - 11)]
+    assert states[:2] == [None, None]  # tentative tracks are not published by default
+    assert states[2:5] == [TrackState.VISIBLE] * 3 and states[5:8] == [TrackState.OCCLUDED] * 3
+    assert states[lost_frame] == TrackState.LOST and states[lost_frame + 1:] == [None] * (len(visible) - lost_frame - 1)
+    assert wm.tracks == []
+
+
+def test_published_track_fields(make_model) -> None:
+    wm = make_model(min_hits=2, embedding_momentum=0.5)
+    rng = np.random.default_rng(0)
+    e1, e2 = unit(rng), unit(rng)
+    wm.step(0.0, [det(50, 60, emb=e1, score=0.5)])
+    r = wm.step(0.1, [det(52, 61, emb=e2, score=0.7)])
+    (t,) = r.tracks
+    assert (t.track_id, t.state, t.hits, t.age, t.frames_since_seen) == (1, TrackState.VISIBLE, 2, 1, 0)
+    assert t.score == 0.7 and t.class_id == 0 and t.class_name == "thing"
+    expected = (e1 + e2) / np.linalg.norm(e1 + e2)
+    np.testing.assert_allclose(t.embedding, expected, rtol=1e-5)
+    assert t.box.shape == (4,) and t.velocity.shape == (2,) and t.covariance.shape == (4, 4)
+    assert t.velocity[0] > 0 and math.isnan(t.persistence_score)
+    r = wm.step(0.2, [])
+    assert r.tracks[0].frames_since_seen == 1 and r.tracks[0].hits == 2 and r.tracks[0].age == 2
+
+
+def test_min_hits_one_and_publish_tentative(make_model) -> None:
+    r = make_model(min_hits=1).step(0.0, [det(10, 10)])
+    assert [e.kind for e in r.events] == [EventKind.BIRTH] and r.tracks[0].state == TrackState.VISIBLE
+    r = make_model(publish_tentative=True).step(0.0, [det(10, 10)])
+    assert r.events == [] and r.tracks[0].state == TrackState.TENTATIVE
+
+
+def test_empty_step_only_predicts_and_equal_stamp_does_not(make_model) -> None:
+    wm = make_model(min_hits=2)
+    for k in range(10):
+        wm.step(k / FPS, [det(100 + 90 * k / FPS, 200)])
+    before = wm.tracks[0]
+    r = wm.step(10 / FPS, [])
+    ghost = r.tracks[0]
+    assert ghost.state == TrackState.OCCLUDED
+    assert ghost.box[0] == pytest.approx(before.box[0] + before.velocity[0] / FPS)
+    r2 = wm.step(10 / FPS, [])  # same stamp: dt = 0, no prediction
+    np.testing.assert_array_equal(r2.tracks[0].box, ghost.box)
+    np.testing.assert_array_equal(r2.tracks[0].covariance, ghost.covariance)
+    assert r2.tracks[0].frames_since_seen == 2
+
+
+def test_ghost_covariance_grows_monotonically(make_model) -> None:
+    wm = make_model()
+    for k in range(15):
+        wm.step(k / FPS, [det(300 + 2 * k, 200)])
+    diag_prev = wm.tracks[0].covariance.diagonal()
+    for k in range(15, 15 + 60):
+        (t,) = wm.step(k / FPS, []).tracks
+        assert t.state == TrackState.OCCLUDED
+        diag = t.covariance.diagonal()
+        assert np.all(diag > diag_prev)
+        diag_prev = diag
+
+
+def test_stamp_backwards_raises_and_changes_nothing(make_model) -> None:
+    wm = make_model()
+    wm.step(1.0, [det(10, 10)])
+    before = wm.tracks
+    with pytest.raises(ValueError, match="backwards"):
+        wm.step(0.9, [det(10, 10)])
+    with pytest.raises(ValueError, match="stamp"):
+        wm.step(float("nan"), [])
+    after = wm.tracks
+    assert len(after) == len(before) == 1 and after[0].hits == before[0].hits
+    assert wm.step(1.1, [det(10, 10)]).rejected == 0 and wm.tracks[0].hits == 2
+
+
+def test_invalid_detections_rejected_and_counted(make_model) -> None:
+    wm = make_model(min_hits=1)
+    rng = np.random.default_rng(0)
+    good = [det(10, 10, emb=unit(rng)), det(300, 300, emb=unit(rng))]
+    bad = [det(np.nan, 10), det(10, 10, w=0.0), det(10, 10, h=-3.0), det(10, np.inf),
+           det(10, 10, score=float("nan")), det(10, 10, emb=np.full(32, np.nan, np.float32)),
+           det(10, 10, emb=unit(rng, dim=8)),  # embedding length differs from the first one
+           Detection(box=np.array([1.0, 2.0, 3.0]), score=0.5, class_id=0),
+           Detection(box=np.array([1.0, 2.0, 3.0, 4.0]), score=None, class_id=0)]  # type: ignore[arg-type]
+    r = wm.step(0.0, good + bad)
+    assert r.rejected == len(bad)
+    assert len(r.tracks) == 2
+
+
+def test_track_ids_unique_increasing_never_reused(make_model) -> None:
+    wm = make_model(min_hits=1, max_ghost_age_s=0.05, recent_ghost_s=0.0)
+    seen: list[int] = []
+    for k in range(30):
+        r = wm.step(k * 0.1, [det(50 * (k % 7) + 10, 10 + 40 * k)])
+        seen += [e.track_id for e in r.events if e.kind == EventKind.BIRTH]
+    wm.reset()
+    seen += [e.track_id for e in wm.step(0.0, [det(10, 10)]).events]
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) == 31
+
+
+def test_tentative_clutter_never_confirmed(make_model) -> None:
+    wm = make_model()
+    rng = np.random.default_rng(5)
+    for k in range(100):  # five single-frame false positives per frame, anywhere
+        boxes = np.column_stack([rng.uniform(0, 1920, 5), rng.uniform(0, 1080, 5)])
+        r = wm.step(k / FPS, [det(x, y, w=30, h=30, emb=unit(rng)) for x, y in boxes])
+        assert r.events == [] and r.tracks == []
+    assert all(t.state == TrackState.TENTATIVE for t in wm.tracks)
+    assert len(wm.tracks) <= 10  # each lives at most max_tentative_misses + 1 frames
+
+
+def _occlusion_trial(seed: int, hidden: int = 30) -> tuple[bool, float]:
+    """One object moving straight, hidden for ``hidden`` frames, plus a distractor moving nearby.
+
+    Returns whether the object came back with its id, and the ghost's centre error at the last
+    hidden frame (pixels)."""
+    rng = np.random.default_rng(seed)
+    wm = WorldModel(WorldModelConfig())
+    speed, heading = rng.uniform(20, 200), rng.uniform(0, 2 * np.pi)
+    vel = speed * np.array([np.cos(heading), np.sin(heading)])
+    size = rng.uniform(30, 90, 2)
+    noise = rng.uniform(0.5, 3.0)
+    start = np.array([960.0, 540.0]) - vel * 1.5
+    emb_a, emb_b = unit(rng), unit(rng)
+    b_start = start + rng.choice([-1, 1]) * np.array([-vel[1], vel[0]]) / speed * rng.uniform(100, 200)
+    b_vel = rng.normal(0, 40, 2)
+    id_before = id_after = None
+    ghost_err = np.inf
+    for k in range(20 + hidden + 10):
+        a_xy = start + vel * k / FPS
+        b_xy = b_start + b_vel * k / FPS
+        dets = [det(*(b_xy + rng.normal(0, noise, 2)), w=size[1], h=size[0], emb=noisy(emb_b, rng))]
+        if not 20 <= k < 20 + hidden:
+            dets.append(det(*(a_xy + rng.normal(0, noise, 2)), w=size[0], h=size[1], emb=noisy(emb_a, rng)))
+        r = wm.step(k / FPS, dets)
+        if k == 19:
+            id_before = nearest_id(r, a_xy)
+        if k == 20 + hidden - 1:
+            ghost = by_id(r).get(id_before)
+            if ghost is not None and ghost.state == TrackState.OCCLUDED:
+                ghost_err = float(np.linalg.norm(ghost.box[:2] - a_xy))
+        if k == 20 + hidden + 4:
+            id_after = nearest_id(r, a_xy)
+    return id_before is not None and id_before == id_after, ghost_err
+
+
+def test_identity_kept_through_30_frame_occlusion() -> None:
+    results = [_occlusion_trial(seed) for seed in range(100)]
+    kept = np.mean([ok for ok, _ in results])
+    errors = np.array([err for _, err in results])
+    assert kept >= 0.95, f"identity kept in {kept:.0%} of trials"
+    assert np.mean(errors < 20.0) >= 0.95, f"ghost errors (px): {np.sort(errors)[-10:]}"
+
+
+@pytest.mark.parametrize("velocity", [(120.0, 0.0), (-60.0, 90.0), (0.0, -150.0)])
+def test_reacquire_error_constant_velocity(velocity) -> None:
+    wm = WorldModel(WorldModelConfig())
+    vel = np.array(velocity)
+    events = []
+    for k in range(60):
+        xy = np.array([500.0, 400.0]) + vel * k / FPS
+        r = wm.step(k / FPS, [] if 20 <= k < 50 else [det(*xy)])
+        events += r.events
+        if k == 49:
+            (ghost,) = r.tracks
+            assert ghost.state == TrackState.OCCLUDED
+            assert np.linalg.norm(ghost.box[:2] - xy) < 20.0
+    assert [e.kind for e in events] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.REACQUIRED]
+    assert events[-1].frames_unseen == 30
+
+
+def test_crossing_objects_keep_ids() -> None:
+    rng = np.random.default_rng(7)
+    wm = WorldModel(WorldModelConfig())
+    emb_a, emb_b = unit(rng), unit(rng)
+    ids_a, ids_b = set(), set()
+    for k in range(90):  # they meet at frame 45; B (behind) is hidden while they overlap
+        a_xy = np.array([200.0 + 8 * k, 300.0])
+        b_xy = np.array([920.0 - 8 * k, 310.0])
+        dets = [det(*(a_xy + rng.normal(0, 1.5, 2)), emb=noisy(emb_a, rng))]
+        if abs(k - 45) > 4:
+            dets.append(det(*(b_xy + rng.normal(0, 1.5, 2)), emb=noisy(emb_b, rng)))
+        r = wm.step(k / FPS, dets)
+        if k >= 3:
+            ids_a.add(nearest_id(r, a_xy))
+            if abs(k - 45) > 4:
+                ids_b.add(nearest_id(r, b_xy))
+    assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b
+
+
+def test_long_gap_reidentified_by_appearance_without_jump() -> None:
+    """The object stops behind an occluder and reappears far from the extrapolated path."""
+    rng = np.random.default_rng(3)
+    wm = WorldModel(WorldModelConfig())
+    emb = unit(rng)
+    for k in range(30):
+        r = wm.step(k / FPS, [det(100 + 150 * k / FPS, 300, emb=noisy(emb, rng))])
+    (track,) = r.tracks
+    for k in range(30, 120):  # 3 s unseen; the prediction runs on to x ~ 700
+        r = wm.step(k / FPS, [])
+    assert r.tracks[0].state == TrackState.OCCLUDED
+    events = []
+    for k in range(120, 125):  # it comes back at x = 400, moving slowly
+        r = wm.step(k / FPS, [det(400 + 20 * (k - 120) / FPS, 300, emb=noisy(emb, rng))])
+        events += r.events
+    assert [e.kind for e in events] == [EventKind.REACQUIRED] and events[0].track_id == track.track_id
+    assert events[0].frames_unseen == 90
+    (t,) = r.tracks
+    assert abs(t.box[0] - (400 + 20 * 4 / FPS)) < 5.0  # at the detection, not dragged by the ghost
+    assert np.linalg.norm(t.velocity) < 100.0  # no velocity spike from the 3-second gap
+
+
+def test_long_gap_other_appearance_is_a_new_track() -> None:
+    rng = np.random.default_rng(4)
+    wm = WorldModel(WorldModelConfig())
+    for k in range(30):
+        wm.step(k / FPS, [det(100 + 150 * k / FPS, 300, emb=noisy(unit(np.random.default_rng(0)), rng))])
+    for k in range(30, 120):
+        wm.step(k / FPS, [])
+    other = unit(np.random.default_rng(1))
+    events = []
+    for k in range(120, 125):
+        events += wm.step(k / FPS, [det(400, 300, emb=noisy(other, rng))]).events
+    assert [(e.kind, e.track_id) for e in events] == [(EventKind.BIRTH, 2)]
+
+
+def test_class_must_match() -> None:
+    wm = WorldModel(WorldModelConfig(min_hits=1))
+    wm.step(0.0, [det(100, 100, class_id=1)])
+    r = wm.step(0.1, [det(100, 100, class_id=2)])
+    assert {(t.track_id, t.class_id, t.state) for t in r.tracks} == {
+        (1, 1, TrackState.OCCLUDED), (2, 2, TrackState.VISIBLE)}
+
+
+def test_thousand_detections_in_one_frame() -> None:
+    rng = np.random.default_rng(0)
+    wm = WorldModel(WorldModelConfig(min_hits=2))
+    xy = np.column_stack([np.repeat(np.arange(40) * 50.0, 25), np.tile(np.arange(25) * 50.0, 40)])
+    embs = rng.random((1000, 16)).astype(np.float32)
+    for k in range(3):
+        dets = [det(x + k, y, w=20, h=20, emb=e) for (x, y), e in zip(xy, embs)]
+        r = wm.step(k / FPS, dets)
+    assert r.rejected == 0 and len(r.tracks) == 1000
+    assert {t.track_id for t in r.tracks} == set(range(1, 1001))
+
+
+def test_step_speed_100_tracks_100_detections(capsys) -> None:
+    rng = np.random.default_rng(0)
+    wm = WorldModel(WorldModelConfig())
+    pos = rng.uniform(0, 2000, (100, 2))
+    vel = rng.uniform(-50, 50, (100, 2))
+    embs = rng.random((100, 64)).astype(np.float32)
+    frames = [[det(*(pos[i] + vel[i] * k / FPS + rng.normal(0, 1, 2)), emb=embs[i]) for i in range(100)]
+              for k in range(60)]
+    times = []
+    for k, dets in enumerate(frames):
+        t0 = time.perf_counter()
+        r = wm.step(k / FPS, dets)
+        times.append(time.perf_counter() - t0)
+    assert len(r.tracks) == 100 and {t.state for t in r.tracks} == {TrackState.VISIBLE}
+    median_ms = 1e3 * float(np.median(times[10:]))
+    with capsys.disabled():
+        print(f"\nworld model step, 100 tracks x 100 detections: median {median_ms:.2f} ms")
+    assert median_ms < 30.0
+
+
+@pytest.mark.parametrize("field, value", [
+    ("min_hits", 0), ("min_hits", 2.5), ("min_hits", True), ("max_tentative_misses", -1),
+    ("max_ghost_age_s", -1.0), ("max_ghost_age_s", float("nan")), ("recent_ghost_s", -0.1),
+    ("iou_gate", 0.0), ("iou_gate", 1.5), ("gate_probability", 1.0), ("appearance_weight", 1.2),
+    ("reid_max_appearance_cost", 3.0), ("reid_gate_scale", 0.5), ("embedding_momentum", 1.0),
+    ("publish_tentative", 1), ("measurement_std_frac", 0.0), ("accel_std_frac", float("inf")),
+    ("min_std_px", -1.0),
+])
+def test_config_validation(field: str, value) -> None:
+    with pytest.raises(ValueError, match=field):
+        WorldModelConfig(**{field: value})
+
+
+def test_config_combination_and_derived_values() -> None:
+    with pytest.raises(ValueError, match="recent_ghost_s .* max_ghost_age_s"):
+        WorldModelConfig(max_ghost_age_s=0.1, recent_ghost_s=0.5)
+    cfg = WorldModelConfig()
+    assert cfg.mahalanobis_gate == pytest.approx(13.2767, abs=1e-3)  # chi2.ppf(0.99, 4)
+    assert dataclasses.asdict(cfg.kalman_params) == {
+        k: getattr(cfg, k) for k in dataclasses.asdict(cfg.kalman_params)}
+    assert cfg.max_ghost_age_s > 3.0  # a 3-second occlusion survives by default
