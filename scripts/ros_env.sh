@@ -1,5 +1,7 @@
 # Sourced (not run): puts a shell into the project's environment without building anything.
 # Used by env.sh, the Makefile and setup_env.sh.
+# The ROS setup scripts read unset variables: relax `set -u` while sourcing, restore it after.
+case $- in *u*) _op_nounset=1; set +u ;; *) _op_nounset=0 ;; esac
 _op_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 _op_venv=$(readlink -f "${VENV:-$_op_root/.venv}")
 # shellcheck disable=SC1091
@@ -16,4 +18,5 @@ fi
 # DDS stays on this machine unless the caller chose otherwise (a robot keeps its own settings).
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( ($$ % 100) + 101 ))}
-unset _op_root _op_venv
+[ "$_op_nounset" = 1 ] && set -u
+unset _op_root _op_venv _op_nounset

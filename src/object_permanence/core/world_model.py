@@ -71,7 +71,7 @@ class WorldModelConfig:
     min_hits: int = 3
     max_tentative_misses: int = 1
     max_ghost_age_s: float = 4.0
-    recent_ghost_s: float = 0.2
+    recent_ghost_s: float = 0.5
     iou_gate: float = 0.1
     gate_probability: float = 0.99
     appearance_weight: float = 0.5

@@ -67,14 +67,14 @@ def sec_to_stamp(t: float) -> Time:
 def _bytes_array(a: np.ndarray) -> array.array:
     """One copy of a contiguous array's bytes into the array.array that rosidl stores."""
     out = array.array("B")
-    out.frombytes(np.ascontiguousarray(a).data)
+    out.frombytes(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
     return out
 
 
 def _float_array(a: np.ndarray | None) -> array.array:
     out = array.array("f")
     if a is not None and len(a):
-        out.frombytes(np.ascontiguousarray(a, dtype=np.float32).data)
+        out.frombytes(np.ascontiguousarray(a, dtype=np.float32).reshape(-1).view(np.uint8).data)
     return out
 
 

@@ -21,17 +21,21 @@ CAMERA_CODES = {"left": 0, "right": 1}
 
 @dataclass(frozen=True)
 class SimulatedDetectorConfig:
-    """Knobs of the simulated detector.
+    """Knobs of the simulated detector (scalars, so that a node can expose each as a parameter).
 
-    miss_prob: chance a real object with enough visibility is not reported, per frame.
-    min_visibility: entries seen less than this fraction are never reported.
-    center_jitter_px: std of the Gaussian noise on the box centre (px).
-    size_jitter_frac: std of the relative Gaussian noise on width and height.
-    object_score_beta, nuisance_score_beta: Beta(a, b) of the scores of real objects (mean 0.8)
-    and of nuisances (mean 0.6; the distributions overlap, so scores alone do not separate them).
-    nuisance_detect_prob: chance a visible reflection or glare is reported, per frame.
-    extra_false_positives_per_frame: Poisson mean of random boxes added per frame and camera, sized
-    ``false_positive_size_px`` (ground-truth FALSE_POSITIVE entries are always reported).
+    miss_prob: chance that a real object with enough visibility is not reported, per frame.
+    min_visibility: entries seen less than this fraction of their box are never reported.
+    center_jitter_px: std of the Gaussian noise on the box centre, pixels.
+    size_jitter_frac: std of the relative Gaussian noise on box width and height.
+    object_score_mean: mean of the Beta-distributed scores of real objects.
+    nuisance_score_mean: mean of the Beta-distributed scores of nuisances and random boxes
+        (lower than objects', but the distributions overlap: scores alone do not separate them).
+    score_concentration: a + b of both Beta distributions (larger: narrower).
+    nuisance_detect_prob: chance that a visible reflection or glare is reported, per frame
+        (ground-truth FALSE_POSITIVE entries are hallucinations: always reported).
+    extra_false_positives_per_frame: Poisson mean of random boxes added per frame and camera.
+    false_positive_min_px: smallest side of those random boxes, pixels.
+    false_positive_max_px: largest side of those random boxes, pixels.
     seed: base seed of the per-frame generators.
     """
 
@@ -39,11 +43,13 @@ class SimulatedDetectorConfig:
     min_visibility: float = 0.3
     center_jitter_px: float = 1.5
     size_jitter_frac: float = 0.03
-    object_score_beta: tuple[float, float] = (16.0, 4.0)
-    nuisance_score_beta: tuple[float, float] = (6.0, 4.0)
+    object_score_mean: float = 0.8
+    nuisance_score_mean: float = 0.6
+    score_concentration: float = 20.0
     nuisance_detect_prob: float = 0.7
     extra_false_positives_per_frame: float = 0.0
-    false_positive_size_px: tuple[float, float] = (20.0, 100.0)
+    false_positive_min_px: float = 20.0
+    false_positive_max_px: float = 100.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -51,20 +57,28 @@ class SimulatedDetectorConfig:
             value = getattr(self, name)
             if not _is_number(value) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"SimulatedDetectorConfig: {name} must lie in [0, 1], got {value!r}")
+        for name in ("object_score_mean", "nuisance_score_mean"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 < value < 1.0:
+                raise ValueError(f"SimulatedDetectorConfig: {name} must lie in (0, 1), got {value!r}")
         for name in ("center_jitter_px", "size_jitter_frac", "extra_false_positives_per_frame"):
             value = getattr(self, name)
             if not _is_number(value) or value < 0.0:
                 raise ValueError(f"SimulatedDetectorConfig: {name} must be a finite number >= 0, got {value!r}")
-        for name in ("object_score_beta", "nuisance_score_beta", "false_positive_size_px"):
+        for name in ("score_concentration", "false_positive_min_px", "false_positive_max_px"):
             value = getattr(self, name)
-            if (not isinstance(value, tuple) or len(value) != 2 or not all(_is_number(v) and v > 0 for v in value)):
-                raise ValueError(f"SimulatedDetectorConfig: {name} must be a pair of positive numbers, got {value!r}")
-        if self.false_positive_size_px[0] > self.false_positive_size_px[1]:
+            if not _is_number(value) or value <= 0.0:
+                raise ValueError(f"SimulatedDetectorConfig: {name} must be a finite number > 0, got {value!r}")
+        if self.false_positive_min_px > self.false_positive_max_px:
             raise ValueError(
-                f"SimulatedDetectorConfig: false_positive_size_px must be (low, high) with low <= high, "
-                f"got {self.false_positive_size_px!r}")
+                f"SimulatedDetectorConfig: false_positive_max_px={self.false_positive_max_px!r} must be >= "
+                f"false_positive_min_px={self.false_positive_min_px!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"SimulatedDetectorConfig: seed must be a non-negative integer, got {self.seed!r}")
+
+    def score_beta(self, mean: float) -> tuple[float, float]:
+        """Beta (a, b) with the given mean and ``a + b = score_concentration``."""
+        return mean * self.score_concentration, (1.0 - mean) * self.score_concentration
 
 
 def _is_number(value: object) -> bool:
@@ -101,8 +115,8 @@ class SimulatedDetector:
         # one fixed set of draws per entry keeps each entry's fate independent of the others'
         uniform = rng.random(n)
         noise = rng.standard_normal((n, 4))
-        object_scores = rng.beta(*cfg.object_score_beta, size=n)
-        nuisance_scores = rng.beta(*cfg.nuisance_score_beta, size=n)
+        object_scores = rng.beta(*cfg.score_beta(cfg.object_score_mean), size=n)
+        nuisance_scores = rng.beta(*cfg.score_beta(cfg.nuisance_score_mean), size=n)
 
         is_object = kinds == int(ObjectKind.OBJECT)
         is_fp = kinds == int(ObjectKind.FALSE_POSITIVE)
@@ -115,9 +129,9 @@ class SimulatedDetector:
         scores = np.where(is_object, object_scores, nuisance_scores)
 
         n_extra = int(rng.poisson(cfg.extra_false_positives_per_frame))
-        sizes = rng.uniform(*cfg.false_positive_size_px, size=(n_extra, 2))
+        sizes = rng.uniform(cfg.false_positive_min_px, cfg.false_positive_max_px, size=(n_extra, 2))
         centres = rng.uniform(0.0, 1.0, size=(n_extra, 2)) * np.array([width, height])
-        extra_scores = rng.beta(*cfg.nuisance_score_beta, size=n_extra)
+        extra_scores = rng.beta(*cfg.score_beta(cfg.nuisance_score_mean), size=n_extra)
         extra_classes = rng.integers(0, len(CLASS_NAMES), size=n_extra)
 
         keep &= np.isfinite(jittered).all(axis=1)

@@ -182,7 +182,7 @@ def visible_fraction(targets: np.ndarray, target_rank: np.ndarray, blockers: np.
     hits = np.matmul((in_x & in_front[:, None, :]).astype(np.float32), in_y.transpose(0, 2, 1).astype(np.float32))
     inside = ((mid_x >= 0) & (mid_x < width))[:, :, None] & ((mid_y >= 0) & (mid_y < height))[:, None, :]
     free_area = (dx[:, :, None] * dy[:, None, :] * (inside & (hits == 0))).sum(axis=(1, 2))
-    return np.where(area > 0, free_area / np.where(area > 0, area, 1.0), 0.0)
+    return np.clip(np.where(area > 0, free_area / np.where(area > 0, area, 1.0), 0.0), 0.0, 1.0)  # rounding
 
 
 def _clipped_boxes(rects: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -312,7 +312,7 @@ class SimWorld:
         height_px = width_px * aspect
         free_play = (pillar_px - width_px) / 2.0
         sweep_centre = self._pillar_u[pillar] - delta / 2.0
-        amp_min = free_play + delta / 2.0 + width_px / 2.0 + 10.0
+        amp_min = free_play + width_px + delta / 2.0 + 5.0  # fully out from behind at both ends, both views
         amp_max = min(sweep_centre, rig.width - sweep_centre) - width_px / 2.0 - 5.0
         if amp_max < amp_min:
             raise ValueError(
