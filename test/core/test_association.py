@@ -17,8 +17,9 @@ from object_permanence.core.association import (
 def _iou_loop(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros((len(a), len(b)))
     for i, j in itertools.product(range(len(a)), range(len(b))):
-        ax0, ay0, ax1, ay1 = a[i, 0] - a[i, 2] / 2, a[i, 1] - a[i, 3] / 2, a[i, 0] + a[i, 2] / 2, a[i, 1] + a[i, 3] / 2
-        bx0, by0, bx1, by1 = b[j, 0] - b[j, 2] / 2, b[j, 1] - b[j, 3] / 2, b[j, 0] + b[j, 2] / 2, b[j, 1] + b[j, 3] / 2
+        (acx, acy, aw, ah), (bcx, bcy, bw, bh) = a[i], b[j]
+        ax0, ay0, ax1, ay1 = acx - aw / 2, acy - ah / 2, acx + aw / 2, acy + ah / 2
+        bx0, by0, bx1, by1 = bcx - bw / 2, bcy - bh / 2, bcx + bw / 2, bcy + bh / 2
         inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
         union = a[i, 2] * a[i, 3] + b[j, 2] * b[j, 3] - inter
         out[i, j] = inter / union

@@ -98,7 +98,8 @@ def test_matches_numpy_reference(make) -> None:
 @pytest.mark.parametrize("make", FILTERS)
 def test_mahalanobis_vectorised_over_detections(make) -> None:
     rng = np.random.default_rng(0)
-    f, ref = make(np.array([100.0, 50.0, 20.0, 30.0]), PARAMS), ReferenceFilter(np.array([100.0, 50.0, 20.0, 30.0]), PARAMS)
+    box = np.array([100.0, 50.0, 20.0, 30.0])
+    f, ref = make(box, PARAMS), ReferenceFilter(box, PARAMS)
     f.predict(0.1)
     ref.predict(0.1)
     z = rng.normal([100, 50, 20, 30], 5, size=(7, 4))

@@ -145,7 +145,7 @@ def test_every_preset_runs_300_frames_of_valid_ground_truth(name: str) -> None:
             assert all(np.isnan(g.position).all() for g in entries if g.kind != ObjectKind.OBJECT)
             visible += [g.visibility > 0 for g in objects]
             sizes += [max(g.box[2], g.box[3]) for g in objects if g.visibility == 1.0]
-    assert np.mean(visible) > 0.8  # objects stay mostly in view
+    assert np.mean(visible) > (0.6 if world.config.has_occluders else 0.95)  # objects stay mostly in view
     assert 30 <= np.median(sizes) <= 130
 
 

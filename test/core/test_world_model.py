@@ -66,7 +66,8 @@ def test_lifecycle_and_events_in_order(make_model) -> None:
                    (lost_frame, EventKind.LOST, TrackState.LOST, lost_frame - 11)]
     assert states[:2] == [None, None]  # tentative tracks are not published by default
     assert states[2:5] == [TrackState.VISIBLE] * 3 and states[5:8] == [TrackState.OCCLUDED] * 3
-    assert states[lost_frame] == TrackState.LOST and states[lost_frame + 1:] == [None] * (len(visible) - lost_frame - 1)
+    assert states[lost_frame] == TrackState.LOST
+    assert states[lost_frame + 1:] == [None] * (len(visible) - lost_frame - 1)
     assert wm.tracks == []
 
 

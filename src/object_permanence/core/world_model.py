@@ -253,6 +253,7 @@ class WorldModel:
             try:
                 box = np.asarray(det.box, dtype=float)
                 score = float(det.score)
+                class_id = int(det.class_id)
                 emb = None if det.embedding is None else np.asarray(det.embedding, np.float32).ravel()
             except (TypeError, ValueError):
                 continue
@@ -267,7 +268,7 @@ class WorldModel:
                     self._embedding_dim = emb.shape[0]
                 elif emb.shape[0] != self._embedding_dim:
                     continue
-            kept.append(Detection(box=box, score=score, class_id=int(det.class_id),
+            kept.append(Detection(box=box, score=score, class_id=class_id,
                                   class_name=det.class_name, embedding=emb))
         return kept, len(detections) - len(kept)
 

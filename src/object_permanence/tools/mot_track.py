@@ -107,7 +107,8 @@ def write_mot_tracks(path: Path, rows: Iterable[MotTrackRow]) -> None:
     """Write rows as MOTChallenge text (``frame,id,x,y,w,h,score,-1,-1,-1``)."""
     with open(path, "w", encoding="utf-8") as f:
         for r in rows:
-            f.write(f"{r.frame},{r.track_id},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},{r.score:.4f},-1,-1,-1\n")
+            f.write(f"{r.frame},{r.track_id},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},"
+                    f"{r.score:.4f},-1,-1,-1\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         "world model (Kalman + Hungarian + ghosts) and write MOTChallenge tracks.")
     parser.add_argument("detections", type=Path, help="MOTChallenge detections (frame,id,x,y,w,h,conf,...)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="tracks file to write")
-    parser.add_argument("--fps", type=float, default=10.0, help="frame rate; stamp = frame / fps (default 10)")
+    parser.add_argument("--fps", type=float, default=10.0,
+                        help="frame rate; stamp = frame / fps (default 10)")
     parser.add_argument("--min-score", type=float, default=0.0,
                         help="skip detections with conf below this (default 0)")
     parser.add_argument("--include-ghosts", action="store_true",

@@ -30,7 +30,7 @@ class ScenarioConfig:
     depth_range: tuple[float, float] = (2.5, 5.0)
     depth_amplitude: float = 0.3
     box_height_px: tuple[float, float] = (50.0, 110.0)
-    speed_range: tuple[float, float] = (0.15, 0.45)
+    speed_range: tuple[float, float] = (0.3, 0.7)
     n_static_occluders: int = 0
     static_occluder_width_px: tuple[float, float] = (140.0, 180.0)
     n_moving_occluders: int = 0
@@ -117,7 +117,7 @@ SCENARIOS: dict[str, ScenarioConfig] = {
         _BASE, n_objects=4, n_static_occluders=1, static_occluder_width_px=(260.0, 300.0),
         n_occlusion_passes=2, occlusion_frames=(60, 90), box_height_px=(50.0, 90.0)),
     # pairs at different depths crossing in the image: the nearer hides the farther for a moment
-    "crossing": replace(_BASE, n_objects=6, n_crossing_pairs=3, speed_range=(0.3, 0.6)),
+    "crossing": replace(_BASE, n_objects=6, n_crossing_pairs=3, speed_range=(0.4, 0.8)),
 }
 
 

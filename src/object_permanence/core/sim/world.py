@@ -277,8 +277,10 @@ class SimWorld:
         for pair in range(cfg.n_crossing_pairs):
             first = cfg.n_occlusion_passes + 2 * pair
             self._make_crossing_pair(rng, first, aspects[first:first + 2])
-        for i in range(cfg.n_occlusion_passes + 2 * cfg.n_crossing_pairs, n):
-            self._make_free(rng, i, aspects[i])
+        first_free = cfg.n_occlusion_passes + 2 * cfg.n_crossing_pairs
+        for i in range(first_free, n):
+            lane = -1.0 + 2.0 * (i - first_free + 0.5) / (n - first_free)  # rows spread in (-1, 1)
+            self._make_free(rng, i, aspects[i], lane)
         self._paths = _SinePaths(self._centre, self._amp, self._omega, self._phase)
         self._hues = (rng.uniform(0.0, 180.0) + 180.0 * np.arange(n) / max(n, 1)) % 180.0  # evenly spread
         self.objects: tuple[SimObjectSpec, ...] = tuple(
@@ -357,15 +359,16 @@ class SimWorld:
             self._phase[i, 0, 0] = phase + np.pi * k  # antiphase: they meet at u_centre
             self._size[i] = [w_px * z / rig.fx, h_px * z / rig.fy]
 
-    def _make_free(self, rng: np.random.Generator, i: int, aspect: float) -> None:
-        """A wanderer, re-drawn until no static pillar hides it longer than ``occlusion_frames[1]``.
+    def _make_free(self, rng: np.random.Generator, i: int, aspect: float, lane: float) -> None:
+        """A wanderer around row ``lane`` (-1 top .. 1 bottom), re-drawn until no static pillar hides
+        it longer than ``occlusion_frames[1]``.
 
         The check runs over the scenario's ``n_frames``; after 50 draws the path with the shortest
         longest hiding is kept.
         """
         best: tuple[int, tuple[np.ndarray, ...]] | None = None
         for _ in range(50):
-            params = self._sample_free(rng, aspect)
+            params = self._sample_free(rng, aspect, lane)
             longest = self._longest_pillar_hiding(*params)
             if best is None or longest < best[0]:
                 best = (longest, params)
@@ -374,8 +377,9 @@ class SimWorld:
         assert best is not None
         self._centre[i], self._amp[i], self._omega[i], self._phase[i], self._size[i] = best[1]
 
-    def _sample_free(self, rng: np.random.Generator, aspect: float) -> tuple[np.ndarray, ...]:
-        """Two sinusoids per lateral axis and one in depth, bounded to stay in view at the nearest depth.
+    def _sample_free(self, rng: np.random.Generator, aspect: float, lane: float) -> tuple[np.ndarray, ...]:
+        """Two sinusoids per lateral axis and one in depth, bounded to stay in view at the nearest depth;
+        the vertical centre sits in the object's lane so that wanderers overlap only now and then.
 
         Returns centre (3,), amp (3, 2), omega (3, 2), phase (3, 2), size (2,) of one object.
         """
@@ -388,7 +392,7 @@ class SimWorld:
         width_m = height_m / aspect
         x_lim = max(0.0, (min(rig.cx, rig.width - rig.cx) - _MARGIN_PX) * z_min / rig.fx - width_m / 2)
         y_lim = max(0.0, (min(rig.cy, rig.height - rig.cy) - _MARGIN_PX) * z_min / rig.fy - height_m / 2)
-        centre = np.array([rng.uniform(-0.3, 0.3) * x_lim, rng.uniform(-0.3, 0.3) * y_lim, z])
+        centre = np.array([rng.uniform(-0.3, 0.3) * x_lim, 0.7 * lane * y_lim, z])
         speed = rng.uniform(*cfg.speed_range)
         for axis, limit, fraction in ((0, x_lim, (0.6, 1.0)), (1, y_lim, (0.2, 0.6))):
             total = (limit - abs(centre[axis])) * rng.uniform(*fraction)
