@@ -11,6 +11,7 @@ import pytest
 
 from object_permanence.core.sim import SCENARIOS, ScenarioConfig, SimWorld, StereoRig, make_scenario
 from object_permanence.core.types import ObjectKind
+from object_permanence.core.sim.world import is_background_false_positive
 
 RIG = StereoRig()
 
@@ -138,8 +139,8 @@ def test_every_preset_runs_300_frames_of_valid_ground_truth(name: str) -> None:
             assert all(g.object_id >= 1000 for g in entries if g.kind != ObjectKind.OBJECT)
             boxes = np.array([g.box for g in entries])
             assert np.isfinite(boxes).all()
-            assert (boxes[:, 0] - boxes[:, 2] / 2 >= -1e-9).all() and (boxes[:, 0] + boxes[:, 2] / 2 <= 640 + 1e-9).all()
-            assert (boxes[:, 1] - boxes[:, 3] / 2 >= -1e-9).all() and (boxes[:, 1] + boxes[:, 3] / 2 <= 480 + 1e-9).all()
+            corners = np.concatenate([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], axis=1)
+            assert (corners >= -1e-9).all() and (corners <= [640, 480, 640, 480]).all()
             assert all(0.0 <= g.visibility <= 1.0 for g in entries)
             assert all(np.isfinite(g.position).all() and g.position[2] > 1.5 for g in objects)
             assert all(np.isnan(g.position).all() for g in entries if g.kind != ObjectKind.OBJECT)
@@ -199,8 +200,16 @@ def test_nuisances_are_labelled_persistent_and_stereo_inconsistent() -> None:
             disparity = left[0] - right[0]
             depth = 500.0 * 0.12 / disparity if disparity > 0 else np.inf
             assert abs(left[1] - right[1]) > 10.0 or not 0.5 <= depth <= 20.0
+    background = {i: e for i, e in seen.items() if is_background_false_positive(i)}
+    assert background and all(e["kind"] == ObjectKind.FALSE_POSITIVE for e in background.values())
+    lo, hi = world.config.background_fp_frames
     for i, entry in seen.items():
-        if entry["kind"] == ObjectKind.FALSE_POSITIVE:
+        if i in background:  # on the background wall: stereo-consistent, alive for a few frames
+            assert set(entry["left"]) == set(entry["right"]) and lo <= len(frames_of[i]) <= hi
+            for k in entry["left"]:
+                assert entry["left"][k][1] == entry["right"][k][1]
+                assert entry["left"][k][0] - entry["right"][k][0] == pytest.approx(6.0)
+        elif entry["kind"] == ObjectKind.FALSE_POSITIVE:
             assert len(frames_of[i]) == 1
     glare_frames = [len(frames_of[i]) for i, e in seen.items() if e["kind"] == ObjectKind.GLARE]
     assert glare_frames and max(glare_frames) > 5
@@ -266,7 +275,8 @@ def test_render_draws_reflections_dimmed_and_glare_saturated() -> None:
             elif g.kind == ObjectKind.REFLECTION and g.visibility == 1.0 and not any(
                     abs(cx - b[0]) < (w + b[2]) / 2 and abs(cy - b[1]) < (h + b[3]) / 2 for b in glare_boxes):
                 source_colour = np.array([o.color_bgr for o in world.objects if o.class_id == g.class_id])
-                region = (slice(int(cy - h / 2) + 2, int(cy + h / 2) - 2), slice(int(cx - w / 2) + 2, int(cx + w / 2) - 2))
+                region = (slice(int(cy - h / 2) + 2, int(cy + h / 2) - 2),
+                          slice(int(cx - w / 2) + 2, int(cx + w / 2) - 2))
                 patch_mean = left[region].reshape(-1, 3).mean(axis=0)
                 plain_mean = reference[region].reshape(-1, 3).mean(axis=0)
                 # pulled towards a source colour, but dimmed: far from the full object colour

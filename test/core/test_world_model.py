@@ -348,3 +348,34 @@ def test_config_combination_and_derived_values() -> None:
     assert dataclasses.asdict(cfg.kalman_params) == {
         k: getattr(cfg, k) for k in dataclasses.asdict(cfg.kalman_params)}
     assert cfg.max_ghost_age_s > 3.0  # a 3-second occlusion survives by default
+
+
+def _ghost_frames(wm: WorldModel, hits: int, max_frames: int = 200, image_size=None, vx: float = 3.0) -> int:
+    """Frames a track seen ``hits`` times stays a ghost before it is LOST."""
+    for k in range(hits):
+        wm.step(k / FPS, [det(100 + vx * k, 100)], image_size)
+    for k in range(hits, hits + max_frames):
+        r = wm.step(k / FPS, [], image_size)
+        if any(e.kind == EventKind.LOST for e in r.events):
+            return k - hits + 1
+    return max_frames
+
+
+def test_ghost_life_grows_with_evidence(make_model) -> None:
+    # 0.2 s per hit, capped at 4 s: a 3-hit track (glare) fades after ~0.6 s, a 50-hit one lives 4 s.
+    short = _ghost_frames(make_model(ghost_age_per_hit_s=0.2, max_ghost_age_s=4.0), hits=3)
+    long = _ghost_frames(make_model(ghost_age_per_hit_s=0.2, max_ghost_age_s=4.0), hits=50)
+    assert 17 <= short <= 20
+    assert 120 <= long <= 122
+
+
+def test_ghost_leaving_the_image_is_lost_at_once(make_model) -> None:
+    # Seen from x=100 to x=480 at 20 px/frame, then hidden: the ghost crosses x=640 after ~8 frames.
+    inside = _ghost_frames(make_model(), hits=20, vx=20.0)
+    outside = _ghost_frames(make_model(), hits=20, image_size=(640, 480), vx=20.0)
+    assert 5 <= outside <= 12 and inside > 60
+
+
+def test_config_rejects_non_positive_ghost_age_per_hit() -> None:
+    with pytest.raises(ValueError, match="ghost_age_per_hit_s"):
+        WorldModelConfig(ghost_age_per_hit_s=0.0)

@@ -51,6 +51,10 @@ class WorldModelConfig:
     max_tentative_misses: consecutive misses after which a TENTATIVE track is deleted.
     max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST;
         4 s lets a 3-second occlusion survive with margin.
+    ghost_age_per_hit_s: a ghost's lifetime also grows with the evidence behind it: it is
+        ``min(max_ghost_age_s, max(recent_ghost_s, ghost_age_per_hit_s * hits))``, so a track
+        confirmed by a few frames (glare, a brief reflection) does not haunt the scene for seconds
+        (the hit-counter idea of Norfair).
     recent_ghost_s: ghosts unseen at most this long are associated with the VISIBLE tracks
         (stage 1) rather than in the re-identification stage.
     iou_gate: smallest IoU that counts as motion evidence (stages 1 and 3).
@@ -71,6 +75,7 @@ class WorldModelConfig:
     min_hits: int = 3
     max_tentative_misses: int = 1
     max_ghost_age_s: float = 4.0
+    ghost_age_per_hit_s: float = 0.2
     recent_ghost_s: float = 0.5
     iou_gate: float = 0.1
     gate_probability: float = 0.99
@@ -102,6 +107,8 @@ class WorldModelConfig:
               and self.max_tentative_misses >= 0, "an integer >= 0")
         check("max_ghost_age_s", is_num(self.max_ghost_age_s) and self.max_ghost_age_s >= 0,
               "a finite number >= 0")
+        check("ghost_age_per_hit_s", is_num(self.ghost_age_per_hit_s) and self.ghost_age_per_hit_s > 0,
+              "a finite number > 0")
         check("recent_ghost_s", is_num(self.recent_ghost_s) and self.recent_ghost_s >= 0,
               "a finite number >= 0")
         check("iou_gate", is_num(self.iou_gate) and 0 < self.iou_gate <= 1, "in (0, 1]")
@@ -195,8 +202,12 @@ class WorldModel:
         """All live tracks (TENTATIVE included), sorted by id."""
         return [self._publish(t) for t in self._tracks]
 
-    def step(self, stamp: float, detections: list[Detection]) -> StepResult:
+    def step(self, stamp: float, detections: list[Detection],
+             image_size: tuple[int, int] | None = None) -> StepResult:
         """Advance to ``stamp`` (seconds) and associate this frame's detections.
+
+        ``image_size`` ``(width, height)`` in pixels, when known, lets a ghost whose predicted
+        centre has left the image become LOST at once instead of haunting outside the view.
 
         ``dt`` is the difference to the previous stamp; the first step and a repeated stamp
         (``dt = 0``) do not predict. An empty ``detections`` only predicts (ghosts keep moving,
@@ -224,7 +235,7 @@ class WorldModel:
         for i, t in enumerate(self._tracks):
             j = matched.get(i)
             if j is None:
-                self._miss(t, stamp, events)
+                self._miss(t, stamp, events, image_size)
             else:
                 self._hit(t, dets[j], stamp, i in reinit, events)
             if t.state == TrackState.LOST:
@@ -378,7 +389,19 @@ class WorldModel:
             t.state = TrackState.VISIBLE
             events.append(self._event(t, EventKind.REACQUIRED, unseen))
 
-    def _miss(self, t: _TrackRecord, stamp: float, events: list[TrackEvent]) -> None:
+    def _ghost_life_s(self, t: _TrackRecord) -> float:
+        cfg = self.config
+        return min(cfg.max_ghost_age_s, max(cfg.recent_ghost_s, cfg.ghost_age_per_hit_s * t.hits))
+
+    @staticmethod
+    def _outside(t: _TrackRecord, image_size: tuple[int, int] | None) -> bool:
+        if image_size is None or min(image_size) <= 0:
+            return False
+        cx, cy = t.filter.box[:2]
+        return not (0.0 <= cx < image_size[0] and 0.0 <= cy < image_size[1])
+
+    def _miss(self, t: _TrackRecord, stamp: float, events: list[TrackEvent],
+              image_size: tuple[int, int] | None = None) -> None:
         """Age an unmatched track and emit OCCLUDED / LOST."""
         t.age += 1
         t.misses += 1
@@ -386,7 +409,8 @@ class WorldModel:
         if t.state == TrackState.VISIBLE:
             t.state = TrackState.OCCLUDED
             events.append(self._event(t, EventKind.OCCLUDED, t.frames_since_seen))
-        if t.state == TrackState.OCCLUDED and stamp - t.last_seen_stamp > self.config.max_ghost_age_s:
+        if t.state == TrackState.OCCLUDED and (stamp - t.last_seen_stamp > self._ghost_life_s(t)
+                                               or self._outside(t, image_size)):
             t.state = TrackState.LOST
             events.append(self._event(t, EventKind.LOST, t.frames_since_seen))
 

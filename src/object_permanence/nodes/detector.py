@@ -97,8 +97,9 @@ class DetectorNode(Node):
                 embeddings = self._embedder.embed(image, np.array([d.box for d in detections]))
                 for d, e in zip(detections, embeddings):
                     d.embedding = e
-            self._pubs[cam].publish(DetectionArray(header=msg.header,
-                                                   detections=[detection_to_msg(d) for d in detections]))
+            self._pubs[cam].publish(DetectionArray(
+                header=msg.header, image_width=image.shape[1], image_height=image.shape[0],
+                detections=[detection_to_msg(d) for d in detections]))
 
     def _cap(self, camera: str, detections: list[Detection]) -> list[Detection]:
         if len(detections) <= self._max_detections:

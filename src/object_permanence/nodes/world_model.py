@@ -41,7 +41,9 @@ class WorldModelNode(Node):
 
     def _on_detections(self, camera: str, msg: DetectionArray) -> None:
         try:
-            result = self._models[camera].step(stamp_to_sec(msg.header.stamp), detections_from_msg(msg.detections))
+            size = (msg.image_width, msg.image_height) if msg.image_width and msg.image_height else None
+            result = self._models[camera].step(stamp_to_sec(msg.header.stamp), detections_from_msg(msg.detections),
+                                               size)
         except ValueError as exc:  # e.g. a stamp going backwards: drop this frame, keep the belief
             self.get_logger().error(f"{camera}: dropped detections: {exc}")
             return

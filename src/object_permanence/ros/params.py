@@ -101,19 +101,23 @@ def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
 
 
 def _field_descriptions(cls: type) -> dict[str, str]:
-    """``name: text`` entries of a config dataclass docstring (continuation lines joined)."""
+    """``name: text`` (or ``a, b: text``) entries of a config dataclass docstring, with their
+    indented continuation lines joined."""
     out: dict[str, str] = {}
-    current = None
+    current: list[str] = []
     for line in (cls.__doc__ or "").splitlines():
         stripped = line.strip()
         head, sep, text = stripped.partition(": ")
-        if sep and head.isidentifier():
-            current = head
-            out[current] = text
+        names = [n.strip() for n in head.split(",")]
+        if sep and all(n.isidentifier() for n in names):
+            current = names
+            for name in current:
+                out[name] = text
         elif current and stripped and line.startswith(" " * 8):
-            out[current] += " " + stripped
+            for name in current:
+                out[name] += " " + stripped
         else:
-            current = None
+            current = []
     return out
 
 

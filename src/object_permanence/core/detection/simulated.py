@@ -101,7 +101,8 @@ class SimulatedDetector:
         if camera not in CAMERA_CODES:
             raise ValueError(f"SimulatedDetector.detect: camera must be one of {sorted(CAMERA_CODES)}, got {camera!r}")
         if isinstance(frame_index, bool) or not isinstance(frame_index, (int, np.integer)) or frame_index < 0:
-            raise ValueError(f"SimulatedDetector.detect: frame_index must be a non-negative integer, got {frame_index!r}")
+            raise ValueError(
+                f"SimulatedDetector.detect: frame_index must be a non-negative integer, got {frame_index!r}")
         if len(image_shape) < 2 or image_shape[0] <= 0 or image_shape[1] <= 0:
             raise ValueError(f"SimulatedDetector.detect: image_shape must be (height, width) > 0, got {image_shape!r}")
         cfg = self.config

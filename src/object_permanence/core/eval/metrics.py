@@ -406,10 +406,11 @@ def ghost_counts(
 
     Every track-frame in state OCCLUDED is one ghost. It is correct when the track maps
     (:class:`TrackToTruth`) to an ``OBJECT`` and, in that frame and camera, that object either has
-    a ground-truth entry with ``visibility < hidden_vis`` or has no entry while the frame lies
-    within the object's listed life in this camera (first to last frame it appears — absent
-    because hidden, not because it is gone). Ghosts of nuisances, of unmapped tracks and of objects
-    in plain view are wrong.
+    a ground-truth entry with ``visibility < hidden_vis`` (hidden), or a visible entry that the
+    ghost's box overlaps with IoU >= ``LINK_IOU`` (the detector missed it and the ghost stands
+    where it is), or has no entry while the frame lies within the object's listed life in this
+    camera (first to last frame it appears — absent because hidden, not because it is gone).
+    Ghosts of nuisances, of unmapped tracks and of visible objects away from where they are, are wrong.
 
     Returns ``(n_correct, n_ghosts)``.
 
@@ -431,7 +432,10 @@ def ghost_counts(
                 continue
             oid = truth.gt_id(camera, trk.track_id)
             g = index.get(t, oid)
-            n_real += (g.visibility < hidden_vis) if g is not None else index.within_life(t, oid)
+            if g is None:
+                n_real += index.within_life(t, oid)
+            else:
+                n_real += bool(g.visibility < hidden_vis or box_iou(trk.box[None], g.box[None])[0, 0] >= LINK_IOU)
     return n_real, n_ghosts
 
 

@@ -31,8 +31,8 @@ _CUSTOM_MSGS = ("SimObject", "SimGroundTruth")
 def find_msg_dir(msg_dir: Path | None = None) -> Path:
     """The folder holding the package's ``.msg`` files.
 
-    Uses ``msg_dir`` when given; otherwise looks, in order, at the repository's ``msg/`` above this file (source checkout),
-    ``share/object_permanence/msg`` above this file (install space) and under every
+    Uses ``msg_dir`` when given; otherwise searches upwards from this file for the repository's
+    ``msg/`` (source checkout) or ``share/object_permanence/msg`` (install space), then under every
     ``AMENT_PREFIX_PATH`` entry. Raises FileNotFoundError naming the places tried.
     """
     if msg_dir is not None:

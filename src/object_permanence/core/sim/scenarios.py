@@ -22,6 +22,10 @@ class ScenarioConfig:
     ``occlusion_frames`` frames (in both views); ``n_crossing_pairs`` pairs cross each other in the
     image at different depths (mutual occlusion); the rest wander freely. Nuisance rates are
     births per second (reflections, glare) or entries per frame and camera (false positives).
+    Background false positives (``background_fp_rate``, births per second) are detector
+    hallucinations on a pattern of the background wall: seen in *both* views at the wall's
+    disparity (stereo-consistent) for ``background_fp_frames`` frames — what stereo gating alone
+    cannot remove and a persistence filter must.
     """
 
     n_objects: int = 4
@@ -47,6 +51,8 @@ class ScenarioConfig:
     flicker_prob: float = 0.0
     flicker_duty: float = 0.5
     false_positive_rate: float = 0.0
+    background_fp_rate: float = 0.0
+    background_fp_frames: tuple[int, int] = (2, 8)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -81,7 +87,7 @@ class ScenarioConfig:
                 f"{self.depth_range[0] - self.depth_amplitude}), got {self.occluder_depth_range!r}")
         if self.occlusion_frames[0] < 1:
             raise ValueError(f"ScenarioConfig: occlusion_frames must be >= 1 frame, got {self.occlusion_frames!r}")
-        for name in ("reflection_frames", "glare_frames"):
+        for name in ("reflection_frames", "glare_frames", "background_fp_frames"):
             if getattr(self, name)[0] < 1:
                 raise ValueError(f"ScenarioConfig: {name} must be >= 1 frame, got {getattr(self, name)!r}")
 
@@ -107,11 +113,12 @@ SCENARIOS: dict[str, ScenarioConfig] = {
     "cluttered": replace(
         _BASE, n_objects=7, n_static_occluders=1, n_moving_occluders=1, n_occlusion_passes=2,
         n_crossing_pairs=1, reflection_rate=0.4, glare_rate=0.3, flicker_prob=0.4,
-        false_positive_rate=0.05),
+        false_positive_rate=0.05, background_fp_rate=1.0),
     # few objects, nuisances everywhere: the persistence filter's test bed
     "noisy": replace(
         _BASE, n_objects=4, n_static_occluders=1, n_occlusion_passes=1, reflection_rate=1.2,
-        glare_rate=1.0, glare_frames=(5, 90), flicker_prob=0.5, false_positive_rate=0.25),
+        glare_rate=1.0, glare_frames=(5, 90), flicker_prob=0.5, false_positive_rate=0.25,
+        background_fp_rate=2.0),
     # a wide wall panel hides objects for 2-3 s: ghosts must survive that long
     "long_occlusion": replace(
         _BASE, n_objects=4, n_static_occluders=1, static_occluder_width_px=(260.0, 300.0),

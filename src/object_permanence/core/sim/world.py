@@ -44,7 +44,8 @@ _CLASS_ASPECT = {0: (0.8, 1.25), 1: (1.0, 1.0), 2: (2.2, 2.6)}  # height / width
 _MASK64 = (1 << 64) - 1
 
 # generator salts: one independent stream per purpose
-_SALT_LAYOUT, _SALT_TEXTURE, _SALT_REFLECTION, _SALT_GLARE, _SALT_FP, _SALT_BACKGROUND = range(6)
+_SALT_LAYOUT, _SALT_TEXTURE, _SALT_REFLECTION, _SALT_GLARE, _SALT_FP, _SALT_BACKGROUND, _SALT_BG_FP = range(7)
+_BG_FP_SERIAL_BASE = 1 << 24  # serial space of background false positives, apart from per-frame ones
 
 
 class _ReflectionMode(IntEnum):
@@ -97,6 +98,11 @@ class _SinePaths:
     def at(self, t: float) -> np.ndarray:
         """(N, 3) positions at time t (s)."""
         return self.centre + (self.amp * np.sin(self.omega * t + self.phase)).sum(axis=2)
+
+    def at_times(self, times: np.ndarray) -> np.ndarray:
+        """(T, N, 3) positions at each of the (T,) times (s)."""
+        angle = self.omega[None] * times[:, None, None, None] + self.phase[None]
+        return self.centre[None] + (self.amp[None] * np.sin(angle)).sum(axis=3)
 
 
 @dataclass(frozen=True)
@@ -196,11 +202,16 @@ def _unit_hash(*values: int) -> float:
     """Deterministic uniform number in [0, 1) from integers (splitmix64 chain)."""
     state = 0
     for value in values:
-        state = (state ^ (value & _MASK64)) + 0x9E3779B97F4A7C15 & _MASK64
+        state = ((state ^ (value & _MASK64)) + 0x9E3779B97F4A7C15) & _MASK64
         state = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
         state = ((state ^ (state >> 27)) * 0x94D049BB133111EB) & _MASK64
         state ^= state >> 31
     return state / 2.0**64
+
+
+def is_background_false_positive(object_id: int) -> bool:
+    """Whether a ground-truth id belongs to a (stereo-consistent) background false positive."""
+    return object_id >= _nuisance_id(_BG_FP_SERIAL_BASE, ObjectKind.OBJECT)
 
 
 def _nuisance_id(serial: int, kind: ObjectKind) -> int:
@@ -366,15 +377,13 @@ class SimWorld:
         The check runs over the scenario's ``n_frames``; after 50 draws the path with the shortest
         longest hiding is kept.
         """
-        best: tuple[int, tuple[np.ndarray, ...]] | None = None
-        for _ in range(50):
-            params = self._sample_free(rng, aspect, lane)
-            longest = self._longest_pillar_hiding(*params)
-            if best is None or longest < best[0]:
-                best = (longest, params)
-            if longest <= self.config.occlusion_frames[1]:
+        params = self._sample_free(rng, aspect, lane)
+        best = (self._longest_pillar_hiding(*params), params)
+        for _ in range(49):
+            if best[0] <= self.config.occlusion_frames[1]:
                 break
-        assert best is not None
+            params = self._sample_free(rng, aspect, lane)
+            best = min(best, (self._longest_pillar_hiding(*params), params), key=lambda item: item[0])
         self._centre[i], self._amp[i], self._omega[i], self._phase[i], self._size[i] = best[1]
 
     def _sample_free(self, rng: np.random.Generator, aspect: float, lane: float) -> tuple[np.ndarray, ...]:
@@ -412,8 +421,7 @@ class SimWorld:
         if n_static == 0:
             return 0
         times = np.arange(self.config.n_frames) / self.config.fps
-        path = _SinePaths(centre[None], amp[None], omega[None], phase[None])
-        positions = np.stack([path.at(t)[0] for t in times])  # (T, 3)
+        positions = _SinePaths(centre[None], amp[None], omega[None], phase[None]).at_times(times)[:, 0]  # (T, 3)
         objects = self._rects(positions, np.broadcast_to(size, (len(times), 2)))  # (2, T, 4)
         pillars = self._rects(self._occluders.centre[:n_static], self._occluder_size[:n_static])  # (2, P, 4)
         inside = ((objects[:, :, None, :2] >= pillars[:, None, :, :2]).all(-1)
@@ -472,7 +480,8 @@ class SimWorld:
         views: list[list[GroundTruthObject]] = []
         for view in (0, 1):
             nuisances = layout.nuisances[view]
-            targets = np.concatenate([layout.obj_rects[view], np.array([item.rect for item in nuisances]).reshape(-1, 4)])
+            nuisance_rects = np.array([item.rect for item in nuisances]).reshape(-1, 4)
+            targets = np.concatenate([layout.obj_rects[view], nuisance_rects])
             # reflections lie behind everything; glare and false positives only lose what is off-image
             nuisance_rank = [layout.rank.size if item.kind == ObjectKind.REFLECTION else -1 for item in nuisances]
             target_rank = np.concatenate([layout.rank[:n], np.array(nuisance_rank, dtype=np.int64)])
@@ -552,6 +561,8 @@ class SimWorld:
                     self._place_glare(glare, k, views)
         for view in (0, 1):
             views[view].extend(self._false_positives(k, view))
+        for view, entries in zip((0, 1), self._background_false_positives(k)):
+            views[view].extend(entries)
         return views
 
     def _flicker_on(self, flickers: bool, serial: int, kind: ObjectKind, k: int) -> bool:
@@ -619,6 +630,31 @@ class SimWorld:
             rect = np.array([u - half, v - half, u + half, v + half])
             sprite = Sprite(key=GLARE_KEY, rect=tuple(rect), blend=Blend.GLARE)
             views[view].append(_NuisanceView(object_id, ObjectKind.GLARE, glare.class_id, rect, sprite))
+
+    def _background_false_positives(self, k: int) -> tuple[list[_NuisanceView], list[_NuisanceView]]:
+        """Hallucinations on the background wall alive at frame k, in both views (the right one
+        shifted by the wall's disparity). Births are drawn per frame from a seeded generator, so
+        frame k only looks back over the longest life."""
+        cfg, rig = self.config, self.rig
+        views: tuple[list[_NuisanceView], list[_NuisanceView]] = ([], [])
+        if cfg.background_fp_rate <= 0:
+            return views
+        lo, hi = cfg.background_fp_frames
+        for birth in range(max(0, k - int(hi) + 1), k + 1):
+            rng = np.random.default_rng([self.seed, _SALT_BG_FP, birth])
+            for j in range(min(int(rng.poisson(cfg.background_fp_rate / cfg.fps)), _MAX_FP)):
+                duration = int(rng.integers(int(lo), int(hi) + 1))
+                w, h = rng.uniform(30.0, 90.0, size=2)
+                u, v = rng.uniform([w / 2 + _BACKGROUND_DISPARITY_PX, h / 2], [rig.width - w / 2, rig.height - h / 2])
+                class_id = int(rng.integers(len(CLASS_NAMES)))
+                if birth + duration <= k:
+                    continue
+                oid = _nuisance_id(_BG_FP_SERIAL_BASE + birth * _MAX_FP + j, ObjectKind.FALSE_POSITIVE)
+                for view, shift in ((0, 0.0), (1, float(_BACKGROUND_DISPARITY_PX))):
+                    views[view].append(_NuisanceView(oid, ObjectKind.FALSE_POSITIVE, class_id,
+                                                     np.array([u - shift - w / 2, v - h / 2, u - shift + w / 2,
+                                                               v + h / 2]), None))
+        return views
 
     def _false_positives(self, k: int, view: int) -> list[_NuisanceView]:
         """Single-frame detector hallucinations: GT entries with no image evidence."""

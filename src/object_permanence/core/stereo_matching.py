@@ -1,0 +1,137 @@
+"""Image-based sub-pixel disparity refinement of stereo box pairs.
+
+Why: a box centre carries one to two pixels of detector jitter and Kalman lag in each view, so the
+disparity of two box centres is off by as much, i.e. 0.3-0.6 m in depth at 4-5 m on a 60 px·m rig.
+The object's texture does much better: matching the inside of the left box against the same rows
+of the *rectified* right image gives the disparity to a tenth of a pixel, whatever the box jitter
+(the jitter only moves which part of the object is matched, not its disparity).
+
+How: for each box the inner ``inner_frac`` part of the left box (grey levels) is the template; it
+slides along a strip of the right image covering the integer disparities around the guess
+(``cv2.matchTemplate`` with ``TM_CCOEFF_NORMED``, the zero-mean normalised cross-correlation, NCC);
+a parabola through the peak and its two neighbours gives the sub-pixel offset.
+
+The peak NCC is returned as ``quality``; it is also stereo-consistency evidence: a glare spot or a
+reflection sits at a view-dependent place and rarely has a consistent match in the other view.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+def refine_disparities(
+    left_bgr: np.ndarray,
+    right_bgr: np.ndarray,
+    left_boxes: np.ndarray,
+    disparity_guess: np.ndarray,
+    search_px: float = 4.0,
+    min_ncc: float = 0.7,
+    inner_frac: float = 0.6,
+    min_patch_px: int = 8,
+    min_gradient: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel disparities ``u_left - u_right`` (pixel columns) of boxes in a rectified image pair.
+
+    Args:
+        left_bgr, right_bgr: (H, W, 3) or (H, W) uint8 rectified images of the same shape.
+        left_boxes: (N, 4) left boxes ``cx, cy, w, h`` in pixels.
+        disparity_guess: (N,) disparity guesses in pixels (e.g. the box-centre disparity).
+        search_px: the disparity is searched in ``[guess - search_px, guess + search_px]``.
+        min_ncc: a peak NCC below this is rejected (no consistent match).
+        inner_frac: side fraction of the box used as template (keeps background out of it).
+        min_patch_px: templates narrower or lower than this (after clipping to the image) are rejected.
+        min_gradient: templates whose RMS horizontal gradient (grey levels per pixel, the
+            disparity information) is below this are rejected as flat.
+
+    Returns:
+        disparity: (N,) float64 pixels; NaN where the peak NCC < ``min_ncc``, the peak is on the
+            search border or outside the search range, or the template is too small, flat or
+            out of the image (then the box centre is the best one has).
+        quality: (N,) float64 peak NCC in [-1, 1]; NaN where no match was evaluated.
+
+    Raises:
+        ValueError: naming the argument, for bad shapes, dtypes or parameter values.
+    """
+    left_gray, right_gray = _gray_pair(left_bgr, right_bgr)
+    boxes = np.asarray(left_boxes, dtype=np.float64).reshape(-1, 4)
+    guess = np.asarray(disparity_guess, dtype=np.float64).reshape(-1)
+    if guess.shape[0] != boxes.shape[0]:
+        raise ValueError(f"disparity_guess must have one entry per box ({boxes.shape[0]}), got {guess.shape[0]}")
+    if not np.isfinite(search_px) or search_px <= 0:
+        raise ValueError(f"search_px must be finite and positive, got {search_px!r}")
+    if not -1.0 <= min_ncc <= 1.0:
+        raise ValueError(f"min_ncc must lie in [-1, 1], got {min_ncc!r}")
+    if not 0.0 < inner_frac <= 1.0:
+        raise ValueError(f"inner_frac must lie in (0, 1], got {inner_frac!r}")
+    if isinstance(min_patch_px, bool) or not isinstance(min_patch_px, int) or min_patch_px < 3:
+        raise ValueError(f"min_patch_px must be an integer >= 3, got {min_patch_px!r}")
+    if not np.isfinite(min_gradient) or min_gradient < 0:
+        raise ValueError(f"min_gradient must be finite and non-negative, got {min_gradient!r}")
+
+    n = len(boxes)
+    disparity = np.full(n, np.nan)
+    quality = np.full(n, np.nan)
+    if n == 0:
+        return disparity, quality
+    height, width = left_gray.shape
+
+    # Template rows/columns: the inner part of the box, clipped to the left image (vectorised).
+    with np.errstate(invalid="ignore"):
+        half_w, half_h = 0.5 * inner_frac * boxes[:, 2], 0.5 * inner_frac * boxes[:, 3]
+        x0 = np.clip(np.round(boxes[:, 0] - half_w), 0, width)
+        x1 = np.clip(np.round(boxes[:, 0] + half_w), 0, width)
+        y0 = np.clip(np.round(boxes[:, 1] - half_h), 0, height)
+        y1 = np.clip(np.round(boxes[:, 1] + half_h), 0, height)
+        # Integer disparities tried: the search range widened by one so the peak has neighbours there,
+        # then narrowed so the strip x0 - d_hi .. x1 - d_lo stays inside the right image.
+        d_lo = np.maximum(np.floor(guess - search_px) - 1, x1 - width)
+        d_hi = np.minimum(np.ceil(guess + search_px) + 1, x0)
+        usable = (
+            np.all(np.isfinite(boxes), axis=1) & np.isfinite(guess)
+            & (x1 - x0 >= min_patch_px) & (y1 - y0 >= min_patch_px)
+            & (d_hi - d_lo >= 2)  # at least three candidates: a peak and its two neighbours
+        )
+
+    peak_k = np.zeros(n, dtype=np.int64)
+    n_candidates = np.zeros(n, dtype=np.int64)
+    neighbours = np.full((n, 3), np.nan)  # NCC at the peak - 1, the peak, the peak + 1
+    for i in np.flatnonzero(usable):
+        r0, r1, c0, c1, lo, hi = (int(v) for v in (y0[i], y1[i], x0[i], x1[i], d_lo[i], d_hi[i]))
+        template = left_gray[r0:r1, c0:c1]
+        if np.sqrt(np.mean(np.square(np.diff(template.astype(np.float32), axis=1)))) < min_gradient:
+            continue  # flat along the rows: no disparity information
+        strip = right_gray[r0:r1, c0 - hi:c1 - lo]
+        # Strip offset k is the right column c0 - hi + k, i.e. the disparity hi - k.
+        ncc = cv2.matchTemplate(strip, template, cv2.TM_CCOEFF_NORMED)[0].astype(np.float64)
+        k = int(np.argmax(ncc))
+        peak_k[i], n_candidates[i] = k, ncc.size
+        quality[i] = ncc[k]
+        if 0 < k < ncc.size - 1:
+            neighbours[i] = ncc[k - 1:k + 2]
+
+    prev, peak, nxt = neighbours.T
+    curvature = prev - 2.0 * peak + nxt  # second difference; < 0 at a strict maximum, then |offset| <= 1/2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = 0.5 * (prev - nxt) / curvature  # vertex of the parabola through the three samples
+        refined = d_hi - (peak_k + offset)  # d = hi - k
+        accept = (
+            (quality >= min_ncc)
+            & (curvature < 0)
+            & (refined >= guess - search_px)
+            & (refined <= guess + search_px)
+        )  # NaN (border peak, not evaluated) compares False
+    disparity[accept] = refined[accept]
+    return disparity, quality
+
+
+def _gray_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate the image pair and return both as (H, W) uint8 grey images."""
+    out = []
+    for name, image in (("left_bgr", left), ("right_bgr", right)):
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+            raise ValueError(f"{name} must be an (H, W, 3) or (H, W) uint8 image, got {image.dtype} {image.shape}")
+        out.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image)
+    if out[0].shape != out[1].shape:
+        raise ValueError(f"left_bgr and right_bgr must have the same size, got {out[0].shape} and {out[1].shape}")
+    return out[0], out[1]

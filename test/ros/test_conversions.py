@@ -1,0 +1,415 @@
+"""Message conversions, markers, stamp synchronisation and parameter validation (no message traffic)."""
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is not importable (source scripts/ros_env.sh)")
+pytest.importorskip("object_permanence.msg", reason="object_permanence interfaces are not built (colcon build)")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image, PointField  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
+
+from object_permanence.core.types import (  # noqa: E402
+    Detection,
+    EventKind,
+    PersistenceDecision,
+    Track,
+    Track3D,
+    TrackEvent,
+    TrackState,
+)
+from object_permanence.core.world_model import WorldModelConfig  # noqa: E402
+from object_permanence.ros.conversions import (  # noqa: E402
+    ConversionError,
+    camera_info_msg,
+    cloud_to_numpy,
+    decision_from_msg,
+    decision_to_msg,
+    detection_to_msg,
+    detections_from_msg,
+    event_from_msg,
+    event_to_msg,
+    image_to_numpy,
+    numpy_to_image,
+    projection_matrix,
+    sec_to_stamp,
+    stamp_to_sec,
+    track3d_from_msg,
+    track3d_to_msg,
+    track_from_msg,
+    track_to_msg,
+    tracks_to_cloud,
+)
+from object_permanence.ros.markers import MIN_DIAMETER_M, tracks_to_markers  # noqa: E402
+from object_permanence.ros.params import Param, ParameterError, build_config, declare  # noqa: E402
+from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+HEADER = Header(stamp=Time(sec=12, nanosec=345_000_000), frame_id="left_camera_optical_frame")
+
+
+def _pattern(shape: tuple[int, ...]) -> np.ndarray:
+    """A deterministic uint8 image whose pixels all differ from their neighbours."""
+    return (np.arange(np.prod(shape), dtype=np.uint32) * 7 % 251).astype(np.uint8).reshape(shape)
+
+
+# --- images ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding, shape", [("bgr8", (6, 5, 3)), ("rgb8", (4, 7, 3)), ("mono8", (5, 9))])
+def test_image_round_trip(encoding: str, shape: tuple[int, ...]) -> None:
+    image = _pattern(shape)
+    msg = numpy_to_image(image, HEADER, encoding)
+    assert (msg.height, msg.width, msg.encoding) == (shape[0], shape[1], encoding)
+    assert msg.step == shape[1] * (shape[2] if len(shape) == 3 else 1)
+    assert msg.header == HEADER
+    np.testing.assert_array_equal(image_to_numpy(msg), image)
+
+
+def test_image_with_padded_step_is_cropped_to_width() -> None:
+    image = _pattern((4, 5, 3))
+    step = 5 * 3 + 7  # 7 bytes of row padding
+    padded = np.full((4, step), 0xEE, dtype=np.uint8)
+    padded[:, :15] = image.reshape(4, 15)
+    msg = Image(header=HEADER, height=4, width=5, encoding="bgr8", step=step, data=padded.tobytes())
+    out = image_to_numpy(msg)
+    assert out.shape == (4, 5, 3)
+    np.testing.assert_array_equal(out, image)
+
+
+def test_image_to_numpy_is_a_view_of_the_message_buffer() -> None:
+    msg = numpy_to_image(_pattern((8, 6, 3)), HEADER, "bgr8")
+    view = image_to_numpy(msg)
+    assert np.shares_memory(view, np.frombuffer(msg.data, dtype=np.uint8))
+
+
+def test_numpy_to_image_copies_once() -> None:
+    image = _pattern((3, 4, 3))
+    msg = numpy_to_image(image, HEADER, "bgr8")
+    image[0, 0, 0] ^= 0xFF
+    assert image_to_numpy(msg)[0, 0, 0] != image[0, 0, 0]
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"encoding": "32FC1", "height": 2, "width": 2, "step": 8, "data": bytes(16)}, "32FC1"),
+    ({"encoding": "bgr8", "height": 0, "width": 4, "step": 12, "data": b""}, "empty"),
+    ({"encoding": "bgr8", "height": 2, "width": 2, "step": 6, "data": bytes(11)}, "does not match"),
+    ({"encoding": "bgr8", "height": 2, "width": 2, "step": 5, "data": bytes(10)}, "does not match"),
+    ({"encoding": "mono8", "height": 9000, "width": 9000, "step": 9000, "data": b""}, "too large"),
+])
+def test_image_to_numpy_rejects_bad_images(kwargs: dict, needle: str) -> None:
+    with pytest.raises(ConversionError, match=needle):
+        image_to_numpy(Image(header=HEADER, **kwargs))
+
+
+@pytest.mark.parametrize("image, encoding", [
+    (np.zeros((2, 2, 3), np.float32), "bgr8"),
+    (np.zeros((2, 2, 3), np.uint8), "mono8"),
+    (np.zeros((2, 2), np.uint8), "bgr8"),
+    (np.zeros((2, 2, 3), np.uint8), "yuv422"),
+])
+def test_numpy_to_image_rejects_mismatched_arrays(image: np.ndarray, encoding: str) -> None:
+    with pytest.raises(ConversionError):
+        numpy_to_image(image, HEADER, encoding)
+
+
+# --- stamps, camera info ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("t", [0.0, 12.345, 1_700_000_000.123456789, 3.9999999999])
+def test_stamp_round_trip(t: float) -> None:
+    stamp = sec_to_stamp(t)
+    assert 0 <= stamp.nanosec <= 999_999_999
+    assert stamp_to_sec(stamp) == pytest.approx(t, rel=1e-15, abs=2e-9)  # 1 ns resolution
+
+
+def test_projection_matrix_validates_camera_info() -> None:
+    fields = {"width": 640, "height": 480, "distortion_model": "plumb_bob", "d": [0.0] * 5,
+              "k": [500.0, 0, 320, 0, 500, 240, 0, 0, 1], "r": np.eye(3).ravel().tolist(),
+              "p": [500.0, 0, 320, -60.0, 0, 500, 240, 0, 0, 0, 1, 0]}
+    info = camera_info_msg(fields, HEADER)
+    np.testing.assert_array_equal(projection_matrix(info), np.array(fields["p"]).reshape(3, 4))
+    with pytest.raises(ConversionError, match="projection"):
+        projection_matrix(camera_info_msg({**fields, "p": [0.0] * 12}, HEADER))
+    with pytest.raises(ConversionError, match="projection"):
+        projection_matrix(camera_info_msg({**fields, "p": [math.nan] + fields["p"][1:]}, HEADER))
+
+
+# --- object messages -------------------------------------------------------------------------
+
+def _track(track_id: int = 4, state: TrackState = TrackState.OCCLUDED, embedding: bool = True) -> Track:
+    cov = np.diag([4.0, 9.0, 1.0, 2.25])
+    cov[0, 1] = cov[1, 0] = 0.5
+    return Track(track_id=track_id, state=state, box=np.array([100.5, 200.25, 40.0, 80.0]),
+                 velocity=np.array([3.5, -1.25]), covariance=cov, score=0.75, class_id=2, class_name="car",
+                 age=17, hits=12, frames_since_seen=3,
+                 embedding=np.array([0.6, 0.8, 0.0], np.float32) if embedding else None,
+                 persistence_score=0.875)
+
+
+def test_track_round_trip() -> None:
+    for track in (_track(), _track(embedding=False)):
+        back = track_from_msg(track_to_msg(track))
+        for name in ("track_id", "state", "score", "class_id", "class_name", "age", "hits", "frames_since_seen",
+                     "persistence_score"):
+            assert getattr(back, name) == getattr(track, name), name
+        np.testing.assert_array_equal(back.box, track.box)
+        np.testing.assert_array_equal(back.velocity, track.velocity)
+        np.testing.assert_array_equal(back.covariance, track.covariance)
+        if track.embedding is None:
+            assert back.embedding is None
+        else:
+            np.testing.assert_array_equal(back.embedding, track.embedding)
+
+
+def test_track_round_trip_keeps_unscored_nan() -> None:
+    track = _track()
+    track.persistence_score = float("nan")
+    assert math.isnan(track_from_msg(track_to_msg(track)).persistence_score)
+
+
+def test_detection_round_trip() -> None:
+    dets = [Detection(box=np.array([10.0, 20.0, 30.0, 40.0]), score=0.5, class_id=1, class_name="person",
+                      embedding=np.array([1.0, 0.0], np.float32)),
+            Detection(box=np.array([1.5, 2.5, 3.0, 4.0]), score=0.25, class_id=0)]
+    back = detections_from_msg([detection_to_msg(d) for d in dets])
+    assert len(back) == 2
+    for a, b in zip(dets, back):
+        np.testing.assert_array_equal(b.box, a.box)
+        assert (b.score, b.class_id, b.class_name) == (a.score, a.class_id, a.class_name)
+    np.testing.assert_array_equal(back[0].embedding, dets[0].embedding)
+    assert back[1].embedding is None
+
+
+def test_track3d_round_trip() -> None:
+    cov = np.array([[0.01, 0.002, 0.0], [0.002, 0.02, 0.0], [0.0, 0.0, 0.09]])
+    track = Track3D(track_id=9, state=TrackState.VISIBLE, class_id=3, class_name="box",
+                    position=np.array([0.25, -0.5, 3.0]), velocity=np.array([0.1, 0.0, -0.2]), covariance=cov,
+                    left_track_id=4, right_track_id=5, persistence_score=0.5, frames_since_seen=0,
+                    trail=[np.zeros(3)])
+    back = track3d_from_msg(track3d_to_msg(track))
+    for name in ("track_id", "state", "class_id", "class_name", "left_track_id", "right_track_id",
+                 "persistence_score", "frames_since_seen"):
+        assert getattr(back, name) == getattr(track, name), name
+    np.testing.assert_array_equal(back.position, track.position)
+    np.testing.assert_array_equal(back.velocity, track.velocity)
+    np.testing.assert_array_equal(back.covariance, cov)
+
+
+def test_decision_round_trip() -> None:
+    decision = PersistenceDecision(track_id=7, score=0.625, keep=True, attention=np.array([0.25, 0.25, 0.5]),
+                                   frames_observed=3, reason="min_hits:3/3 mean_score:0.80>=0.50")
+    msg = decision_to_msg(decision, "right")
+    assert msg.camera == "right"
+    back = decision_from_msg(msg)
+    assert (back.track_id, back.score, back.keep, back.frames_observed, back.reason) == \
+        (7, 0.625, True, 3, decision.reason)
+    np.testing.assert_array_equal(back.attention, decision.attention)
+    assert back.attention.sum() == pytest.approx(1.0)
+
+
+def test_event_round_trip() -> None:
+    event = TrackEvent(track_id=11, kind=EventKind.REACQUIRED, state=TrackState.VISIBLE,
+                       box=np.array([320.5, 240.25, 30.0, 60.0]), frames_unseen=14)
+    msg = event_to_msg(event, HEADER, "left")
+    assert (msg.header, msg.camera) == (HEADER, "left")
+    back = event_from_msg(msg)
+    assert (back.track_id, back.kind, back.state, back.frames_unseen) == (11, EventKind.REACQUIRED,
+                                                                          TrackState.VISIBLE, 14)
+    np.testing.assert_array_equal(back.box[:2], event.box[:2])
+
+
+# --- point cloud -----------------------------------------------------------------------------
+
+def _track3d(track_id: int, state: TrackState, position, cov_diag=(1e-4, 1e-4, 1e-3), persistence=0.9) -> Track3D:
+    return Track3D(track_id=track_id, state=state, class_id=0, class_name="ball",
+                   position=np.asarray(position, dtype=np.float64), velocity=np.zeros(3),
+                   covariance=np.diag(cov_diag), left_track_id=track_id, right_track_id=track_id + 100,
+                   persistence_score=persistence, frames_since_seen=0 if state == TrackState.VISIBLE else 5,
+                   trail=[np.asarray(position, dtype=np.float64) - 0.1, np.asarray(position, dtype=np.float64)])
+
+
+def test_point_cloud_layout() -> None:
+    tracks = [_track3d(3, TrackState.VISIBLE, [0.5, -0.25, 3.0], persistence=0.75),
+              _track3d(70000, TrackState.OCCLUDED, [-1.0, 0.125, 6.5], persistence=0.5)]
+    msg = tracks_to_cloud(tracks, HEADER)
+    layout = [(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
+    assert layout == [("x", 0, PointField.FLOAT32, 1), ("y", 4, PointField.FLOAT32, 1), ("z", 8, PointField.FLOAT32, 1),
+                      ("track_id", 12, PointField.UINT32, 1), ("state", 16, PointField.UINT8, 1),
+                      ("persistence", 20, PointField.FLOAT32, 1)]
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 2, 24, 48)
+    assert msg.header == HEADER and not msg.is_bigendian and len(msg.data) == 48
+    raw = bytes(msg.data)
+    for k, t in enumerate(tracks):
+        base = k * msg.point_step
+        x, y, z, track_id, state = struct.unpack_from("<fffIB", raw, base)
+        (persistence,) = struct.unpack_from("<f", raw, base + 20)
+        assert (x, y, z) == tuple(np.float32(t.position))
+        assert (track_id, state, persistence) == (t.track_id, int(t.state), t.persistence_score)
+
+
+def test_point_cloud_round_trip() -> None:
+    tracks = [_track3d(i, TrackState.VISIBLE, [0.1 * i, 0.2, 2.0 + i]) for i in range(1, 5)]
+    points = cloud_to_numpy(tracks_to_cloud(tracks, HEADER))
+    assert len(points) == 4
+    np.testing.assert_allclose(np.stack([points["x"], points["y"], points["z"]], axis=1),
+                               np.array([t.position for t in tracks]), rtol=1e-6)
+    np.testing.assert_array_equal(points["track_id"], [1, 2, 3, 4])
+    empty = tracks_to_cloud([], HEADER)
+    assert (empty.width, len(empty.data), len(cloud_to_numpy(empty))) == (0, 0, 0)
+
+
+def test_cloud_to_numpy_rejects_foreign_layouts() -> None:
+    msg = tracks_to_cloud([_track3d(1, TrackState.VISIBLE, [0, 0, 2])], HEADER)
+    msg.fields = msg.fields[:3]
+    with pytest.raises(ConversionError, match="layout"):
+        cloud_to_numpy(msg)
+
+
+# --- markers ---------------------------------------------------------------------------------
+
+def test_markers_ghosts_translucent_and_covariance_sized() -> None:
+    visible = _track3d(1, TrackState.VISIBLE, [0.0, 0.0, 3.0])
+    ghost = _track3d(2, TrackState.OCCLUDED, [0.5, 0.0, 4.0], cov_diag=(0.04, 0.09, 0.25))
+    lost = _track3d(3, TrackState.LOST, [1.0, 0.0, 5.0])
+    markers = tracks_to_markers([visible, ghost, lost], HEADER).markers
+    assert markers[0].action == Marker.DELETEALL
+    spheres = {m.id: m for m in markers if m.type == Marker.SPHERE}
+    assert set(spheres) == {1, 2}, "LOST tracks are not drawn"
+    assert all(m.id != 3 for m in markers[1:])
+    assert spheres[2].color.a < 0.5 <= spheres[1].color.a
+    np.testing.assert_allclose([spheres[1].scale.x, spheres[1].scale.y, spheres[1].scale.z], MIN_DIAMETER_M)
+    # 2-sigma each side: diameter 4 sigma, sigma = (0.2, 0.3, 0.5) m
+    np.testing.assert_allclose([spheres[2].scale.x, spheres[2].scale.y, spheres[2].scale.z], [0.8, 1.2, 2.0])
+    assert spheres[2].ns != spheres[1].ns
+    assert all(m.header == HEADER for m in markers)
+
+
+# --- exact-stamp synchroniser ----------------------------------------------------------------
+
+def test_synchronizer_completes_sets_in_input_order() -> None:
+    calls = []
+    sync = ExactStampSynchronizer(3, lambda *m: calls.append(m), queue_size=5)
+    sync.add(2, (1, 0), "c1")
+    sync.add(0, (1, 0), "a1")
+    assert calls == []
+    sync.add(1, (1, 0), "b1")
+    assert calls == [("a1", "b1", "c1")]
+    assert sync.dropped == 0
+
+
+def test_synchronizer_drops_stale_sets() -> None:
+    calls = []
+    sync = ExactStampSynchronizer(2, lambda *m: calls.append(m), queue_size=5)
+    sync.add(0, (1, 0), "a1")
+    sync.add(0, (2, 0), "a2")
+    sync.add(1, (2, 0), "b2")
+    assert calls == [("a2", "b2")]
+    assert sync.dropped == 1  # stamp 1 can no longer complete in order
+    sync.add(0, (3, 0), "a3")
+    sync.add(1, (3, 0), "b3")
+    assert calls[-1] == ("a3", "b3") and sync.dropped == 1
+
+
+def test_synchronizer_is_bounded() -> None:
+    calls = []
+    sync = ExactStampSynchronizer(2, lambda *m: calls.append(m), queue_size=3)
+    for sec in range(1, 6):
+        sync.add(0, (sec, 0), f"a{sec}")
+    assert sync.dropped == 2  # stamps 1 and 2 evicted, 3..5 wait
+    sync.add(1, (1, 0), "b1")  # its partner is gone: it waits alone and evicts stamp 3
+    assert calls == [] and sync.dropped == 3
+    sync.add(1, (5, 0), "b5")
+    assert calls == [("a5", "b5")]
+    assert sync.dropped == 5  # stamps 4 and 1 are older than the completed 5
+
+
+def test_synchronizer_inputs_use_header_stamps() -> None:
+    calls = []
+    sync = ExactStampSynchronizer(2, lambda *m: calls.append(m))
+    left, right = sync.inputs(header_stamp_key)
+    a, b = Image(header=HEADER), Image(header=Header(stamp=HEADER.stamp, frame_id="right"))
+    left(a)
+    right(Image(header=Header(stamp=Time(sec=99))))
+    right(b)
+    assert calls == [(a, b)]
+
+
+@pytest.mark.parametrize("n_inputs, queue_size, needle", [(0, 10, "n_inputs"), (2, 0, "queue_size")])
+def test_synchronizer_validates_arguments(n_inputs: int, queue_size: int, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        ExactStampSynchronizer(n_inputs, print, queue_size)
+
+
+# --- parameters ------------------------------------------------------------------------------
+
+PARAMS = (
+    Param("rate_hz", 2.0, "A rate.", low=0.1, high=10.0),
+    Param("count", 3, "A count.", low=1, high=100),
+    Param("mode", "fast", "A mode.", choices=("fast", "slow")),
+    Param("frozen", 1, "Read-only.", read_only=True),
+    Param("gain", 1.0, "Open-ended (no range descriptor: only declare() checks it).", low=0.0),
+)
+
+
+def _node(context, overrides: dict) -> Node:
+    return Node("params_under_test", context=context, start_parameter_services=False, enable_rosout=False,
+                parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+
+
+def test_declare_returns_validated_values(ros_context) -> None:
+    node = _node(ros_context, {"rate_hz": 5.0, "mode": "slow"})
+    try:
+        assert declare(node, PARAMS) == {"rate_hz": 5.0, "count": 3, "mode": "slow", "frozen": 1, "gain": 1.0}
+        descriptor = node.describe_parameter("count")
+        assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == (1, 100)
+        assert "fast, slow" in node.describe_parameter("mode").description
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"rate_hz": 50.0}, r"parameter 'rate_hz'.*out of range"),  # the descriptor's range, checked by rclpy
+    ({"count": 0}, r"parameter 'count'.*out of range"),
+    ({"mode": "turbo"}, r"'mode' is 'turbo'; allowed values: 'fast', 'slow'"),
+    ({"gain": -0.5}, r"'gain' is -0.5; allowed range: \[0.0, inf\]"),
+    ({"gain": float("nan")}, r"'gain' must be finite"),
+    ({"rate_hz": "quick"}, r"parameter 'rate_hz'"),
+])
+def test_declare_rejects_bad_start_values(ros_context, overrides: dict, needle: str) -> None:
+    node = _node(ros_context, overrides)
+    try:
+        with pytest.raises(ParameterError, match=needle):
+            declare(node, PARAMS)
+    finally:
+        node.destroy_node()
+
+
+def test_set_parameters_is_validated_by_the_same_rules(ros_context) -> None:
+    node = _node(ros_context, {})
+    try:
+        declare(node, PARAMS)
+        bad = node.set_parameters([Parameter("mode", value="turbo")])[0]
+        assert not bad.successful and "'mode'" in bad.reason and "'fast'" in bad.reason
+        negative = node.set_parameters([Parameter("gain", value=-1.0)])[0]
+        assert not negative.successful and "'gain'" in negative.reason and "allowed range" in negative.reason
+        frozen = node.set_parameters([Parameter("frozen", value=2)])[0]
+        assert not frozen.successful and "read-only" in frozen.reason
+        assert node.get_parameter("mode").value == "fast"
+        good = node.set_parameters([Parameter("mode", value="slow")])[0]
+        assert good.successful and node.get_parameter("mode").value == "slow"
+    finally:
+        node.destroy_node()
+
+
+def test_build_config_names_the_rejected_field() -> None:
+    with pytest.raises(ParameterError, match="min_hits"):
+        build_config(WorldModelConfig, {"min_hits": 0})
+    assert build_config(WorldModelConfig, {"min_hits": 5, "unrelated": 1}).min_hits == 5
