@@ -266,7 +266,13 @@ def test_ghosts_that_are_not_hidden_objects_lower_precision():
     add_nuisance(records, frames=range(5, 8))
     records[8].tracks_left.append(trk(30, TrackState.OCCLUDED, [600.0, 100.0, 30.0, 30.0]))  # glare ghost
     assert ghost_precision(records, "left") == (pytest.approx(16 / 18), 18)
+    # The published output counts only the ghosts of kept tracks: the glare ghost's track 30 was
+    # filtered (keep=False), so of the 18 left ghosts 17 remain, 16 of them correct.
+    assert ghost_precision(records, "left", kept_only=True) == (pytest.approx(16 / 17), 17)
+    records[8].decisions_left.append(dec(30, True))  # had the filter kept the glare...
+    assert ghost_precision(records, "left", kept_only=True) == (pytest.approx(16 / 18), 18)
     metrics, counts = evaluate_with_counts(records)
+    assert (counts["ghosts_all"], counts["ghosts_all_real"]) == (33, 31)
     assert (counts["ghosts"], counts["ghosts_real"]) == (33, 31)
     assert metrics["ghost_precision"] == pytest.approx(31 / 33)
 

@@ -96,14 +96,35 @@ class RosHarness:
                         and all(s.get_publisher_count() > 0 for s in self._subscriptions),
                         "the nodes under test to match the probe's topics")
 
-    def spin_until(self, condition: Callable[[], bool], what: str,
-                   timeout_s: float = FIRST_MESSAGE_TIMEOUT_S) -> None:
-        """Spin in 50 ms slices until ``condition()`` holds; AssertionError naming ``what`` at the deadline."""
+    def poll(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Spin in 50 ms slices until ``condition()`` holds (True) or ``timeout_s`` passes (False)."""
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+                return False
             self.executor.spin_once(timeout_sec=0.05)
+        return True
+
+    def spin_until(self, condition: Callable[[], bool], what: str,
+                   timeout_s: float = FIRST_MESSAGE_TIMEOUT_S) -> None:
+        """Spin until ``condition()`` holds; AssertionError naming ``what`` at the deadline."""
+        if not self.poll(condition, timeout_s):
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+    def retry_until(self, send: Callable[[int], None], condition: Callable[[], bool], what: str,
+                    attempt_s: float = 1.0, timeout_s: float = FIRST_MESSAGE_TIMEOUT_S) -> int:
+        """Call ``send(attempt)`` and spin up to ``attempt_s`` for ``condition()``, again until the
+        deadline: for inputs that may be dropped (best-effort topics, a latest-value input that
+        may be taken after the message that needs it). Returns the successful attempt."""
+        deadline = time.monotonic() + timeout_s
+        attempt = 0
+        while True:
+            send(attempt)
+            if self.poll(condition, min(attempt_s, max(0.0, deadline - time.monotonic()))):
+                return attempt
+            attempt += 1
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s:.0f} s ({attempt} attempts) waiting for {what}")
 
     def log_lines(self, node_name: str, min_level: int = 0) -> list[str]:
         """Texts of the /rosout records of ``node_name`` (in this namespace) at ``min_level`` or above."""

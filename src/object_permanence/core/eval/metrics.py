@@ -386,13 +386,14 @@ def ghost_precision(
     camera: str = "left",
     truth: TrackToTruth | None = None,
     hidden_vis: float = 0.5,
+    kept_only: bool = False,
 ) -> tuple[float, int]:
     """Fraction of published ghosts that stand for a real, hidden object.
 
     See :func:`ghost_counts` for the rule. Returns ``(precision, n_ghosts)``; precision is 0.0
     without ghosts.
     """
-    n_real, n_ghosts = ghost_counts(records, camera, truth, hidden_vis)
+    n_real, n_ghosts = ghost_counts(records, camera, truth, hidden_vis, kept_only)
     return _ratio(n_real, n_ghosts), n_ghosts
 
 
@@ -401,8 +402,12 @@ def ghost_counts(
     camera: str = "left",
     truth: TrackToTruth | None = None,
     hidden_vis: float = 0.5,
+    kept_only: bool = False,
 ) -> tuple[int, int]:
     """Count published ghosts and those that stand for a real, hidden object.
+
+    ``kept_only``: count only the ghosts of tracks the persistence filter kept in that frame
+    (the pipeline's output: what is triangulated and drawn); otherwise every world-model ghost.
 
     Every track-frame in state OCCLUDED is one ghost. It is correct when the track maps
     (:class:`TrackToTruth`) to an ``OBJECT`` and, in that frame and camera, that object either has
@@ -424,8 +429,9 @@ def ghost_counts(
     index = _GroundTruthIndex(records, camera)
     n_ghosts, n_real = 0, 0
     for t, rec in enumerate(records):
+        kept = {d.track_id for d in _decisions(rec, camera) if d.keep}
         for trk in _tracks(rec, camera):
-            if trk.state != TrackState.OCCLUDED:
+            if trk.state != TrackState.OCCLUDED or (kept_only and trk.track_id not in kept):
                 continue
             n_ghosts += 1
             if not truth.is_real(camera, trk.track_id):
@@ -589,7 +595,9 @@ def evaluate_with_counts(records: Sequence[FrameRecord]) -> tuple[dict[str, floa
     * ``id_switches_per_100_frames``: 100 · (switches_left + switches_right) / (2 · frames).
     * ``occlusion_recovery_rate``: recovered / episodes, episodes of both cameras pooled;
       ``reacquire_error_px``: mean of the pooled reacquire errors (:func:`occlusion_recovery`).
-    * ``ghost_precision``: correct ghosts / ghosts, both cameras pooled (:func:`ghost_precision`).
+    * ``ghost_precision``: correct ghosts / ghosts of the tracks the persistence filter kept (the
+      published output), both cameras pooled (:func:`ghost_precision`); the counts also give the
+      world model's raw figure over all its ghosts (``ghosts_all``, ``ghosts_all_real``).
     * ``spurious_points_*``: counts from :func:`spurious_points`; ``persistence_*`` from
       :func:`persistence_counts`; ``position_rmse_m`` from :func:`position_rmse`;
       ``latency_ms_*`` from :func:`latency_percentiles`.
@@ -601,7 +609,7 @@ def evaluate_with_counts(records: Sequence[FrameRecord]) -> tuple[dict[str, floa
     counts: dict[str, int] = {"frames": len(records)}
     mot = {cam: mot_metrics(records, cam) for cam in CAMERAS}
     scored = [m for m in mot.values() if m["num_gt_dets"] > 0]
-    episodes = recovered = ghosts = ghosts_real = 0
+    episodes = recovered = ghosts = ghosts_real = ghosts_all = ghosts_all_real = 0
     errors: list[float] = []
     for cam in CAMERAS:
         counts[f"gt_dets_{cam}"] = mot[cam]["num_gt_dets"]
@@ -610,9 +618,12 @@ def evaluate_with_counts(records: Sequence[FrameRecord]) -> tuple[dict[str, floa
         recovered += n_rec
         episodes += n_ep
         errors += errs
-        n_correct, n_g = ghost_counts(records, cam, truth)
+        n_correct, n_g = ghost_counts(records, cam, truth, kept_only=True)
         ghosts_real += n_correct
         ghosts += n_g
+        n_correct, n_g = ghost_counts(records, cam, truth)
+        ghosts_all_real += n_correct
+        ghosts_all += n_g
     pers = persistence_counts(records, truth)
     spur_unf, pts_unf = spurious_points(records, filtered=False, truth=truth)
     spur_f, pts_f = spurious_points(records, filtered=True, truth=truth)
@@ -624,6 +635,8 @@ def evaluate_with_counts(records: Sequence[FrameRecord]) -> tuple[dict[str, floa
         reacquire_error_samples=len(errors),
         ghosts=ghosts,
         ghosts_real=ghosts_real,
+        ghosts_all=ghosts_all,
+        ghosts_all_real=ghosts_all_real,
         persistence_decisions=pers.decisions,
         persistence_kept=pers.kept,
         persistence_real=pers.real,
