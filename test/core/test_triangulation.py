@@ -427,7 +427,7 @@ def test_refined_single_frame_error_under_2cm_at_3m():
     # The refined disparity carries refined_disparity_std_px, not the boxes' 1.5 px: σ_Z = Z/d σ_d (first frame: P = R).
     z = refined.position[2]
     assert np.sqrt(refined.covariance[2, 2]) == pytest.approx(z**2 / (FX * B) * 0.2, rel=1e-6)
-    assert refined.covariance[2, 2] < 0.01 * boxes_only.covariance[2, 2]
+    assert refined.covariance[2, 2] < 0.02 * boxes_only.covariance[2, 2]  # (0.2 px)² vs 2 (1.5² + 0.25²) px²
     np.testing.assert_allclose(refined.covariance, refined.covariance.T)
     assert np.all(np.linalg.eigvalsh(refined.covariance) > 0)
 
