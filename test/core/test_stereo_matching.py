@@ -93,6 +93,19 @@ def test_flat_patch_gives_nan(pattern):
     assert np.isnan(refined[0]) and np.isnan(quality[0])
 
 
+def test_noisy_horizontal_stripes_have_a_flat_peak_and_give_nan():
+    """Stripes along the rows plus a little texture: matched (NCC ~1 at every shift), but the peak is too
+    flat to localise, so no disparity; the same texture without the stripes refines."""
+    rows = np.arange(100, dtype=np.float32)[:, None]
+    speckle = texture(100, 60, seed=4, blur_px=1.0, contrast=5.0)
+    stripes = speckle + 60.0 * np.sin(rows / 3.0)
+    left, right = render_pair([(stripes, 300.0, 200.0, 16.2), (speckle * 6.0 - 5.0 * 128.0, 100.0, 200.0, 16.2)])
+    boxes = np.stack([centre_box(300.0, 200.0, 60, 100), centre_box(100.0, 200.0, 60, 100)])
+    refined, quality = refine_disparities(left, right, boxes, np.array([16.5, 16.5]))
+    assert np.isnan(refined[0]) and quality[0] > 0.95
+    assert abs(refined[1] - 16.2) < 0.15
+
+
 def test_guess_beyond_search_range_gives_nan():
     left, right = render_pair([(texture(100, 60, seed=5), 300.0, 200.0, 16.3)])
     box = centre_box(300.0, 200.0, 60, 100)[None]
@@ -160,6 +173,7 @@ def test_grey_images_and_empty_input():
         ({"inner_frac": 0.0}, "inner_frac"),
         ({"min_patch_px": 2}, "min_patch_px"),
         ({"min_gradient": float("nan")}, "min_gradient"),
+        ({"min_peak_curvature": 0.0}, "min_peak_curvature"),
     ],
 )
 def test_argument_validation_names_the_argument(kwargs, name):
@@ -168,3 +182,26 @@ def test_argument_validation_names_the_argument(kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         refine_disparities(**args)
+
+
+def test_cells_vote_out_a_partial_occluder_that_biases_a_whole_box_match():
+    """A nearer occluder covering one side of the object (at its own, larger disparity) is in a
+    different place in each view: the whole-box template mixes both depths; the 3x3 cells over
+    the occluded side disagree and are voted out."""
+    x, y, disparity = 250.0, 180.0, 14.3
+    obj = texture(100, 60, seed=5)
+    occluder = texture(140, 14, seed=6, contrast=60.0)  # covers the right column of cells in both views
+    left, right = render_pair([(obj, x, y, disparity), (occluder, x + 38.0, y - 20.0, 18.0)])
+    box = centre_box(x, y, 60, 100)[None]
+    robust, quality = refine_disparities(left, right, box, np.array([disparity + 1.0]))
+    assert abs(robust[0] - disparity) < 0.2 and quality[0] > 0.8
+    whole, _ = refine_disparities(left, right, box, np.array([disparity + 1.0]), grid=1)
+    assert not abs(whole[0] - disparity) < 0.2  # biased, or rejected outright
+
+
+def test_cell_voting_arguments_are_validated():
+    left, right = render_pair([(texture(100, 60, seed=1), 200.0, 150.0, 15.0)])
+    box, guess = centre_box(200.0, 150.0, 60, 100)[None], np.array([15.0])
+    for kwargs, name in (({"grid": 0}, "grid"), ({"min_agree": 10}, "min_agree"), ({"agree_px": 0.0}, "agree_px")):
+        with pytest.raises(ValueError, match=name):
+            refine_disparities(left, right, box, guess, **kwargs)

@@ -16,6 +16,8 @@ reflection sits at a view-dependent place and rarely has a consistent match in t
 """
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 
@@ -29,6 +31,78 @@ def refine_disparities(
     inner_frac: float = 0.6,
     min_patch_px: int = 8,
     min_gradient: float = 2.0,
+    min_peak_curvature: float = 0.02,
+    grid: int = 3,
+    min_agree: int | None = None,
+    agree_px: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Robust sub-pixel disparities of boxes: the inner part of each box is cut into a
+    ``grid`` x ``grid`` array of cells, each matched on its own (:func:`match_patches`); the box's
+    disparity is the mean of the cells within ``agree_px`` of their median, when at least
+    ``min_agree`` cells agree (default: a majority, 5 of 9), else NaN.
+
+    Why cells: an object partly hidden by a nearer occluder (or showing background at a corner)
+    mixes two depths in one template, which biases a whole-box match while still scoring a high
+    NCC; the hidden cells disagree with the others (or fail) and are voted out. ``grid=1`` is
+    the plain whole-box match. Quality is the mean NCC of the agreeing cells.
+
+    Raises:
+        ValueError: naming the argument, for bad shapes, dtypes or parameter values.
+    """
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
+        raise ValueError(f"grid must be an integer >= 1, got {grid!r}")
+    if min_agree is None:
+        min_agree = grid * grid // 2 + 1
+    if isinstance(min_agree, bool) or not isinstance(min_agree, int) or not 1 <= min_agree <= grid * grid:
+        raise ValueError(f"min_agree must be an integer in [1, grid * grid = {grid * grid}], got {min_agree!r}")
+    if not np.isfinite(agree_px) or agree_px <= 0:
+        raise ValueError(f"agree_px must be finite and positive, got {agree_px!r}")
+    if not 0.0 < inner_frac <= 1.0:
+        raise ValueError(f"inner_frac must lie in (0, 1], got {inner_frac!r}")
+    boxes = np.asarray(left_boxes, dtype=np.float64).reshape(-1, 4)
+    guess = np.asarray(disparity_guess, dtype=np.float64).reshape(-1)
+    if grid == 1:
+        return match_patches(left_bgr, right_bgr, boxes, guess, search_px, min_ncc, inner_frac, min_patch_px,
+                             min_gradient, min_peak_curvature)
+    if guess.shape[0] != boxes.shape[0]:
+        raise ValueError(f"disparity_guess must have one entry per box ({boxes.shape[0]}), got {guess.shape[0]}")
+    # Cell centres on a grid x grid lattice over the inner box; cells tile it exactly.
+    steps = (np.arange(grid) + 0.5) / grid - 0.5  # (g,) in (-1/2, 1/2)
+    dx, dy = np.meshgrid(steps, steps)  # (g, g)
+    inner_w, inner_h = inner_frac * boxes[:, 2], inner_frac * boxes[:, 3]
+    cells = np.stack([
+        boxes[:, 0, None] + dx.ravel()[None] * inner_w[:, None],
+        boxes[:, 1, None] + dy.ravel()[None] * inner_h[:, None],
+        np.repeat((inner_w / grid)[:, None], grid * grid, axis=1),
+        np.repeat((inner_h / grid)[:, None], grid * grid, axis=1),
+    ], axis=-1).reshape(-1, 4)  # (N * g², 4)
+    d_cells, q_cells = match_patches(left_bgr, right_bgr, cells, np.repeat(guess, grid * grid), search_px, min_ncc,
+                                     1.0, min_patch_px, min_gradient, min_peak_curvature)
+    d_cells, q_cells = d_cells.reshape(-1, grid * grid), q_cells.reshape(-1, grid * grid)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no cell matched, median NaN
+        median = np.nanmedian(d_cells, axis=1) if d_cells.size else np.zeros(0)
+        inlier = np.abs(d_cells - median[:, None]) <= agree_px  # NaN compares False
+        count = inlier.sum(axis=1)
+        disparity = np.where(count >= min_agree, np.nansum(np.where(inlier, d_cells, 0.0), axis=1)
+                             / np.maximum(count, 1), np.nan)
+        quality = np.where(count > 0, np.nansum(np.where(inlier, q_cells, 0.0), axis=1) / np.maximum(count, 1),
+                           np.nanmax(np.where(np.isfinite(q_cells), q_cells, -np.inf), axis=1, initial=-np.inf))
+    quality = np.where(np.isfinite(quality), quality, np.nan)
+    return disparity, quality
+
+
+def match_patches(
+    left_bgr: np.ndarray,
+    right_bgr: np.ndarray,
+    left_boxes: np.ndarray,
+    disparity_guess: np.ndarray,
+    search_px: float = 4.0,
+    min_ncc: float = 0.7,
+    inner_frac: float = 0.6,
+    min_patch_px: int = 8,
+    min_gradient: float = 2.0,
+    min_peak_curvature: float = 0.02,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel disparities ``u_left - u_right`` (pixel columns) of boxes in a rectified image pair.
 
@@ -42,11 +116,13 @@ def refine_disparities(
         min_patch_px: templates narrower or lower than this (after clipping to the image) are rejected.
         min_gradient: templates whose RMS horizontal gradient (grey levels per pixel, the
             disparity information) is below this are rejected as flat.
+        min_peak_curvature: minimum ``-(c[k-1] - 2 c[k] + c[k+1])`` of the NCC at the peak (per px²);
+            a flatter peak (stripes along the rows, smooth shading) does not localise the match.
 
     Returns:
         disparity: (N,) float64 pixels; NaN where the peak NCC < ``min_ncc``, the peak is on the
-            search border or outside the search range, or the template is too small, flat or
-            out of the image (then the box centre is the best one has).
+            search border or outside the search range, the peak is too flat, or the template
+            is too small, flat or out of the image (then the box centre is the best one has).
         quality: (N,) float64 peak NCC in [-1, 1]; NaN where no match was evaluated.
 
     Raises:
@@ -67,6 +143,8 @@ def refine_disparities(
         raise ValueError(f"min_patch_px must be an integer >= 3, got {min_patch_px!r}")
     if not np.isfinite(min_gradient) or min_gradient < 0:
         raise ValueError(f"min_gradient must be finite and non-negative, got {min_gradient!r}")
+    if not np.isfinite(min_peak_curvature) or min_peak_curvature <= 0:
+        raise ValueError(f"min_peak_curvature must be finite and positive, got {min_peak_curvature!r}")
 
     n = len(boxes)
     disparity = np.full(n, np.nan)
@@ -116,7 +194,7 @@ def refine_disparities(
         refined = d_hi - (peak_k + offset)  # d = hi - k
         accept = (
             (quality >= min_ncc)
-            & (curvature < 0)
+            & (curvature <= -min_peak_curvature)
             & (refined >= guess - search_px)
             & (refined <= guess + search_px)
         )  # NaN (border peak, not evaluated) compares False

@@ -32,6 +32,7 @@ import numpy as np
 from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import chi2
 
 from object_permanence.core.stereo_matching import refine_disparities
 from object_permanence.core.types import Track, Track3D, TrackState
@@ -72,6 +73,10 @@ class StereoPairingConfig:
         covariance before propagation, for rectification resampling and box quantisation.
     accel_std_mps2: white-noise acceleration std (m/s²) of the 3D constant-velocity Kalman filter.
     initial_velocity_std_mps: velocity std (m/s) of a new 3D track (its velocity starts at 0).
+    gate_probability: validation gate of the 3D update: a triangulation whose squared Mahalanobis
+        distance to the prediction exceeds the chi² quantile of this probability (3 dof) is skipped.
+    max_rejected_updates: after this many gated-out triangulations in a row the 3D filter restarts
+        at the measurement.
     update_from_ghosts: also update the 3D filter from ghost pairs (either view OCCLUDED or LOST);
         by default they only predict, as their boxes are 2D predictions, not observations.
     refined_disparity_std_px: disparity std (pixels) of an image-refined pair, used in place of the
@@ -79,6 +84,8 @@ class StereoPairingConfig:
     refine_search_px: the refined disparity is searched within this many pixels of the box-centre one.
     refine_min_ncc: minimum peak normalised cross-correlation for a refined disparity to be used.
     refine_inner_frac: side fraction of the left box matched in the right image.
+    refine_min_peak_curvature: minimum sharpness (negative second difference) of the correlation
+        peak; flatter peaks (stripes along the rows, smooth shading) keep the box-centre disparity.
     """
 
     max_row_diff_px: float = 4.0
@@ -101,12 +108,15 @@ class StereoPairingConfig:
     refine_search_px: float = 4.0
     refine_min_ncc: float = 0.7
     refine_inner_frac: float = 0.6
+    refine_min_peak_curvature: float = 0.02
+    gate_probability: float = 0.999
+    max_rejected_updates: int = 5
 
     def __post_init__(self) -> None:
         nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
                        "hysteresis_bonus", "pair_memory_s", "center_sigma_floor_px")
         positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "accel_std_mps2", "initial_velocity_std_mps",
-                    "refined_disparity_std_px", "refine_search_px")
+                    "refined_disparity_std_px", "refine_search_px", "refine_min_peak_curvature")
         for name in nonnegative + positive:
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0 or (name in positive and value == 0):
@@ -122,6 +132,11 @@ class StereoPairingConfig:
             raise ValueError(f"refine_min_ncc must lie in [-1, 1], got {self.refine_min_ncc!r}")
         if not 0.0 < self.refine_inner_frac <= 1.0:
             raise ValueError(f"refine_inner_frac must lie in (0, 1], got {self.refine_inner_frac!r}")
+        if not 0.0 < self.gate_probability < 1.0:
+            raise ValueError(f"gate_probability must lie in (0, 1), got {self.gate_probability!r}")
+        if (isinstance(self.max_rejected_updates, bool) or not isinstance(self.max_rejected_updates, int)
+                or self.max_rejected_updates < 0):
+            raise ValueError(f"max_rejected_updates must be an integer >= 0, got {self.max_rejected_updates!r}")
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,7 @@ class _PairState:
     kf: KalmanFilter
     stamp: float
     trail: deque[np.ndarray] = field(default_factory=deque)
+    rejected: int = 0  # consecutive measurements outside the validation gate
 
 
 class StereoTriangulator:
@@ -223,6 +239,7 @@ class StereoTriangulator:
     def __init__(self, p_left: np.ndarray, p_right: np.ndarray, config: StereoPairingConfig | None = None) -> None:
         self.rig = RectifiedRig.from_projections(p_left, p_right)
         self.config = config if config is not None else StereoPairingConfig()
+        self._gate = float(chi2.ppf(self.config.gate_probability, df=3))
         fb = self.rig.fx * self.rig.baseline
         self._disparity_range = (fb / self.config.max_depth_m, fb / self.config.min_depth_m)  # d = fx B / Z
         self._pairs: dict[tuple[int, int], _PairState] = {}
@@ -341,12 +358,11 @@ class StereoTriangulator:
         """
         if len(images) != 2:
             raise ValueError(f"images must be a (left_bgr, right_bgr) pair, got {len(images)} items")
-        if not len(rows):
-            return
         cfg = self.config
         guess = pts_l[rows, 0] - pts_r[rows, 0]  # column shift u_l - u_r of the box centres
         shift, _ = refine_disparities(images[0], images[1], boxes_l, guess, search_px=cfg.refine_search_px,
-                                      min_ncc=cfg.refine_min_ncc, inner_frac=cfg.refine_inner_frac)
+                                      min_ncc=cfg.refine_min_ncc, inner_frac=cfg.refine_inner_frac,
+                                      min_peak_curvature=cfg.refine_min_peak_curvature)
         disparity = shift - (self.rig.cx_left - self.rig.cx_right)  # d = xl - xr = (u_l - u_r) - (cx_l - cx_r)
         with np.errstate(invalid="ignore"):
             ok = (disparity >= self._disparity_range[0]) & (disparity <= self._disparity_range[1])
@@ -360,6 +376,21 @@ class StereoTriangulator:
         sigma_obs[:, 2, 2] = cfg.refined_disparity_std_px**2
         a = np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [1, 0, -1, 0], [0, 0, 0, 1]])
         sigma2[refined] = a @ sigma_obs @ a.T
+
+    def _gated_update(self, state: _PairState, position: np.ndarray, covariance: np.ndarray) -> None:
+        """Kalman update inside a validation gate: a triangulation farther than the chi² gate from
+        the prediction (a partly hidden object whose image match latched onto the occluder, a bad
+        pairing) is skipped and the filter coasts; after ``max_rejected_updates`` in a row the
+        filter is re-initialised there (the track itself has moved on)."""
+        cfg = self.config
+        if _innovation_d2(state.kf, position, covariance) <= self._gate:
+            state.kf.update(position, R=covariance)  # K = P H' (H P H' + R)⁻¹, x += K (z - H x)
+            state.rejected = 0
+            return
+        state.rejected += 1
+        if state.rejected > cfg.max_rejected_updates:
+            state.kf = _new_filter(position, covariance, cfg.initial_velocity_std_mps)
+            state.rejected = 0
 
     def _update_pair(self, a: Track, b: Track, position: np.ndarray, covariance: np.ndarray, stamp: float) -> Track3D:
         """Run the pair's 3D filter to ``stamp`` and publish it.
@@ -382,7 +413,7 @@ class StereoTriangulator:
             state.kf.predict(F=_transition(dt), Q=Q_discrete_white_noise(  # x = F x, P = F P F' + Q
                 dim=2, dt=dt, var=cfg.accel_std_mps2**2, block_size=3, order_by_dim=False))
             if worse not in _GHOST_STATES or cfg.update_from_ghosts:
-                state.kf.update(position, R=covariance)  # K = P H' (H P H' + R)⁻¹, x += K (z - H x)
+                self._gated_update(state, position, covariance)
         state.stamp = stamp
         x, p = state.kf.x[:, 0], state.kf.P
         state.trail.append(x[:3].copy())
@@ -402,6 +433,13 @@ class StereoTriangulator:
         )
 
 
+def _innovation_d2(kf: KalmanFilter, z: np.ndarray, r: np.ndarray) -> float:
+    """Squared Mahalanobis distance of measurement ``z`` (3,) with covariance ``r`` (3, 3)."""
+    y = z - (_H @ kf.x)[:, 0]  # y = z - H x
+    s = _H @ kf.P @ _H.T + r  # S = H P H' + R
+    return float(y @ np.linalg.solve(s, y))
+
+
 def _transition(dt: float) -> np.ndarray:
     """(6, 6) constant-velocity transition over ``dt`` seconds: p ← p + v dt, v ← v."""
     f = np.eye(6)
@@ -410,7 +448,7 @@ def _transition(dt: float) -> np.ndarray:
 
 
 def _new_filter(position: np.ndarray, covariance: np.ndarray, velocity_std: float) -> KalmanFilter:
-    """A 3D constant-velocity filter at ``position`` (3,) m with covariance (3, 3) m², velocity 0 ± ``velocity_std``."""
+    """A 3D constant-velocity filter at ``position`` (3,) m, covariance (3, 3) m², velocity 0 ± ``velocity_std``."""
     kf = KalmanFilter(dim_x=6, dim_z=3)
     kf.x = np.concatenate([position, np.zeros(3)])[:, None]
     kf.P = np.zeros((6, 6))

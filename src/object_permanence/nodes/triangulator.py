@@ -3,9 +3,11 @@
 ``tracks3d/points``, ``tracks3d/markers``)."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
@@ -13,6 +15,8 @@ from object_permanence.core.triangulation import StereoPairingConfig, StereoTria
 from object_permanence.msg import Track3DArray, TrackArray
 from object_permanence.ros.conversions import (
     ConversionError,
+    as_bgr,
+    image_to_numpy,
     projection_matrix,
     stamp_to_sec,
     track3d_to_msg,
@@ -29,6 +33,9 @@ PARAMS = config_params(StereoPairingConfig) + (
     Param("sync_queue_size", 10, "Stamps waiting for their left/right partner before the oldest is dropped.",
           low=1, high=1000),
     Param("publish_markers", True, "Publish RViz markers on tracks3d/markers."),
+    Param("refine_with_images", True, "Refine the disparity of visible pairs by sub-pixel matching of the "
+          "rectified images (stereo/<cam>/image_raw of the same stamp); without an image of that stamp the box "
+          "centres are used."),
 )
 
 
@@ -50,9 +57,31 @@ class TriangulatorNode(Node):
         on_left, on_right = self._sync.inputs(header_stamp_key)
         self.create_subscription(TrackArray, "stereo/left/tracks/filtered", on_left, RELIABLE_QOS)
         self.create_subscription(TrackArray, "stereo/right/tracks/filtered", on_right, RELIABLE_QOS)
+        self._images: dict[str, OrderedDict[tuple[int, int], Image]] = {"left": OrderedDict(), "right": OrderedDict()}
+        self._image_buffer = p["sync_queue_size"]
         for cam in ("left", "right"):
             self.create_subscription(CameraInfo, f"stereo/{cam}/camera_info",
                                      lambda m, c=cam: self._info.__setitem__(c, m), SENSOR_QOS)
+            if p["refine_with_images"]:
+                self.create_subscription(Image, f"stereo/{cam}/image_raw", lambda m, c=cam: self._on_image(c, m),
+                                         SENSOR_QOS)
+
+    def _on_image(self, camera: str, msg: Image) -> None:
+        """Keep the last few images per camera by stamp (messages, viewed without a copy when used)."""
+        buffer = self._images[camera]
+        buffer[header_stamp_key(msg)] = msg
+        while len(buffer) > self._image_buffer:
+            buffer.popitem(last=False)
+
+    def _images_for(self, stamp: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        msgs = [self._images[c].get(stamp) for c in ("left", "right")]
+        if any(m is None for m in msgs):
+            return None
+        try:
+            return tuple(as_bgr(image_to_numpy(m), m.encoding) for m in msgs)
+        except ConversionError as exc:
+            self.get_logger().error(f"image not usable for refinement: {exc}", throttle_duration_sec=5.0)
+            return None
 
     def _current_triangulator(self) -> StereoTriangulator | None:
         """The triangulator for the latest camera_info pair (rebuilt when P changes)."""
@@ -75,7 +104,8 @@ class TriangulatorNode(Node):
             return
         try:
             tracks = triangulator.step([track_from_msg(t) for t in left.tracks],
-                                       [track_from_msg(t) for t in right.tracks], stamp_to_sec(left.header.stamp))
+                                       [track_from_msg(t) for t in right.tracks], stamp_to_sec(left.header.stamp),
+                                       self._images_for(header_stamp_key(left)))
         except ValueError as exc:
             self.get_logger().error(f"dropped stereo pair: {exc}")
             return

@@ -8,15 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 PACKAGE = "object_permanence"
@@ -87,14 +84,18 @@ def record(params_file: Path, frames: int, fps: float, log_path: Path, timeout_s
     return recorder
 
 
-def build_records(recorder, world):
+def build_records(recorder, world, triangulator_params: dict):
     """FrameRecords of the complete stamps, with the unfiltered 3D tracks computed offline by
-    the same triangulator core on all confirmed tracks."""
+    the same triangulator core and configuration on all confirmed tracks (and the same images,
+    re-rendered by the deterministic simulator)."""
     from object_permanence.core.eval.metrics import FrameRecord
-    from object_permanence.core.triangulation import StereoTriangulator
+    from object_permanence.core.triangulation import StereoPairingConfig, StereoTriangulator
     from object_permanence.core.types import TrackState
+    from object_permanence.ros.params import build_config
 
-    unfiltered = StereoTriangulator(world.rig.P_left, world.rig.P_right)
+    config = build_config(StereoPairingConfig, triangulator_params)
+    refine = triangulator_params.get("refine_with_images", True)
+    unfiltered = StereoTriangulator(world.rig.P_left, world.rig.P_right, config)
     records = []
     for (sec, nsec), r in recorder.complete():
         stamp = sec + nsec * 1e-9
@@ -103,7 +104,9 @@ def build_records(recorder, world):
             index=r.frame_index, stamp=stamp, gt_left=r.gt_left, gt_right=r.gt_right,
             tracks_left=r.tracks["left"], tracks_right=r.tracks["right"],
             decisions_left=r.decisions.get("left", []), decisions_right=r.decisions.get("right", []),
-            tracks3d=r.tracks3d, tracks3d_unfiltered=unfiltered.step(confirmed["left"], confirmed["right"], stamp),
+            tracks3d=r.tracks3d,
+            tracks3d_unfiltered=unfiltered.step(confirmed["left"], confirmed["right"], stamp,
+                                                world.render(r.frame_index) if refine else None),
             latency_s=r.latency_s))
     return records
 
@@ -136,13 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / "events.jsonl").unlink(missing_ok=True)
     params_file = args.out / "params.yaml"
-    params_file.write_text(yaml.safe_dump(merged_params(args.config_dir or package_share() / "config", overrides)))
+    params = merged_params(args.config_dir or package_share() / "config", overrides)
+    params_file.write_text(yaml.safe_dump(params))
     print(f"running `pipeline` on scenario '{args.scenario}' (seed {args.seed}), {run_frames} frames at "
           f"{args.fps:g} Hz; ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}", flush=True)
     recorder = record(params_file, args.frames, args.fps, args.out / "pipeline.log",
                       timeout_s=30.0 + 3.0 * run_frames / args.fps)
     world = SimWorld(make_scenario(args.scenario), seed=args.seed)
-    records = build_records(recorder, world)[: args.frames]
+    records = build_records(recorder, world, params["triangulator"]["ros__parameters"])[: args.frames]
     if not records:
         print(f"no complete frame was recorded; see {args.out / 'pipeline.log'}", file=sys.stderr)
         return 1

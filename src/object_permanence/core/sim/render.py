@@ -9,7 +9,6 @@ added with numpy slicing.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -18,7 +17,6 @@ import numpy as np
 
 TEXTURE_SIZE = 64  # px, side of the square object textures (bottles are 2.5x taller)
 GLARE_KEY = -1  # texture key of the shared glare alpha profile
-_CACHE_SIZE = 128  # scaled textures kept
 
 
 class Blend(IntEnum):
@@ -52,7 +50,8 @@ def object_texture(rng: np.random.Generator, class_id: int, base_bgr: np.ndarray
 
     Class 0 (box): a checkerboard; class 1 (ball): concentric rings; class 2 (bottle, 2.5x taller):
     horizontal bands. The accent covers about a third of the area so the base colour dominates a
-    colour histogram while the pattern keeps the texture trackable.
+    colour histogram while the pattern keeps the texture trackable; smooth luminance blobs add the
+    fine detail of a printed surface.
     """
     height = TEXTURE_SIZE * 5 // 2 if class_id == 2 else TEXTURE_SIZE
     ys, xs = np.mgrid[0:height, 0:TEXTURE_SIZE].astype(np.float32)
@@ -67,7 +66,11 @@ def object_texture(rng: np.random.Generator, class_id: int, base_bgr: np.ndarray
     texture = np.empty((height, TEXTURE_SIZE, 3), dtype=np.uint8)
     texture[:] = base_bgr
     texture[accent] = accent_bgr
-    noise = rng.normal(0.0, 4.0, size=texture.shape)
+    # Printed-label detail: smooth luminance blobs a few texels wide, as real objects have. It
+    # gives every class texture along the rows too (bands alone leave stereo matching flat).
+    blobs = cv2.resize(rng.normal(0.0, 18.0, size=(height // 4, TEXTURE_SIZE // 4)).astype(np.float32),
+                       (TEXTURE_SIZE, height), interpolation=cv2.INTER_CUBIC)
+    noise = rng.normal(0.0, 4.0, size=texture.shape) + blobs[:, :, None]
     texture = np.clip(texture + noise, 0, 255).astype(np.uint8)
     cv2.rectangle(texture, (0, 0), (TEXTURE_SIZE - 1, height - 1), (20, 20, 20), 2)
     return texture
@@ -124,7 +127,7 @@ class SceneRenderer:
         self._backgrounds = backgrounds
         self._textures = dict(textures)
         self._textures.setdefault(GLARE_KEY, glare_profile())
-        self._cache: OrderedDict[tuple[int, int, int, bool], np.ndarray] = OrderedDict()
+        self._cache: dict[tuple[int, bool], np.ndarray] = {}
 
     def render(self, view: int, sprites: list[Sprite]) -> np.ndarray:
         """(H, W, 3) uint8 BGR image of one view (0 left, 1 right) with ``sprites`` painted in order."""
@@ -133,36 +136,47 @@ class SceneRenderer:
             self._paint(image, sprite)
         return image
 
-    def _scaled(self, key: int, width: int, height: int, flip: bool) -> np.ndarray:
-        """Texture ``key`` resized to (height, width), optionally flipped; LRU-cached (static occluders
-        and slowly scaling objects hit the cache)."""
-        cache_key = (key, width, height, flip)
-        scaled = self._cache.get(cache_key)
-        if scaled is None:
-            scaled = cv2.resize(self._textures[key], (width, height), interpolation=cv2.INTER_LINEAR)
+    def _texture(self, key: int, flip: bool) -> np.ndarray:
+        """Texture ``key`` as float32, optionally flipped vertically (cached: a few dozen keys)."""
+        cache_key = (key, flip)
+        texture = self._cache.get(cache_key)
+        if texture is None:
+            texture = self._textures[key].astype(np.float32)
             if flip:
-                scaled = np.ascontiguousarray(scaled[::-1])
-            if len(self._cache) >= _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(cache_key)
-        self._cache[cache_key] = scaled
-        return scaled
+                texture = np.ascontiguousarray(texture[::-1])
+            self._cache[cache_key] = texture
+        return texture
 
     def _paint(self, image: np.ndarray, sprite: Sprite) -> None:
+        """Paint one sprite with sub-pixel geometry: the texture is warped onto its exact
+        (fractional) rect and blended by its coverage of each pixel, so a rect moved by 0.3 px
+        moves the image content by 0.3 px (the stereo matcher measures disparity from it)."""
         height, width = image.shape[:2]
-        # pixel i is inside when its centre i + 0.5 lies in [x1, x2): i in [ceil(x1 - 0.5), ceil(x2 - 0.5))
-        left, top, right, bottom = (int(np.ceil(c - 0.5)) for c in sprite.rect)
-        col0, col1, row0, row1 = max(0, left), min(width, right), max(0, top), min(height, bottom)
-        if col1 <= col0 or row1 <= row0:
+        x1, y1, x2, y2 = (float(c) for c in sprite.rect)
+        col0, col1 = max(0, int(np.floor(x1))), min(width, int(np.ceil(x2)))
+        row0, row1 = max(0, int(np.floor(y1))), min(height, int(np.ceil(y2)))
+        if col1 <= col0 or row1 <= row0 or x2 <= x1 or y2 <= y1:
             return
-        scaled = self._scaled(sprite.key, right - left, bottom - top, sprite.flip_vertical)
-        patch = scaled[row0 - top:row1 - top, col0 - left:col1 - left]
+        texture = self._texture(sprite.key, sprite.flip_vertical)
+        th, tw = texture.shape[:2]
+        sx, sy = tw / (x2 - x1), th / (y2 - y1)
+        # patch pixel (c, r) has its centre at image (col0 + c + 0.5, row0 + r + 0.5); in texture
+        # index space (centres on integers): u = (x - x1) * sx - 0.5
+        M = np.array([[sx, 0.0, (col0 + 0.5 - x1) * sx - 0.5],
+                      [0.0, sy, (row0 + 0.5 - y1) * sy - 0.5]])
+        size = (col1 - col0, row1 - row0)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        patch = cv2.warpAffine(texture, M, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        # exact area of each pixel [c, c + 1) x [r, r + 1) inside the rect
+        cols = np.arange(col0, col1, dtype=np.float32)
+        rows = np.arange(row0, row1, dtype=np.float32)
+        cover_x = np.clip(np.minimum(cols + 1, x2) - np.maximum(cols, x1), 0.0, 1.0)
+        cover_y = np.clip(np.minimum(rows + 1, y2) - np.maximum(rows, y1), 0.0, 1.0)
+        coverage = cover_y[:, None] * cover_x[None, :]
         region = image[row0:row1, col0:col1]
-        if sprite.blend == Blend.OPAQUE:
-            region[:] = patch
-        elif sprite.blend == Blend.DIMMED:
-            region[:] = cv2.addWeighted(region, 1.0 - sprite.alpha, patch, sprite.alpha, 0.0)
-        else:
-            alpha = (patch * np.float32(sprite.alpha))[:, :, None]
-            region[:] = region + alpha * (np.float32(255.0) - region)  # saturate towards white
+        if sprite.blend == Blend.GLARE:
+            weight = (patch * np.float32(sprite.alpha) * coverage)[:, :, None]
+            region[:] = region + weight * (np.float32(255.0) - region)  # saturate towards white
+            return
+        weight = (coverage * np.float32(sprite.alpha if sprite.blend == Blend.DIMMED else 1.0))[:, :, None]
+        region[:] = region + weight * (patch - region)  # out = (1 - a) image + a texture

@@ -1,0 +1,465 @@
+"""Each node in-process on one executor, driven over real DDS by a probe node in its own namespace."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is not importable (source scripts/ros_env.sh)")
+pytest.importorskip("object_permanence.msg", reason="object_permanence interfaces are not built (colcon build)")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from geometry_msgs.msg import Point  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from object_permanence.msg import (  # noqa: E402
+    Detection as DetectionMsg,
+    DetectionArray,
+    Explanation,
+    PersistenceDecision as PersistenceDecisionMsg,
+    PersistenceDecisionArray,
+    SimGroundTruth,
+    SimObject,
+    Track as TrackMsg,
+    Track3DArray,
+    TrackArray,
+    TrackEvent,
+)
+from object_permanence.nodes.detector import DetectorNode  # noqa: E402
+from object_permanence.nodes.llm_explainer import LlmExplainerNode  # noqa: E402
+from object_permanence.nodes.persistence_filter import PersistenceFilterNode  # noqa: E402
+from object_permanence.nodes.stereo_capture import StereoCaptureNode  # noqa: E402
+from object_permanence.nodes.triangulator import TriangulatorNode  # noqa: E402
+from object_permanence.nodes.world_model import WorldModelNode  # noqa: E402
+from object_permanence.ros.conversions import cloud_to_numpy, numpy_to_image, sec_to_stamp  # noqa: E402
+from object_permanence.ros.params import ParameterError  # noqa: E402
+from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS, VIZ_QOS  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from fake_openai_server import FakeOpenAIServer  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+LEFT_FRAME = "left_camera_optical_frame"
+RIGHT_FRAME = "right_camera_optical_frame"
+WARN = 30  # rcl_interfaces/Log levels
+ERROR = 40
+
+
+def stamp(k: int) -> Time:
+    """Stamp of frame ``k`` of a 30 Hz stream."""
+    return sec_to_stamp(1000.0 + k / 30.0)
+
+
+def header(k: int, frame_id: str = LEFT_FRAME) -> Header:
+    return Header(stamp=stamp(k), frame_id=frame_id)
+
+
+def by_stamp(messages: list, t: Time):
+    """The message of ``messages`` with header stamp ``t``, or None."""
+    return next((m for m in messages if m.header.stamp == t), None)
+
+
+def stamps_of(messages: list) -> list[tuple[int, int]]:
+    return [(m.header.stamp.sec, m.header.stamp.nanosec) for m in messages]
+
+
+def track_msg(track_id: int, box, state: int = TrackMsg.STATE_VISIBLE, score: float = 0.9, hits: int = 3,
+              frames_since_seen: int = 0) -> TrackMsg:
+    cx, cy, w, h = (float(v) for v in box)
+    return TrackMsg(id=track_id, state=state, class_id=0, class_name="ball", score=score, cx=cx, cy=cy, w=w, h=h,
+                    covariance=np.diag([4.0, 4.0, 1.0, 1.0]).astype(np.float32).ravel(), age=hits, hits=hits,
+                    frames_since_seen=frames_since_seen, persistence_score=float("nan"))
+
+
+# --- world_model -----------------------------------------------------------------------------
+
+def moving_box(k: int) -> tuple[float, float, float, float]:
+    """The box of a ball moving right at 4 px a frame (120 px/s)."""
+    return 200.0 + 4.0 * k, 150.0, 40.0, 60.0
+
+
+def detections(k: int, boxes) -> DetectionArray:
+    return DetectionArray(header=header(k), detections=[
+        DetectionMsg(cx=float(cx), cy=float(cy), w=float(w), h=float(h), score=0.9, class_id=0, class_name="ball")
+        for cx, cy, w, h in boxes])
+
+
+class WorldModelProbe:
+    """Feeds stereo/left/detections one frame at a time and waits for each frame's TrackArray."""
+
+    def __init__(self, ros) -> None:
+        self.ros = ros
+        self.tracks = ros.collect(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
+        self.events = ros.collect(TrackEvent, "track_events", RELIABLE_QOS)
+        self._pub = ros.publisher(DetectionArray, "stereo/left/detections", RELIABLE_QOS)
+        self.node = ros.start(WorldModelNode)
+        ros.wait_connected()
+
+    def send(self, msg: DetectionArray) -> TrackArray:
+        self._pub.publish(msg)
+        self.ros.spin_until(lambda: by_stamp(self.tracks, msg.header.stamp) is not None,
+                            f"the TrackArray of stamp {msg.header.stamp}")
+        return by_stamp(self.tracks, msg.header.stamp)
+
+
+def test_world_model_keeps_a_stable_id_and_turns_it_into_a_ghost(ros) -> None:
+    wm = WorldModelProbe(ros)
+    track_ids = set()
+    for k in range(20):
+        msg = detections(k, [moving_box(k)])
+        out = wm.send(msg)
+        assert out.header == msg.header, "the image header is carried through unchanged"
+        if k < 2:
+            assert list(out.tracks) == [], "tentative tracks are not published (min_hits 3)"
+            continue
+        (track,) = out.tracks
+        assert track.state == TrackMsg.STATE_VISIBLE and track.frames_since_seen == 0
+        assert abs(track.cx - moving_box(k)[0]) < 3.0 and abs(track.cy - 150.0) < 3.0
+        track_ids.add(track.id)
+    assert len(track_ids) == 1
+    (track_id,) = track_ids
+    last_cx = wm.send(detections(20, [moving_box(20)])).tracks[0].cx
+
+    variances = []
+    for k in range(21, 27):
+        (ghost,) = wm.send(detections(k, [])).tracks
+        assert (ghost.id, ghost.state, ghost.frames_since_seen) == (track_id, TrackMsg.STATE_OCCLUDED, k - 20)
+        variances.append(ghost.covariance[0])
+    assert np.all(np.diff(variances) > 0), f"the ghost's cx variance must grow: {variances}"
+    assert ghost.cx > last_cx + 10.0, "the ghost keeps moving with the filter's velocity"
+
+    ros.spin_until(lambda: len(wm.events) >= 2, "BIRTH and OCCLUDED events")
+    assert [(e.event, e.track_id, e.camera) for e in wm.events] == [
+        (TrackEvent.BIRTH, track_id, "left"), (TrackEvent.OCCLUDED, track_id, "left")]
+    assert wm.events[0].header.stamp == stamp(2) and wm.events[1].header.stamp == stamp(21)
+
+
+def test_world_model_survives_nan_boxes_and_stamps_going_backwards(ros) -> None:
+    wm = WorldModelProbe(ros)
+    for k in range(5):
+        out = wm.send(detections(k, [moving_box(k)]))
+    (track,) = out.tracks
+
+    with_nan = wm.send(detections(5, [moving_box(5), (np.nan, 150.0, 40.0, 60.0)]))
+    assert [(t.id, t.state) for t in with_nan.tracks] == [(track.id, TrackMsg.STATE_VISIBLE)]
+    ros.spin_until(lambda: any("rejected 1 invalid detection" in m for m in ros.log_lines("world_model", WARN)),
+                   "the warning about the NaN box")
+
+    backwards = detections(3, [moving_box(3)])
+    wm._pub.publish(backwards)
+    ros.spin_until(lambda: any("stamp went backwards" in m for m in ros.log_lines("world_model", ERROR)),
+                   "the error about the stamp going backwards")
+    after = wm.send(detections(6, [moving_box(6)]))
+    assert [(t.id, t.state, t.frames_since_seen) for t in after.tracks] == [(track.id, TrackMsg.STATE_VISIBLE, 0)]
+    assert stamps_of(wm.tracks).count((stamp(3).sec, stamp(3).nanosec)) == 1, \
+        "the frame that went backwards is not published (frame 3 only once, from its first pass)"
+
+
+# --- persistence_filter ----------------------------------------------------------------------
+
+def test_persistence_filter_passes_tracks_after_min_hits(ros) -> None:
+    filtered = ros.collect(TrackArray, "stereo/left/tracks/filtered", RELIABLE_QOS)
+    decisions = ros.collect(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
+    pub = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
+    ros.start(PersistenceFilterNode, {"min_hits": 3, "min_mean_score": 0.5})
+    ros.wait_connected()
+
+    for k in range(3):
+        msg = TrackArray(header=header(k), tracks=[
+            track_msg(5, moving_box(k), score=0.8, hits=k + 1),
+            track_msg(6, (400.0, 300.0, 30.0, 30.0), state=TrackMsg.STATE_TENTATIVE, score=0.95, hits=k + 1)])
+        pub.publish(msg)
+        ros.spin_until(lambda: by_stamp(filtered, msg.header.stamp) and by_stamp(decisions, msg.header.stamp),
+                       f"filtered tracks and decisions of frame {k}")
+        out, verdicts = by_stamp(filtered, msg.header.stamp), by_stamp(decisions, msg.header.stamp)
+        assert out.header == msg.header and verdicts.header == msg.header
+        assert verdicts.model == "min_hits_baseline"
+        by_id = {d.track_id: d for d in verdicts.decisions}
+        assert set(by_id) == {5, 6} and all(d.camera == "left" for d in verdicts.decisions)
+        for d in verdicts.decisions:
+            assert len(d.attention) == k + 1 and d.frames_observed == k + 1
+            assert sum(d.attention) == pytest.approx(1.0, abs=1e-6)
+        assert not by_id[6].keep, "tentative tracks are never passed on"
+        if k < 2:
+            assert list(out.tracks) == [] and not by_id[5].keep
+    (kept,) = out.tracks
+    assert kept.id == 5 and kept.persistence_score == pytest.approx(0.8, abs=1e-6)  # mean score x min(1, 3/3)
+    assert by_id[5].keep and by_id[5].score == pytest.approx(0.8, abs=1e-6)
+    assert by_id[5].reason.startswith("min_hits:3/3")
+
+
+# --- triangulator ----------------------------------------------------------------------------
+
+FX, CX, CY, BASELINE = 500.0, 320.0, 240.0, 0.12
+POINT = np.array([0.2, -0.1, 3.0])  # metres, left optical frame
+
+
+def camera_info(frame_id: str, tx: float, valid: bool = True) -> CameraInfo:
+    p = [FX, 0.0, CX, tx, 0.0, FX, CY, 0.0, 0.0, 0.0, 1.0, 0.0] if valid else [0.0] * 12
+    return CameraInfo(header=Header(frame_id=frame_id), width=640, height=480, distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=[FX, 0.0, CX, 0.0, FX, CY, 0.0, 0.0, 1.0],
+                      r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], p=p)
+
+
+def projected_boxes(point: np.ndarray) -> tuple[tuple, tuple]:
+    """Left and right boxes (40 x 60 px) centred on the projections of ``point``."""
+    x, y, z = point
+    u_left = FX * x / z + CX  # u = fx X / Z + cx
+    v = FX * y / z + CY
+    u_right = u_left - FX * BASELINE / z  # u_R = u_L - fx B / Z
+    return (u_left, v, 40.0, 60.0), (u_right, v, 40.0, 60.0)
+
+
+class TriangulatorProbe:
+    def __init__(self, ros) -> None:
+        self.ros = ros
+        self.tracks3d = ros.collect(Track3DArray, "tracks3d", RELIABLE_QOS)
+        self.points = ros.collect(PointCloud2, "tracks3d/points", VIZ_QOS)
+        self.markers = ros.collect(MarkerArray, "tracks3d/markers", VIZ_QOS)
+        self._info = {c: ros.publisher(CameraInfo, f"stereo/{c}/camera_info", SENSOR_QOS) for c in ("left", "right")}
+        self._tracks = {c: ros.publisher(TrackArray, f"stereo/{c}/tracks/filtered", RELIABLE_QOS)
+                        for c in ("left", "right")}
+        ros.start(TriangulatorNode)
+        ros.wait_connected()
+        self.frame = 0
+
+    def send(self, valid_info: bool) -> Time:
+        """Publish camera_info (valid or all-zero P) and then a left/right pair of a new stamp."""
+        self._info["left"].publish(camera_info(LEFT_FRAME, 0.0, valid_info))
+        self._info["right"].publish(camera_info(RIGHT_FRAME, -FX * BASELINE, valid_info))
+        box_left, box_right = projected_boxes(POINT)
+        self.frame += 1
+        for cam, box, track_id in (("left", box_left, 1), ("right", box_right, 2)):
+            tracks = [track_msg(track_id, box)]
+            tracks[0].persistence_score = 0.9
+            self._tracks[cam].publish(TrackArray(header=header(self.frame, f"{cam}_camera_optical_frame"),
+                                                 tracks=tracks))
+        return stamp(self.frame)
+
+    def published(self, t: Time) -> bool:
+        return all(by_stamp(m, t) is not None for m in (self.tracks3d, self.points))
+
+    def send_until_published(self) -> Time:
+        self.ros.retry_until(lambda _: self.send(True), lambda: self.published(stamp(self.frame)),
+                             "tracks3d and tracks3d/points of a stereo pair")
+        return stamp(self.frame)
+
+
+def assert_triangulated(probe: TriangulatorProbe, t: Time) -> None:
+    out = by_stamp(probe.tracks3d, t)
+    assert out.header.frame_id == LEFT_FRAME
+    (track,) = out.tracks
+    position = np.array([track.position.x, track.position.y, track.position.z])
+    assert np.linalg.norm(position - POINT) < 0.01
+    assert (track.left_track_id, track.right_track_id, track.state) == (1, 2, TrackMsg.STATE_VISIBLE)
+    assert track.persistence_score == pytest.approx(0.9)
+    cloud = by_stamp(probe.points, t)
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "track_id", "state", "persistence"]
+    (point,) = cloud_to_numpy(cloud)
+    np.testing.assert_allclose([point["x"], point["y"], point["z"]], POINT, atol=0.01)
+    assert point["track_id"] == track.id
+
+
+def test_triangulator_triangulates_and_recovers_from_bad_camera_info(ros) -> None:
+    probe = TriangulatorProbe(ros)
+    good = probe.send_until_published()
+    assert_triangulated(probe, good)
+    ros.spin_until(lambda: any(a.markers[0].header.stamp == good for a in probe.markers), "tracks3d/markers")
+    markers = next(a.markers for a in probe.markers if a.markers[0].header.stamp == good)
+    assert markers[0].action == Marker.DELETEALL
+    spheres = [m for m in markers if m.type == Marker.SPHERE]
+    assert len(spheres) == 1 and abs(spheres[0].pose.position.z - POINT[2]) < 0.01
+
+    def inconsistent_info_logged() -> bool:
+        return any("inconsistent camera_info" in m for m in ros.log_lines("triangulator", ERROR))
+
+    # Until the zero-P camera_info has arrived, pairs are still triangulated with the good one;
+    # each pair is waited for until it is either published or rejected (the first error is logged).
+    for _ in range(30):
+        probe.send(False)
+        ros.spin_until(lambda: inconsistent_info_logged() or probe.published(stamp(probe.frame)),
+                       "a stereo pair to be triangulated or rejected")
+        if inconsistent_info_logged():
+            break
+    else:
+        raise AssertionError("the zero-P camera_info never reached the triangulator")
+    rejected = stamp(probe.frame)
+
+    recovered = probe.send_until_published()
+    assert_triangulated(probe, recovered)
+    # Same publishers, in order: had the rejected pair been published, it would have arrived first.
+    assert by_stamp(probe.tracks3d, rejected) is None and by_stamp(probe.points, rejected) is None
+
+
+# --- detector --------------------------------------------------------------------------------
+
+TRUTH_BOX = (320.0, 240.0, 60.0, 80.0)
+DISPARITY = 20.0
+
+
+def scene(shift: float) -> np.ndarray:
+    """(480, 640, 3) bgr8: grey background with a red block at TRUTH_BOX shifted ``shift`` px left."""
+    image = np.full((480, 640, 3), 90, np.uint8)
+    cx, cy, w, h = TRUTH_BOX
+    x0, y0 = int(cx - shift - w / 2), int(cy - h / 2)
+    image[y0:y0 + int(h), x0:x0 + int(w)] = (30, 30, 220)
+    return image
+
+
+def sim_object(shift: float) -> SimObject:
+    cx, cy, w, h = TRUTH_BOX
+    return SimObject(id=1, kind=SimObject.KIND_OBJECT, class_id=0, cx=cx - shift, cy=cy, w=w, h=h, visibility=1.0,
+                     position=Point(x=0.0, y=0.0, z=3.0))
+
+
+class DetectorProbe:
+    def __init__(self, ros) -> None:
+        self.ros = ros
+        self.out = {c: ros.collect(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS) for c in ("left", "right")}
+        self._images = {c: ros.publisher(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in ("left", "right")}
+        self._truth = ros.publisher(SimGroundTruth, "sim/ground_truth", RELIABLE_QOS)
+        ros.start(DetectorNode, {"backend": "simulated", "sim.miss_prob": 0.0, "embedding_bins": [8, 4, 4]})
+        ros.wait_connected()
+        self.frame = 0
+
+    def send(self, left_encoding: str = "bgr8") -> Time:
+        self.frame += 1
+        left = numpy_to_image(scene(0.0), header(self.frame, LEFT_FRAME), "bgr8")
+        if left_encoding != "bgr8":
+            left.encoding, left.step = left_encoding, left.width * 4
+            left.data = bytes(left.height * left.step)
+        self._images["left"].publish(left)
+        self._images["right"].publish(numpy_to_image(scene(DISPARITY), header(self.frame, RIGHT_FRAME), "bgr8"))
+        self._truth.publish(SimGroundTruth(header=header(self.frame), frame_index=self.frame,
+                                           left=[sim_object(0.0)], right=[sim_object(DISPARITY)]))
+        return stamp(self.frame)
+
+    def published(self) -> bool:
+        return all(by_stamp(self.out[c], stamp(self.frame)) is not None for c in ("left", "right"))
+
+    def send_until_published(self) -> Time:
+        self.ros.retry_until(lambda _: self.send(), self.published, "detections of an image pair")
+        return stamp(self.frame)
+
+
+def test_detector_publishes_detections_with_embeddings_and_drops_bad_encodings(ros) -> None:
+    probe = DetectorProbe(ros)
+    t = probe.send_until_published()
+    for cam, shift, frame_id in (("left", 0.0, LEFT_FRAME), ("right", DISPARITY, RIGHT_FRAME)):
+        out = by_stamp(probe.out[cam], t)
+        assert out.header == header(probe.frame, frame_id), "the image header is carried through unchanged"
+        (det,) = out.detections
+        assert abs(det.cx - (TRUTH_BOX[0] - shift)) < 8.0 and abs(det.cy - TRUTH_BOX[1]) < 8.0
+        assert det.class_id == 0 and 0.0 < det.score <= 1.0
+        assert len(det.embedding) == 8 * 4 * 4
+        assert np.linalg.norm(det.embedding) == pytest.approx(1.0, abs=1e-5)
+
+    def bad_encoding_logged() -> bool:
+        return any("32FC1" in m for m in ros.log_lines("detector", ERROR))
+
+    ros.retry_until(lambda _: probe.send("32FC1"), bad_encoding_logged, "the error about the 32FC1 image")
+    rejected = stamp(probe.frame)
+    recovered = probe.send_until_published()
+    assert len(by_stamp(probe.out["left"], recovered).detections) == 1
+    assert all(by_stamp(probe.out[c], rejected) is None for c in ("left", "right"))
+
+
+# --- stereo_capture --------------------------------------------------------------------------
+
+def test_stereo_capture_publishes_pairs_info_and_truth_with_one_stamp(ros) -> None:
+    images = {c: ros.collect(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in ("left", "right")}
+    infos = {c: ros.collect(CameraInfo, f"stereo/{c}/camera_info", SENSOR_QOS) for c in ("left", "right")}
+    truth = ros.collect(SimGroundTruth, "sim/ground_truth", RELIABLE_QOS)
+    ros.start(StereoCaptureNode, {"source": "sim", "scenario": "clean", "max_frames": 5})
+
+    def complete_stamps() -> set:
+        sets = [set(stamps_of(m)) for m in (*images.values(), *infos.values(), truth)]
+        return set.intersection(*sets)
+
+    ros.spin_until(lambda: len(truth) == 5 and len(complete_stamps()) >= 3, "five frames of images, info and truth")
+    assert [m.frame_index for m in truth] == [0, 1, 2, 3, 4]
+    assert len(set(stamps_of(truth))) == 5, "one stamp per frame"
+    for sec, nanosec in complete_stamps():
+        t = Time(sec=sec, nanosec=nanosec)
+        left, right = by_stamp(images["left"], t), by_stamp(images["right"], t)
+        assert (left.header.frame_id, right.header.frame_id) == (LEFT_FRAME, RIGHT_FRAME)
+        assert (left.width, left.height, left.encoding) == (right.width, right.height, right.encoding) == \
+            (640, 480, "bgr8")
+        info_left, info_right = by_stamp(infos["left"], t), by_stamp(infos["right"], t)
+        assert info_left.p[3] == 0.0 and info_right.p[3] < 0.0
+        assert info_right.p[0] == info_left.p[0] > 0.0
+        assert by_stamp(truth, t).left, "the clean scene has objects in view"
+
+
+# --- llm_explainer ---------------------------------------------------------------------------
+
+class ExplainerProbe:
+    def __init__(self, ros, base_url: str) -> None:
+        self.ros = ros
+        self.explanations = ros.collect(Explanation, "explanations", RELIABLE_QOS)
+        self._tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
+        self._decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
+        ros.start(LlmExplainerNode, {"backend": "openai", "base_url": base_url, "model": "fake-model",
+                                     "timeout_s": 5.0})
+        ros.wait_connected()
+
+    def send(self, k: int) -> None:
+        """A kept track 7 and the decision on it (the node needs the track before the decision)."""
+        self._tracks.publish(TrackArray(header=header(k), tracks=[track_msg(7, moving_box(k))]))
+        self._decisions.publish(PersistenceDecisionArray(header=header(k), model="min_hits_baseline", decisions=[
+            PersistenceDecisionMsg(track_id=7, camera="left", score=0.85, keep=True, attention=[1 / 3] * 3,
+                                   frames_observed=3, reason="min_hits:3/3 mean_score:0.85>=0.50")]))
+
+    def explain(self) -> Explanation:
+        self.ros.retry_until(self.send, lambda: len(self.explanations) > 0, "an explanation")
+        (explanation,) = self.explanations
+        assert (explanation.track_id, explanation.camera, explanation.kept) == (7, "left", True)
+        return explanation
+
+
+def test_llm_explainer_uses_the_language_model(ros, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with FakeOpenAIServer() as server:
+        explanation = ExplainerProbe(ros, server.base_url).explain()
+        assert explanation.source == "llm:fake-model"
+        assert explanation.text == "Track 7 was kept (fake model fake-model)."
+        assert server.authorizations[0] == "Bearer test-key"
+        facts = json.loads(server.requests[0]["messages"][-1]["content"])
+        assert (facts["track_id"], facts["camera"], facts["decision"]) == (7, "left", "kept")
+
+
+def test_llm_explainer_falls_back_to_the_template(ros, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with FakeOpenAIServer(status=500) as server:
+        explanation = ExplainerProbe(ros, server.base_url).explain()
+        assert explanation.source == "template"
+        assert "7" in explanation.text and "fake" not in explanation.text
+        assert server.request_count >= 1, "the language model was asked first"
+
+
+# --- bad parameters --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("node_cls, params, needle", [
+    (WorldModelNode, {"min_hits": 0}, "min_hits"),
+    (WorldModelNode, {"max_ghost_age_s": -1.0}, "max_ghost_age_s"),
+    (PersistenceFilterNode, {"min_hits": 0}, "min_hits"),
+    (DetectorNode, {"backend": "foo"}, "'backend' is 'foo'"),
+    (DetectorNode, {"embedding_bins": [8, 4]}, "embedding_bins"),
+    pytest.param(DetectorNode, {"sim.miss_prob": 2.0}, "sim.miss_prob", marks=pytest.mark.xfail(
+        strict=True, reason="ros/params.py build_config prefixes 'sim.' to the config's message, not to the field "
+                            "name: 'sim.SimulatedDetectorConfig: miss_prob must lie in [0, 1]'")),
+    (StereoCaptureNode, {"source": "video"}, "'calibration_file' is required"),
+    (StereoCaptureNode, {"scenario": "nowhere"}, "'scenario'"),
+    (TriangulatorNode, {"min_depth_m": -1.0}, "min_depth_m"),
+    (LlmExplainerNode, {"backend": "openai", "api_key_env": "OBJECT_PERMANENCE_TEST_UNSET"}, "backend 'openai'"),
+], ids=lambda v: v.__name__ if isinstance(v, type) else None)
+def test_bad_parameters_raise_parameter_error(ros, monkeypatch, node_cls: type, params: dict, needle: str) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ParameterError, match=needle):
+        ros.start(node_cls, params)
