@@ -15,6 +15,8 @@ if [ -f "$_op_root/install/setup.bash" ]; then
   # shellcheck disable=SC1091
   source "$_op_root/install/setup.bash"
 fi
+# Fast DDS: large shared-memory segments so images cross processes (config/fastdds.xml says why).
+export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_op_root/config/fastdds.xml}
 # DDS stays on this machine unless the caller chose otherwise (a robot keeps its own settings).
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( ($$ % 100) + 101 ))}

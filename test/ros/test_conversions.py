@@ -91,7 +91,7 @@ def test_image_to_numpy_is_a_view_of_the_message_buffer() -> None:
     assert np.shares_memory(view, np.frombuffer(msg.data, dtype=np.uint8))
 
 
-def test_numpy_to_image_copies_once() -> None:
+def test_numpy_to_image_owns_a_copy_of_the_pixels() -> None:
     image = _pattern((3, 4, 3))
     msg = numpy_to_image(image, HEADER, "bgr8")
     image[0, 0, 0] ^= 0xFF

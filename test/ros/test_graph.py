@@ -22,7 +22,7 @@ pytestmark = pytest.mark.ros
 CONSUMERS = ("llm_explainer", "triangulator", "persistence_filter", "world_model", "detector")
 ALL_NODES = ("stereo_capture", *CONSUMERS)
 CAPTURE_OVERRIDES = {"max_frames": 150, "scenario": "clean"}
-STARTUP_TIMEOUT_S = 45.0  # five Python processes importing numpy/scipy/cv2 at once on two cores
+STARTUP_TIMEOUT_S = 30.0  # five Python processes importing numpy/scipy/cv2 at once on two cores
 OUTPUT_TIMEOUT_S = 30.0
 MIN_CLOUDS = 10
 

@@ -97,12 +97,12 @@ class WorldModelProbe:
         self.ros = ros
         self.tracks = ros.collect(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
         self.events = ros.collect(TrackEvent, "track_events", RELIABLE_QOS)
-        self._pub = ros.publisher(DetectionArray, "stereo/left/detections", RELIABLE_QOS)
-        self.node = ros.start(WorldModelNode)
+        self.publisher = ros.publisher(DetectionArray, "stereo/left/detections", RELIABLE_QOS)
+        ros.start(WorldModelNode)
         ros.wait_connected()
 
     def send(self, msg: DetectionArray) -> TrackArray:
-        self._pub.publish(msg)
+        self.publisher.publish(msg)
         self.ros.spin_until(lambda: by_stamp(self.tracks, msg.header.stamp) is not None,
                             f"the TrackArray of stamp {msg.header.stamp}")
         return by_stamp(self.tracks, msg.header.stamp)
@@ -152,7 +152,7 @@ def test_world_model_survives_nan_boxes_and_stamps_going_backwards(ros) -> None:
                    "the warning about the NaN box")
 
     backwards = detections(3, [moving_box(3)])
-    wm._pub.publish(backwards)
+    wm.publisher.publish(backwards)
     ros.spin_until(lambda: any("stamp went backwards" in m for m in ros.log_lines("world_model", ERROR)),
                    "the error about the stamp going backwards")
     after = wm.send(detections(6, [moving_box(6)]))
@@ -446,19 +446,19 @@ def test_llm_explainer_falls_back_to_the_template(ros, monkeypatch) -> None:
 # --- bad parameters --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("node_cls, params, needle", [
-    (WorldModelNode, {"min_hits": 0}, "min_hits"),
-    (WorldModelNode, {"max_ghost_age_s": -1.0}, "max_ghost_age_s"),
-    (PersistenceFilterNode, {"min_hits": 0}, "min_hits"),
-    (DetectorNode, {"backend": "foo"}, "'backend' is 'foo'"),
-    (DetectorNode, {"embedding_bins": [8, 4]}, "embedding_bins"),
-    pytest.param(DetectorNode, {"sim.miss_prob": 2.0}, "sim.miss_prob", marks=pytest.mark.xfail(
-        strict=True, reason="ros/params.py build_config prefixes 'sim.' to the config's message, not to the field "
-                            "name: 'sim.SimulatedDetectorConfig: miss_prob must lie in [0, 1]'")),
-    (StereoCaptureNode, {"source": "video"}, "'calibration_file' is required"),
-    (StereoCaptureNode, {"scenario": "nowhere"}, "'scenario'"),
-    (TriangulatorNode, {"min_depth_m": -1.0}, "min_depth_m"),
-    (LlmExplainerNode, {"backend": "openai", "api_key_env": "OBJECT_PERMANENCE_TEST_UNSET"}, "backend 'openai'"),
-], ids=lambda v: v.__name__ if isinstance(v, type) else None)
+    pytest.param(WorldModelNode, {"min_hits": 0}, "min_hits", id="world_model-min_hits"),
+    pytest.param(WorldModelNode, {"max_ghost_age_s": -1.0}, "max_ghost_age_s", id="world_model-max_ghost_age_s"),
+    pytest.param(PersistenceFilterNode, {"min_hits": 0}, "min_hits", id="persistence_filter-min_hits"),
+    pytest.param(DetectorNode, {"backend": "foo"}, "'backend' is 'foo'", id="detector-backend"),
+    pytest.param(DetectorNode, {"embedding_bins": [8, 4]}, "embedding_bins", id="detector-embedding_bins"),
+    pytest.param(DetectorNode, {"sim.miss_prob": 2.0}, "parameter 'sim.miss_prob'", id="detector-sim.miss_prob"),
+    pytest.param(StereoCaptureNode, {"source": "video"}, "'calibration_file' is required",
+                 id="stereo_capture-calibration_file"),
+    pytest.param(StereoCaptureNode, {"scenario": "nowhere"}, "'scenario'", id="stereo_capture-scenario"),
+    pytest.param(TriangulatorNode, {"min_depth_m": -1.0}, "min_depth_m", id="triangulator-min_depth_m"),
+    pytest.param(LlmExplainerNode, {"backend": "openai", "api_key_env": "OBJECT_PERMANENCE_TEST_UNSET"},
+                 "backend 'openai'", id="llm_explainer-no_key"),
+])
 def test_bad_parameters_raise_parameter_error(ros, monkeypatch, node_cls: type, params: dict, needle: str) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ParameterError, match=needle):

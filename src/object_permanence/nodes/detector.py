@@ -104,7 +104,7 @@ class DetectorNode(Node):
     def _cap(self, camera: str, detections: list[Detection]) -> list[Detection]:
         if len(detections) <= self._max_detections:
             return detections
-        self.get_logger().warn(f"{camera}: {len(detections)} detections, keeping the {self._max_detections} "
+        self.get_logger().warning(f"{camera}: {len(detections)} detections, keeping the {self._max_detections} "
                                "highest-scoring (max_detections)", throttle_duration_sec=5.0)
         return sorted(detections, key=lambda d: -d.score)[:self._max_detections]
 

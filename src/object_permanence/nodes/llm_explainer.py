@@ -88,7 +88,7 @@ class LlmExplainerNode(Node):
             total, n = self._score_sums.get(key, (track.score, 1))
             request = ExplanationRequest.from_decision(decision_from_msg(m), track, m.camera, stamp, total / max(n, 1))
             if not self._worker.submit(request):
-                self.get_logger().warn("explanation queue full, request dropped", throttle_duration_sec=5.0)
+                self.get_logger().warning("explanation queue full, request dropped", throttle_duration_sec=5.0)
 
     def _publish(self, explanation: Explanation) -> None:
         """Called on the worker thread (rclpy publishers are thread-safe)."""
@@ -101,7 +101,7 @@ class LlmExplainerNode(Node):
         stats = self._worker.stats()
         self._worker.close()
         if stats.get("failures"):
-            self.get_logger().warn(f"explainer failures: {stats['failures']} (last: {stats.get('last_error')})")
+            self.get_logger().warning(f"explainer failures: {stats['failures']} (last: {stats.get('last_error')})")
 
 
 main = main_for(LlmExplainerNode)

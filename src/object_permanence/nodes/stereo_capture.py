@@ -75,7 +75,7 @@ class StereoCaptureNode(Node):
             source = SimStereoSource(p["scenario"], p["seed"], p["max_frames"], p["loop"])
             fields = {c: source.world.rig.camera_info(c) for c in ("left", "right")}
             if p["calibration_file"]:
-                self.get_logger().warn("calibration_file is ignored by the sim source (it uses its own rig)")
+                self.get_logger().warning("calibration_file is ignored by the sim source (it uses its own rig)")
             return source, fields, None
         if not p["calibration_file"]:
             raise ParameterError(f"parameter 'calibration_file' is required for source '{p['source']}'")

@@ -86,7 +86,7 @@ class TriangulatorNode(Node):
     def _current_triangulator(self) -> StereoTriangulator | None:
         """The triangulator for the latest camera_info pair (rebuilt when P changes)."""
         if len(self._info) < 2:
-            self.get_logger().warn("waiting for left and right camera_info", throttle_duration_sec=5.0)
+            self.get_logger().warning("waiting for left and right camera_info", throttle_duration_sec=5.0)
             return None
         try:
             p = (projection_matrix(self._info["left"]), projection_matrix(self._info["right"]))

@@ -48,7 +48,7 @@ class WorldModelNode(Node):
             self.get_logger().error(f"{camera}: dropped detections: {exc}")
             return
         if result.rejected:
-            self.get_logger().warn(f"{camera}: rejected {result.rejected} invalid detection(s) (non-finite or empty box)",
+            self.get_logger().warning(f"{camera}: rejected {result.rejected} invalid detection(s) (non-finite or empty box)",
                                    throttle_duration_sec=5.0)
         self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.tracks]))
         for event in result.events:

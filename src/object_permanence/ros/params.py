@@ -147,4 +147,8 @@ def build_config(cls: type, values: dict[str, Any], prefix: str = "", **extra: A
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ParameterError(f"{prefix}{exc}" if prefix else str(exc)) from exc
+        named = [f.name for f in fields(cls) if f.name in str(exc)]
+        if named:  # name the ROS parameter, not the dataclass field
+            name = max(named, key=len)
+            raise ParameterError(f"parameter '{prefix}{name}': {exc}") from exc
+        raise ParameterError(str(exc)) from exc
