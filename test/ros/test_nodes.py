@@ -451,6 +451,8 @@ def test_llm_explainer_falls_back_to_the_template(ros, monkeypatch) -> None:
     pytest.param(PersistenceFilterNode, {"min_hits": 0}, "min_hits", id="persistence_filter-min_hits"),
     pytest.param(DetectorNode, {"backend": "foo"}, "'backend' is 'foo'", id="detector-backend"),
     pytest.param(DetectorNode, {"embedding_bins": [8, 4]}, "embedding_bins", id="detector-embedding_bins"),
+    pytest.param(DetectorNode, {"backend": "ultralytics", "weights": "/nonexistent/yolo.pt"},
+                 "weights file not found", id="detector-ultralytics-weights"),
     pytest.param(DetectorNode, {"sim.miss_prob": 2.0}, "parameter 'sim.miss_prob'", id="detector-sim.miss_prob"),
     pytest.param(StereoCaptureNode, {"source": "video"}, "'calibration_file' is required",
                  id="stereo_capture-calibration_file"),

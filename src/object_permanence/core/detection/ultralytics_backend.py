@@ -49,6 +49,7 @@ class UltralyticsDetector:
 
         self.device = resolve_device(device)
         self.model = YOLO(weights, task="detect")
+        self.model.to(self.device)  # load onto the device now: a bad device fails at start-up
         self.names: dict[int, str] = dict(self.model.names)
         self._kwargs = {"imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det, "device": self.device,
                         "verbose": False}
