@@ -36,8 +36,8 @@ def refine_disparities(
     min_agree: int | None = None,
     agree_px: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Robust sub-pixel disparities of boxes: the inner part of each box is cut into a
-    ``grid`` x ``grid`` array of cells, each matched on its own (:func:`match_patches`); the box's
+    """Robust sub-pixel disparities of boxes: ``grid`` x ``grid`` overlapping cells, each half
+    the size of the box's inner part and together spanning it, are each matched on their own (:func:`match_patches`); the box's
     disparity is the mean of the cells within ``agree_px`` of their median, when at least
     ``min_agree`` cells agree (default: a majority, 5 of 9), else NaN.
 
@@ -66,15 +66,17 @@ def refine_disparities(
                              min_gradient, min_peak_curvature)
     if guess.shape[0] != boxes.shape[0]:
         raise ValueError(f"disparity_guess must have one entry per box ({boxes.shape[0]}), got {guess.shape[0]}")
-    # Cell centres on a grid x grid lattice over the inner box; cells tile it exactly.
-    steps = (np.arange(grid) + 0.5) / grid - 0.5  # (g,) in (-1/2, 1/2)
+    # grid x grid overlapping cells, each half the inner box's size, centres evenly spread so the
+    # cells span the inner box: big enough to carry texture on small boxes, small enough that a
+    # partial occluder spoils only some of them.
+    steps = np.linspace(-0.25, 0.25, grid) if grid > 1 else np.zeros(1)  # (g,) centre offsets
     dx, dy = np.meshgrid(steps, steps)  # (g, g)
     inner_w, inner_h = inner_frac * boxes[:, 2], inner_frac * boxes[:, 3]
     cells = np.stack([
         boxes[:, 0, None] + dx.ravel()[None] * inner_w[:, None],
         boxes[:, 1, None] + dy.ravel()[None] * inner_h[:, None],
-        np.repeat((inner_w / grid)[:, None], grid * grid, axis=1),
-        np.repeat((inner_h / grid)[:, None], grid * grid, axis=1),
+        np.repeat((inner_w / 2)[:, None], grid * grid, axis=1),
+        np.repeat((inner_h / 2)[:, None], grid * grid, axis=1),
     ], axis=-1).reshape(-1, 4)  # (N * g², 4)
     d_cells, q_cells = match_patches(left_bgr, right_bgr, cells, np.repeat(guess, grid * grid), search_px, min_ncc,
                                      1.0, min_patch_px, min_gradient, min_peak_curvature)

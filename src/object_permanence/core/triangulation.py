@@ -77,11 +77,15 @@ class StereoPairingConfig:
         distance to the prediction exceeds the chi² quantile of this probability (3 dof) is skipped.
     max_rejected_updates: after this many gated-out triangulations in a row the 3D filter restarts
         at the measurement.
+    border_margin_px: a box within this many pixels of the left or right image border is taken as
+        cut by it (its centre column biased).
     update_from_ghosts: also update the 3D filter from ghost pairs (either view OCCLUDED or LOST);
         by default they only predict, as their boxes are 2D predictions, not observations.
     refined_disparity_std_px: disparity std (pixels) of an image-refined pair, used in place of the
         box-centre covariance along the rows.
-    refine_search_px: the refined disparity is searched within this many pixels of the box-centre one.
+    refine_search_px: the refined disparity is searched within this many pixels of the box-centre one
+        (wide enough for the box centres' disparity error; narrower keeps a nearby object at another
+        depth, e.g. a crossing one, from being matched instead).
     refine_min_ncc: minimum peak normalised cross-correlation for a refined disparity to be used.
     refine_inner_frac: side fraction of the left box matched in the right image.
     refine_min_peak_curvature: minimum sharpness (negative second difference) of the correlation
@@ -111,10 +115,11 @@ class StereoPairingConfig:
     refine_min_peak_curvature: float = 0.02
     gate_probability: float = 0.999
     max_rejected_updates: int = 5
+    border_margin_px: float = 2.0
 
     def __post_init__(self) -> None:
         nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
-                       "hysteresis_bonus", "pair_memory_s", "center_sigma_floor_px")
+                       "hysteresis_bonus", "pair_memory_s", "center_sigma_floor_px", "border_margin_px")
         positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "accel_std_mps2", "initial_velocity_std_mps",
                     "refined_disparity_std_px", "refine_search_px", "refine_min_peak_curvature")
         for name in nonnegative + positive:
@@ -294,12 +299,15 @@ class StereoTriangulator:
         return np.where(feasible, cost, _INFEASIBLE)
 
     def step(self, left: list[Track], right: list[Track], stamp: float,
-             images: tuple[np.ndarray, np.ndarray] | None = None) -> list[Track3D]:
+             images: tuple[np.ndarray, np.ndarray] | None = None,
+             image_size: tuple[int, int] | None = None) -> list[Track3D]:
         """Pair, triangulate and filter the 3D tracks for one synchronised frame at ``stamp`` (seconds).
 
         images: optional rectified ``(left_bgr, right_bgr)`` pair, (H, W, 3) uint8, of this frame;
             when given, the disparity of each pair VISIBLE in both views is refined from the image
             texture (the box-centre disparity is kept where refinement finds no reliable match).
+        image_size: ``(width, height)`` in pixels (default: the images' size, else unknown); a pair
+            whose box touches the image border and was not refined only predicts its 3D filter.
 
         Raises:
             ValueError: when ``stamp`` is not finite or goes backwards, or ``images`` are malformed.
@@ -320,15 +328,22 @@ class StereoTriangulator:
         pts_l = np.array([t.box[:2] for t in lefts], dtype=np.float64)
         pts_r = np.array([t.box[:2] for t in rights], dtype=np.float64)
         sigma2 = self._centre_covariances(lefts, rights)
+        boxes_l = np.array([t.box for t in lefts], dtype=np.float64)
+        boxes_r = np.array([t.box for t in rights], dtype=np.float64)
+        refined = np.zeros(len(lefts), dtype=bool)
         if images is not None:
             visible = np.array([a.state == TrackState.VISIBLE and b.state == TrackState.VISIBLE
                                 for a, b in zip(lefts, rights)])
-            boxes_l = np.array([t.box for t in lefts], dtype=np.float64)
-            self._refine(images, boxes_l[visible], pts_l, pts_r, sigma2, np.flatnonzero(visible))
+            refined[self._refine(images, boxes_l[visible], pts_l, pts_r, sigma2, np.flatnonzero(visible))] = True
+            image_size = image_size or (images[0].shape[1], images[0].shape[0])
+        # A box cut by the image border has a biased centre (the part outside is missing): unless
+        # the images gave the disparity, such a pair does not update its 3D filter.
+        clipped = _at_border(boxes_l, image_size, self.config.border_margin_px) \
+            | _at_border(boxes_r, image_size, self.config.border_margin_px)
         positions = triangulate_rectified(self.rig, pts_l, pts_r)
         jac = triangulation_jacobian(self.rig, pts_l, pts_r)
         covariances = np.einsum("nij,njk,nlk->nil", jac, sigma2, jac)  # Σ3 = J Σ2 J'
-        return [self._update_pair(a, b, positions[k], covariances[k], stamp)
+        return [self._update_pair(a, b, positions[k], covariances[k], stamp, measured=refined[k] or not clipped[k])
                 for k, (a, b) in enumerate(zip(lefts, rights))]
 
     def _centre_covariances(self, left: list[Track], right: list[Track]) -> np.ndarray:
@@ -346,8 +361,9 @@ class StereoTriangulator:
         return sigma2
 
     def _refine(self, images: tuple[np.ndarray, np.ndarray], boxes_l: np.ndarray, pts_l: np.ndarray,
-                pts_r: np.ndarray, sigma2: np.ndarray, rows: np.ndarray) -> None:
-        """Refine the disparity of pairs ``rows`` (left boxes ``boxes_l``, (M, 4)) from the images, in place.
+                pts_r: np.ndarray, sigma2: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Refine the disparity of pairs ``rows`` (left boxes ``boxes_l``, (M, 4)) from the images, in
+        place; returns the indices of the pairs that were refined.
 
         A refined pair gets ``u_r = u_l - d_img`` (d_img the refined column shift) and the covariance
         of ``(u_l, v_l, u_l - d_img, v_r)`` with ``σ_d = refined_disparity_std_px``; a refinement
@@ -368,7 +384,7 @@ class StereoTriangulator:
             ok = (disparity >= self._disparity_range[0]) & (disparity <= self._disparity_range[1])
         refined = rows[ok]
         if not len(refined):
-            return
+            return refined
         pts_r[refined, 0] = pts_l[refined, 0] - shift[ok]  # u_r = u_l - d_img
         # Observation (u_l, v_l, d_img, v_r) with d_img independent of the rest; u_r = u_l - d_img: Σ2 = A Σ' A'.
         sigma_obs = sigma2[refined].copy()
@@ -376,6 +392,7 @@ class StereoTriangulator:
         sigma_obs[:, 2, 2] = cfg.refined_disparity_std_px**2
         a = np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [1, 0, -1, 0], [0, 0, 0, 1]])
         sigma2[refined] = a @ sigma_obs @ a.T
+        return refined
 
     def _gated_update(self, state: _PairState, position: np.ndarray, covariance: np.ndarray) -> None:
         """Kalman update inside a validation gate: a triangulation farther than the chi² gate from
@@ -392,11 +409,13 @@ class StereoTriangulator:
             state.kf = _new_filter(position, covariance, cfg.initial_velocity_std_mps)
             state.rejected = 0
 
-    def _update_pair(self, a: Track, b: Track, position: np.ndarray, covariance: np.ndarray, stamp: float) -> Track3D:
+    def _update_pair(self, a: Track, b: Track, position: np.ndarray, covariance: np.ndarray, stamp: float,
+                     measured: bool = True) -> Track3D:
         """Run the pair's 3D filter to ``stamp`` and publish it.
 
         A new pair initialises from this triangulation; a known one predicts over the time since its
-        last frame and, unless it is a ghost pair (``update_from_ghosts`` off), updates with it.
+        last frame and, unless it is a ghost pair (``update_from_ghosts`` off) or the triangulation
+        is not a usable measurement (``measured`` false: a box cut by the border), updates with it.
         A repeated stamp is not fused twice.
         """
         cfg = self.config
@@ -412,7 +431,7 @@ class StereoTriangulator:
             dt = stamp - state.stamp
             state.kf.predict(F=_transition(dt), Q=Q_discrete_white_noise(  # x = F x, P = F P F' + Q
                 dim=2, dt=dt, var=cfg.accel_std_mps2**2, block_size=3, order_by_dim=False))
-            if worse not in _GHOST_STATES or cfg.update_from_ghosts:
+            if measured and (worse not in _GHOST_STATES or cfg.update_from_ghosts):
                 self._gated_update(state, position, covariance)
         state.stamp = stamp
         x, p = state.kf.x[:, 0], state.kf.P
@@ -431,6 +450,14 @@ class StereoTriangulator:
             frames_since_seen=max(a.frames_since_seen, b.frames_since_seen),
             trail=list(state.trail),
         )
+
+
+def _at_border(boxes: np.ndarray, image_size: tuple[int, int] | None, margin: float) -> np.ndarray:
+    """(N,) whether each box ``cx, cy, w, h`` comes within ``margin`` px of the left or right image
+    border (its centre column is then biased); all False when the size is unknown."""
+    if image_size is None or len(boxes) == 0:
+        return np.zeros(len(boxes), dtype=bool)
+    return (boxes[:, 0] - boxes[:, 2] / 2 <= margin) | (boxes[:, 0] + boxes[:, 2] / 2 >= image_size[0] - margin)
 
 
 def _innovation_d2(kf: KalmanFilter, z: np.ndarray, r: np.ndarray) -> float:

@@ -103,9 +103,11 @@ class TriangulatorNode(Node):
         if triangulator is None:
             return
         try:
+            info = self._info["left"]
             tracks = triangulator.step([track_from_msg(t) for t in left.tracks],
                                        [track_from_msg(t) for t in right.tracks], stamp_to_sec(left.header.stamp),
-                                       self._images_for(header_stamp_key(left)))
+                                       self._images_for(header_stamp_key(left)),
+                                       (info.width, info.height) if info.width and info.height else None)
         except ValueError as exc:
             self.get_logger().error(f"dropped stereo pair: {exc}")
             return

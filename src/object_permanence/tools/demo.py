@@ -106,7 +106,8 @@ def build_records(recorder, world, triangulator_params: dict):
             decisions_left=r.decisions.get("left", []), decisions_right=r.decisions.get("right", []),
             tracks3d=r.tracks3d,
             tracks3d_unfiltered=unfiltered.step(confirmed["left"], confirmed["right"], stamp,
-                                                world.render(r.frame_index) if refine else None),
+                                                world.render(r.frame_index) if refine else None,
+                                                (world.rig.width, world.rig.height)),
             latency_s=r.latency_s))
     return records
 
