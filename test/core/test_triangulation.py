@@ -547,3 +547,19 @@ def test_outlying_triangulations_are_gated_out_then_the_filter_restarts():
         StereoPairingConfig(gate_probability=1.0)
     with pytest.raises(ValueError, match="max_rejected_updates"):
         StereoPairingConfig(max_rejected_updates=-1)
+
+
+def test_a_box_cut_by_the_image_border_does_not_update_the_3d_filter():
+    """The visible part of a box cut by the border is off-centre: its disparity is biased, so the
+    pair only predicts (without images to measure the disparity) until it is whole again."""
+    tri = StereoTriangulator(*projections())
+    truth = np.array([[-1.1, 0.0, 3.0]])
+    for k in range(5):
+        (out,) = tri.step(*stereo_tracks(truth, np.array([0.6])), k / 30, image_size=(640, 480))
+    left, right = stereo_tracks(truth, np.array([0.6]))
+    right[0].box[0] -= 3.0  # the clipped right box: centre shifted, its left edge on the border
+    right[0].box[2] = 2 * (right[0].box[0] - 1.0)
+    (cut,) = tri.step(left, right, 5 / 30, image_size=(640, 480))
+    assert np.linalg.norm(cut.position - out.position) < 1e-6  # predicted only (it was at rest)
+    (unknown,) = StereoTriangulator(*projections()).step(left, right, 0.0)  # size unknown: used as is
+    assert abs(unknown.position[2] - 3.0) > 0.2
