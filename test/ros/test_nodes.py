@@ -465,3 +465,37 @@ def test_bad_parameters_raise_parameter_error(ros, monkeypatch, node_cls: type, 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ParameterError, match=needle):
         ros.start(node_cls, params)
+
+
+CALIBRATION_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "stereo_calibration"
+
+
+@pytest.mark.skipif(not CALIBRATION_DATA.is_dir(), reason=f"{CALIBRATION_DATA} not found")
+def test_stereo_capture_rectifies_real_image_pairs_with_a_calibration(ros, tmp_path) -> None:
+    """The real-camera path: image folders + a calibration made by calibrate_stereo -> rectified
+    pairs (chessboard corners on the same rows) with the calibration's CameraInfo."""
+    import cv2
+
+    from object_permanence.core.calibration import find_chessboard
+    from object_permanence.ros.conversions import image_to_numpy
+    from object_permanence.tools import calibrate_stereo
+
+    calibration = tmp_path / "stereo.yaml"
+    assert calibrate_stereo.main(["--left", str(CALIBRATION_DATA / "left*.jpg"), "--right",
+                                  str(CALIBRATION_DATA / "right*.jpg"), "-o", str(calibration)]) == 0
+    images = {c: ros.collect(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in ("left", "right")}
+    infos = {c: ros.collect(CameraInfo, f"stereo/{c}/camera_info", SENSOR_QOS) for c in ("left", "right")}
+    ros.start(StereoCaptureNode, {"source": "images", "images_left": str(CALIBRATION_DATA / "left*.jpg"),
+                                  "images_right": str(CALIBRATION_DATA / "right*.jpg"),
+                                  "calibration_file": str(calibration), "fps": 10.0, "max_frames": 3})
+    ros.spin_until(lambda: all(len(images[c]) >= 2 and infos[c] for c in images), "rectified pairs and camera_info")
+    assert infos["right"][0].p[3] < 0.0 and infos["left"][0].width == 640
+    for left_msg, right_msg in zip(images["left"], images["right"]):
+        if stamps_of([left_msg]) != stamps_of([right_msg]):
+            continue
+        corners = [find_chessboard(cv2.cvtColor(image_to_numpy(m), cv2.COLOR_BGR2GRAY), (9, 6))
+                   for m in (left_msg, right_msg)]
+        if all(c is not None for c in corners):
+            assert np.median(np.abs(corners[0][:, 1] - corners[1][:, 1])) < 1.0  # rows aligned
+            return
+    pytest.fail("no rectified pair with the chessboard found in both views")

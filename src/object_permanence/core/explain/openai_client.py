@@ -32,7 +32,7 @@ class OpenAIExplainer:
         model: model name as the server knows it, e.g. ``"gpt-4o-mini"``.
         base_url: API root, e.g. ``"http://127.0.0.1:8000/v1"``; None for the OpenAI default.
         api_key: API key; None reads ``OPENAI_API_KEY``. With a base_url and no key at all, a
-            placeholder is sent (local servers ignore it).
+            dummy key "no-key" is sent (local servers ignore it).
         timeout_s: seconds for the whole request; a slower answer raises ExplainerError.
         max_tokens: cap on the answer length, tokens.
         temperature: sampling temperature, [0, 2].
