@@ -351,11 +351,11 @@ def test_synchronizer_validates_arguments(n_inputs: int, queue_size: int, needle
 # --- parameters ------------------------------------------------------------------------------
 
 PARAMS = (
-    Param("rate_hz", 2.0, "A rate.", low=0.1, high=10.0),
-    Param("count", 3, "A count.", low=1, high=100),
-    Param("mode", "fast", "A mode.", choices=("fast", "slow")),
-    Param("frozen", 1, "Read-only.", read_only=True),
-    Param("gain", 1.0, "Open-ended (no range descriptor: only declare() checks it).", low=0.0),
+    Param("rate_hz", 2.0, "A rate.", low=0.1, high=10.0, read_only=False),
+    Param("count", 3, "A count.", low=1, high=100, read_only=False),
+    Param("mode", "fast", "A mode.", choices=("fast", "slow"), read_only=False),
+    Param("frozen", 1, "Read-only (the default: nodes read parameters once)."),
+    Param("gain", 1.0, "Open-ended (no range descriptor: only declare() checks it).", low=0.0, read_only=False),
 )
 
 
@@ -412,4 +412,8 @@ def test_set_parameters_is_validated_by_the_same_rules(ros_context) -> None:
 def test_build_config_names_the_rejected_field() -> None:
     with pytest.raises(ParameterError, match="min_hits"):
         build_config(WorldModelConfig, {"min_hits": 0})
+    from object_permanence.core.triangulation import StereoPairingConfig
+
+    with pytest.raises(ParameterError, match="parameter 'max_depth_m'"):  # the one set wrong, named first
+        build_config(StereoPairingConfig, {"max_depth_m": 0.1})
     assert build_config(WorldModelConfig, {"min_hits": 5, "unrelated": 1}).min_hits == 5

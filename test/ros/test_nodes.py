@@ -161,6 +161,48 @@ def test_world_model_survives_nan_boxes_and_stamps_going_backwards(ros) -> None:
         "the frame that went backwards is not published (frame 3 only once, from its first pass)"
 
 
+def test_world_model_resets_on_a_time_jump_back_and_goes_on(ros) -> None:
+    """A bag replayed again (or a clock reset) jumps time back by more than time_jump_reset_s: the
+    tracks are reset with one warning and the new frames are tracked, instead of all dropped."""
+    wm = WorldModelProbe(ros)
+    for k in range(100, 105):
+        first = wm.send(detections(k, [moving_box(k)]))
+    (old,) = first.tracks
+    outs = [wm.send(detections(k, [moving_box(k)])) for k in range(0, 4)]  # 3.3 s earlier
+    ros.spin_until(lambda: any("time jumped back" in m for m in ros.log_lines("world_model", WARN)),
+                   "the warning about the time jump")
+    assert [list(o.tracks) for o in outs[:2]] == [[], []], "fresh tracks: tentative again"
+    (new,) = outs[3].tracks
+    assert new.id > old.id and new.state == TrackMsg.STATE_VISIBLE
+
+
+def test_a_malformed_message_is_dropped_and_the_node_goes_on(ros) -> None:
+    """An unknown lifecycle state (7) cannot be converted: the message is dropped with an error
+    naming the topic; the next good message is processed (the process, possibly holding every node
+    of the pipeline, does not die)."""
+    filtered = ros.collect(TrackArray, "stereo/left/tracks/filtered", RELIABLE_QOS)
+    pub = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
+    ros.start(PersistenceFilterNode, {"min_hits": 1, "min_mean_score": 0.0})
+    ros.wait_connected()
+    pub.publish(TrackArray(header=header(0), tracks=[track_msg(5, moving_box(0), state=7)]))
+    ros.spin_until(lambda: any("stereo/left/tracks: dropped a message" in m and "state 7" in m
+                               for m in ros.log_lines("persistence_filter", ERROR)), "the error naming the topic")
+    good = TrackArray(header=header(1), tracks=[track_msg(5, moving_box(1))])
+    ros.retry_until(lambda _: pub.publish(good), lambda: by_stamp(filtered, good.header.stamp) is not None,
+                    "the next good message processed")
+
+
+def test_parameters_are_read_only_at_run_time(ros) -> None:
+    """The nodes build their core objects from the parameters once: a change at run time would not
+    take effect, so it is refused with a reason instead of reported as applied."""
+    node = ros.start(WorldModelNode)
+    from rclpy.parameter import Parameter
+
+    (result,) = node.set_parameters([Parameter("min_hits", value=50)])
+    assert not result.successful and "read-only" in result.reason
+    assert node.get_parameter("min_hits").value == 3
+
+
 # --- persistence_filter ----------------------------------------------------------------------
 
 def test_persistence_filter_passes_tracks_after_min_hits(ros) -> None:
@@ -457,6 +499,8 @@ def test_llm_explainer_falls_back_to_the_template(ros, monkeypatch) -> None:
     pytest.param(StereoCaptureNode, {"source": "video"}, "'calibration_file' is required",
                  id="stereo_capture-calibration_file"),
     pytest.param(StereoCaptureNode, {"scenario": "nowhere"}, "'scenario'", id="stereo_capture-scenario"),
+    pytest.param(WorldModelNode, {"events_jsonl": "/nonexistent/dir/events.jsonl"}, "parameter 'events_jsonl'",
+                 id="world_model-events_jsonl"),
     pytest.param(TriangulatorNode, {"min_depth_m": -1.0}, "min_depth_m", id="triangulator-min_depth_m"),
     pytest.param(LlmExplainerNode, {"backend": "openai", "api_key_env": "OBJECT_PERMANENCE_TEST_UNSET"},
                  "backend 'openai'", id="llm_explainer-no_key"),

@@ -198,6 +198,11 @@ class WorldModel:
         self._embedding_dim: int | None = None
 
     @property
+    def last_stamp(self) -> float | None:
+        """Stamp of the last step (seconds), None before the first one or after :meth:`reset`."""
+        return self._last_stamp
+
+    @property
     def tracks(self) -> list[Track]:
         """All live tracks (TENTATIVE included), sorted by id."""
         return [self._publish(t) for t in self._tracks]

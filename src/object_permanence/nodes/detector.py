@@ -22,9 +22,10 @@ from object_permanence.ros.conversions import (
     sim_objects_from_msg,
 )
 from object_permanence.ros.params import Param, ParameterError, build_config, config_params, declare
+from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
 from object_permanence.ros.runner import main_for
-from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key
+from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key, report_sync_drops
 
 BACKENDS = ("simulated", "ultralytics")
 CAMERAS = ("left", "right")
@@ -63,12 +64,14 @@ class DetectorNode(Node):
         self._pubs = {c: self.create_publisher(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS)
                       for c in CAMERAS}
         n_inputs = 3 if self._backend == "simulated" else 2
-        self._sync = ExactStampSynchronizer(n_inputs, self._on_frame, p["sync_queue_size"])
+        self._sync = ExactStampSynchronizer(n_inputs, guarded(self, "stereo pair", self._on_frame),
+                                            p["sync_queue_size"])
         inputs = self._sync.inputs(header_stamp_key)
         for cam, callback in zip(CAMERAS, inputs):
-            self.create_subscription(Image, f"stereo/{cam}/image_raw", callback, SENSOR_QOS)
+            subscribe(self, Image, f"stereo/{cam}/image_raw", callback, SENSOR_QOS)
         if self._backend == "simulated":
-            self.create_subscription(SimGroundTruth, "sim/ground_truth", inputs[2], RELIABLE_QOS)
+            subscribe(self, SimGroundTruth, "sim/ground_truth", inputs[2], RELIABLE_QOS)
+        self._reported_drops = 0
         self.get_logger().info(f"backend '{self._backend}'")
 
     def _load_ultralytics(self, p: dict):
@@ -81,6 +84,7 @@ class DetectorNode(Node):
             raise ParameterError(f"backend 'ultralytics': {exc}") from exc
 
     def _on_frame(self, left: Image, right: Image, truth: SimGroundTruth | None = None) -> None:
+        self._reported_drops = report_sync_drops(self, self._sync, self._reported_drops)
         try:
             images = [as_bgr(image_to_numpy(m), m.encoding) for m in (left, right)]
         except ConversionError as exc:

@@ -22,6 +22,7 @@ from object_permanence.core.types import Track, TrackState
 from object_permanence.msg import Explanation as ExplanationMsg, PersistenceDecisionArray, TrackArray
 from object_permanence.ros.conversions import decision_from_msg, sec_to_stamp, stamp_to_sec, track_from_msg
 from object_permanence.ros.params import Param, ParameterError, declare
+from object_permanence.ros.guard import subscribe
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
 
@@ -56,21 +57,23 @@ class LlmExplainerNode(Node):
         self._tracks: dict[tuple[str, int], Track] = {}
         self._score_sums: dict[tuple[str, int], tuple[float, int]] = {}
         self._last_keep: dict[tuple[str, int], bool] = {}
+        self._headers: dict[tuple[str, int], Header] = {}  # of the decision queued per track
         self._pub = self.create_publisher(ExplanationMsg, "explanations", RELIABLE_QOS)
         self._worker = ExplainerWorker(explainer, TemplateExplainer(), p["max_queue"], p["rate_limit_hz"],
                                        self._publish)
         for cam in CAMERAS:
-            self.create_subscription(TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam: self._on_tracks(c, m),
-                                     RELIABLE_QOS)
-        self.create_subscription(PersistenceDecisionArray, "persistence/decisions", self._on_decisions, RELIABLE_QOS)
+            subscribe(self, TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam: self._on_tracks(c, m), RELIABLE_QOS)
+        subscribe(self, PersistenceDecisionArray, "persistence/decisions", self._on_decisions, RELIABLE_QOS)
         self.get_logger().info(f"explainer: {type(explainer).__name__}")
 
     def _on_tracks(self, camera: str, msg: TrackArray) -> None:
+        alive = {(camera, m.id) for m in msg.tracks if m.state != TrackState.LOST}
+        for key in [k for k in self._tracks if k[0] == camera and k not in alive]:  # LOST or gone
+            for table in (self._tracks, self._score_sums, self._last_keep, self._headers):
+                table.pop(key, None)
         for m in msg.tracks:
             key = (camera, m.id)
-            if m.state == TrackState.LOST:
-                for table in (self._tracks, self._score_sums, self._last_keep):
-                    table.pop(key, None)
+            if key not in alive:
                 continue
             self._tracks[key] = track_from_msg(m)
             if m.frames_since_seen == 0:
@@ -87,14 +90,17 @@ class LlmExplainerNode(Node):
             self._last_keep[key] = m.keep
             total, n = self._score_sums.get(key, (track.score, 1))
             request = ExplanationRequest.from_decision(decision_from_msg(m), track, m.camera, stamp, total / max(n, 1))
+            self._headers[key] = msg.header
             if not self._worker.submit(request):
+                self._headers.pop(key, None)
                 self.get_logger().warning("explanation queue full, request dropped", throttle_duration_sec=5.0)
 
     def _publish(self, explanation: Explanation) -> None:
         """Called on the worker thread (rclpy publishers are thread-safe)."""
         r = explanation.request
+        header = self._headers.pop((r.camera, r.track_id), None) or Header(stamp=sec_to_stamp(r.stamp))
         self._pub.publish(ExplanationMsg(
-            header=Header(stamp=sec_to_stamp(r.stamp)), track_id=r.track_id, camera=r.camera, kept=r.kept,
+            header=header, track_id=r.track_id, camera=r.camera, kept=r.kept,
             score=float(r.score), text=explanation.text, source=explanation.source))
 
     def close(self) -> None:

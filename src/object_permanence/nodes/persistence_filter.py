@@ -9,6 +9,7 @@ from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, P
 from object_permanence.msg import PersistenceDecisionArray, TrackArray
 from object_permanence.ros.conversions import decision_to_msg, track_from_msg, track_to_msg
 from object_permanence.ros.params import Param, declare
+from object_permanence.ros.guard import subscribe
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
 
@@ -43,8 +44,7 @@ class PersistenceFilterNode(Node):
         self._pub_tracks = {}
         for cam in CAMERAS:
             self._pub_tracks[cam] = self.create_publisher(TrackArray, f"stereo/{cam}/tracks/filtered", RELIABLE_QOS)
-            self.create_subscription(TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam: self._on_tracks(c, m),
-                                     RELIABLE_QOS)
+            subscribe(self, TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam: self._on_tracks(c, m), RELIABLE_QOS)
         self.get_logger().info(f"persistence model: {self._model_name}")
 
     def _on_tracks(self, camera: str, msg: TrackArray) -> None:

@@ -43,6 +43,8 @@ PARAMS = (
           "blocks). Required for video/images/camera; the sim uses its own rig when empty."),
     Param("rectify", True, "Rectify real images with the calibration before publishing (the detector, "
           "world model and triangulator assume rectified, row-aligned views)."),
+    Param("max_read_failures", 30, "camera: consecutive failed reads before capture stops (a USB camera can "
+          "drop a frame and come back).", low=1, high=100000),
     Param("frame_id_left", "left_camera_optical_frame", "frame_id of left images and camera_info."),
     Param("frame_id_right", "right_camera_optical_frame", "frame_id of right images and camera_info."),
 )
@@ -59,6 +61,9 @@ class StereoCaptureNode(Node):
         self._info = {cam: info_fields[cam] for cam in ("left", "right")}
         self._publish_truth = p["source"] == "sim" and p["publish_ground_truth"]
         self._max_frames = p["max_frames"]
+        self._live = p["source"] == "camera"
+        self._max_read_failures = p["max_read_failures"]
+        self._read_failures = 0
         self._count = 0
         self._pub_image = {c: self.create_publisher(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in self._info}
         self._pub_info = {c: self.create_publisher(CameraInfo, f"stereo/{c}/camera_info", SENSOR_QOS)
@@ -109,9 +114,16 @@ class StereoCaptureNode(Node):
             self.get_logger().error(f"frame read failed: {exc}", throttle_duration_sec=2.0)
             return
         if pair is None:
-            self.get_logger().info(f"source ended after {self._count} frames")
+            self._read_failures += 1
+            if self._live and self._read_failures < self._max_read_failures:
+                self.get_logger().warning(f"camera read failed ({self._read_failures} in a row)",
+                                          throttle_duration_sec=1.0)
+                return
+            self.get_logger().info(f"source ended after {self._count} frames"
+                                   + (f" ({self._read_failures} failed reads in a row)" if self._live else ""))
             self._timer.cancel()
             return
+        self._read_failures = 0
         stamp = self.get_clock().now().to_msg()
         images = dict(zip(("left", "right"), pair))
         if self._maps is not None:

@@ -25,14 +25,17 @@ from object_permanence.ros.conversions import (
 )
 from object_permanence.ros.markers import tracks_to_markers
 from object_permanence.ros.params import Param, build_config, config_params, declare
+from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS, VIZ_QOS
 from object_permanence.ros.runner import main_for
-from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key
+from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key, report_sync_drops
 
 PARAMS = config_params(StereoPairingConfig) + (
     Param("sync_queue_size", 10, "Stamps waiting for their left/right partner before the oldest is dropped.",
           low=1, high=1000),
     Param("publish_markers", True, "Publish RViz markers on tracks3d/markers."),
+    Param("time_jump_reset_s", 1.0, "A stamp this many seconds or more before the previous one (a bag replayed "
+          "again, a clock reset) resets the 3D tracks; a smaller step back drops that frame.", low=0.0, high=1e9),
     Param("refine_with_images", True, "Refine the disparity of visible pairs by sub-pixel matching of the "
           "rectified images (stereo/<cam>/image_raw of the same stamp); without an image of that stamp the box "
           "centres are used."),
@@ -53,18 +56,21 @@ class TriangulatorNode(Node):
         self._pub_tracks = self.create_publisher(Track3DArray, "tracks3d", RELIABLE_QOS)
         self._pub_points = self.create_publisher(PointCloud2, "tracks3d/points", VIZ_QOS)
         self._pub_markers = self.create_publisher(MarkerArray, "tracks3d/markers", VIZ_QOS)
-        self._sync = ExactStampSynchronizer(2, self._on_pair, p["sync_queue_size"])
+        self._sync = ExactStampSynchronizer(2, guarded(self, "stereo track pair", self._on_pair),
+                                            p["sync_queue_size"])
+        self._reported_drops = 0
+        self._time_jump_reset_s = p["time_jump_reset_s"]
+        self._last_stamp: float | None = None
         on_left, on_right = self._sync.inputs(header_stamp_key)
-        self.create_subscription(TrackArray, "stereo/left/tracks/filtered", on_left, RELIABLE_QOS)
-        self.create_subscription(TrackArray, "stereo/right/tracks/filtered", on_right, RELIABLE_QOS)
+        subscribe(self, TrackArray, "stereo/left/tracks/filtered", on_left, RELIABLE_QOS)
+        subscribe(self, TrackArray, "stereo/right/tracks/filtered", on_right, RELIABLE_QOS)
         self._images: dict[str, OrderedDict[tuple[int, int], Image]] = {"left": OrderedDict(), "right": OrderedDict()}
         self._image_buffer = p["sync_queue_size"]
         for cam in ("left", "right"):
-            self.create_subscription(CameraInfo, f"stereo/{cam}/camera_info",
-                                     lambda m, c=cam: self._info.__setitem__(c, m), SENSOR_QOS)
+            subscribe(self, CameraInfo, f"stereo/{cam}/camera_info", lambda m, c=cam: self._info.__setitem__(c, m),
+                      SENSOR_QOS)
             if p["refine_with_images"]:
-                self.create_subscription(Image, f"stereo/{cam}/image_raw", lambda m, c=cam: self._on_image(c, m),
-                                         SENSOR_QOS)
+                subscribe(self, Image, f"stereo/{cam}/image_raw", lambda m, c=cam: self._on_image(c, m), SENSOR_QOS)
 
     def _on_image(self, camera: str, msg: Image) -> None:
         """Keep the last few images per camera by stamp (messages, viewed without a copy when used)."""
@@ -78,18 +84,29 @@ class TriangulatorNode(Node):
         if any(m is None for m in msgs):
             return None
         try:
-            return tuple(as_bgr(image_to_numpy(m), m.encoding) for m in msgs)
+            images = tuple(as_bgr(image_to_numpy(m), m.encoding) for m in msgs)
         except ConversionError as exc:
-            self.get_logger().error(f"image not usable for refinement: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().error(f"image not usable for refinement, box centres only: {exc}",
+                                    throttle_duration_sec=5.0)
             return None
+        if images[0].shape != images[1].shape:
+            self.get_logger().error(f"left and right images differ in size ({images[0].shape} vs {images[1].shape}), "
+                                    "box centres only", throttle_duration_sec=5.0)
+            return None
+        return images
 
     def _current_triangulator(self) -> StereoTriangulator | None:
         """The triangulator for the latest camera_info pair (rebuilt when P changes)."""
         if len(self._info) < 2:
             self.get_logger().warning("waiting for left and right camera_info", throttle_duration_sec=5.0)
             return None
+        left, right = self._info["left"], self._info["right"]
+        if (left.width, left.height) != (right.width, right.height):
+            self.get_logger().error(f"left and right camera_info sizes differ ({left.width}x{left.height} vs "
+                                    f"{right.width}x{right.height}), not triangulating", throttle_duration_sec=5.0)
+            return None
         try:
-            p = (projection_matrix(self._info["left"]), projection_matrix(self._info["right"]))
+            p = (projection_matrix(left), projection_matrix(right))
             if self._projections is None or not all(np.array_equal(a, b) for a, b in zip(p, self._projections)):
                 self._triangulator = StereoTriangulator(p[0], p[1], self._config)
                 self._projections = p
@@ -99,18 +116,25 @@ class TriangulatorNode(Node):
         return self._triangulator
 
     def _on_pair(self, left: TrackArray, right: TrackArray) -> None:
+        self._reported_drops = report_sync_drops(self, self._sync, self._reported_drops)
+        stamp = stamp_to_sec(left.header.stamp)
+        if self._last_stamp is not None and stamp <= self._last_stamp - self._time_jump_reset_s:
+            self.get_logger().warning(f"time jumped back {self._last_stamp - stamp:.2f} s (replay restarted or clock "
+                                      "reset): 3D tracks reset")
+            self._projections = None  # rebuilt below: a fresh triangulator
         triangulator = self._current_triangulator()
         if triangulator is None:
             return
+        info = self._info["left"]
+        size = (info.width, info.height) if info.width and info.height else None
+        tracks_l, tracks_r = [track_from_msg(t) for t in left.tracks], [track_from_msg(t) for t in right.tracks]
+        images = self._images_for(header_stamp_key(left))
         try:
-            info = self._info["left"]
-            tracks = triangulator.step([track_from_msg(t) for t in left.tracks],
-                                       [track_from_msg(t) for t in right.tracks], stamp_to_sec(left.header.stamp),
-                                       self._images_for(header_stamp_key(left)),
-                                       (info.width, info.height) if info.width and info.height else None)
-        except ValueError as exc:
-            self.get_logger().error(f"dropped stereo pair: {exc}")
+            tracks = triangulator.step(tracks_l, tracks_r, stamp, images, size)
+        except ValueError as exc:  # a pair slightly out of order: drop it, keep the 3D belief
+            self.get_logger().error(f"dropped stereo pair: {exc}", throttle_duration_sec=2.0)
             return
+        self._last_stamp = stamp
         header = Header(stamp=left.header.stamp, frame_id=self._info["left"].header.frame_id or left.header.frame_id)
         self._pub_tracks.publish(Track3DArray(header=header, tracks=[track3d_to_msg(t) for t in tracks]))
         self._pub_points.publish(tracks_to_cloud(tracks, header))

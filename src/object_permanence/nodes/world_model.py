@@ -12,7 +12,8 @@ from object_permanence.core.types import EventKind
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
 from object_permanence.msg import DetectionArray, TrackArray, TrackEvent as TrackEventMsg
 from object_permanence.ros.conversions import detections_from_msg, event_to_msg, stamp_to_sec, track_to_msg
-from object_permanence.ros.params import Param, build_config, config_params, declare
+from object_permanence.ros.params import Param, ParameterError, build_config, config_params, declare
+from object_permanence.ros.guard import subscribe
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
 
@@ -20,6 +21,8 @@ CAMERAS = ("left", "right")
 
 PARAMS = config_params(WorldModelConfig, docs_from=(BoxKalmanParams,)) + (
     Param("events_jsonl", "", "If set, also append every track event as one JSON line to this file."),
+    Param("time_jump_reset_s", 1.0, "A stamp this many seconds or more before the previous one (a bag replayed "
+          "again, a clock reset) resets the tracks; a smaller step back drops that frame.", low=0.0, high=1e9),
 )
 
 
@@ -31,25 +34,36 @@ class WorldModelNode(Node):
         p = declare(self, PARAMS)
         config = build_config(WorldModelConfig, p)
         self._models = {cam: WorldModel(config) for cam in CAMERAS}
-        self._events_file: TextIO | None = open(p["events_jsonl"], "a", encoding="utf-8") if p["events_jsonl"] else None
+        self._time_jump_reset_s = p["time_jump_reset_s"]
+        try:
+            self._events_file: TextIO | None = open(p["events_jsonl"], "a", encoding="utf-8") \
+                if p["events_jsonl"] else None
+        except OSError as exc:
+            raise ParameterError(f"parameter 'events_jsonl': cannot open {p['events_jsonl']!r}: {exc}") from exc
         self._pub_events = self.create_publisher(TrackEventMsg, "track_events", RELIABLE_QOS)
         self._pub_tracks = {}
         for cam in CAMERAS:
             self._pub_tracks[cam] = self.create_publisher(TrackArray, f"stereo/{cam}/tracks", RELIABLE_QOS)
-            self.create_subscription(DetectionArray, f"stereo/{cam}/detections",
-                                     lambda m, c=cam: self._on_detections(c, m), RELIABLE_QOS)
+            subscribe(self, DetectionArray, f"stereo/{cam}/detections", lambda m, c=cam: self._on_detections(c, m),
+                      RELIABLE_QOS)
 
     def _on_detections(self, camera: str, msg: DetectionArray) -> None:
+        model = self._models[camera]
+        stamp = stamp_to_sec(msg.header.stamp)
+        if model.last_stamp is not None and stamp <= model.last_stamp - self._time_jump_reset_s:
+            self.get_logger().warning(f"{camera}: time jumped back {model.last_stamp - stamp:.2f} s (replay restarted "
+                                      "or clock reset): tracks reset")
+            model.reset()
+        size = (msg.image_width, msg.image_height) if msg.image_width and msg.image_height else None
         try:
-            size = (msg.image_width, msg.image_height) if msg.image_width and msg.image_height else None
-            result = self._models[camera].step(stamp_to_sec(msg.header.stamp), detections_from_msg(msg.detections),
-                                               size)
-        except ValueError as exc:  # e.g. a stamp going backwards: drop this frame, keep the belief
-            self.get_logger().error(f"{camera}: dropped detections: {exc}")
+            result = model.step(stamp, detections_from_msg(msg.detections), size)
+        except ValueError as exc:  # a frame slightly out of order: drop it, keep the belief
+            self.get_logger().error(f"{camera}: dropped detections: {exc}", throttle_duration_sec=2.0)
             return
         if result.rejected:
-            self.get_logger().warning(f"{camera}: rejected {result.rejected} invalid detection(s) (non-finite or empty box)",
-                                   throttle_duration_sec=5.0)
+            self.get_logger().warning(
+                f"{camera}: rejected {result.rejected} invalid detection(s) (non-finite or empty box, bad score, "
+                "or an embedding of another length than the first one)", throttle_duration_sec=5.0)
         self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.tracks]))
         for event in result.events:
             self._pub_events.publish(event_to_msg(event, msg.header, camera))

@@ -53,6 +53,15 @@ class ConversionError(ValueError):
     """A message that cannot be converted; the text names the problem."""
 
 
+def _enum(kind: type, value: int, field: str):
+    """``kind(value)``, or a ConversionError naming the field and the allowed values."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(f"{e.value} ({e.name})" for e in kind)
+        raise ConversionError(f"{field} {value} is not a valid {kind.__name__}; allowed: {allowed}") from None
+
+
 def stamp_to_sec(stamp: Time) -> float:
     """Header stamp -> seconds (float)."""
     return stamp.sec + stamp.nanosec * 1e-9
@@ -178,7 +187,7 @@ def track_to_msg(t: Track) -> TrackMsg:
 
 def track_from_msg(m: TrackMsg) -> Track:
     return Track(
-        track_id=m.id, state=TrackState(m.state), box=np.array([m.cx, m.cy, m.w, m.h], dtype=np.float64),
+        track_id=m.id, state=_enum(TrackState, m.state, 'state'), box=np.array([m.cx, m.cy, m.w, m.h], dtype=np.float64),
         velocity=np.array([m.vx, m.vy], dtype=np.float64),
         covariance=np.asarray(m.covariance, dtype=np.float64).reshape(4, 4), score=float(m.score),
         class_id=m.class_id, class_name=m.class_name, age=m.age, hits=m.hits,
@@ -200,7 +209,7 @@ def track3d_to_msg(t: Track3D) -> Track3DMsg:
 
 def track3d_from_msg(m: Track3DMsg) -> Track3D:
     return Track3D(
-        track_id=m.id, state=TrackState(m.state), class_id=m.class_id, class_name=m.class_name,
+        track_id=m.id, state=_enum(TrackState, m.state, 'state'), class_id=m.class_id, class_name=m.class_name,
         position=np.array([m.position.x, m.position.y, m.position.z]),
         velocity=np.array([m.velocity.x, m.velocity.y, m.velocity.z]),
         covariance=np.asarray(m.covariance, dtype=np.float64).reshape(3, 3),
@@ -227,7 +236,7 @@ def event_to_msg(e: TrackEvent, header: Header, camera: str) -> TrackEventMsg:
 
 
 def event_from_msg(m: TrackEventMsg) -> TrackEvent:
-    return TrackEvent(track_id=m.track_id, kind=EventKind(m.event), state=TrackState(m.state),
+    return TrackEvent(track_id=m.track_id, kind=_enum(EventKind, m.event, 'event'), state=_enum(TrackState, m.state, 'state'),
                       box=np.array([m.cx, m.cy, np.nan, np.nan]), frames_unseen=m.frames_unseen)
 
 
@@ -243,7 +252,7 @@ def sim_objects_to_msg(objects: list[GroundTruthObject]) -> list[SimObject]:
 
 def sim_objects_from_msg(msgs) -> list[GroundTruthObject]:
     return [
-        GroundTruthObject(object_id=m.id, kind=ObjectKind(m.kind), class_id=m.class_id,
+        GroundTruthObject(object_id=m.id, kind=_enum(ObjectKind, m.kind, 'kind'), class_id=m.class_id,
                           box=np.array([m.cx, m.cy, m.w, m.h], dtype=np.float64), visibility=float(m.visibility),
                           position=np.array([m.position.x, m.position.y, m.position.z]))
         for m in msgs

@@ -34,7 +34,9 @@ def sphere_diameter(track: Track3D) -> np.ndarray:
 
 def tracks_to_markers(tracks: list[Track3D], header: Header, ns: str = "tracks3d") -> MarkerArray:
     """DELETEALL, then per track: a sphere, an id label and a trail."""
-    markers = [Marker(header=header, ns=ns, action=Marker.DELETEALL)]
+    # DELETEALL with an empty namespace clears every namespace (RViz clears only ``ns`` otherwise,
+    # and ghosts, labels and trails live in namespaces of their own).
+    markers = [Marker(header=header, ns="", action=Marker.DELETEALL)]
     for t in tracks:
         if t.state == TrackState.LOST or not np.all(np.isfinite(t.position)):
             continue

@@ -8,6 +8,7 @@ with, raising :class:`ParameterError` naming the parameter and what is allowed. 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Sequence
 
@@ -35,7 +36,9 @@ class Param:
     choices: Sequence[Any] | None = None
     low: float | None = None
     high: float | None = None
-    read_only: bool = False
+    # The nodes read their parameters once, at start-up, to build the core objects: a change at
+    # run time would not take effect, so parameters are read-only unless a node applies changes.
+    read_only: bool = True
     check: Callable[[Any], str | None] | None = None  # returns a reason when the value is bad
 
     def problem(self, value: Any) -> str | None:
@@ -147,8 +150,9 @@ def build_config(cls: type, values: dict[str, Any], prefix: str = "", **extra: A
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        named = [f.name for f in fields(cls) if f.name in str(exc)]
-        if named:  # name the ROS parameter, not the dataclass field
-            name = max(named, key=len)
+        text = str(exc)
+        named = [f.name for f in fields(cls) if re.search(rf"\b{re.escape(f.name)}\b", text)]
+        if named:  # name the ROS parameter (the field the message is about: mentioned first)
+            name = min(named, key=lambda n: re.search(rf"\b{re.escape(n)}\b", text).start())
             raise ParameterError(f"parameter '{prefix}{name}': {exc}") from exc
         raise ParameterError(str(exc)) from exc

@@ -15,7 +15,12 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None =
                executor: Executor | None = None) -> int:
     """Create the nodes on one executor and spin until shutdown (SIGINT) or until a node
     asks to stop by calling ``rclpy.shutdown()``. Returns the process exit code: 0 on a clean
-    stop, 2 when a node rejected its parameters (the log says which and why)."""
+    stop, 2 when a node rejected its parameters (the log says which and why).
+
+    On SIGINT rclpy shuts the context down and raises KeyboardInterrupt wherever the main thread
+    is, at times inside a C call that then fails with an unrelated error: any exception raised
+    once the context is down counts as a clean stop.
+    """
     rclpy.init(args=args)
     nodes: list[Node] = []
     code = 0
@@ -31,6 +36,10 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None =
         code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # raised while shutting down (a call interrupted by the shutdown): a clean stop
     finally:
         for node in nodes:
             close = getattr(node, "close", None)

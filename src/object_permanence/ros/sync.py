@@ -56,3 +56,12 @@ def _older(a: Hashable, b: Hashable) -> bool:
 def header_stamp_key(msg: Any) -> tuple[int, int]:
     """The (sec, nanosec) of a stamped message's header, usable as a synchroniser key."""
     return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+
+
+def report_sync_drops(node, sync: ExactStampSynchronizer, reported: int) -> int:
+    """Log (throttled) how many incomplete sets ``sync`` has dropped since ``reported``; returns the
+    new count to remember."""
+    if sync.dropped > reported:
+        node.get_logger().warning(f"{sync.dropped} incomplete stereo sets dropped so far (a partner message "
+                                  "never arrived: dropped images or a slow upstream node)", throttle_duration_sec=5.0)
+    return sync.dropped
