@@ -10,7 +10,7 @@ ENV := source $(ROOT)/scripts/ros_env.sh
 DEMO_ARGS ?= --scenario cluttered --frames 300
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo test test-core eval bench train-detector train-persistence clean
+.PHONY: setup build demo test test-core clean
 
 setup:
 	bash scripts/setup_env.sh
