@@ -31,13 +31,16 @@ STOP_TIMEOUT_S = 10.0
 _namespaces = itertools.count(1)
 
 
-def child_env(fastdds_profile: Path) -> dict[str, str]:
-    """Environment of node processes: this session's domain and loopback-only discovery, the
-    Fast DDS profile at ``fastdds_profile``, unbuffered output, and no OpenAI key (the
+def child_env() -> dict[str, str]:
+    """Environment of node processes: this session's domain and loopback-only discovery, no Fast
+    DDS profile (the nodes' own default applies), unbuffered output, and no OpenAI key (the
     explainer stays offline)."""
     env = dict(os.environ)
     env.pop("OPENAI_API_KEY", None)
-    env.update(PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0", FASTDDS_DEFAULT_PROFILES_FILE=str(fastdds_profile))
+    env.update(PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    # As a user starting the executables by hand: no profile in the environment; the nodes pick
+    # the package's (ros/runner.py, use_package_dds_profile).
+    env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     return env
 
 
@@ -222,10 +225,7 @@ class ProcessLauncher:
         self.lib_dir = Path(get_package_prefix("object_permanence")) / "lib" / "object_permanence"
         self.config_dir = Path(get_package_share_directory("object_permanence")) / "config"
         self.log_dir = log_dir
-        # The package's Fast DDS profile (large shared-memory segments): with Fast DDS's default
-        # 512 kB segments a 640x480 image between processes falls back to fragmented UDP and
-        # most best-effort frames are lost (measured: 12 of 150 reached the triangulator).
-        self.env = child_env(self.config_dir / "fastdds.xml")
+        self.env = child_env()
         self.processes: list[NodeProcess] = []
 
     def start(self, executable: str, params_files: list[str], overrides: dict[str, Any] | None = None) -> NodeProcess:

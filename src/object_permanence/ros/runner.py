@@ -1,7 +1,9 @@
 """The one ``main`` every node executable shares: init, construct, spin, shut down cleanly."""
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 import rclpy
@@ -9,6 +11,23 @@ from rclpy.executors import ExternalShutdownException, Executor, SingleThreadedE
 from rclpy.node import Node
 
 from object_permanence.ros.params import ParameterError
+
+
+def use_package_dds_profile() -> None:
+    """With Fast DDS and no profile chosen by the user, use the package's (config/fastdds.xml:
+    shared-memory segments large enough for camera images; with the 512 kB default most images
+    between processes are lost). A profile the user set, or another RMW, is left alone."""
+    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or \
+            os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") != "rmw_fastrtps_cpp":
+        return
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        profile = Path(get_package_share_directory("object_permanence")) / "config" / "fastdds.xml"
+    except PackageNotFoundError:
+        return
+    if profile.is_file():
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
 
 
 def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None = None,
@@ -21,6 +40,7 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None =
     is, at times inside a C call that then fails with an unrelated error: any exception raised
     once the context is down counts as a clean stop.
     """
+    use_package_dds_profile()
     rclpy.init(args=args)
     nodes: list[Node] = []
     code = 0
