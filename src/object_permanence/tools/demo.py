@@ -43,8 +43,9 @@ def merged_params(config_dir: Path, overrides: dict[str, dict]) -> dict:
     return merged
 
 
-def record(params_file: Path, frames: int, fps: float, log_path: Path, timeout_s: float):
-    """Start the pipeline process, record until its last frame is through, stop it (SIGINT)."""
+def record(params_file: Path, run_frames: int, log_path: Path, timeout_s: float):
+    """Start the pipeline process, record until frame ``run_frames - 1`` is through (or nothing
+    arrives for 2 s), stop it (SIGINT) and check that it stopped cleanly."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -61,15 +62,16 @@ def record(params_file: Path, frames: int, fps: float, log_path: Path, timeout_s
         from tqdm import tqdm
 
         deadline = time.monotonic() + timeout_s
-        with tqdm(total=frames, desc="frames through the pipeline", unit="frame", disable=None) as bar:
+        last = run_frames - 1
+        with tqdm(total=run_frames, desc="frames through the pipeline", unit="frame", disable=None) as bar:
             while time.monotonic() < deadline:
                 executor.spin_once(timeout_sec=0.1)
-                done = len(recorder.complete())
-                bar.update(done - bar.n)
+                complete = recorder.complete()
+                newest = complete[-1][1].frame_index if complete else -1
+                bar.update(newest + 1 - bar.n)
                 if proc.poll() is not None:
                     raise RuntimeError(f"pipeline exited early with code {proc.returncode}; see {log_path}")
-                quiet = time.monotonic() - recorder.last_message_time
-                if done > 0 and (quiet > 2.0 or done >= frames):
+                if newest >= last or (complete and time.monotonic() - recorder.last_message_time > 2.0):
                     break
     finally:
         if proc.poll() is None:
@@ -78,9 +80,13 @@ def record(params_file: Path, frames: int, fps: float, log_path: Path, timeout_s
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         executor.shutdown()
         recorder.destroy_node()
         rclpy.shutdown()
+    if proc.returncode != 0:
+        print(f"warning: the pipeline did not stop cleanly (exit code {proc.returncode}); see {log_path}",
+              file=sys.stderr)
     return recorder
 
 
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")
     args.out.mkdir(parents=True, exist_ok=True)
-    # Frames lost to DDS discovery at start-up are not evaluated: run a margin more.
+    # The recorder may miss the first frames while DDS discovery runs: a 3 s margin is run first.
     run_frames = args.frames + int(3 * args.fps)
     overrides = {
         "stereo_capture": {"source": "sim", "scenario": args.scenario, "seed": args.seed, "fps": args.fps,
@@ -144,10 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     params_file.write_text(yaml.safe_dump(params))
     print(f"running `pipeline` on scenario '{args.scenario}' (seed {args.seed}), {run_frames} frames at "
           f"{args.fps:g} Hz; ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}", flush=True)
-    recorder = record(params_file, args.frames, args.fps, args.out / "pipeline.log",
-                      timeout_s=30.0 + 3.0 * run_frames / args.fps)
+    recorder = record(params_file, run_frames, args.out / "pipeline.log", timeout_s=30.0 + 3.0 * run_frames / args.fps)
     world = SimWorld(make_scenario(args.scenario), seed=args.seed)
-    records = build_records(recorder, world, params["triangulator"]["ros__parameters"])[: args.frames]
+    # Evaluate a fixed window, the last --frames frames: the same frames every run, whatever
+    # DDS discovery cost at start-up (the pipeline itself sees every frame from 0).
+    first = run_frames - args.frames
+    records = [r for r in build_records(recorder, world, params["triangulator"]["ros__parameters"])
+               if r.index >= first]
     if not records:
         print(f"no complete frame was recorded; see {args.out / 'pipeline.log'}", file=sys.stderr)
         return 1
