@@ -35,11 +35,11 @@ class ReferenceFilter:
         F = np.eye(8)
         F[:4, 4:] = dt * np.eye(4)
         Q = np.zeros((8, 8))
-        for i in range(4):  # piecewise white-noise acceleration per axis
+        for i in range(4):  # white-noise acceleration per axis
             q = sa[i] ** 2
-            Q[i, i] = q * dt**4 / 4
-            Q[i, i + 4] = Q[i + 4, i] = q * dt**3 / 2
-            Q[i + 4, i + 4] = q * dt**2
+            Q[i, i] = q * dt**3 / 3  # continuous white-noise acceleration integrated over dt
+            Q[i, i + 4] = Q[i + 4, i] = q * dt**2 / 2
+            Q[i + 4, i + 4] = q * dt
         self.x = F @ self.x
         self.P = F @ self.P @ F.T + Q
         for i in (2, 3):
@@ -185,3 +185,15 @@ def test_bad_initial_box_raises(box) -> None:
 def test_params_validated(name: str, value: float) -> None:
     with pytest.raises(ValueError, match=name):
         BoxKalmanParams(**{name: value})
+
+
+@pytest.mark.parametrize("steps", [1, 4, 60, 240])
+def test_prediction_over_a_gap_does_not_depend_on_how_it_is_split(steps) -> None:
+    """Continuous white-noise acceleration: one predict over 2 s and N predicts over 2/N s give
+    the same covariance, so a ghost's uncertainty does not depend on the camera rate."""
+    reference = BoxKalmanFilter(np.array([320.0, 240.0, 50.0, 100.0]))
+    reference.predict(2.0)
+    split = BoxKalmanFilter(np.array([320.0, 240.0, 50.0, 100.0]))
+    for _ in range(steps):
+        split.predict(2.0 / steps)
+    np.testing.assert_allclose(split.P, reference.P, rtol=1e-9, atol=1e-9)

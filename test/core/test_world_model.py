@@ -379,3 +379,16 @@ def test_ghost_leaving_the_image_is_lost_at_once(make_model) -> None:
 def test_config_rejects_non_positive_ghost_age_per_hit() -> None:
     with pytest.raises(ValueError, match="ghost_age_per_hit_s"):
         WorldModelConfig(ghost_age_per_hit_s=0.0)
+
+
+def test_absurdly_large_boxes_are_rejected(make_model) -> None:
+    wm = make_model()
+    r = wm.step(0.0, [det(1e160, 100.0), det(100.0, 100.0, w=1e9), det(100.0, 100.0)])
+    assert r.rejected == 2
+
+
+def test_embeddings_of_any_scale_are_normalised(make_model) -> None:
+    wm = make_model(min_hits=1)
+    emb = np.full(8, 5.0, dtype=np.float32)  # norm 14.1: an outside detector's raw descriptor
+    (track,) = wm.step(0.0, [det(100.0, 100.0, emb=emb)]).tracks
+    assert np.linalg.norm(track.embedding) == pytest.approx(1.0, abs=1e-6)

@@ -6,8 +6,10 @@ stamps), so the transition ``F`` and the process noise ``Q`` are rebuilt for eac
 
 Noise is scaled with the box size (``cx`` and ``w`` with the width, ``cy`` and ``h`` with the
 height), so a far (small) and a near (large) object moving alike *relative to their size* get the
-same filter behaviour. ``Q`` is the discrete white-noise acceleration model
-(``filterpy.common.Q_discrete_white_noise``), ``R`` is diagonal.
+same filter behaviour. ``Q`` is the continuous white-noise acceleration model integrated over
+``dt`` (``filterpy.common.Q_continuous_white_noise``): one prediction over ``T`` and ``N``
+predictions over ``T / N`` give the same covariance, so a ghost's uncertainty does not depend on
+the camera rate or on dropped frames. ``R`` is diagonal.
 
 The world model talks to a filter only through the :class:`BoxFilter` protocol, so another
 implementation (e.g. a batched one) can be dropped in.
@@ -20,7 +22,7 @@ from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
+from filterpy.common import Q_continuous_white_noise
 from filterpy.kalman import KalmanFilter
 
 from object_permanence.core.association import mahalanobis_sq_matrix
@@ -37,16 +39,17 @@ class BoxKalmanParams:
     """Noise scales of the box filter, as fractions of the box size (dimensionless).
 
     measurement_std_frac: measurement noise std of ``cx, w`` (``cy, h``) per pixel of width (height).
-    accel_std_frac: white-noise acceleration std of the centre, box sizes per s².
-    size_accel_std_frac: white-noise acceleration std of ``w, h``, box sizes per s².
+    accel_std_frac: square root of the spectral density of the centre's white-noise acceleration,
+        box sizes per s^1.5 (velocity variance grows by accel_std_frac² box sizes² per s).
+    size_accel_std_frac: the same for ``w, h``.
     init_velocity_std_frac: std of the (unknown) velocity of a new track, box sizes per s.
     min_std_px: floor on every std in pixels (and on w, h after a prediction), so that tiny
         boxes keep a non-singular covariance.
     """
 
     measurement_std_frac: float = 0.05
-    accel_std_frac: float = 1.0
-    size_accel_std_frac: float = 0.25
+    accel_std_frac: float = 0.18
+    size_accel_std_frac: float = 0.046
     init_velocity_std_frac: float = 1.0
     min_std_px: float = 1.0
 
@@ -91,11 +94,12 @@ class BoxFilter(Protocol):
 
 @lru_cache(maxsize=16)
 def _transition(dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """F (8, 8) and unit-variance Q (8, 8) for ``dt`` seconds (cached: dt repeats at a fixed rate)."""
+    """F (8, 8) and unit-spectral-density Q (8, 8) for ``dt`` seconds (cached: dt repeats at a fixed rate)."""
     F = np.eye(DIM_X)
     F[:DIM_Z, DIM_Z:] = dt * np.eye(DIM_Z)  # p' = p + v dt ; v' = v
-    # Q for unit acceleration variance, ordered like the state (all positions, then all velocities).
-    Q = Q_discrete_white_noise(dim=2, dt=dt, var=1.0, block_size=DIM_Z, order_by_dim=False)
+    # Q for a unit spectral density, ordered like the state (all positions, then all velocities):
+    # per axis [[dt³/3, dt²/2], [dt²/2, dt]].
+    Q = Q_continuous_white_noise(dim=2, dt=dt, spectral_density=1.0, block_size=DIM_Z, order_by_dim=False)
     F.flags.writeable = False
     Q.flags.writeable = False
     return F, Q
@@ -160,7 +164,7 @@ class BoxKalmanFilter:
                                                p.size_accel_std_frac * size[2:]]), p.min_std_px)
         a = np.concatenate([accel_std, accel_std])
         self._kf.F = F
-        self._kf.Q = Q_unit * np.outer(a, a)  # Q_ij = q_ij sigma_a,i sigma_a,j
+        self._kf.Q = Q_unit * np.outer(a, a)  # Q_ij = q_ij sqrt(s_i s_j), s the spectral densities
         self._kf.predict()  # x = F x ; P = F P F' + Q
         x = self._kf.x
         for i in (2, 3):  # a box cannot shrink below the floor: clamp w, h and stop them shrinking

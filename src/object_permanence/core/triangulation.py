@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
+from filterpy.common import Q_continuous_white_noise
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
@@ -71,7 +71,9 @@ class StereoPairingConfig:
     pair_memory_s: a pair unseen for longer than this is forgotten (its id is never reused).
     center_sigma_floor_px: 2D centre standard deviation added (in quadrature) to each track's centre
         covariance before propagation, for rectification resampling and box quantisation.
-    accel_std_mps2: white-noise acceleration std (m/s²) of the 3D constant-velocity Kalman filter.
+    accel_noise: square root of the spectral density of the white-noise acceleration of the 3D
+        constant-velocity Kalman filter, m s^-1.5 (velocity variance grows by accel_noise² m²/s² per s,
+        whatever the frame rate).
     initial_velocity_std_mps: velocity std (m/s) of a new 3D track (its velocity starts at 0).
     gate_probability: validation gate of the 3D update: a triangulation whose squared Mahalanobis
         distance to the prediction exceeds the chi² quantile of this probability (3 dof) is skipped.
@@ -105,7 +107,7 @@ class StereoPairingConfig:
     trail_length: int = 30
     pair_memory_s: float = 5.0
     center_sigma_floor_px: float = 0.25
-    accel_std_mps2: float = 1.0
+    accel_noise: float = 0.18
     initial_velocity_std_mps: float = 1.0
     update_from_ghosts: bool = False
     refined_disparity_std_px: float = 0.2
@@ -120,7 +122,7 @@ class StereoPairingConfig:
     def __post_init__(self) -> None:
         nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
                        "hysteresis_bonus", "pair_memory_s", "center_sigma_floor_px", "border_margin_px")
-        positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "accel_std_mps2", "initial_velocity_std_mps",
+        positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "accel_noise", "initial_velocity_std_mps",
                     "refined_disparity_std_px", "refine_search_px", "refine_min_peak_curvature")
         for name in nonnegative + positive:
             value = getattr(self, name)
@@ -429,8 +431,8 @@ class StereoTriangulator:
             self._pairs[key] = state
         elif stamp > state.stamp:
             dt = stamp - state.stamp
-            state.kf.predict(F=_transition(dt), Q=Q_discrete_white_noise(  # x = F x, P = F P F' + Q
-                dim=2, dt=dt, var=cfg.accel_std_mps2**2, block_size=3, order_by_dim=False))
+            state.kf.predict(F=_transition(dt), Q=Q_continuous_white_noise(  # x = F x, P = F P F' + Q
+                dim=2, dt=dt, spectral_density=cfg.accel_noise**2, block_size=3, order_by_dim=False))
             if measured and (worse not in _GHOST_STATES or cfg.update_from_ghosts):
                 self._gated_update(state, position, covariance)
         state.stamp = stamp

@@ -38,6 +38,10 @@ from object_permanence.core.association import (
 from object_permanence.core.kalman import BoxFilter, BoxKalmanFilter, BoxKalmanParams
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 
+#: Boxes with a coordinate or size beyond this (pixels) are rejected as invalid: no camera is that
+#: large, and such values overflow the filter's covariance.
+MAX_BOX_PX = 1e5
+
 FilterFactory = Callable[[np.ndarray, BoxKalmanParams], BoxFilter]
 
 _KALMAN_FIELDS = tuple(f.name for f in fields(BoxKalmanParams))
@@ -262,7 +266,8 @@ class WorldModel:
         return StepResult(tracks=published, events=events, rejected=rejected)
 
     def _valid_detections(self, detections: list[Detection]) -> tuple[list[Detection], int]:
-        """Drop detections with a non-finite box, score or embedding, w/h <= 0, or an embedding
+        """Drop detections with a non-finite or absurdly large box (> MAX_BOX_PX), a non-finite score
+        or embedding, w/h <= 0, or an embedding
         whose length differs from the first one seen; returns the kept ones and the count dropped."""
         kept: list[Detection] = []
         for det in detections:
@@ -273,7 +278,8 @@ class WorldModel:
                 emb = None if det.embedding is None else np.asarray(det.embedding, np.float32).ravel()
             except (TypeError, ValueError):
                 continue
-            if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+            if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0 \
+                    or np.any(np.abs(box) > MAX_BOX_PX):
                 continue
             if not math.isfinite(score):
                 continue
@@ -433,9 +439,14 @@ class WorldModel:
         return t
 
     def _blend(self, old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
-        """EMA of L2-normalised embeddings: ``e = m e_old + (1 - m) e_new``, renormalised."""
+        """EMA of L2-normalised embeddings: ``e = m e_old + (1 - m) e_new``, renormalised (the new
+        one is normalised first: an outside detector may send any scale)."""
         if new is None:
             return old
+        norm_new = float(np.linalg.norm(new))
+        if norm_new == 0.0:
+            return old
+        new = new / norm_new
         e = new if old is None else self.config.embedding_momentum * old \
             + (1.0 - self.config.embedding_momentum) * new
         norm = float(np.linalg.norm(e))

@@ -309,10 +309,12 @@ def occlusion_episodes(
     to the object from the gap's end up to ``r + reacquire_window - 1`` has id ``A``; no match in
     that window is a failure. Matching: Hungarian on IoU ≥ 0.3 against all ground truth entries.
 
-    Reacquire error (recovered episodes where ``A`` was a ghost): the latest OCCLUDED box of ``A``
-    before the reacquire frame ``q``, propagated to ``q`` with its published velocity
+    Reacquire error (every episode, recovered or not, where ``A`` was a ghost): the latest OCCLUDED
+    box of ``A`` before the reacquire frame ``q`` (the first matched frame of the window, else the
+    reappearance frame ``r``), propagated to ``q`` with its published velocity
     (``c + v · (stamp_q - stamp_p)``, the ghost's prediction for ``q``), minus the object's
-    ground-truth box centre at ``q``; Euclidean norm in pixels.
+    ground-truth box centre at ``q``; Euclidean norm in pixels. Failed episodes count too, so a
+    ghost that drifted beyond the association gate is not left out.
 
     Returns ``(n_recovered, n_episodes, reacquire_errors_px)``.
 
@@ -353,11 +355,10 @@ def occlusion_episodes(
             n_episodes += 1
             window = range(end, min(reappear + reacquire_window, next_start))
             q = next((t for t in window if oid in matches[t]), None)
-            if q is None or matches[q][oid].track_id != track_a:
-                continue
-            n_recovered += 1
+            n_recovered += q is not None and matches[q][oid].track_id == track_a
+            q = reappear if q is None else q
             ghost = _latest_ghost(records, camera, track_a, anchors[-1], q)
-            if ghost is not None:
+            if ghost is not None and index.get(q, oid) is not None:
                 p, trk = ghost
                 errors.append(_reacquire_error(trk, records[q].stamp - records[p].stamp, index.get(q, oid)))
     return n_recovered, n_episodes, errors
@@ -410,12 +411,14 @@ def ghost_counts(
     (the pipeline's output: what is triangulated and drawn); otherwise every world-model ghost.
 
     Every track-frame in state OCCLUDED is one ghost. It is correct when the track maps
-    (:class:`TrackToTruth`) to an ``OBJECT`` and, in that frame and camera, that object either has
-    a ground-truth entry with ``visibility < hidden_vis`` (hidden), or a visible entry that the
-    ghost's box overlaps with IoU >= ``LINK_IOU`` (the detector missed it and the ghost stands
-    where it is), or has no entry while the frame lies within the object's listed life in this
-    camera (first to last frame it appears — absent because hidden, not because it is gone).
-    Ghosts of nuisances, of unmapped tracks and of visible objects away from where they are, are wrong.
+    (:class:`TrackToTruth`) to an ``OBJECT`` and, in that frame and camera, the ghost stands where
+    that object is: its centre lies within one object size (the larger side of the ground-truth
+    box, which is the full, amodal extent) of the object's centre, and the object is hidden
+    (``visibility < hidden_vis``) or, visible, overlapped by the ghost with IoU >= ``LINK_IOU``
+    (the detector missed it). An object without an entry in that frame counts when the frame
+    lies within its listed life in this camera (hidden, not gone) — there is no box to check the
+    place against. Ghosts of nuisances, of unmapped tracks, drifted away from their object or
+    beside a visible one are wrong.
 
     Returns ``(n_correct, n_ghosts)``.
 
@@ -440,8 +443,10 @@ def ghost_counts(
             g = index.get(t, oid)
             if g is None:
                 n_real += index.within_life(t, oid)
-            else:
-                n_real += bool(g.visibility < hidden_vis or box_iou(trk.box[None], g.box[None])[0, 0] >= LINK_IOU)
+                continue
+            near = np.linalg.norm(np.asarray(trk.box[:2]) - g.box[:2]) <= max(g.box[2], g.box[3])
+            n_real += bool(near and (g.visibility < hidden_vis
+                                     or box_iou(trk.box[None], g.box[None])[0, 0] >= LINK_IOU))
     return n_real, n_ghosts
 
 
@@ -491,6 +496,42 @@ def persistence_counts(
                 real += is_real
                 kept_real += bool(dec.keep) and is_real
     return PersistenceCounts(decisions, kept, real, kept_real)
+
+
+def persistence_track_counts(
+    records: Sequence[FrameRecord], truth: TrackToTruth | None = None
+) -> dict[str, int]:
+    """Per-track view of the persistence filter, both cameras pooled (the per-decision figures
+    weigh long-lived real tracks more than short-lived nuisances).
+
+    A track is every (camera, id) with at least one decision on it while confirmed; it is kept if
+    any such decision kept it. ``keep_latency_frames_median``: over real tracks first decided
+    inside the records (first decision with ``frames_observed == 1``) and kept, the median of
+    ``frames_observed`` at the first keep: frames of history the filter needed, counted from the
+    first frame the world model published the track.
+    """
+    _check_records(records)
+    truth = truth if truth is not None else build_track_to_truth(records)
+    confirmed = (TrackState.VISIBLE, TrackState.OCCLUDED)
+    born_inside: dict[tuple[str, int], bool] = {}
+    first_keep: dict[tuple[str, int], int] = {}
+    scored: set[tuple[str, int]] = set()
+    for rec in records:
+        for camera in CAMERAS:
+            states = {t.track_id: t.state for t in _tracks(rec, camera)}
+            for dec in _decisions(rec, camera):
+                key = (camera, dec.track_id)
+                born_inside.setdefault(key, dec.frames_observed == 1)
+                if states.get(dec.track_id) in confirmed:
+                    scored.add(key)
+                    if dec.keep and key not in first_keep:
+                        first_keep[key] = dec.frames_observed
+    real = {k for k in scored if truth.is_real(*k)}
+    kept = {k for k in scored if k in first_keep}
+    latencies = [first_keep[k] for k in kept & real if born_inside[k]]
+    return {"persistence_tracks": len(scored), "persistence_tracks_kept": len(kept),
+            "persistence_tracks_real": len(real), "persistence_tracks_kept_real": len(kept & real),
+            "keep_latency_frames_median": int(np.median(latencies)) if latencies else 0}
 
 
 def _gt_position(left: _GroundTruthIndex, right: _GroundTruthIndex, t: int, oid: int) -> np.ndarray | None:
@@ -641,6 +682,7 @@ def evaluate_with_counts(records: Sequence[FrameRecord]) -> tuple[dict[str, floa
         persistence_kept=pers.kept,
         persistence_real=pers.real,
         persistence_kept_real=pers.kept_real,
+        **persistence_track_counts(records, truth),
         points3d_unfiltered=pts_unf,
         points3d_filtered=pts_f,
         rmse_samples=n_rmse,
