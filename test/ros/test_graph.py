@@ -51,7 +51,9 @@ class GraphProbe:
 
         self.ros.spin_until(done, f"{MIN_CLOUDS} point clouds, 3D tracks and track events", OUTPUT_TIMEOUT_S)
 
-    def assert_plausible(self) -> None:
+    def assert_plausible(self, births_seen: bool = True) -> None:
+        """``births_seen``: the probe was matched before the first frame (the capture started
+        after the graph formed), so the BIRTH events must be among those received."""
         for cloud in self.non_empty_clouds():
             assert [f.name for f in cloud.fields] == ["x", "y", "z", "track_id", "state", "persistence"]
             assert cloud.header.frame_id == "left_camera_optical_frame"
@@ -60,7 +62,10 @@ class GraphProbe:
             assert np.all(np.isfinite(xyz)), xyz
             assert np.all((xyz[:, 2] > 1.0) & (xyz[:, 2] < 10.0)), f"depths outside (1, 10) m: {xyz[:, 2]}"
             assert np.all(points["state"] <= 3)
-        assert {e.event for e in self.events} >= {TrackEvent.BIRTH}
+        kinds = {e.event for e in self.events}
+        assert kinds <= {TrackEvent.BIRTH, TrackEvent.OCCLUDED, TrackEvent.REACQUIRED, TrackEvent.LOST}
+        if births_seen:
+            assert TrackEvent.BIRTH in kinds
         assert {e.camera for e in self.events} <= {"left", "right"}
 
 
@@ -96,7 +101,7 @@ def test_pipeline_process_produces_3d_points(ros_root, launcher) -> None:
     probe = GraphProbe(ros_root)
     pipeline = launcher.start("pipeline", list(ALL_NODES), CAPTURE_OVERRIDES)
     probe.wait_for_output([pipeline])
-    probe.assert_plausible()
+    probe.assert_plausible(births_seen=False)  # capture starts at once: early events may precede discovery
     assert_clean_exit(launcher.stop_all())
 
 
