@@ -1,0 +1,105 @@
+"""The persistence filter core: feature histories, the min-hits baseline, stickiness."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from object_permanence.core.persistence import (
+    FEATURES,
+    N_FEATURES,
+    MinHitsBaseline,
+    MinHitsConfig,
+    PersistenceFilter,
+    PersistenceModel,
+    TrackHistory,
+    track_features,
+)
+from object_permanence.core.types import Track, TrackState
+
+
+def track(track_id: int, state: TrackState = TrackState.VISIBLE, score: float = 0.9, unseen: int = 0) -> Track:
+    return Track(track_id=track_id, state=state, box=np.array([100.0, 100.0, 40.0, 80.0]), velocity=np.array([40.0, 0]),
+                 covariance=np.diag([4.0, 4.0, 1.0, 1.0]), score=score, class_id=0, class_name="box", age=5, hits=5,
+                 frames_since_seen=unseen)
+
+
+def test_features_of_a_matched_and_of_a_ghost_frame() -> None:
+    seen, ghost = track_features(track(1)), track_features(track(1, TrackState.OCCLUDED, unseen=3))
+    assert seen.shape == ghost.shape == (N_FEATURES,) and seen.dtype == np.float32
+    col = {name: i for i, name in enumerate(FEATURES)}
+    assert (seen[col["matched"]], seen[col["det_score"]], seen[col["occluded"]]) == (1.0, pytest.approx(0.9), 0.0)
+    assert (ghost[col["matched"]], ghost[col["det_score"]], ghost[col["occluded"]]) == (0.0, 0.0, 1.0)
+    assert ghost[col["frames_since_seen"]] == 3
+    assert seen[col["vx_rel"]] == pytest.approx(40.0 / np.sqrt(40 * 80))  # box sizes per second
+
+
+def test_history_is_bounded_and_oldest_first() -> None:
+    hist = TrackHistory(7, max_len=4)
+    for k in range(6):
+        hist.append(track(7, score=0.1 * k))
+    x = hist.features()
+    assert x.shape == (4, N_FEATURES) and len(hist) == 4
+    np.testing.assert_allclose(x[:, FEATURES.index("det_score")], [0.2, 0.3, 0.4, 0.5], rtol=1e-6)
+    with pytest.raises(ValueError, match="max_len"):
+        TrackHistory(1, max_len=0)
+
+
+def _history(scores: list[float | None]) -> TrackHistory:
+    """None is a frame without a matched detection."""
+    hist = TrackHistory(1, max_len=30)
+    for s in scores:
+        hist.append(track(1, score=0.0, unseen=1) if s is None else track(1, score=s))
+    return hist
+
+
+@pytest.mark.parametrize("scores, keep, score", [
+    ([0.9, 0.9], False, 0.9 * 2 / 3),  # too few hits: score scaled down, not kept
+    ([0.9, None, 0.8, 0.7], True, 0.8),  # three hits, mean 0.8
+    ([0.4, 0.5, 0.45], False, 0.45),  # enough hits, mean confidence below the floor
+])
+def test_baseline_rule(scores, keep: bool, score: float) -> None:
+    (d,) = MinHitsBaseline(MinHitsConfig(min_hits=3, min_mean_score=0.5)).decide([_history(scores)])
+    assert d.keep is keep and d.score == pytest.approx(score)
+    matched = np.array([s is not None for s in scores])
+    np.testing.assert_allclose(d.attention, matched / matched.sum())  # uniform over the matched frames
+    assert d.frames_observed == len(scores) and d.reason.startswith(f"min_hits:{matched.sum()}/3")
+
+
+def test_baseline_implements_the_model_interface_and_validates() -> None:
+    assert isinstance(MinHitsBaseline(), PersistenceModel)
+    with pytest.raises(ValueError, match="min_hits"):
+        MinHitsConfig(min_hits=0)
+    with pytest.raises(ValueError, match="min_mean_score"):
+        MinHitsConfig(min_mean_score=1.5)
+
+
+def test_filter_keeps_ghosts_of_kept_tracks_and_never_tentative_ones() -> None:
+    filt = PersistenceFilter(MinHitsBaseline(MinHitsConfig(min_hits=3, min_mean_score=0.5)), history_len=30)
+    for _ in range(3):
+        result = filt.step([track(1), track(2, TrackState.TENTATIVE)])
+    assert [t.track_id for t in result.kept] == [1] and result.kept[0].persistence_score == pytest.approx(0.9)
+    assert {d.track_id: d.keep for d in result.decisions} == {1: True, 2: False}
+    for _ in range(40):  # a long ghost: the evidence leaves the 30-frame window, the track stays kept
+        result = filt.step([track(1, TrackState.OCCLUDED, unseen=1)])
+    assert [t.track_id for t in result.kept] == [1] and "sticky" in result.decisions[0].reason
+
+
+def test_filter_without_stickiness_drops_a_ghost_whose_evidence_left_the_window() -> None:
+    filt = PersistenceFilter(MinHitsBaseline(), history_len=5, sticky=False)
+    for _ in range(3):
+        filt.step([track(1)])
+    for _ in range(5):
+        result = filt.step([track(1, TrackState.OCCLUDED, unseen=1)])
+    assert result.kept == []
+
+
+def test_filter_forgets_lost_and_vanished_tracks() -> None:
+    filt = PersistenceFilter(MinHitsBaseline(MinHitsConfig(min_hits=1)))
+    filt.step([track(1), track(2)])
+    result = filt.step([track(1, TrackState.LOST, unseen=10)])  # 2 vanished, 1 reported LOST
+    assert [d.track_id for d in result.decisions] == [1]
+    assert filt.step([]).decisions == []
+    fresh = filt.step([track(1, TrackState.TENTATIVE)])  # no memory of the old history
+    assert fresh.decisions[0].frames_observed == 1
+    with pytest.raises(ValueError, match="history_len"):
+        PersistenceFilter(MinHitsBaseline(), history_len=0)
