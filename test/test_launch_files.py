@@ -433,3 +433,12 @@ def test_this_test_does_not_need_launch():
 
 def test_launch_test_skips_cleanly_without_launch_testing():
     assert _import_without_launch(LAUNCH_TEST) == "Skipped"
+
+
+def test_parameter_reference_is_up_to_date() -> None:
+    """docs/parameters.md is the output of tools/param_docs (regenerate it when a parameter changes:
+    python -m object_permanence.tools.param_docs > docs/parameters.md)."""
+    pytest.importorskip("rclpy", reason="the nodes' PARAMS need rclpy")
+    from object_permanence.tools.param_docs import render
+
+    assert (ROOT / "docs" / "parameters.md").read_text() == render()
