@@ -39,8 +39,6 @@ class ObjectKind(IntEnum):
     FALSE_POSITIVE = 3  # a detector hallucination with no image evidence
 
 
-NUISANCE_KINDS = (ObjectKind.REFLECTION, ObjectKind.GLARE, ObjectKind.FALSE_POSITIVE)
-
 
 @dataclass
 class Detection:

@@ -69,7 +69,7 @@ class WorldModelNode(Node):
             self._pub_events.publish(event_to_msg(event, msg.header, camera))
             if self._events_file is not None:
                 self._events_file.write(json.dumps({
-                    "stamp": stamp_to_sec(msg.header.stamp), "camera": camera, "track_id": event.track_id,
+                    "stamp": stamp, "camera": camera, "track_id": event.track_id,
                     "event": EventKind(event.kind).name.lower(), "state": event.state.name.lower(),
                     "frames_unseen": event.frames_unseen,
                     "cx": float(event.box[0]), "cy": float(event.box[1])}) + "\n")
