@@ -132,9 +132,14 @@ class Track3D:
 class GroundTruthObject:
     """One ground-truth entry of the simulator in one camera.
 
-    box: (4,) ``cx, cy, w, h`` pixels of the full (unoccluded, unclipped) extent clipped to the image.
-    visibility: fraction of the object's box not hidden by occluders or the image border, [0, 1].
+    box: (4,) ``cx, cy, w, h`` pixels of the amodal box: the object's full extent (as if nothing
+        hid it), clipped to the image.
+    visibility: fraction of the object's full extent not hidden by occluders, nearer objects or the
+        image border, [0, 1].
     position: (3,) metres in the left camera optical frame (NaN for nuisances without a 3D point).
+    visible_box: (4,) ``cx, cy, w, h`` pixels of the bounding box of the visible part (what a real
+        detector boxes); zeros when nothing is visible.
+    source_id: for a REFLECTION, the id of the object it mirrors; 0 otherwise.
     """
 
     object_id: int
@@ -143,3 +148,5 @@ class GroundTruthObject:
     box: np.ndarray
     visibility: float
     position: np.ndarray
+    visible_box: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    source_id: int = 0
