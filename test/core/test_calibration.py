@@ -22,23 +22,20 @@ from object_permanence.core.calibration import (
     save_stereo_calibration,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-CALIB_DIR = DATA / "stereo_calibration"
 PATTERN = (9, 6)
 
 
-def _load_pairs() -> tuple[list[np.ndarray], list[np.ndarray]]:
-    if not CALIB_DIR.is_dir():
-        pytest.skip(f"real chessboard data missing: {CALIB_DIR}")
-    lefts = sorted(CALIB_DIR.glob("left*.jpg"))
-    rights = sorted(CALIB_DIR.glob("right*.jpg"))
+def _load_pairs(calib_dir: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    lefts = sorted(calib_dir.glob("left*.jpg"))
+    rights = sorted(calib_dir.glob("right*.jpg"))
+    assert lefts and rights, f"no chessboard pairs in {calib_dir}"
     return ([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in lefts],
             [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in rights])
 
 
 @pytest.fixture(scope="module")
-def pairs() -> tuple[list[np.ndarray], list[np.ndarray]]:
-    return _load_pairs()
+def pairs(shared_data: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return _load_pairs(shared_data / "stereo_calibration")
 
 
 @pytest.fixture(scope="module")

@@ -16,23 +16,16 @@ from object_permanence.core.sources import (
     open_source,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-VIDEO = DATA / "video" / "vtest.avi"
-CHESS = DATA / "stereo_calibration"
 
 
 @pytest.fixture
-def video() -> Path:
-    if not VIDEO.is_file():
-        pytest.skip(f"real video missing: {VIDEO}")
-    return VIDEO
+def video(shared_data: Path) -> Path:
+    return shared_data / "video" / "vtest.avi"
 
 
 @pytest.fixture
-def chess() -> Path:
-    if not CHESS.is_dir():
-        pytest.skip(f"real chessboard pairs missing: {CHESS}")
-    return CHESS
+def chess(shared_data: Path) -> Path:
+    return shared_data / "stereo_calibration"
 
 
 def _write_video(path: Path, n_frames: int, size: tuple[int, int] = (64, 48)) -> Path:

@@ -1,7 +1,6 @@
 """The offline command-line tools: stereo calibration and sim bag writing."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml
@@ -9,13 +8,11 @@ import yaml
 from object_permanence.core.calibration import load_stereo_calibration
 from object_permanence.tools import calibrate_stereo, make_bag
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "stereo_calibration"
 
-
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} not found")
-def test_calibrate_stereo_cli_writes_a_loadable_rectified_calibration(tmp_path, capsys) -> None:
+def test_calibrate_stereo_cli_writes_a_loadable_rectified_calibration(tmp_path, capsys, shared_data) -> None:
+    data = shared_data / "stereo_calibration"
     out = tmp_path / "stereo.yaml"
-    assert calibrate_stereo.main(["--left", str(DATA / "left*.jpg"), "--right", str(DATA / "right*.jpg"),
+    assert calibrate_stereo.main(["--left", str(data / "left*.jpg"), "--right", str(data / "right*.jpg"),
                                   "--pattern", "9x6", "-o", str(out)]) == 0
     calibration = load_stereo_calibration(out)
     assert calibration.left.width == 640 and abs(calibration.left.fx - 536) < 30

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import numpy as np
 import pytest
@@ -307,24 +306,18 @@ def test_thousand_detections_in_one_frame() -> None:
     assert {t.track_id for t in r.tracks} == set(range(1, 1001))
 
 
-def test_step_speed_100_tracks_100_detections(capsys) -> None:
+def test_100_objects_tracked_at_once() -> None:
+    """100 moving objects with noisy detections: all confirmed and visible, none lost or split.
+    (The step time is measured by `make bench`, not here.)"""
     rng = np.random.default_rng(0)
     wm = WorldModel(WorldModelConfig())
     pos = rng.uniform(0, 2000, (100, 2))
     vel = rng.uniform(-50, 50, (100, 2))
     embs = rng.random((100, 64)).astype(np.float32)
-    frames = [[det(*(pos[i] + vel[i] * k / FPS + rng.normal(0, 1, 2)), emb=embs[i]) for i in range(100)]
-              for k in range(60)]
-    times = []
-    for k, dets in enumerate(frames):
-        t0 = time.perf_counter()
-        r = wm.step(k / FPS, dets)
-        times.append(time.perf_counter() - t0)
+    for k in range(60):
+        r = wm.step(k / FPS, [det(*(pos[i] + vel[i] * k / FPS + rng.normal(0, 1, 2)), emb=embs[i])
+                              for i in range(100)])
     assert len(r.tracks) == 100 and {t.state for t in r.tracks} == {TrackState.VISIBLE}
-    median_ms = 1e3 * float(np.median(times[10:]))
-    with capsys.disabled():
-        print(f"\nworld model step, 100 tracks x 100 detections: median {median_ms:.2f} ms")
-    assert median_ms < 30.0
 
 
 @pytest.mark.parametrize("field, value", [
