@@ -108,6 +108,9 @@ class StereoCaptureNode(Node):
     def _tick(self) -> None:
         if self._max_frames and self._count >= self._max_frames:
             return
+        # The stamp is taken before the frame is read (captured or rendered): it is the time the
+        # frame was asked for, so capture-to-output latency includes the capture itself.
+        stamp = self.get_clock().now().to_msg()
         try:
             pair = self._source.read()
         except (OSError, ValueError) as exc:
@@ -124,7 +127,6 @@ class StereoCaptureNode(Node):
             self._timer.cancel()
             return
         self._read_failures = 0
-        stamp = self.get_clock().now().to_msg()
         images = dict(zip(("left", "right"), pair))
         if self._maps is not None:
             mlx, mly, mrx, mry = self._maps
