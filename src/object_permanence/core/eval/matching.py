@@ -1,10 +1,13 @@
-"""Frame-level box matching and the per-sequence track → ground-truth mapping.
+"""Frame-level box matching and the per-sequence track → ground-truth vote.
 
 Boxes are ``(cx, cy, w, h)`` in pixels, as everywhere in the core (see ``core/types.py``).
+IoU has one home, :func:`object_permanence.core.association.iou_matrix`; ``box_iou`` here is the
+same function under the name the evaluation code has always used (an alias, not a copy).
+
 The evaluation needs two things from here: a one-to-one matching of ground-truth boxes to track
 boxes within one frame (Hungarian on IoU), and, over a whole sequence, which ground-truth entry each
-track "is" — so that a track can be labelled a real object or a nuisance (reflection, glare, false
-positive) when scoring ghosts, persistence decisions and 3D points.
+track mostly covered and how often it covered a real object — so that a track can be labelled a
+real object or a nuisance (reflection, glare, false positive) when scoring persistence decisions.
 """
 from __future__ import annotations
 
@@ -14,7 +17,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from object_permanence.core.association import iou_matrix as box_iou
 from object_permanence.core.types import GroundTruthObject, ObjectKind, Track, TrackState
+
+__all__ = ["CAMERAS", "OBSERVED_STATES", "TrackToTruth", "box_iou", "frame_links", "match_frame"]
 
 CAMERAS = ("left", "right")
 
@@ -22,35 +28,9 @@ CAMERAS = ("left", "right")
 OBSERVED_STATES = frozenset({TrackState.TENTATIVE, TrackState.VISIBLE})
 
 
-def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]], name: str) -> np.ndarray:
-    """Return ``boxes`` as a float64 (K, 4) array; raise ValueError naming ``name`` otherwise."""
-    arr = np.asarray(boxes, dtype=np.float64)
-    if arr.size == 0:
-        return np.zeros((0, 4), dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (K, 4) cx, cy, w, h; got shape {arr.shape}")
-    return arr
-
-
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection over union of two sets of ``cx, cy, w, h`` boxes.
-
-    boxes_a: (N, 4) pixels; boxes_b: (M, 4) pixels. Returns (N, M) IoU in [0, 1]; pairs with a zero
-    union (degenerate boxes) get 0. Non-finite boxes give IoU 0 with everything.
-    """
-    a = _as_boxes(boxes_a, "boxes_a")
-    b = _as_boxes(boxes_b, "boxes_b")
-    # corners: x1 = cx - w/2, x2 = cx + w/2 (same for y)
-    a_lo, a_hi = a[:, None, :2] - a[:, None, 2:] / 2.0, a[:, None, :2] + a[:, None, 2:] / 2.0
-    b_lo, b_hi = b[None, :, :2] - b[None, :, 2:] / 2.0, b[None, :, :2] + b[None, :, 2:] / 2.0
-    wh = np.clip(np.minimum(a_hi, b_hi) - np.maximum(a_lo, b_lo), 0.0, None)  # (N, M, 2)
-    inter = wh[..., 0] * wh[..., 1]  # |A ∩ B|
-    area_a = np.clip(a[:, 2], 0.0, None) * np.clip(a[:, 3], 0.0, None)
-    area_b = np.clip(b[:, 2], 0.0, None) * np.clip(b[:, 3], 0.0, None)
-    union = area_a[:, None] + area_b[None, :] - inter  # |A ∪ B| = |A| + |B| - |A ∩ B|
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0.0, inter / union, 0.0)
-    return np.nan_to_num(iou, nan=0.0, posinf=0.0, neginf=0.0)
+def _check_threshold(iou_threshold: float) -> None:
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold}")
 
 
 def match_frame(
@@ -67,8 +47,7 @@ def match_frame(
     Raises:
         ValueError: ``iou_threshold`` outside (0, 1], or a box array not of shape (K, 4).
     """
-    if not 0.0 < iou_threshold <= 1.0:
-        raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold}")
+    _check_threshold(iou_threshold)
     iou = box_iou(gt_boxes, track_boxes)
     if iou.size == 0:
         return []
@@ -77,45 +56,109 @@ def match_frame(
     return [(int(r), int(c)) for r, c in zip(rows[keep], cols[keep])]
 
 
-class TrackToTruth:
-    """Maps each ``(camera, track_id)`` to the ground-truth entry it overlapped most over its life.
+def _stack(items: Sequence[GroundTruthObject | Track]) -> np.ndarray:
+    """(K, 4) boxes of ground-truth entries or tracks."""
+    if not items:
+        return np.zeros((0, 4), dtype=np.float64)
+    return np.stack([np.asarray(i.box, dtype=np.float64) for i in items])
 
-    Feed every frame of a sequence with :meth:`add_frame`; each frame, the tracks whose box is
-    backed by a detection (states TENTATIVE and VISIBLE — a ghost's box is a prediction and would
-    vote for whatever it drifts over) are matched with :func:`match_frame` against ALL ground-truth
-    entries of that camera, nuisances and low-visibility objects included. Every match is one vote;
-    a track maps to the ground-truth id with most votes (ties: the smaller id). A track that never
-    matched anything maps to ``None``, i.e. it is neither a real object nor a known nuisance.
+
+def frame_links(
+    gt: Sequence[GroundTruthObject], tracks: Sequence[Track], iou_threshold: float = 0.3
+) -> dict[int, GroundTruthObject]:
+    """Detection-backed track id → the ground-truth entry it covers in one frame.
+
+    Only tracks in :data:`OBSERVED_STATES` take part (a ghost's box is a prediction and would be
+    credited with whatever it drifts over). They are matched with :func:`match_frame` against ALL
+    ground-truth entries of the frame, nuisances and low-visibility objects included, so that a
+    track sitting on a glare next to an object is not credited to the object.
+    """
+    observed = [t for t in tracks if t.state in OBSERVED_STATES]
+    if not gt or not observed:
+        return {}
+    pairs = match_frame(_stack(gt), _stack(observed), iou_threshold)
+    return {observed[ti].track_id: gt[gi] for gi, ti in pairs}
+
+
+class TrackToTruth:
+    """Accumulates, per ``(camera, track_id)``, what the track's detection-backed frames covered.
+
+    Feed every frame of a sequence with :meth:`add_frame` (or :meth:`add_links`); each frame, the
+    links of :func:`frame_links` (Hungarian, IoU ≥ ``iou_threshold`` against all ground-truth
+    entries of that camera) give one vote per matched track. Per track it keeps
+
+    * the number of detection-backed frames (TENTATIVE or VISIBLE) it had,
+    * the votes per ground-truth id, and how many of them were for a real object (``OBJECT``).
+
+    :meth:`gt_id` is the majority vote (ties: the smaller id), None for a track that never matched.
+    :meth:`is_real`: at least ``real_fraction`` of the track's detection-backed frames matched an
+    ``OBJECT`` (any object: a track that hops between two real objects is still real).
     """
 
-    def __init__(self, iou_threshold: float = 0.3) -> None:
-        """Raises ValueError when ``iou_threshold`` is outside (0, 1]."""
-        if not 0.0 < iou_threshold <= 1.0:
-            raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold}")
+    def __init__(self, iou_threshold: float = 0.3, real_fraction: float = 0.5) -> None:
+        """Raises ValueError when ``iou_threshold`` is outside (0, 1] or ``real_fraction`` outside (0, 1]."""
+        _check_threshold(iou_threshold)
+        if not 0.0 < real_fraction <= 1.0:
+            raise ValueError(f"real_fraction must be in (0, 1]; got {real_fraction}")
         self.iou_threshold = iou_threshold
+        self.real_fraction = real_fraction
         self._votes: dict[tuple[str, int], Counter[int]] = defaultdict(Counter)
+        self._observed: Counter[tuple[str, int]] = Counter()
+        self._object_votes: Counter[tuple[str, int]] = Counter()
         self._kinds: dict[tuple[str, int], ObjectKind] = {}
+
+    @staticmethod
+    def _check_camera(camera: str) -> None:
+        if camera not in CAMERAS:
+            raise ValueError(f"camera must be one of {CAMERAS}; got {camera!r}")
 
     def add_frame(
         self, camera: str, gt: Sequence[GroundTruthObject], tracks: Sequence[Track]
-    ) -> None:
-        """Add one frame's votes for ``camera`` (``"left"`` or ``"right"``).
+    ) -> dict[int, GroundTruthObject]:
+        """Add one frame of ``camera`` (``"left"`` or ``"right"``); returns that frame's links.
 
         Raises:
             ValueError: unknown ``camera``.
         """
-        if camera not in CAMERAS:
-            raise ValueError(f"camera must be one of {CAMERAS}; got {camera!r}")
+        self._check_camera(camera)
+        links = frame_links(gt, tracks, self.iou_threshold)
+        self.add_links(camera, gt, [t.track_id for t in tracks if t.state in OBSERVED_STATES], links)
+        return links
+
+    def add_links(
+        self,
+        camera: str,
+        gt: Sequence[GroundTruthObject],
+        observed_ids: Sequence[int],
+        links: dict[int, GroundTruthObject],
+    ) -> None:
+        """Add one frame whose links were already computed: ``observed_ids`` are the frame's
+        detection-backed track ids, ``links`` maps some of them to ground-truth entries.
+
+        Raises:
+            ValueError: unknown ``camera``.
+        """
+        self._check_camera(camera)
         for g in gt:
             self._kinds[(camera, g.object_id)] = ObjectKind(g.kind)
-        observed = [t for t in tracks if t.state in OBSERVED_STATES]
-        if not gt or not observed:
-            return
-        pairs = match_frame(
-            np.stack([g.box for g in gt]), np.stack([t.box for t in observed]), self.iou_threshold
-        )
-        for gi, ti in pairs:
-            self._votes[(camera, observed[ti].track_id)][gt[gi].object_id] += 1
+        for tid in observed_ids:
+            self._observed[(camera, tid)] += 1
+        for tid, g in links.items():
+            self._votes[(camera, tid)][g.object_id] += 1
+            self._object_votes[(camera, tid)] += g.kind == ObjectKind.OBJECT
+
+    def tracks(self, camera: str) -> list[int]:
+        """Ids of the tracks of ``camera`` with at least one detection-backed frame, sorted."""
+        return sorted(tid for cam, tid in self._observed if cam == camera)
+
+    def observed_frames(self, camera: str, track_id: int) -> int:
+        """Number of detection-backed frames the track had."""
+        return self._observed.get((camera, track_id), 0)
+
+    def object_fraction(self, camera: str, track_id: int) -> float:
+        """Share of the track's detection-backed frames matched to a real object (0.0 if none)."""
+        n = self.observed_frames(camera, track_id)
+        return self._object_votes.get((camera, track_id), 0) / n if n else 0.0
 
     def gt_id(self, camera: str, track_id: int) -> int | None:
         """Ground-truth id the track mapped to by majority vote, or None if it never matched."""
@@ -126,10 +169,11 @@ class TrackToTruth:
         return min(oid for oid, n in votes.items() if n == best)
 
     def gt_kind(self, camera: str, track_id: int) -> ObjectKind | None:
-        """Kind of the mapped ground-truth entry, or None for an unmapped track."""
+        """Kind of the majority ground-truth entry, or None for an unmapped track."""
         oid = self.gt_id(camera, track_id)
         return None if oid is None else self._kinds[(camera, oid)]
 
     def is_real(self, camera: str, track_id: int) -> bool:
-        """True when the track maps to a real object (``ObjectKind.OBJECT``)."""
-        return self.gt_kind(camera, track_id) == ObjectKind.OBJECT
+        """True when ≥ ``real_fraction`` of the track's detection-backed frames matched an ``OBJECT``."""
+        n = self.observed_frames(camera, track_id)
+        return n > 0 and self._object_votes.get((camera, track_id), 0) >= self.real_fraction * n

@@ -1,0 +1,144 @@
+"""3D outputs: spurious points, true points lost by filtering, and position error.
+
+Every 3D track in a frame, any state (ghosts included), is one *point*. The real objects of a
+frame are the ``OBJECT`` entries with a finite ground-truth position in that frame's ground truth
+of either camera (visible or hidden: a ghost of a hidden object is where an object is).
+
+* **Spurious** point: its position is not finite, or it is farther than ``max_distance_m`` (0.3 m,
+  Euclidean) from every real object of the frame. No identity is involved: a point is judged by
+  where it is, so a nuisance triangulated onto an object's position is not spurious and a real
+  track triangulated a metre off is.
+* **True** point: not spurious (within 0.3 m of some real object).
+* **True points lost by filtering**: per frame, the true points of the unfiltered output (the same
+  triangulator on all confirmed tracks) whose ``left_track_id`` has no point in the filtered
+  output of that frame — what the persistence filter cost in real objects.
+* **Position RMSE** (m): over VISIBLE points of ``tracks3d`` with a finite position whose left
+  track is paired with an object by the left camera's IDF1 identity matching, and that object has
+  a finite position in the frame (left entry, else right): ``sqrt(mean ||p − p_gt||²)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from object_permanence.core.eval.mot import identity_matching
+from object_permanence.core.eval.records import FrameRecord, check_records
+from object_permanence.core.types import GroundTruthObject, ObjectKind, Track3D, TrackState
+
+#: Distance (m) within which a 3D point stands for a real object.
+POINT_DISTANCE_M = 0.3
+
+
+def object_positions(rec: FrameRecord) -> dict[int, np.ndarray]:
+    """Object id → (3,) ground-truth position (m, left optical frame) of the frame's real objects
+    with a finite position; the left camera's entry first, else the right's."""
+    out: dict[int, np.ndarray] = {}
+    entries: list[GroundTruthObject] = [*rec.gt_left, *rec.gt_right]
+    for g in entries:
+        pos = np.asarray(g.position, dtype=np.float64)
+        if g.kind == ObjectKind.OBJECT and g.object_id not in out and np.all(np.isfinite(pos)):
+            out[g.object_id] = pos
+    return out
+
+
+def _true_mask(points: Sequence[Track3D], objects: np.ndarray, max_distance_m: float) -> np.ndarray:
+    """(N,) bool: each point finite and within ``max_distance_m`` of some object (K, 3)."""
+    if not points:
+        return np.zeros(0, dtype=bool)
+    pos = np.stack([np.asarray(p.position, dtype=np.float64) for p in points])  # (N, 3)
+    finite = np.all(np.isfinite(pos), axis=1)
+    if objects.size == 0:
+        return np.zeros(len(points), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        dist = np.linalg.norm(pos[:, None, :] - objects[None, :, :], axis=2)  # (N, K) ||p - p_obj||
+    return finite & np.any(dist <= max_distance_m, axis=1)
+
+
+@dataclass
+class Points3DCounts:
+    """Point counts of the filtered and unfiltered 3D outputs (definitions: module docstring)."""
+
+    points_unfiltered: int = 0
+    spurious_unfiltered: int = 0
+    points_filtered: int = 0
+    spurious_filtered: int = 0
+    true_unfiltered: int = 0
+    true_filtered: int = 0
+    true_lost: int = 0
+
+
+def points3d_counts(records: Sequence[FrameRecord], max_distance_m: float = POINT_DISTANCE_M) -> Points3DCounts:
+    """Spurious and true points of both outputs, and true points lost by filtering.
+
+    Raises:
+        ValueError: ``max_distance_m`` not positive, records not consecutive.
+    """
+    if not max_distance_m > 0.0:
+        raise ValueError(f"max_distance_m must be > 0; got {max_distance_m}")
+    check_records(records)
+    out = Points3DCounts()
+    for rec in records:
+        objects = np.array(list(object_positions(rec).values()), dtype=np.float64).reshape(-1, 3)
+        true_unf = _true_mask(rec.tracks3d_unfiltered, objects, max_distance_m)
+        true_f = _true_mask(rec.tracks3d, objects, max_distance_m)
+        out.points_unfiltered += len(true_unf)
+        out.spurious_unfiltered += int(np.count_nonzero(~true_unf))
+        out.points_filtered += len(true_f)
+        out.spurious_filtered += int(np.count_nonzero(~true_f))
+        out.true_unfiltered += int(np.count_nonzero(true_unf))
+        out.true_filtered += int(np.count_nonzero(true_f))
+        published = {p.left_track_id for p in rec.tracks3d}
+        out.true_lost += sum(p.left_track_id not in published
+                             for p, ok in zip(rec.tracks3d_unfiltered, true_unf) if ok)
+    return out
+
+
+def spurious_points(
+    records: Sequence[FrameRecord], filtered: bool = True, max_distance_m: float = POINT_DISTANCE_M
+) -> tuple[int, int]:
+    """``(n_spurious, n_points)`` of ``tracks3d`` (``filtered``) or ``tracks3d_unfiltered``.
+
+    Raises:
+        ValueError: ``max_distance_m`` not positive, records not consecutive.
+    """
+    c = points3d_counts(records, max_distance_m)
+    return (c.spurious_filtered, c.points_filtered) if filtered else (c.spurious_unfiltered, c.points_unfiltered)
+
+
+def true_points_lost(records: Sequence[FrameRecord], max_distance_m: float = POINT_DISTANCE_M) -> tuple[int, int]:
+    """``(n_lost, n_true_unfiltered)``: true unfiltered points the filtered output does not carry.
+
+    Raises:
+        ValueError: ``max_distance_m`` not positive, records not consecutive.
+    """
+    c = points3d_counts(records, max_distance_m)
+    return c.true_lost, c.true_unfiltered
+
+
+def position_rmse(
+    records: Sequence[FrameRecord], matching: Mapping[int, int] | None = None
+) -> tuple[float, int]:
+    """Root-mean-square 3D position error (m) of VISIBLE points of real objects (module docstring).
+
+    matching: the left camera's identity matching (track id → object id); computed when None.
+    Returns ``(rmse_m, n_samples)``; 0.0 without samples.
+
+    Raises:
+        ValueError: records not consecutive.
+    """
+    check_records(records)
+    matching = matching if matching is not None else identity_matching(records, "left")
+    sq: list[float] = []
+    for rec in records:
+        truth = object_positions(rec)
+        for p in rec.tracks3d:
+            pos = np.asarray(p.position, dtype=np.float64)
+            oid = matching.get(p.left_track_id)
+            if p.state != TrackState.VISIBLE or oid not in truth or not np.all(np.isfinite(pos)):
+                continue
+            sq.append(float(np.sum((pos - truth[oid]) ** 2)))  # ||p - p_gt||²
+    if not sq:
+        return 0.0, 0
+    return float(np.sqrt(np.mean(sq))), len(sq)  # RMSE = sqrt(mean ||p - p_gt||²)

@@ -1,0 +1,84 @@
+"""Per-track persistence scores and decision latency (``core.eval.persistence``) on hand-built records."""
+from __future__ import annotations
+
+import pytest
+from test_metrics import GLARE, add_nuisance, dec, det, gt, perfect_records, trk
+
+from object_permanence.core.eval.persistence import persistence_counts, persistence_tracks
+from object_permanence.core.types import ObjectKind, TrackState
+
+
+def test_all_real_tracks_kept_is_perfect():
+    records = perfect_records()
+    add_nuisance(records, keep=False)
+    pt = persistence_tracks(records)
+    assert (pt.tracks, pt.real, pt.nuisance, pt.kept, pt.kept_real) == (5, 4, 1, 4, 4)
+    assert (pt.precision, pt.recall) == (1.0, 1.0)
+    c = pt.as_counts()
+    assert c["persistence_f1"] == 1.0 and c["persistence_decided_within_3"] == 1.0
+    assert c["persistence_latency_real_frames_p50"] == 0.0  # kept from the first frame
+
+
+def test_a_kept_nuisance_track_lowers_per_track_precision():
+    records = perfect_records()
+    add_nuisance(records, keep=True)
+    pt = persistence_tracks(records)
+    assert pt.precision == pytest.approx(4 / 5) and pt.recall == 1.0
+    assert pt.as_counts()["persistence_decided_within_3_nuisance"] == 0.0  # never filtered
+    # Pooled per decision, the ten glare decisions weigh little against 240 real ones.
+    pc = persistence_counts(records)
+    assert (pc.decisions, pc.kept, pc.real) == (250, 250, 240) and pc.precision == pytest.approx(240 / 250)
+
+
+def test_final_decision_is_the_headline_and_ever_kept_is_reported():
+    records = perfect_records()
+    add_nuisance(records, frames=range(5, 15), keep=False)
+    records[6].decisions_left[-1] = dec(30, True)  # the glare kept once, then filtered again
+    for rec in records:  # real track 20 (left) ends up dropped in the last frame
+        rec.decisions_left[1] = dec(20, rec is not records[-1])
+    pt = persistence_tracks(records)
+    assert (pt.kept, pt.kept_real, pt.ever_kept, pt.ever_kept_real) == (3, 3, 5, 4)
+    assert pt.precision == 1.0 and pt.recall == pytest.approx(3 / 4)
+    c = pt.as_counts()
+    assert c["persistence_ever_kept_precision"] == pytest.approx(4 / 5)
+    # the glare: first detected at 5, stays filtered from 7: latency 2; track 20 undecided
+    assert pt.latency_nuisance == [2] and sorted(pt.latency_real) == [0, 0, 0]
+    assert c["persistence_decided_within_3_real"] == pytest.approx(3 / 4)
+
+
+def test_latency_counts_from_the_objects_first_detection_to_the_stable_keep():
+    records = perfect_records()
+    for t, rec in enumerate(records):  # left track 20: dithers, then keeps for good from frame 6
+        rec.decisions_left[1] = dec(20, t in (2, 3) or t >= 6)
+    for rec in records[:4]:  # right camera: object 2 undetected in frames 0–3
+        rec.detections_right = rec.detections_right[:1]
+    for t, rec in enumerate(records):  # right track 20 kept from frame 5: 1 frame after detection
+        rec.decisions_right[1] = dec(20, t >= 5)
+    pt = persistence_tracks(records)
+    assert sorted(pt.latency_real) == [0, 0, 1, 6]
+    c = pt.as_counts()
+    assert c["persistence_latency_real_frames_p50"] == pytest.approx(0.5)
+    assert c["persistence_decided_within_3_real"] == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="within_frames"):
+        persistence_tracks(records, within_frames=-1)
+
+
+@pytest.mark.parametrize(("frames_on_object", "real"), [(10, True), (9, False)])
+def test_a_track_is_real_when_half_its_frames_cover_an_object(frames_on_object, real):
+    box3 = [250.0, 350.0, 40.0, 40.0]
+    records = perfect_records(20)
+    for t, rec in enumerate(records):  # left track 30: first on object 3, then on a glare; kept
+        rec.gt_left += [gt(3, box3, 1.0), gt(100, GLARE, 1.0, kind=ObjectKind.GLARE)]
+        rec.detections_left += [det(box3), det(GLARE)]
+        rec.tracks_left.append(trk(30, TrackState.VISIBLE, box3 if t < frames_on_object else GLARE))
+        rec.decisions_left.append(dec(30, True))
+    pt = persistence_tracks(records)
+    assert (pt.real, pt.nuisance) == ((5, 0) if real else (4, 1))
+    assert pt.precision == pytest.approx(1.0 if real else 4 / 5)
+
+
+def test_tracks_without_decisions_or_detections_are_not_scored():
+    records = perfect_records(10)
+    records[3].tracks_left.append(trk(40, TrackState.VISIBLE, GLARE))  # never decided
+    records[4].decisions_left.append(dec(41, True))  # decided, never published
+    assert persistence_tracks(records).tracks == 4

@@ -1,0 +1,71 @@
+"""Spurious and true 3D points, true points lost by filtering, and position RMSE
+(``core.eval.points3d``) on hand-built records."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from test_metrics import GAP, POS1, add_nuisance, perfect_records, t3
+
+from object_permanence.core.eval.points3d import (
+    points3d_counts,
+    position_rmse,
+    spurious_points,
+    true_points_lost,
+)
+from object_permanence.core.types import TrackState
+
+
+def test_points_far_from_every_real_object_are_spurious():
+    records = perfect_records()
+    add_nuisance(records, keep=False)  # 10 glare points 1.5 m from any object, unfiltered only
+    records[50].tracks3d[1].position = np.array([-0.5, 0.1, 3.4])  # 0.4 m behind object 2
+    records[51].tracks3d[1].position = np.array([-0.5, 0.1, 3.2])  # 0.2 m: within 0.3 m
+    records[52].tracks3d[1].position = np.array([np.nan, 0.0, 3.0])
+    records[53].tracks3d.append(t3(9, TrackState.VISIBLE, POS1, 77))  # on object 1: judged by place
+    assert spurious_points(records, filtered=False) == (10, 130)
+    assert spurious_points(records, filtered=True) == (2, 121)
+    with pytest.raises(ValueError, match="max_distance_m"):
+        spurious_points(records, max_distance_m=0.0)
+
+
+def test_ghost_points_of_hidden_objects_are_true_and_unlisted_objects_do_not_count():
+    records = perfect_records()
+    counts = points3d_counts(records)
+    assert counts.spurious_filtered == 0 and counts.true_filtered == 120  # ghosts in GAP included
+    for t in GAP:  # object 1 unlisted in both cameras: its ghost points stand for nothing known
+        records[t].gt_left = records[t].gt_left[1:]
+        records[t].gt_right = records[t].gt_right[1:]
+    assert points3d_counts(records).spurious_filtered == len(GAP)
+    records = perfect_records()
+    for t in GAP:  # listed in the right camera only: its position there counts
+        records[t].gt_left = records[t].gt_left[1:]
+    assert points3d_counts(records).spurious_filtered == 0
+
+
+def test_true_points_lost_by_filtering():
+    records = perfect_records()
+    add_nuisance(records, keep=False)
+    for t in range(40, 46):  # the filter dropped object 2's track in six frames
+        records[t].tracks3d = records[t].tracks3d[:1]
+    assert true_points_lost(records) == (6, 120)
+    counts = points3d_counts(records)
+    assert (counts.spurious_unfiltered, counts.spurious_filtered) == (10, 0)
+    assert counts.true_filtered == 114
+
+
+def test_position_rmse_on_known_offset_uses_the_identity_matching():
+    records = perfect_records()
+    for rec in records:
+        for p in rec.tracks3d:
+            if p.state == TrackState.VISIBLE:
+                p.position = p.position + np.array([0.03, 0.0, 0.04])  # |e| = 5 cm
+            else:
+                p.position = p.position + np.array([2.0, 0.0, 0.0])  # ghosts are not scored
+    rmse, n = position_rmse(records)
+    assert n == 105 and rmse == pytest.approx(0.05, rel=1e-12)
+    records[0].tracks3d[0].position = records[0].tracks3d[0].position + np.array([0.0, 0.08, 0.0])
+    expected = math.sqrt((104 * 0.05**2 + (0.03**2 + 0.08**2 + 0.04**2)) / 105)
+    assert position_rmse(records)[0] == pytest.approx(expected, rel=1e-12)
+    assert position_rmse(records, matching={20: 2})[1] == 60  # only object 2's points are paired
