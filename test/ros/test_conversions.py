@@ -20,6 +20,8 @@ from visualization_msgs.msg import Marker  # noqa: E402
 from object_permanence.core.types import (  # noqa: E402
     Detection,
     EventKind,
+    GroundTruthObject,
+    ObjectKind,
     PersistenceDecision,
     Track,
     Track3D,
@@ -41,6 +43,8 @@ from object_permanence.ros.conversions import (  # noqa: E402
     numpy_to_image,
     projection_matrix,
     sec_to_stamp,
+    sim_objects_from_msg,
+    sim_objects_to_msg,
     stamp_to_sec,
     track3d_from_msg,
     track3d_to_msg,
@@ -224,6 +228,52 @@ def test_event_round_trip() -> None:
     assert (back.track_id, back.kind, back.state, back.frames_unseen) == (11, EventKind.REACQUIRED,
                                                                           TrackState.VISIBLE, 14)
     np.testing.assert_array_equal(back.box[:2], event.box[:2])
+
+
+# --- simulator ground truth ------------------------------------------------------------------
+
+def test_sim_objects_round_trip_amodal_and_visible_boxes_and_reflection_sources() -> None:
+    entries = [
+        GroundTruthObject(object_id=3, kind=ObjectKind.OBJECT, class_id=2, box=np.array([100.5, 200.25, 40.0, 80.0]),
+                          visibility=0.5, position=np.array([0.25, -0.5, 3.0]),
+                          visible_box=np.array([90.5, 200.25, 20.0, 80.0])),
+        GroundTruthObject(object_id=1009, kind=ObjectKind.REFLECTION, class_id=2,
+                          box=np.array([100.5, 300.0, 40.0, 80.0]), visibility=1.0, position=np.full(3, np.nan),
+                          visible_box=np.array([100.5, 300.0, 40.0, 80.0]), source_id=3),
+        GroundTruthObject(object_id=4, kind=ObjectKind.OBJECT, class_id=0, box=np.array([640.0, 10.0, 0.0, 20.0]),
+                          visibility=0.0, position=np.array([2.0, 0.0, 4.0])),  # wholly off-image
+    ]
+    msgs = sim_objects_to_msg(entries)
+    assert [(m.vis_cx, m.vis_cy, m.vis_w, m.vis_h, m.source_id) for m in msgs] == \
+        [(90.5, 200.25, 20.0, 80.0, 0), (100.5, 300.0, 40.0, 80.0, 3), (0.0, 0.0, 0.0, 0.0, 0)]
+    back = sim_objects_from_msg(msgs)
+    for a, b in zip(entries, back):
+        assert (b.object_id, b.kind, b.class_id, b.visibility, b.source_id) == \
+            (a.object_id, a.kind, a.class_id, a.visibility, a.source_id)
+        np.testing.assert_array_equal(b.box, a.box)
+        np.testing.assert_array_equal(b.visible_box, a.visible_box)
+        np.testing.assert_array_equal(b.position, a.position)  # NaN for the reflection, kept
+    bad = sim_objects_to_msg(entries[:1])
+    bad[0].kind = 9
+    with pytest.raises(ConversionError, match="kind 9"):
+        sim_objects_from_msg(bad)
+
+
+def test_sim_objects_round_trip_a_simulated_frame() -> None:
+    from dataclasses import replace
+
+    from object_permanence.core.sim import SimWorld, make_scenario
+
+    world = SimWorld(replace(make_scenario("noisy"), textures="synthetic", reflection_rate=20.0), seed=2)
+    truth = world.ground_truth(5)
+    for entries in (truth.left, truth.right):
+        back = sim_objects_from_msg(sim_objects_to_msg(entries))
+        assert [(g.object_id, g.kind, g.source_id) for g in back] == [(g.object_id, g.kind, g.source_id)
+                                                                      for g in entries]
+        np.testing.assert_allclose([g.visible_box for g in back], [g.visible_box for g in entries], atol=1e-3)
+        np.testing.assert_allclose([g.box for g in back], [g.box for g in entries], atol=1e-3)
+    assert any(g.source_id for g in truth.left + truth.right)  # reflections present, with their sources
+    assert any(0.0 < g.visibility < 1.0 for g in truth.left + truth.right)
 
 
 # --- point cloud -----------------------------------------------------------------------------

@@ -241,20 +241,27 @@ def event_from_msg(m: TrackEventMsg) -> TrackEvent:
 
 
 def sim_objects_to_msg(objects: list[GroundTruthObject]) -> list[SimObject]:
+    """SimObject messages of ground-truth entries: amodal box, visible-part box, visibility,
+    reflection source and position (NaN for nuisances)."""
     out = []
     for o in objects:
         cx, cy, w, h = (float(v) for v in o.box)
+        vis_cx, vis_cy, vis_w, vis_h = (float(v) for v in o.visible_box)
         x, y, z = (float(v) for v in o.position)
         out.append(SimObject(id=int(o.object_id), kind=int(o.kind), class_id=int(o.class_id), cx=cx, cy=cy, w=w,
-                             h=h, visibility=float(o.visibility), position=Point(x=x, y=y, z=z)))
+                             h=h, visibility=float(o.visibility), vis_cx=vis_cx, vis_cy=vis_cy, vis_w=vis_w,
+                             vis_h=vis_h, source_id=int(o.source_id), position=Point(x=x, y=y, z=z)))
     return out
 
 
 def sim_objects_from_msg(msgs) -> list[GroundTruthObject]:
+    """Ground-truth entries of SimObject messages (the inverse of :func:`sim_objects_to_msg`)."""
     return [
         GroundTruthObject(object_id=m.id, kind=_enum(ObjectKind, m.kind, 'kind'), class_id=m.class_id,
                           box=np.array([m.cx, m.cy, m.w, m.h], dtype=np.float64), visibility=float(m.visibility),
-                          position=np.array([m.position.x, m.position.y, m.position.z]))
+                          position=np.array([m.position.x, m.position.y, m.position.z]),
+                          visible_box=np.array([m.vis_cx, m.vis_cy, m.vis_w, m.vis_h], dtype=np.float64),
+                          source_id=int(m.source_id))
         for m in msgs
     ]
 

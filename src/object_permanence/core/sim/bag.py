@@ -118,9 +118,12 @@ def write_bag(world: SimWorld, path: Path, n_frames: int, start_stamp_ns: int = 
 
 
 def _sim_object(types: dict, entry: GroundTruthObject) -> object:
-    """One ``SimObject`` message of a ground-truth entry (position NaN for nuisances)."""
+    """One ``SimObject`` message of a ground-truth entry: amodal and visible boxes, reflection source,
+    position (NaN for nuisances)."""
     cx, cy, w, h = (float(v) for v in entry.box)
+    vis_cx, vis_cy, vis_w, vis_h = (float(v) for v in entry.visible_box)
     x, y, z = (float(v) for v in entry.position)
     return types[SIM_OBJECT_TYPE](
         id=int(entry.object_id), kind=int(entry.kind), class_id=int(entry.class_id), cx=cx, cy=cy, w=w, h=h,
-        visibility=float(entry.visibility), position=types["geometry_msgs/msg/Point"](x=x, y=y, z=z))
+        visibility=float(entry.visibility), vis_cx=vis_cx, vis_cy=vis_cy, vis_w=vis_w, vis_h=vis_h,
+        source_id=int(entry.source_id), position=types["geometry_msgs/msg/Point"](x=x, y=y, z=z))

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields, replace
 
 # Classes of the simulated objects (class_id -> name), shared by the simulator and its detector.
 CLASS_NAMES: tuple[str, ...] = ("box", "ball", "bottle")
+# Where object textures and the background come from (ScenarioConfig.textures).
+TEXTURE_SOURCES: tuple[str, ...] = ("photo", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,13 @@ class ScenarioConfig:
     hallucinations on a pattern of the background wall: seen in *both* views at the wall's
     disparity (stereo-consistent) for ``background_fp_frames`` frames — what stereo gating alone
     cannot remove and a persistence filter must.
+
+    ``n_reentries`` objects swing sideways out of the image (wholly, in both views) for
+    ``away_frames`` and come back, again and again; ``n_newcomers`` (at most ``n_reentries``)
+    look-alikes of the first of them (same class and size, hue a few degrees off, same texture
+    pattern) enter for the first time while their original is away. ``textures`` picks the
+    object textures and background: ``"photo"`` (crops of real photographs,
+    :mod:`object_permanence.core.sim.textures`) or ``"synthetic"`` (procedural patterns).
     """
 
     n_objects: int = 4
@@ -53,10 +62,18 @@ class ScenarioConfig:
     false_positive_rate: float = 0.0
     background_fp_rate: float = 0.0
     background_fp_frames: tuple[int, int] = (2, 8)
+    n_reentries: int = 0
+    n_newcomers: int = 0
+    away_frames: tuple[int, int] = (75, 270)
+    textures: str = "photo"
 
     def __post_init__(self) -> None:
+        if self.textures not in TEXTURE_SOURCES:
+            raise ValueError(f"ScenarioConfig: textures must be one of {TEXTURE_SOURCES}, got {self.textures!r}")
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "textures":
+                continue
             if isinstance(value, tuple):
                 _check_range(f.name, value)
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -64,7 +81,7 @@ class ScenarioConfig:
             elif value < 0:
                 raise ValueError(f"ScenarioConfig: {f.name} must be >= 0, got {value!r}")
         for name in ("n_objects", "n_frames", "n_static_occluders", "n_moving_occluders",
-                     "n_occlusion_passes", "n_crossing_pairs"):
+                     "n_occlusion_passes", "n_crossing_pairs", "n_reentries", "n_newcomers"):
             if not isinstance(getattr(self, name), int):
                 raise ValueError(f"ScenarioConfig: {name} must be an int, got {getattr(self, name)!r}")
         for name in ("n_frames", "fps"):
@@ -73,10 +90,15 @@ class ScenarioConfig:
         for name in ("flicker_prob", "flicker_duty"):
             if getattr(self, name) > 1.0:
                 raise ValueError(f"ScenarioConfig: {name} must lie in [0, 1], got {getattr(self, name)!r}")
-        if self.n_occlusion_passes + 2 * self.n_crossing_pairs > self.n_objects:
+        scripted = self.n_occlusion_passes + 2 * self.n_crossing_pairs + self.n_reentries + self.n_newcomers
+        if scripted > self.n_objects:
             raise ValueError(
-                "ScenarioConfig: n_occlusion_passes + 2 * n_crossing_pairs must not exceed n_objects, got "
-                f"{self.n_occlusion_passes} + 2 * {self.n_crossing_pairs} > {self.n_objects}")
+                "ScenarioConfig: n_occlusion_passes + 2 * n_crossing_pairs + n_reentries + n_newcomers must not "
+                f"exceed n_objects, got {self.n_occlusion_passes} + 2 * {self.n_crossing_pairs} + "
+                f"{self.n_reentries} + {self.n_newcomers} > {self.n_objects}")
+        if self.n_newcomers > self.n_reentries:
+            raise ValueError(f"ScenarioConfig: n_newcomers={self.n_newcomers} needs as many reentry objects to "
+                             f"look like, got n_reentries={self.n_reentries}")
         if self.n_occlusion_passes > 0 and self.n_static_occluders == 0:
             raise ValueError(
                 f"ScenarioConfig: n_occlusion_passes={self.n_occlusion_passes} needs n_static_occluders >= 1")
@@ -87,7 +109,7 @@ class ScenarioConfig:
                 f"{self.depth_range[0] - self.depth_amplitude}), got {self.occluder_depth_range!r}")
         if self.occlusion_frames[0] < 1:
             raise ValueError(f"ScenarioConfig: occlusion_frames must be >= 1 frame, got {self.occlusion_frames!r}")
-        for name in ("reflection_frames", "glare_frames", "background_fp_frames"):
+        for name in ("reflection_frames", "glare_frames", "background_fp_frames", "away_frames"):
             if getattr(self, name)[0] < 1:
                 raise ValueError(f"ScenarioConfig: {name} must be >= 1 frame, got {getattr(self, name)!r}")
 
@@ -125,6 +147,11 @@ SCENARIOS: dict[str, ScenarioConfig] = {
         n_occlusion_passes=2, occlusion_frames=(60, 90), box_height_px=(50.0, 90.0)),
     # pairs at different depths crossing in the image: the nearer hides the farther for a moment
     "crossing": replace(_BASE, n_objects=6, n_crossing_pairs=3, speed_range=(0.4, 0.8)),
+    # objects leave the view for 2.5-9 s and come back (4-7 returns per 20 s run); look-alike
+    # newcomers enter while their originals are away (re-identification by appearance alone is tempted)
+    "reentry": replace(
+        _BASE, n_objects=7, n_frames=600, n_reentries=4, n_newcomers=2, speed_range=(0.7, 1.1),
+        away_frames=(75, 270)),
 }
 
 
