@@ -366,7 +366,9 @@ class DetectorProbe:
         self.out = {c: ros.collect(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS) for c in ("left", "right")}
         self._images = {c: ros.publisher(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in ("left", "right")}
         self._truth = ros.publisher(SimGroundTruth, "sim/ground_truth", RELIABLE_QOS)
-        ros.start(DetectorNode, {"backend": "simulated", "sim.miss_prob": 0.0, "embedding_bins": [8, 4, 4]})
+        # the easy preset adds no boxes; with no misses either, one detection per view and frame
+        ros.start(DetectorNode, {"backend": "simulated", "sim.difficulty": "easy", "sim.miss_prob_visible": 0.0,
+                                 "sim.miss_prob_half_hidden": 0.0, "embedding_bins": [8, 4, 4]})
         ros.wait_connected()
         self.frame = 0
 
@@ -495,7 +497,12 @@ def test_llm_explainer_falls_back_to_the_template(ros, monkeypatch) -> None:
     pytest.param(DetectorNode, {"embedding_bins": [8, 4]}, "embedding_bins", id="detector-embedding_bins"),
     pytest.param(DetectorNode, {"backend": "ultralytics", "weights": "/nonexistent/yolo.pt"},
                  "weights file not found", id="detector-ultralytics-weights"),
-    pytest.param(DetectorNode, {"sim.miss_prob": 2.0}, "parameter 'sim.miss_prob'", id="detector-sim.miss_prob"),
+    pytest.param(DetectorNode, {"sim.miss_prob_visible": 2.0}, "parameter 'sim.miss_prob_visible'",
+                 id="detector-sim.miss_prob_visible"),
+    pytest.param(DetectorNode, {"sim.difficulty": "nightmare"}, "'sim.difficulty' is 'nightmare'; allowed values: "
+                 "'easy', 'realistic', 'hard'", id="detector-sim.difficulty"),
+    pytest.param(DetectorNode, {"sim.difficulty": "easy", "sim.miss_prob_half_hidden": 0.01},
+                 "parameter 'sim.miss_prob_half_hidden'", id="detector-sim.preset_conflict"),
     pytest.param(StereoCaptureNode, {"source": "video"}, "'calibration_file' is required",
                  id="stereo_capture-calibration_file"),
     pytest.param(StereoCaptureNode, {"scenario": "nowhere"}, "'scenario'", id="stereo_capture-scenario"),

@@ -2,16 +2,19 @@
 appearance embedding per detection (``stereo/<cam>/image_raw`` -> ``stereo/<cam>/detections``).
 
 Backends: ``ultralytics`` (any YOLO weights file, on ``device``) and ``simulated`` — a simulator
-of a detector (ground truth from ``sim/ground_truth`` plus a configurable noise model: misses,
-jitter, false positives, confidences), for evaluating the rest of the pipeline on the sim."""
+of a detector (ground truth from ``sim/ground_truth`` turned into what a real detector reports:
+visible-part boxes, bursty misses, persistent confidences, nuisances, confusions, duplicates and
+merges; ``sim.difficulty`` easy | realistic | hard), for evaluating the rest of the pipeline on the sim."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from object_permanence.core.appearance import ColorHistogramEmbedder
-from object_permanence.core.detection.simulated import SimulatedDetector, SimulatedDetectorConfig
+from object_permanence.core.detection.simulated import DIFFICULTIES, SimulatedDetector, SimulatedDetectorConfig
 from object_permanence.core.types import Detection
 from object_permanence.msg import DetectionArray, SimGroundTruth
 from object_permanence.ros.conversions import (
@@ -29,6 +32,33 @@ from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key,
 
 BACKENDS = ("simulated", "ultralytics")
 CAMERAS = ("left", "right")
+FROM_PRESET = -1  # a sim.<rate> parameter at this value takes the sim.difficulty preset's value
+
+
+def _sim_params() -> tuple[Param, ...]:
+    """``sim.difficulty``, ``sim.seed`` and one ``sim.<rate>`` per SimulatedDetectorConfig field,
+    defaulting to FROM_PRESET; each description lists the presets' values."""
+    presets = {name: SimulatedDetectorConfig.preset(name) for name in DIFFICULTIES}
+    rates = tuple(
+        replace(p, default=type(p.default)(FROM_PRESET), description=f"{p.description} {FROM_PRESET} (default): the "
+                f"sim.difficulty preset's value (" + ", ".join(
+                    f"{name} {getattr(presets[name], p.name[4:])}" for name in DIFFICULTIES) + ").")
+        for p in config_params(SimulatedDetectorConfig, prefix="sim.", skip=("seed",)))
+    return (Param("sim.difficulty", "realistic", "simulated: difficulty preset of the detector simulator (misses, "
+                  "box noise, confidences, nuisances, confusions, duplicates, merges); each sim.<rate> parameter "
+                  f"left at {FROM_PRESET} takes its value from it.", choices=DIFFICULTIES),
+            Param("sim.seed", 0, "simulated: base seed of the detector simulator's draws (its output is a pure "
+                  "function of seed, frame index, camera and ground truth).", low=0, high=2**31 - 1)) + rates
+
+
+def _sim_config(p: dict) -> SimulatedDetectorConfig:
+    """The simulated backend's config: the sim.difficulty preset, overridden by every sim.<rate> set
+    to another value than FROM_PRESET. Raises ParameterError naming the parameter of a bad value."""
+    preset = SimulatedDetectorConfig.preset(p["sim.difficulty"])
+    values = {name: getattr(preset, name[4:]) if value == FROM_PRESET and name != "sim.seed" else value
+              for name, value in p.items() if name.startswith("sim.") and name != "sim.difficulty"}
+    return build_config(SimulatedDetectorConfig, values, prefix="sim.")
+
 
 PARAMS = (
     Param("backend", "simulated", "Detector backend. simulated: a detector simulator over the sim's ground "
@@ -42,7 +72,7 @@ PARAMS = (
     Param("embedding_bins", [8, 4, 4], "HSV histogram bins of the appearance embedding (H, S, V)."),
     Param("sync_queue_size", 10, "Stamps waiting for their partner message(s) before the oldest is dropped.",
           low=1, high=1000),
-) + config_params(SimulatedDetectorConfig, prefix="sim.")
+) + _sim_params()
 
 
 class DetectorNode(Node):
@@ -58,7 +88,7 @@ class DetectorNode(Node):
         self._max_detections = p["max_detections"]
         self._backend = p["backend"]
         if self._backend == "simulated":
-            self._sim = SimulatedDetector(build_config(SimulatedDetectorConfig, p, prefix="sim."))
+            self._sim = SimulatedDetector(_sim_config(p))
         else:
             self._yolo = self._load_ultralytics(p)
         self._pubs = {c: self.create_publisher(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS)

@@ -1,94 +1,153 @@
 """A simulator of an object detector, fed with the simulator's ground truth (for tracker evaluation).
 
-It reproduces what matters downstream of a real detector: misses (random, and always below a
-visibility threshold), box noise, a score distribution where real objects score higher than
-nuisances on average but the two overlap, reflections and glare detected most of the time, and
-hallucinated boxes. Output is deterministic per ``(seed, frame_index, camera)``, so left and right
-streams are independent yet reproducible and frames can be replayed in any order.
+Still a simulator, not a detector: it turns one camera's ground truth into the detections a real
+detector would plausibly report, with the faults that matter downstream:
+
+* boxes around the *visible* part of each entry (cut by occluders and the image border), with noise
+  proportional to the box size and occasional outliers;
+* misses whose chance rises with the hidden fraction and falls with the visible size (nothing below
+  a minimum visible size or visibility), in bursts (a per-entry on/off Markov chain) and correlated
+  between the two views (the chain is shared by the cameras);
+* a persistent confidence level per entry (some real objects are always low) with frame noise on
+  top, lowered by occlusion; reflections inherit their source's class and level (a little lower);
+* glare and the world's false positives with confidences overlapping the objects', plus random
+  single-frame boxes; class confusion between similar classes for a few frames; duplicate boxes
+  on one entry; two heavily overlapping objects reported as one box.
+
+Every rate is a field of :class:`SimulatedDetectorConfig` (presets ``easy | realistic | hard``).
+``detect`` is a pure function of (config, frame_index, camera, truth): no state is kept between
+calls, so frames can be replayed in any order with the same result. All draws are counter-based,
+keyed by (seed, purpose, entry id, frame, camera), so one entry's fate does not depend on the others.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
+from scipy.special import betaincinv, expit, logit, ndtri
 
+from object_permanence.core.detection import counter_random as cr
+from object_permanence.core.detection import sim_detector_boxes as boxes_
+from object_permanence.core.detection.sim_detector_config import (
+    DIFFICULTIES,
+    PRESETS,
+    SimulatedDetectorConfig,
+)
+from object_permanence.core.detection.sim_detector_latent import (
+    confidence_levels,
+    confused_classes,
+    detectability,
+    frame_scores,
+)
 from object_permanence.core.sim.scenarios import CLASS_NAMES
 from object_permanence.core.types import Detection, GroundTruthObject, ObjectKind
 
+__all__ = ["CAMERA_CODES", "DIFFICULTIES", "PRESETS", "Origin", "SimulatedDetector", "SimulatedDetectorConfig",
+           "TracedDetection", "miss_probability", "nuisance_report_chance"]
+
 CAMERA_CODES = {"left": 0, "right": 1}
+_PROB_EPS = 1e-9  # miss chances of 0 or 1 are taken as this far inside (0, 1) for the logit
+
+# salts of the per-frame draws (apart from sim_detector_latent's)
+_SALT_FRAME_DRAWS, _SALT_MERGE, _SALT_EXTRA_COUNT, _SALT_EXTRA = range(200, 204)
+# columns of the per-(frame, camera, entry) uniforms: one hash call draws them all
+_SCORE_NOISE, _OUTLIER, _DUPLICATE, _DUPLICATE_SCORE, _NUISANCE = 0, 1, 2, 3, 4
+_JITTER, _OUTLIER_ERROR, _DUPLICATE_BOX = slice(5, 9), slice(9, 13), slice(13, 18)
+_N_DRAWS = 18
 
 
-@dataclass(frozen=True)
-class SimulatedDetectorConfig:
-    """Knobs of the simulated detector (scalars, so that a node can expose each as a parameter).
+class Origin(IntEnum):
+    """Where a simulated detection comes from (for evaluating the simulator itself)."""
 
-    miss_prob: chance that a real object with enough visibility is not reported, per frame.
-    min_visibility: entries seen less than this fraction of their box are never reported.
-    center_jitter_px: std of the Gaussian noise on the box centre, pixels.
-    size_jitter_frac: std of the relative Gaussian noise on box width and height.
-    object_score_mean: mean of the Beta-distributed scores of real objects.
-    nuisance_score_mean: mean of the Beta-distributed scores of nuisances and random boxes
-        (lower than objects', but the distributions overlap: scores alone do not separate them).
-    score_concentration: a + b of both Beta distributions (larger: narrower).
-    nuisance_detect_prob: chance that a visible reflection or glare is reported, per frame
-        (ground-truth FALSE_POSITIVE entries are hallucinations: always reported).
-    extra_false_positives_per_frame: Poisson mean of random boxes added per frame and camera.
-    false_positive_min_px: smallest side of those random boxes, pixels.
-    false_positive_max_px: largest side of those random boxes, pixels.
-    seed: base seed of the per-frame generators.
+    TRUTH = 0  # the box of one ground-truth entry
+    DUPLICATE = 1  # a second, lower-scoring box on one entry
+    MERGED = 2  # one box covering two overlapping objects
+    HALLUCINATED = 3  # a random box of the simulator's own, in no ground-truth entry
+
+
+@dataclass
+class TracedDetection:
+    """A detection with its provenance: ``truth_ids`` are the ids of the ground-truth entries it
+    was made from (two for a merge, none for a hallucination)."""
+
+    detection: Detection
+    origin: Origin
+    truth_ids: tuple[int, ...]
+
+
+@dataclass
+class _Entries:
+    """One camera's ground truth as arrays: ids, kinds, class_ids, visibility, source_ids (N,);
+    boxes (N, 4) ``cx, cy, w, h`` of the visible part."""
+
+    ids: np.ndarray
+    kinds: np.ndarray
+    class_ids: np.ndarray
+    boxes: np.ndarray
+    visibility: np.ndarray
+    source_ids: np.ndarray
+
+    @classmethod
+    def from_truth(cls, truth: list[GroundTruthObject]) -> _Entries:
+        """Arrays of ``truth``. An entry with some visibility but no visible box (all zeros: ground
+        truth from a source that does not compute it, e.g. an older bag) is boxed at its amodal box."""
+        n = len(truth)
+        visible = np.array([g.visible_box for g in truth], dtype=np.float64).reshape(n, 4)
+        amodal = np.array([g.box for g in truth], dtype=np.float64).reshape(n, 4)
+        visibility = np.array([g.visibility for g in truth], dtype=np.float64)
+        unset = ~((visible[:, 2] > 0.0) & (visible[:, 3] > 0.0)) & (visibility > 0.0)
+        return cls(ids=np.array([g.object_id for g in truth], dtype=np.int64),
+                   kinds=np.array([int(g.kind) for g in truth], dtype=np.int64),
+                   class_ids=np.array([g.class_id for g in truth], dtype=np.int64),
+                   boxes=np.where(unset[:, None], amodal, visible), visibility=visibility,
+                   source_ids=np.array([g.source_id for g in truth], dtype=np.int64))
+
+
+def miss_probability(config: SimulatedDetectorConfig, kinds: np.ndarray, visibility: np.ndarray,
+                     visible_boxes: np.ndarray) -> np.ndarray:
+    """(N,) chance that each entry goes unreported in one frame and camera.
+
+    kinds: (N,) ObjectKind values; visibility: (N,) in [0, 1]; visible_boxes: (N, 4) px.
+    Objects, reflections and glare: logit p = logit p_vis + (logit p_half - logit p_vis) 2 h +
+    k log2(s_ref / s), with h the hidden fraction and s the square root of the visible box's area;
+    1 below min_visibility or min_visible_px. (Reflections and glare are further thinned by their
+    detect chances, independently: see :func:`nuisance_report_chance`.) The world's false positives
+    (hallucinations) are always reported while in the image: 0.
     """
-
-    miss_prob: float = 0.05
-    min_visibility: float = 0.3
-    center_jitter_px: float = 1.5
-    size_jitter_frac: float = 0.03
-    object_score_mean: float = 0.8
-    nuisance_score_mean: float = 0.6
-    score_concentration: float = 20.0
-    nuisance_detect_prob: float = 0.7
-    extra_false_positives_per_frame: float = 0.0
-    false_positive_min_px: float = 20.0
-    false_positive_max_px: float = 100.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("miss_prob", "min_visibility", "nuisance_detect_prob"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"SimulatedDetectorConfig: {name} must lie in [0, 1], got {value!r}")
-        for name in ("object_score_mean", "nuisance_score_mean"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0.0 < value < 1.0:
-                raise ValueError(f"SimulatedDetectorConfig: {name} must lie in (0, 1), got {value!r}")
-        for name in ("center_jitter_px", "size_jitter_frac", "extra_false_positives_per_frame"):
-            value = getattr(self, name)
-            if not _is_number(value) or value < 0.0:
-                raise ValueError(f"SimulatedDetectorConfig: {name} must be a finite number >= 0, got {value!r}")
-        for name in ("score_concentration", "false_positive_min_px", "false_positive_max_px"):
-            value = getattr(self, name)
-            if not _is_number(value) or value <= 0.0:
-                raise ValueError(f"SimulatedDetectorConfig: {name} must be a finite number > 0, got {value!r}")
-        if self.false_positive_min_px > self.false_positive_max_px:
-            raise ValueError(
-                f"SimulatedDetectorConfig: false_positive_max_px={self.false_positive_max_px!r} must be >= "
-                f"false_positive_min_px={self.false_positive_min_px!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"SimulatedDetectorConfig: seed must be a non-negative integer, got {self.seed!r}")
-
-    def score_beta(self, mean: float) -> tuple[float, float]:
-        """Beta (a, b) with the given mean and ``a + b = score_concentration``."""
-        return mean * self.score_concentration, (1.0 - mean) * self.score_concentration
+    kinds = np.asarray(kinds)
+    visibility = np.asarray(visibility, dtype=np.float64)
+    w, h = np.clip(visible_boxes[:, 2], 0.0, None), np.clip(visible_boxes[:, 3], 0.0, None)
+    hidden = np.clip(1.0 - visibility, 0.0, 1.0)
+    size = np.sqrt(w * h)
+    logit_visible = logit(np.clip(config.miss_prob_visible, _PROB_EPS, 1.0 - _PROB_EPS))
+    logit_half = logit(np.clip(config.miss_prob_half_hidden, _PROB_EPS, 1.0 - _PROB_EPS))
+    with np.errstate(divide="ignore"):
+        size_term = config.miss_logit_per_halving * np.log2(config.miss_size_ref_px / np.maximum(size, 1e-6))
+    p = expit(logit_visible + (logit_half - logit_visible) * 2.0 * hidden + size_term)
+    is_fp = kinds == int(ObjectKind.FALSE_POSITIVE)
+    too_little = (visibility < config.min_visibility) | (np.minimum(w, h) < config.min_visible_px)
+    unseen = (visibility <= 0.0) | ~np.isfinite(visible_boxes).all(axis=1) | (too_little & ~is_fp)
+    return np.where(unseen, 1.0, np.where(is_fp, 0.0, p))
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def nuisance_report_chance(config: SimulatedDetectorConfig, kinds: np.ndarray) -> np.ndarray:
+    """(N,) chance that a detectable entry is reported, drawn per frame and camera independently of
+    the misses and the score (so the reported nuisances keep their level): reflection_detect_prob
+    for reflections, glare_detect_prob for glare, 1 otherwise."""
+    kinds = np.asarray(kinds)
+    return np.where(kinds == int(ObjectKind.REFLECTION), config.reflection_detect_prob,
+                    np.where(kinds == int(ObjectKind.GLARE), config.glare_detect_prob, 1.0))
 
 
 class SimulatedDetector:
-    """Turns per-camera ground truth into noisy detections (a detector simulator, not a detector)."""
+    """Turns per-camera ground truth into detections a real detector would plausibly report
+    (a detector simulator, not a detector)."""
 
     def __init__(self, config: SimulatedDetectorConfig | None = None) -> None:
+        if config is not None and not isinstance(config, SimulatedDetectorConfig):
+            raise ValueError(
+                f"SimulatedDetector: config must be a SimulatedDetectorConfig, got {type(config).__name__}")
         self.config = config if config is not None else SimulatedDetectorConfig()
 
     def detect(self, truth: list[GroundTruthObject], frame_index: int, camera: str,
@@ -97,63 +156,115 @@ class SimulatedDetector:
 
         truth: that camera's ground-truth entries; image_shape: (height, width) px. Boxes are
         ``cx, cy, w, h`` clipped to the image (never NaN); embedding is None.
+
+        Raises:
+            ValueError: unknown camera, negative frame_index or an empty image_shape.
         """
-        if camera not in CAMERA_CODES:
-            raise ValueError(f"SimulatedDetector.detect: camera must be one of {sorted(CAMERA_CODES)}, got {camera!r}")
-        if isinstance(frame_index, bool) or not isinstance(frame_index, (int, np.integer)) or frame_index < 0:
-            raise ValueError(
-                f"SimulatedDetector.detect: frame_index must be a non-negative integer, got {frame_index!r}")
-        if len(image_shape) < 2 or image_shape[0] <= 0 or image_shape[1] <= 0:
-            raise ValueError(f"SimulatedDetector.detect: image_shape must be (height, width) > 0, got {image_shape!r}")
-        cfg = self.config
+        return [traced.detection for traced in self.detect_traced(truth, frame_index, camera, image_shape)]
+
+    def detect_traced(self, truth: list[GroundTruthObject], frame_index: int, camera: str,
+                      image_shape: tuple[int, int]) -> list[TracedDetection]:
+        """:meth:`detect` with each detection's provenance (same detections, same order)."""
+        _check_arguments(frame_index, camera, image_shape)
+        cfg, k, cam = self.config, int(frame_index), CAMERA_CODES[camera]
         height, width = float(image_shape[0]), float(image_shape[1])
-        rng = np.random.default_rng([cfg.seed, int(frame_index), CAMERA_CODES[camera]])
-        n = len(truth)
-        boxes = np.array([g.box for g in truth], dtype=np.float64).reshape(n, 4)
-        kinds = np.array([int(g.kind) for g in truth], dtype=np.int64)
-        visibility = np.array([g.visibility for g in truth], dtype=np.float64)
-        class_ids = np.array([g.class_id for g in truth], dtype=np.int64)
-        # one fixed set of draws per entry keeps each entry's fate independent of the others'
-        uniform = rng.random(n)
-        noise = rng.standard_normal((n, 4))
-        object_scores = rng.beta(*cfg.score_beta(cfg.object_score_mean), size=n)
-        nuisance_scores = rng.beta(*cfg.score_beta(cfg.nuisance_score_mean), size=n)
+        e = _Entries.from_truth(truth)
+        ids = e.ids
+        detectable = detectability(cfg, ids, k, cam)
+        u = cr.uniform(cfg.seed, _SALT_FRAME_DRAWS, k, cam, ids[:, None], np.arange(_N_DRAWS)[None, :])  # (N, D)
+        reported = (detectable >= miss_probability(cfg, e.kinds, e.visibility, e.boxes)) & (
+            u[:, _NUISANCE] < nuisance_report_chance(cfg, e.kinds))
+        identity = np.where((e.kinds == int(ObjectKind.REFLECTION)) & (e.source_ids > 0), e.source_ids, ids)
+        levels = confidence_levels(cfg, ids, e.kinds, e.source_ids)
+        share = cfg.score_detectability_share  # n = sqrt(r) Phi^-1(detectability) + sqrt(1 - r) n_frame ~ N(0, 1)
+        noise = np.sqrt(share) * ndtri(detectable) + np.sqrt(1.0 - share) * ndtri(u[:, _SCORE_NOISE])
+        scores = frame_scores(cfg, levels, 1.0 - e.visibility, noise)
+        classes = confused_classes(cfg, identity, e.class_ids, k)
+        boxes = boxes_.jitter(e.boxes, cfg.box_noise_frac, ndtri(u[:, _JITTER]), u[:, _OUTLIER] < cfg.box_outlier_prob,
+                              u[:, _OUTLIER_ERROR])
 
-        is_object = kinds == int(ObjectKind.OBJECT)
-        is_fp = kinds == int(ObjectKind.FALSE_POSITIVE)
-        detect_prob = np.where(is_object, 1.0 - cfg.miss_prob, cfg.nuisance_detect_prob)
-        seen = (visibility >= cfg.min_visibility) & np.isfinite(boxes).all(axis=1)
-        keep = is_fp | (seen & (uniform < detect_prob))
-        jittered = boxes.copy()
-        jittered[:, :2] += cfg.center_jitter_px * noise[:, :2]  # c' = c + sigma n
-        jittered[:, 2:] *= 1.0 + cfg.size_jitter_frac * noise[:, 2:]  # s' = s (1 + frac n)
-        scores = np.where(is_object, object_scores, nuisance_scores)
+        out = _Output()
+        rows = np.flatnonzero(reported)
+        merged = self._merge(e, rows, boxes, scores, classes, k, out)
+        single = np.setdiff1d(rows, merged)
+        out.add(boxes[single], scores[single], classes[single], Origin.TRUTH, [(int(i),) for i in ids[single]])
+        twin = single[u[single, _DUPLICATE] < cfg.duplicate_prob]
+        low, high = boxes_.DUPLICATE_SCORE_RATIO
+        out.add(boxes_.duplicates(boxes[twin], u[twin][:, _DUPLICATE_BOX]),
+                scores[twin] * (low + (high - low) * u[twin, _DUPLICATE_SCORE]), classes[twin], Origin.DUPLICATE,
+                [(int(i),) for i in ids[twin]])
+        self._hallucinate(k, cam, width, height, out)
+        return out.finish(cfg.score_threshold, width, height)
 
-        n_extra = int(rng.poisson(cfg.extra_false_positives_per_frame))
-        sizes = rng.uniform(cfg.false_positive_min_px, cfg.false_positive_max_px, size=(n_extra, 2))
-        centres = rng.uniform(0.0, 1.0, size=(n_extra, 2)) * np.array([width, height])
-        extra_scores = rng.beta(*cfg.score_beta(cfg.nuisance_score_mean), size=n_extra)
-        extra_classes = rng.integers(0, len(CLASS_NAMES), size=n_extra)
+    def _merge(self, e: _Entries, rows: np.ndarray, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
+               frame: int, out: _Output) -> np.ndarray:
+        """Report pairs of heavily overlapping reported objects as one box each; returns the rows merged.
 
-        keep &= np.isfinite(jittered).all(axis=1)
-        all_boxes = np.concatenate([jittered[keep], np.hstack([centres, sizes])])
-        all_scores = np.concatenate([scores[keep], extra_scores])
-        all_classes = np.concatenate([class_ids[keep], extra_classes])
-        clipped, valid = _clip_to_image(all_boxes, width, height)
-        order = np.argsort(-all_scores[valid], kind="stable")
-        return [Detection(box=box, score=float(score), class_id=int(cls), class_name=_class_name(int(cls)))
-                for box, score, cls in zip(clipped[valid][order], all_scores[valid][order],
-                                           all_classes[valid][order])]
+        The pair's draw is keyed by both ids and the frame, not the camera: the views merge together
+        when both see the overlap. The merged box covers both noisy boxes and takes the class of the
+        higher-scoring one and its score.
+        """
+        cfg = self.config
+        objects = rows[e.kinds[rows] == int(ObjectKind.OBJECT)]
+        if cfg.merge_prob == 0.0 or len(objects) < 2:
+            return np.zeros(0, dtype=np.int64)
+        ids = e.ids[objects]
+        lo, hi = np.minimum.outer(ids, ids), np.maximum.outer(ids, ids)
+        chosen = cr.uniform(cfg.seed, _SALT_MERGE, frame, lo, hi) < cfg.merge_prob
+        pairs = boxes_.merge_pairs(e.boxes[objects], ids, cfg.merge_min_iou, chosen)
+        if not pairs:
+            return np.zeros(0, dtype=np.int64)
+        first, second = (objects[np.array(side)] for side in zip(*pairs))
+        lead = np.where(scores[first] >= scores[second], first, second)
+        out.add(boxes_.union(boxes[first], boxes[second]), scores[lead], classes[lead], Origin.MERGED,
+                [(int(a), int(b)) for a, b in zip(e.ids[first], e.ids[second])])
+        return np.concatenate([first, second])
+
+    def _hallucinate(self, frame: int, camera: int, width: float, height: float, out: _Output) -> None:
+        """Random single-frame boxes of the simulator's own (Poisson count per frame and camera)."""
+        cfg = self.config
+        count = int(cr.poisson(cr.uniform(cfg.seed, _SALT_EXTRA_COUNT, frame, camera),
+                               cfg.extra_false_positives_per_frame))
+        u = cr.uniform(cfg.seed, _SALT_EXTRA, frame, camera, np.arange(count)[:, None], np.arange(6)[None, :])
+        sizes = cfg.false_positive_min_px + (cfg.false_positive_max_px - cfg.false_positive_min_px) * u[:, 0:2]
+        centres = u[:, 2:4] * np.array([width, height])
+        mean, total = cfg.false_positive_score_mean, cfg.level_concentration
+        scores = betaincinv(mean * total, (1.0 - mean) * total, u[:, 4])  # Beta with E = a / (a + b)
+        classes = np.minimum((u[:, 5] * len(CLASS_NAMES)).astype(np.int64), len(CLASS_NAMES) - 1)
+        out.add(np.hstack([centres, sizes]), scores, classes, Origin.HALLUCINATED, [()] * count)
 
 
-def _clip_to_image(boxes: np.ndarray, width: float, height: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clip (N, 4) ``cx, cy, w, h`` boxes to the image; valid marks those at least 1 px wide and high."""
-    x1 = np.clip(boxes[:, 0] - np.abs(boxes[:, 2]) / 2, 0.0, width)
-    x2 = np.clip(boxes[:, 0] + np.abs(boxes[:, 2]) / 2, 0.0, width)
-    y1 = np.clip(boxes[:, 1] - np.abs(boxes[:, 3]) / 2, 0.0, height)
-    y2 = np.clip(boxes[:, 1] + np.abs(boxes[:, 3]) / 2, 0.0, height)
-    clipped = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1)
-    return clipped, (clipped[:, 2] >= 1.0) & (clipped[:, 3] >= 1.0)
+class _Output:
+    """Detections being assembled for one image (boxes, scores, classes, provenance)."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._truth_ids: list[tuple[int, ...]] = []
+
+    def add(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, origin: Origin,
+            truth_ids: list[tuple[int, ...]]) -> None:
+        self._parts.append((boxes.reshape(-1, 4), np.asarray(scores, dtype=np.float64).ravel(),
+                            np.asarray(classes, dtype=np.int64).ravel(), np.full(len(truth_ids), int(origin))))
+        self._truth_ids += truth_ids
+
+    def finish(self, threshold: float, width: float, height: float) -> list[TracedDetection]:
+        """Drop boxes scoring under ``threshold`` or degenerate once clipped; sort by decreasing score."""
+        boxes, scores, classes, origins = (np.concatenate(column) for column in zip(*self._parts))
+        clipped, valid = boxes_.clip_to_image(boxes, width, height)
+        keep = np.flatnonzero(valid & (scores >= threshold))
+        keep = keep[np.argsort(-scores[keep], kind="stable")]
+        return [TracedDetection(Detection(box=clipped[i], score=float(scores[i]), class_id=int(classes[i]),
+                                          class_name=_class_name(int(classes[i]))),
+                                Origin(int(origins[i])), self._truth_ids[i]) for i in keep.tolist()]
+
+
+def _check_arguments(frame_index: int, camera: str, image_shape: tuple[int, int]) -> None:
+    if camera not in CAMERA_CODES:
+        raise ValueError(f"SimulatedDetector.detect: camera must be one of {sorted(CAMERA_CODES)}, got {camera!r}")
+    if isinstance(frame_index, bool) or not isinstance(frame_index, (int, np.integer)) or frame_index < 0:
+        raise ValueError(f"SimulatedDetector.detect: frame_index must be a non-negative integer, got {frame_index!r}")
+    if len(image_shape) < 2 or image_shape[0] <= 0 or image_shape[1] <= 0:
+        raise ValueError(f"SimulatedDetector.detect: image_shape must be (height, width) > 0, got {image_shape!r}")
 
 
 def _class_name(class_id: int) -> str:
