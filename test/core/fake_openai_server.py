@@ -5,9 +5,12 @@ the request (it names the track id and decision found in the JSON user message),
 prove that the facts arrived. Switches, settable before or between requests:
 
 * ``delay_s``: sleep this long before answering (timeouts);
-* ``status``: answer with this HTTP status and an OpenAI-style error body (e.g. 500);
+* ``status``: answer with this HTTP status and an OpenAI-style error body (e.g. 500) whose
+  message is ``error_message``;
 * ``malformed``: answer 200 with a body that is not JSON;
 * ``empty``: answer 200 with an empty message content.
+
+``port`` (default 0: any free one) lets a test bring a stopped server back at the same URL.
 
 Usage::
 
@@ -41,8 +44,8 @@ def _reply_text(body: dict[str, Any]) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, owner: FakeOpenAIServer) -> None:
-        super().__init__((HOST, 0), _Handler)
+    def __init__(self, owner: FakeOpenAIServer, port: int) -> None:
+        super().__init__((HOST, port), _Handler)
         self.owner = owner
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -74,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.delay_s > 0 and owner.stopping.wait(owner.delay_s):
             return
         if owner.status != HTTPStatus.OK:
-            error = {"error": {"message": "fake failure", "type": "server_error", "code": owner.status}}
+            error = {"error": {"message": owner.error_message, "type": "server_error", "code": owner.status}}
             self._send(owner.status, json.dumps(error).encode())
             return
         if owner.malformed:
@@ -105,7 +108,10 @@ class FakeOpenAIServer:
     ``requests`` (parsed JSON bodies, in arrival order), ``authorizations`` (Authorization headers).
     """
 
-    def __init__(self, delay_s: float = 0.0, status: int = HTTPStatus.OK, malformed: bool = False, empty: bool = False):
+    def __init__(self, delay_s: float = 0.0, status: int = HTTPStatus.OK, malformed: bool = False, empty: bool = False,
+                 port: int = 0, error_message: str = "fake failure"):
+        self.port = port
+        self.error_message = error_message
         self.delay_s = delay_s
         self.status = int(status)
         self.malformed = malformed
@@ -134,7 +140,7 @@ class FakeOpenAIServer:
         return f"http://{HOST}:{self._server.server_address[1]}/v1"
 
     def __enter__(self) -> FakeOpenAIServer:
-        self._server = _Server(self)
+        self._server = _Server(self, self.port)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
         )

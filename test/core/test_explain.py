@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
@@ -16,6 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 
 from object_permanence.core.explain import (  # noqa: E402
+    BreakerEvent,
+    BreakerState,
+    CircuitBreaker,
     Explainer,
     ExplainerError,
     ExplainerWorker,
@@ -483,3 +487,213 @@ def test_worker_rejects_bad_arguments(kwargs: dict, name: str) -> None:
     args = {"max_queue": 4, "rate_limit_hz": 1.0, **kwargs}
     with pytest.raises(ValueError, match=name):
         ExplainerWorker(TemplateExplainer(), None, on_result=lambda e: None, **args)
+
+
+# --- the circuit breaker --------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Seconds that move only when a test says so."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_retries_once_per_backoff_and_recovers() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=2, backoff_s=10.0, slow_call_s=1.0, clock=clock)
+    assert breaker.state is BreakerState.CLOSED and breaker.acquire()
+    assert breaker.record_failure() is None  # one failure of two
+    assert breaker.record_success(0.2) is None  # a success resets the count
+    assert breaker.record_failure() is None
+    assert breaker.record_failure() is BreakerEvent.OPENED
+    assert breaker.state is BreakerState.OPEN and not breaker.allows_call() and not breaker.acquire()
+    assert breaker.retry_in_s() == pytest.approx(10.0)
+    clock.now += 9.9
+    assert not breaker.acquire()
+    clock.now += 0.1
+    assert breaker.allows_call() and breaker.acquire()  # the trial call
+    assert breaker.state is BreakerState.HALF_OPEN and not breaker.acquire()  # only one trial
+    assert breaker.record_failure() is BreakerEvent.STILL_FAILING
+    assert breaker.retry_in_s() == pytest.approx(10.0) and breaker.opened_count == 1
+    clock.now += 10.0
+    assert breaker.acquire() and breaker.record_success(0.5) is BreakerEvent.RECOVERED
+    assert breaker.state is BreakerState.CLOSED and breaker.retry_in_s() == 0.0
+    assert breaker.record_success(1.5) is None and breaker.record_success(1.5) is BreakerEvent.OPENED  # slow
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"failure_threshold": 0}, "failure_threshold"),
+    ({"backoff_s": 0.0}, "backoff_s"),
+    ({"backoff_s": float("inf")}, "backoff_s"),
+    ({"slow_call_s": 0.0}, "slow_call_s"),
+])
+def test_breaker_rejects_bad_arguments(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        CircuitBreaker(**kwargs)
+
+
+class LogLines:
+    """``log`` sink of the worker."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    def __call__(self, level: int, text: str) -> None:
+        self.lines.append((level, text))
+
+
+def test_worker_serves_templates_at_once_while_the_server_is_down_and_recovers(server: FakeOpenAIServer) -> None:
+    """A server that never answers: the first request waits for the timeout and opens the
+    breaker; then every request gets the template at once (the injected clock stands still, so
+    neither a timeout nor a rate-limit token could pass) and the server sees one trial request
+    per back-off period; when it answers again, the language model is used again."""
+    server.delay_s = 30.0
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, backoff_s=10.0, clock=clock)
+    results, log = Results(), LogLines()
+    llm = OpenAIExplainer(MODEL, base_url=server.base_url, api_key=KEY, timeout_s=0.3)
+    with ExplainerWorker(llm, TemplateExplainer(), max_queue=32, rate_limit_hz=1.0, on_result=results, clock=clock,
+                         breaker=breaker, log=log, log_period_s=60.0) as worker:
+        worker.submit(make_request(track_id=0))
+        results.wait_for(1)  # the timeout (0.3 s of real time) opened the breaker
+        assert breaker.state is BreakerState.OPEN and server.request_count == 1
+        for i in range(1, 21):  # more than a token bucket at 1 Hz on a frozen clock could pass
+            assert worker.submit(make_request(track_id=i))
+        got = results.wait_for(21)
+        assert [r.source for r in got] == ["template"] * 21
+        assert server.request_count == 1 and worker.stats()["short_circuited"] == 20
+
+        clock.now += 10.0  # one back-off period: one trial, which fails (times out) again
+        for i in range(21, 24):
+            worker.submit(make_request(track_id=i))
+        results.wait_for(24)
+        assert server.request_count == 2 and breaker.state is BreakerState.OPEN
+
+        server.delay_s = 0.0  # the server is back
+        clock.now += 10.0
+        worker.submit(make_request(track_id=24))
+        assert results.wait_for(25)[-1].source == f"llm:{MODEL}"
+        assert breaker.state is BreakerState.CLOSED
+        clock.now += 1.0  # a rate-limit token
+        worker.submit(make_request(track_id=25))
+        assert results.wait_for(26)[-1].source == f"llm:{MODEL}"
+        stats = worker.stats()
+    assert (stats["failures"], stats["explained"], stats["short_circuited"], stats["breaker"]) == (2, 2, 22, "closed")
+    assert server.request_count == 4
+    texts = [text for _, text in log.lines]
+    assert texts[0].startswith(f"explainer server {server.base_url} failing (explainer request to {server.base_url} "
+                               "failed: APITimeoutError")
+    assert "retrying the server every 10 s" in texts[0]
+    assert texts[-1] == (f"explainer server {server.base_url} answers again; language-model explanations resumed "
+                         "(1 failure line suppressed before this)")
+    assert log.lines[-1][0] == logging.INFO and len(log.lines) == 2  # the second failure fell in the log period
+
+
+def test_worker_breaker_opens_on_a_slow_server(server: FakeOpenAIServer) -> None:
+    """Answers slower than slow_call_s are used but count against the server: after two, the
+    breaker opens and the next request is not sent."""
+    server.delay_s = 0.3
+    breaker = CircuitBreaker(failure_threshold=2, backoff_s=60.0, slow_call_s=0.05)
+    results, log = Results(), LogLines()
+    llm = OpenAIExplainer(MODEL, base_url=server.base_url, api_key=KEY, timeout_s=5.0)
+    with ExplainerWorker(llm, TemplateExplainer(), max_queue=8, rate_limit_hz=100.0, on_result=results,
+                         breaker=breaker, log=log) as worker:
+        for i in range(2):
+            worker.submit(make_request(track_id=i))
+            results.wait_for(i + 1)
+        assert breaker.state is BreakerState.OPEN
+        worker.submit(make_request(track_id=2))
+        got = results.wait_for(3)
+        stats = worker.stats()
+    assert [r.source for r in got] == [f"llm:{MODEL}", f"llm:{MODEL}", "template"]
+    assert server.request_count == 2
+    assert (stats["slow_calls"], stats["failures"], stats["short_circuited"]) == (2, 0, 1)
+    (level, text), = log.lines
+    assert level == logging.WARNING and f"explainer server {server.base_url} failing (answered in" in text
+    assert "slower than slow_call_s=0.05 s" in text
+
+
+def test_worker_failure_log_is_throttled_names_the_url_and_never_the_key(server: FakeOpenAIServer) -> None:
+    secret = "sk-test-SECRET0123456789"
+    server.status = 401
+    # servers echo the key, whole or masked (OpenAI: "sk-test-****6789")
+    server.error_message = f"Incorrect API key provided: sk-test-****************6789 (sent: {secret})."
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=100, backoff_s=5.0, clock=clock)  # stays closed here
+    results, log = Results(), LogLines()
+    llm = OpenAIExplainer(MODEL, base_url=server.base_url, api_key=secret, timeout_s=2.0)
+    with ExplainerWorker(llm, TemplateExplainer(), max_queue=8, rate_limit_hz=50.0, on_result=results, clock=clock,
+                         breaker=breaker, log=log, log_period_s=30.0) as worker:
+        for i in range(5):  # five failures within one log period: one line
+            worker.submit(make_request(track_id=i))
+            results.wait_for(i + 1)
+            clock.now += 1.0
+        assert len(log.lines) == 1
+        clock.now += 30.0
+        worker.submit(make_request(track_id=5))
+        results.wait_for(6)
+        stats = worker.stats()
+    assert server.request_count == 6 and server.authorizations[0] == f"Bearer {secret}"
+    texts = [text for _, text in log.lines]
+    assert len(texts) == 2 and texts[1].endswith("(4 failure lines suppressed before this)")
+    for text in (*texts, stats["last_error"]):
+        assert server.base_url in text and "401" in text
+        assert "SECRET" not in text and "****" not in text
+        assert "provided: sk-*** (sent: ***)" in text
+
+
+def test_openai_endpoint_is_the_url_actually_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert OpenAIExplainer(MODEL, api_key=KEY).endpoint == "https://api.openai.com/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert OpenAIExplainer(MODEL, api_key=KEY).endpoint == "http://127.0.0.1:9/v1"
+    assert OpenAIExplainer(MODEL, base_url="http://127.0.0.1:8/v1/", api_key=KEY).endpoint == "http://127.0.0.1:8/v1"
+
+
+def test_worker_recovers_when_a_stopped_server_comes_back() -> None:
+    """Connection refused (nothing listens): templates at once; the server back at the same
+    URL is used again after the back-off."""
+    clock = FakeClock()
+    with FakeOpenAIServer() as first:
+        port, base_url = first._server.server_address[1], first.base_url
+    breaker = CircuitBreaker(failure_threshold=1, backoff_s=10.0, clock=clock)
+    results = Results()
+    llm = OpenAIExplainer(MODEL, base_url=base_url, api_key=KEY, timeout_s=2.0)
+    with ExplainerWorker(llm, TemplateExplainer(), max_queue=8, rate_limit_hz=1.0, on_result=results, clock=clock,
+                         breaker=breaker) as worker:
+        for i in range(4):
+            worker.submit(make_request(track_id=i))
+        assert [r.source for r in results.wait_for(4)] == ["template"] * 4
+        assert "APIConnectionError" in worker.stats()["last_error"] and worker.stats()["short_circuited"] == 3
+        with FakeOpenAIServer(port=port) as again:
+            clock.now += 10.0
+            worker.submit(make_request(track_id=4))
+            assert results.wait_for(5)[-1].source == f"llm:{MODEL}" and again.request_count == 1
+
+
+def test_each_request_carries_its_own_context() -> None:
+    """The node's ROS header travels inside the request (no table shared between threads); a
+    replacement of a queued request brings its own."""
+    gate = threading.Event()
+    recorder = RecordingExplainer(gate)
+    results = Results()
+    headers = [object() for _ in range(4)]
+    with ExplainerWorker(recorder, None, max_queue=4, rate_limit_hz=1000.0, on_result=results) as worker:
+        worker.submit(make_request(track_id=1, context=headers[0]))
+        assert recorder.entered.wait(2.0)
+        worker.submit(make_request(track_id=2, context=headers[1]))
+        worker.submit(make_request(track_id=3, context=headers[2]))
+        worker.submit(make_request(track_id=2, context=headers[3]))  # replaces track 2's request
+        gate.set()
+        got = results.wait_for(3)
+    assert [(r.request.track_id, r.request.context) for r in got] == [(1, headers[0]), (2, headers[3]), (3, headers[2])]
+    decision = PersistenceDecision(track_id=4, score=0.3, keep=False, attention=np.array([1.0]), frames_observed=1,
+                                   reason="min_hits:1/3")
+    track = Track(track_id=4, state=TrackState.TENTATIVE, box=np.array([1.0, 2.0, 3.0, 4.0]), velocity=np.zeros(2),
+                  covariance=np.eye(4), score=0.5, class_id=0, class_name="", age=1, hits=1, frames_since_seen=0)
+    request = ExplanationRequest.from_decision(decision, track, "left", 1.0, context=headers[0])
+    assert request.context is headers[0] and request == ExplanationRequest.from_decision(decision, track, "left", 1.0)

@@ -2,9 +2,12 @@
 (``persistence/decisions`` + ``stereo/<cam>/tracks`` -> ``explanations``).
 
 Never in the control loop: requests go to a bounded, rate-limited queue served by a worker
-thread; a failing or absent language model falls back to the offline template explainer."""
+thread; a failing or absent language model falls back to the offline template explainer, and
+a circuit breaker stops asking a server that is down or slow (templates at once, one retry per
+back-off period)."""
 from __future__ import annotations
 
+import logging
 import os
 
 from rclpy.node import Node
@@ -12,6 +15,7 @@ from std_msgs.msg import Header
 
 from object_permanence.core.explain import (
     BACKENDS,
+    CircuitBreaker,
     ExplainerWorker,
     Explanation,
     ExplanationRequest,
@@ -39,6 +43,12 @@ PARAMS = (
     Param("max_queue", 32, "Requests waiting beyond this are dropped (counted).", low=1, high=10000),
     Param("min_frames", 1, "Explain a track's decision only once it has this many frames of history.",
           low=1, high=10000),
+    Param("breaker_failures", 2, "Consecutive failures (errors, timeouts, answers slower than slow_call_s) after "
+          "which the language model is no longer asked: templates are served at once.", low=1, high=1000),
+    Param("breaker_backoff_s", 15.0, "While the breaker is open, one trial request per this many seconds; also the "
+          "least time between two failure log lines (s).", low=0.1, high=3600.0),
+    Param("slow_call_s", 3.0, "An answer slower than this (s) is used but counts as a failure of the server.",
+          low=0.01, high=120.0),
 )
 
 
@@ -57,19 +67,30 @@ class LlmExplainerNode(Node):
         self._tracks: dict[tuple[str, int], Track] = {}
         self._score_sums: dict[tuple[str, int], tuple[float, int]] = {}
         self._last_keep: dict[tuple[str, int], bool] = {}
-        self._headers: dict[tuple[str, int], Header] = {}  # of the decision queued per track
         self._pub = self.create_publisher(ExplanationMsg, "explanations", RELIABLE_QOS)
+        breaker = None
+        if not isinstance(explainer, TemplateExplainer):
+            breaker = CircuitBreaker(p["breaker_failures"], p["breaker_backoff_s"], p["slow_call_s"])
         self._worker = ExplainerWorker(explainer, TemplateExplainer(), p["max_queue"], p["rate_limit_hz"],
-                                       self._publish)
+                                       self._publish, breaker=breaker, log=self._log,
+                                       log_period_s=p["breaker_backoff_s"])
         for cam in CAMERAS:
             subscribe(self, TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam: self._on_tracks(c, m), RELIABLE_QOS)
         subscribe(self, PersistenceDecisionArray, "persistence/decisions", self._on_decisions, RELIABLE_QOS)
-        self.get_logger().info(f"explainer: {type(explainer).__name__}")
+        where = f" at {explainer.endpoint}" if hasattr(explainer, "endpoint") else ""
+        self.get_logger().info(f"explainer: {type(explainer).__name__}{where}")
+
+    def _log(self, level: int, text: str) -> None:
+        """The worker's log lines (on its thread; already throttled there)."""
+        if level >= logging.WARNING:
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
 
     def _on_tracks(self, camera: str, msg: TrackArray) -> None:
         alive = {(camera, m.id) for m in msg.tracks if m.state != TrackState.LOST}
         for key in [k for k in self._tracks if k[0] == camera and k not in alive]:  # LOST or gone
-            for table in (self._tracks, self._score_sums, self._last_keep, self._headers):
+            for table in (self._tracks, self._score_sums, self._last_keep):
                 table.pop(key, None)
         for m in msg.tracks:
             key = (camera, m.id)
@@ -87,18 +108,20 @@ class LlmExplainerNode(Node):
             track = self._tracks.get(key)
             if track is None or m.frames_observed < self._min_frames or self._last_keep.get(key) == m.keep:
                 continue
-            self._last_keep[key] = m.keep
             total, n = self._score_sums.get(key, (track.score, 1))
-            request = ExplanationRequest.from_decision(decision_from_msg(m), track, m.camera, stamp, total / max(n, 1))
-            self._headers[key] = msg.header
-            if not self._worker.submit(request):
-                self._headers.pop(key, None)
-                self.get_logger().warning("explanation queue full, request dropped", throttle_duration_sec=5.0)
+            request = ExplanationRequest.from_decision(decision_from_msg(m), track, m.camera, stamp, total / max(n, 1),
+                                                       context=msg.header)
+            if self._worker.submit(request):
+                self._last_keep[key] = m.keep
+            else:  # not remembered: the next decision on this track is offered again
+                self.get_logger().warning("explanation queue full, request dropped (retried with the track's next "
+                                          "decision)", throttle_duration_sec=5.0)
 
     def _publish(self, explanation: Explanation) -> None:
-        """Called on the worker thread (rclpy publishers are thread-safe)."""
+        """Called on the worker thread (rclpy publishers are thread-safe); the header is the
+        decision's, carried in the request itself."""
         r = explanation.request
-        header = self._headers.pop((r.camera, r.track_id), None) or Header(stamp=sec_to_stamp(r.stamp))
+        header = r.context if isinstance(r.context, Header) else Header(stamp=sec_to_stamp(r.stamp))
         self._pub.publish(ExplanationMsg(
             header=header, track_id=r.track_id, camera=r.camera, kept=r.kept,
             score=float(r.score), text=explanation.text, source=explanation.source))
@@ -106,8 +129,10 @@ class LlmExplainerNode(Node):
     def close(self) -> None:
         stats = self._worker.stats()
         self._worker.close()
-        if stats.get("failures"):
-            self.get_logger().warning(f"explainer failures: {stats['failures']} (last: {stats.get('last_error')})")
+        if stats.get("failures") or stats.get("short_circuited"):
+            self.get_logger().warning(f"explainer failures: {stats['failures']}, requests served by the template while "
+                                      f"the server was skipped: {stats['short_circuited']} (last error: "
+                                      f"{stats.get('last_error')})")
 
 
 main = main_for(LlmExplainerNode)

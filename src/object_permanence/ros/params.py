@@ -2,11 +2,14 @@
 
 Each node lists its parameters as :class:`Param` entries; :func:`declare` declares them with a
 descriptor (description, type, allowed range/values) and validates the values it was started
-with, raising :class:`ParameterError` naming the parameter and what is allowed. Later
-``set_parameters`` calls are validated by the same rules through an on-set callback.
+with, raising :class:`ParameterError` naming the parameter and what is allowed. A parameter file
+or override naming a key the node does not declare (a typo such as ``min_hitz``) is an error
+too, naming the key and the closest declared name, instead of silently running on defaults.
+Later ``set_parameters`` calls are validated by the same rules through an on-set callback.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass, fields
@@ -23,7 +26,17 @@ from rclpy.parameter import Parameter
 
 
 class ParameterError(ValueError):
-    """A node parameter has a value outside what it allows."""
+    """A node parameter has a value outside what it allows, or names no declared parameter."""
+
+
+# Declared by rclpy itself on every node, or on demand (qos_overrides.<topic>.<policy> when a
+# publisher or subscription allows QoS overrides): never unknown.
+ALWAYS_ALLOWED = frozenset({"use_sim_time", "start_type_description_service"})
+ALWAYS_ALLOWED_PREFIXES = ("qos_overrides.",)
+# Names of every Param defined in this process (the node classes imported into it). A wildcard
+# (``/**``) entry or an un-prefixed ``-p name:=value`` reaches every node of a process; in the
+# composed ``pipeline`` one meant for a sibling node is therefore not an error.
+_DEFINED_NAMES: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,9 @@ class Param:
     # run time would not take effect, so parameters are read-only unless a node applies changes.
     read_only: bool = True
     check: Callable[[Any], str | None] | None = None  # returns a reason when the value is bad
+
+    def __post_init__(self) -> None:
+        _DEFINED_NAMES.add(self.name)
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not allowed for this parameter, or None."""
@@ -73,7 +89,9 @@ def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
     """Declare ``params`` on ``node``, validate the start-up values and return them by name.
 
     Raises:
-        ParameterError: a start-up value is not allowed (the message names the parameter).
+        ParameterError: a start-up value is not allowed (the message names the parameter), or
+            a parameter file or override names a key the node does not declare (see
+            :func:`check_unknown_overrides`).
     """
     by_name = {p.name: p for p in params}
     values: dict[str, Any] = {}
@@ -86,6 +104,7 @@ def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
         if reason:
             raise ParameterError(reason)
         values[p.name] = value
+    check_unknown_overrides(node)
 
     def on_set(changes: list[Parameter]) -> SetParametersResult:
         for change in changes:
@@ -101,6 +120,47 @@ def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
 
     node.add_on_set_parameters_callback(on_set)
     return values
+
+
+def unknown_overrides(node: Node) -> list[str]:
+    """The keys of the parameter overrides that reach ``node`` (its block of a parameter file,
+    the ``/**`` wildcard block, ``-p`` rules and constructor overrides) that it has not declared
+    and that no other node defined in this process declares; sorted.
+
+    rclpy applies an override only when the node declares that name and otherwise ignores it;
+    it keeps the overrides of the node in ``Node._parameter_overrides`` (rclpy has no public
+    accessor; rclcpp's is ``get_parameter_overrides()``), already limited to the entries whose
+    node name matches this node, so blocks of a YAML file for other nodes never appear here.
+    """
+    overrides = getattr(node, "_parameter_overrides", None) or {}
+    return sorted(
+        name for name in overrides
+        if not node.has_parameter(name) and name not in ALWAYS_ALLOWED
+        and not name.startswith(ALWAYS_ALLOWED_PREFIXES) and name not in _DEFINED_NAMES
+    )
+
+
+def check_unknown_overrides(node: Node) -> None:
+    """Fail on parameter overrides that name no parameter (see :func:`unknown_overrides`).
+
+    Raises:
+        ParameterError: naming each unknown key and the closest declared name (difflib; the
+            node's own names first), e.g.
+            ``parameter 'min_hitz' is not declared by node 'world_model' (did you mean 'min_hits'?)``.
+    """
+    unknown = unknown_overrides(node)
+    if not unknown:
+        return
+    own = sorted(node.get_parameters_by_prefix(""))  # "" matches every name the node declared
+    siblings = sorted(_DEFINED_NAMES - set(own))
+    problems = []
+    for name in unknown:  # the closest name of this node, else of another node of this process
+        close = difflib.get_close_matches(name, own, n=1, cutoff=0.6) or \
+            difflib.get_close_matches(name, siblings, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "no declared parameter has a similar name"
+        problems.append(f"parameter '{name}' is not declared by node '{node.get_name()}' ({hint})")
+    raise ParameterError("; ".join(problems) + " — a parameter file or override names it; rclpy would ignore it "
+                         "and run on the default (see docs/parameters.md)")
 
 
 def _field_descriptions(cls: type) -> dict[str, str]:

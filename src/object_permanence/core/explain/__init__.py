@@ -1,13 +1,15 @@
 """Plain-language explanations of persistence-filter decisions, off the control loop.
 
 ``make_explainer`` picks the backend; ``ExplainerWorker`` runs it asynchronously and rate limited,
-falling back to the offline ``TemplateExplainer`` when the language model fails.
+falling back to the offline ``TemplateExplainer`` when the language model fails, and behind a
+``CircuitBreaker`` that stops asking a server that is down or slow.
 """
 from __future__ import annotations
 
 import os
 
 from object_permanence.core.explain.base import Explainer, ExplainerError, Explanation, ExplanationRequest
+from object_permanence.core.explain.breaker import BreakerEvent, BreakerState, CircuitBreaker
 from object_permanence.core.explain.template import TemplateExplainer
 from object_permanence.core.explain.worker import ExplainerWorker, TokenBucket
 
@@ -15,6 +17,9 @@ BACKENDS = ("template", "openai", "auto")
 
 __all__ = [
     "BACKENDS",
+    "BreakerEvent",
+    "BreakerState",
+    "CircuitBreaker",
     "Explainer",
     "ExplainerError",
     "ExplainerWorker",

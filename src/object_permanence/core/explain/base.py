@@ -6,7 +6,7 @@ never in the control loop; they run in :class:`~object_permanence.core.explain.w
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -41,6 +41,9 @@ class ExplanationRequest:
     frames_since_seen: frames since the last matched detection (> 0 for a ghost).
     mean_score: mean detection confidence over the track's hits, [0, 1].
     box: (4,) float64 ``cx, cy, w, h`` in pixels.
+    context: opaque data of the caller that travels with the request to its Explanation (the
+        node puts the decision's ROS header here, so that no table shared between threads
+        is needed); explainers never read it.
 
     Raises:
         ValueError: on an unknown camera, a score or mean_score outside [0, 1], a non-1-D or negative attention,
@@ -62,6 +65,7 @@ class ExplanationRequest:
     frames_since_seen: int
     mean_score: float
     box: np.ndarray
+    context: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.camera not in CAMERAS:
@@ -88,10 +92,12 @@ class ExplanationRequest:
         camera: str,
         stamp: float,
         mean_score: float | None = None,
+        context: Any = None,
     ) -> ExplanationRequest:
         """Build a request from a filter decision and the track it was made on.
 
-        mean_score defaults to ``track.score`` when the caller has no mean over the hits.
+        mean_score defaults to ``track.score`` when the caller has no mean over the hits;
+        context is carried as it is (see the class).
         """
         return cls(
             stamp=float(stamp),
@@ -109,6 +115,7 @@ class ExplanationRequest:
             frames_since_seen=int(track.frames_since_seen),
             mean_score=float(track.score if mean_score is None else mean_score),
             box=track.box,
+            context=context,
         )
 
     def attention_focus(self) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import openai
 
@@ -23,6 +24,8 @@ SYSTEM_PROMPT = (
 # Placeholder key for OpenAI-compatible local servers (vLLM, llama.cpp, Ollama) that ignore keys;
 # the client refuses to start without one.
 NO_KEY = "no-key"
+# Key-like tokens a server may echo in an error ("Incorrect API key provided: sk-ab***wxyz").
+KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]+")
 
 
 class OpenAIExplainer:
@@ -36,6 +39,10 @@ class OpenAIExplainer:
         timeout_s: seconds for the whole request; a slower answer raises ExplainerError.
         max_tokens: cap on the answer length, tokens.
         temperature: sampling temperature, [0, 2].
+
+    Attributes:
+        endpoint: the API root requests actually go to (base_url, else the client's
+            ``OPENAI_BASE_URL`` or default), named in errors and logs; the key never is.
 
     Raises:
         ValueError: empty model, non-positive timeout_s or max_tokens, temperature outside [0, 2],
@@ -66,19 +73,28 @@ class OpenAIExplainer:
             key = NO_KEY
         self.model = model
         self.base_url = base_url
+        self._key = key
         self.max_tokens = int(max_tokens)
         self.temperature = float(temperature)
         self.source = f"llm:{model}"
         self._client = openai.OpenAI(base_url=base_url, api_key=key, timeout=float(timeout_s), max_retries=0)
+        # The URL requests actually go to: base_url, else OPENAI_BASE_URL, else the OpenAI API.
+        self.endpoint = str(self._client.base_url).rstrip("/")
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key or anything that looks like one."""
+        if self._key and self._key != NO_KEY:
+            text = text.replace(self._key, "***")
+        return KEY_LIKE.sub("sk-***", text)
 
     def explain(self, request: ExplanationRequest) -> Explanation:
         """Ask the model; return its first choice, stripped.
 
         Raises:
             ExplainerError: on any API, HTTP, timeout or decoding error, or an empty answer;
-                the message names the server and the cause.
+                the message names the server (:attr:`endpoint`) and the cause, never the key.
         """
-        where = self.base_url or "the OpenAI API"
+        where = self.endpoint
         try:
             response = self._client.chat.completions.create(
                 model=self.model,
@@ -90,7 +106,8 @@ class OpenAIExplainer:
                 temperature=self.temperature,
             )
         except (openai.OpenAIError, ValueError) as exc:  # ValueError: a body that is not JSON
-            raise ExplainerError(f"explainer request to {where} failed: {type(exc).__name__}: {exc}") from exc
+            text = f"explainer request to {where} failed: {type(exc).__name__}: {exc}"
+            raise ExplainerError(self._redact(text)) from exc
         choices = getattr(response, "choices", None)
         text = (choices[0].message.content or "").strip() if choices else ""
         if not text:

@@ -1,4 +1,5 @@
-"""Runs an explainer off the control loop: bounded, deduplicated queue, rate limit, fallback.
+"""Runs an explainer off the control loop: bounded, deduplicated queue, rate limit, circuit
+breaker, fallback.
 
 The pipeline only ever calls :meth:`ExplainerWorker.submit`, which never blocks; a full queue
 drops the request. The wall clock is used here on purpose: it rate-limits calls to an external
@@ -6,6 +7,7 @@ service, it is not part of any algorithm on sensor data.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from object_permanence.core.explain.base import Explainer, ExplainerError, Explanation, ExplanationRequest
+from object_permanence.core.explain.breaker import BreakerEvent, CircuitBreaker
 
 
 class TokenBucket:
@@ -59,16 +62,26 @@ class ExplainerWorker:
     failure is counted and remembered. ``on_result`` runs on the worker thread; an exception
     from it is counted, never propagated.
 
+    With a ``breaker``, a primary that fails or is slow is not asked at all while the breaker is
+    open: the fallback serves each request at once, without waiting for a rate-limit token, so
+    the queue drains instead of overflowing, and the primary gets one trial request per back-off
+    period. Failures and breaker changes go to ``log`` as ``(logging level, text)``, at most one
+    line per ``log_period_s`` (a recovery is always logged); the text names the explainer's
+    ``endpoint`` (the URL it actually uses) and the error, never a key.
+
     Args:
         explainer: the primary explainer (e.g. an OpenAIExplainer).
-        fallback: used when the primary fails; None drops the request instead.
+        fallback: used when the primary fails or is skipped; None drops the request instead.
         max_queue: most requests waiting at once.
         rate_limit_hz: most calls to ``explainer`` per second (no bursts above one call).
         on_result: called with each finished Explanation.
-        clock: seconds, monotonic; injectable for tests.
+        clock: seconds, monotonic; injectable for tests (rate limit, breaker and log throttle).
+        breaker: the primary's circuit breaker, or None (every request goes to the primary).
+        log: receives ``(level, text)`` log lines (levels of the ``logging`` module); None: silent.
+        log_period_s: the least time between two throttled log lines, > 0.
 
     Raises:
-        ValueError: max_queue < 1 or non-positive rate_limit_hz.
+        ValueError: max_queue < 1 or a non-positive rate_limit_hz or log_period_s.
     """
 
     def __init__(
@@ -79,21 +92,33 @@ class ExplainerWorker:
         rate_limit_hz: float,
         on_result: Callable[[Explanation], None],
         clock: Callable[[], float] = time.monotonic,
+        breaker: CircuitBreaker | None = None,
+        log: Callable[[int, str], None] | None = None,
+        log_period_s: float = 30.0,
     ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue!r}")
         if not rate_limit_hz > 0:
             raise ValueError(f"rate_limit_hz must be > 0, got {rate_limit_hz!r}")
+        if not log_period_s > 0:
+            raise ValueError(f"log_period_s must be > 0, got {log_period_s!r}")
         self._explainer = explainer
         self._fallback = fallback
         self._max_queue = int(max_queue)
         self._on_result = on_result
+        self._clock = clock
         self._bucket = TokenBucket(rate_limit_hz, capacity=1.0, clock=clock)
+        self._breaker = breaker
+        self._log = log
+        self._log_bucket = TokenBucket(1.0 / log_period_s, capacity=1.0, clock=clock)
+        self._suppressed = 0
+        self._endpoint = str(getattr(explainer, "endpoint", type(explainer).__name__))
         self._pending: OrderedDict[tuple[str, int], ExplanationRequest] = OrderedDict()
         self._cond = threading.Condition()
         self._closing = False
         self._counts = dict.fromkeys(
-            ("submitted", "replaced", "dropped", "explained", "failures", "fallbacks", "unexplained", "callback_errors"),
+            ("submitted", "replaced", "dropped", "explained", "failures", "fallbacks", "unexplained", "callback_errors",
+             "short_circuited", "slow_calls"),
             0,
         )
         self._last_error = ""
@@ -121,12 +146,16 @@ class ExplainerWorker:
 
     def stats(self) -> dict[str, Any]:
         """Counters (submitted, replaced, dropped, explained, failures, fallbacks, unexplained,
-        callback_errors), ``pending``, ``last_error`` ("" when none) and ``alive``."""
+        callback_errors, short_circuited: requests not sent because the breaker was open,
+        slow_calls: answers slower than the breaker's slow_call_s, used but counted against it),
+        ``pending``, ``last_error`` ("" when none), ``breaker`` (its state, "none" without one)
+        and ``alive``."""
         with self._cond:
             return {
                 **self._counts,
                 "pending": len(self._pending),
                 "last_error": self._last_error,
+                "breaker": self._breaker.state.value if self._breaker is not None else "none",
                 "alive": self._thread.is_alive(),
             }
 
@@ -148,24 +177,27 @@ class ExplainerWorker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _next_request(self) -> ExplanationRequest | None:
-        """Wait for a request and a rate-limit token; None when closing."""
+    def _next_request(self) -> tuple[ExplanationRequest, bool] | None:
+        """Wait for a request and, unless the breaker skips the primary, a rate-limit token.
+        Returns the request and whether to ask the primary; None when closing."""
         with self._cond:
             while not self._pending and not self._closing:
                 self._cond.wait()
             while not self._closing:
+                if self._breaker is not None and not self._breaker.allows_call():
+                    # open: the fallback answers at once, no token (the server is not called)
+                    return self._pending.popitem(last=False)[1], False
                 wait_s = self._bucket.try_acquire()
                 if wait_s == 0.0:
-                    break
+                    ask_primary = self._breaker.acquire() if self._breaker is not None else True
+                    # Taken only now, so that a replacement submitted while waiting is the one explained.
+                    return self._pending.popitem(last=False)[1], ask_primary
                 self._cond.wait(wait_s)
-            if self._closing:
-                return None
-            # Taken only now, so that a replacement submitted while waiting for a token is the one explained.
-            return self._pending.popitem(last=False)[1]
+            return None
 
     def _run(self) -> None:
-        while (request := self._next_request()) is not None:
-            result = self._explain(request)
+        while (item := self._next_request()) is not None:
+            result = self._explain(*item)
             if result is None:
                 continue
             try:
@@ -179,17 +211,49 @@ class ExplainerWorker:
             if error:
                 self._last_error = error
 
-    def _explain(self, request: ExplanationRequest) -> Explanation | None:
+    def _emit(self, level: int, text: str, throttled: bool = True) -> None:
+        """Pass a log line on, at most one throttled (failure) line per log period; the count of
+        those suppressed meanwhile is appended to the next line passed on."""
+        if self._log is None:
+            return
+        if throttled and self._log_bucket.try_acquire() > 0.0:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            text += f" ({self._suppressed} failure line{'s' if self._suppressed > 1 else ''} suppressed before this)"
+            self._suppressed = 0
+        self._log(level, text)
+
+    def _on_primary_failure(self, error: str, slow: bool = False) -> None:
+        """Count a failure (or a too slow answer), feed the breaker and log what changed."""
+        self._record("slow_calls" if slow else "failures", "" if slow else error)
+        event = self._breaker.record_failure() if self._breaker is not None else None
+        if event is BreakerEvent.OPENED:
+            self._emit(logging.WARNING, f"explainer server {self._endpoint} failing ({error}); serving template "
+                                        "explanations at once, retrying the server every "
+                                        f"{self._breaker.backoff_s:g} s")
+        elif event is BreakerEvent.STILL_FAILING:
+            self._emit(logging.WARNING, f"explainer server {self._endpoint} still failing ({error}); next retry in "
+                                        f"{self._breaker.backoff_s:g} s")
+        elif not slow:
+            self._emit(logging.WARNING, f"explainer request failed, template used: {error}")
+
+    def _explain(self, request: ExplanationRequest, ask_primary: bool) -> Explanation | None:
         """The primary's explanation, else the fallback's, else None; counts which."""
-        try:
-            result = self._explainer.explain(request)
-        except ExplainerError as exc:
-            self._record("failures", str(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug in the explainer must not stop the worker either
-            self._record("failures", f"{type(exc).__name__}: {exc}")
+        if ask_primary:
+            start = self._clock()
+            try:
+                result = self._explainer.explain(request)
+            except ExplainerError as exc:
+                self._on_primary_failure(str(exc))
+            except Exception as exc:  # noqa: BLE001 - a bug in the explainer must not stop the worker either
+                self._on_primary_failure(f"{type(exc).__name__}: {exc}")
+            else:
+                self._record("explained")
+                self._on_primary_success(self._clock() - start)
+                return result
         else:
-            self._record("explained")
-            return result
+            self._record("short_circuited")
         if self._fallback is None:
             self._record("unexplained")
             return None
@@ -200,3 +264,14 @@ class ExplainerWorker:
             return None
         self._record("fallbacks")
         return result
+
+    def _on_primary_success(self, duration_s: float) -> None:
+        if self._breaker is None:
+            return
+        if duration_s > self._breaker.slow_call_s:
+            self._on_primary_failure(f"answered in {duration_s:.1f} s, slower than slow_call_s="
+                                     f"{self._breaker.slow_call_s:g} s", slow=True)
+            return
+        if self._breaker.record_success(duration_s) is BreakerEvent.RECOVERED:
+            self._emit(logging.INFO, f"explainer server {self._endpoint} answers again; language-model "
+                                     "explanations resumed", throttled=False)
