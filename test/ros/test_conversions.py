@@ -462,8 +462,8 @@ def test_set_parameters_is_validated_by_the_same_rules(ros_context) -> None:
 def test_build_config_names_the_rejected_field() -> None:
     with pytest.raises(ParameterError, match="min_hits"):
         build_config(WorldModelConfig, {"min_hits": 0})
-    from object_permanence.core.triangulation import StereoPairingConfig
+    from object_permanence.core.triangulator_config import TriangulatorConfig
 
     with pytest.raises(ParameterError, match="parameter 'max_depth_m'"):  # the one set wrong, named first
-        build_config(StereoPairingConfig, {"max_depth_m": 0.1})
+        build_config(TriangulatorConfig, {"max_depth_m": 0.1})
     assert build_config(WorldModelConfig, {"min_hits": 5, "unrelated": 1}).min_hits == 5

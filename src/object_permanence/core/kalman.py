@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
-from filterpy.common import Q_continuous_white_noise
 from filterpy.kalman import KalmanFilter
 
 from object_permanence.core.association import mahalanobis_sq_matrix
+from object_permanence.core.constant_velocity import constant_velocity_model
 
 DIM_X = 8
 DIM_Z = 4
@@ -92,19 +91,6 @@ class BoxFilter(Protocol):
         """(N,) squared Mahalanobis distances of boxes ``z`` (N, 4) to the predicted measurement."""
 
 
-@lru_cache(maxsize=16)
-def _transition(dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """F (8, 8) and unit-spectral-density Q (8, 8) for ``dt`` seconds (cached: dt repeats at a fixed rate)."""
-    F = np.eye(DIM_X)
-    F[:DIM_Z, DIM_Z:] = dt * np.eye(DIM_Z)  # p' = p + v dt ; v' = v
-    # Q for a unit spectral density, ordered like the state (all positions, then all velocities):
-    # per axis [[dt³/3, dt²/2], [dt²/2, dt]].
-    Q = Q_continuous_white_noise(dim=2, dt=dt, spectral_density=1.0, block_size=DIM_Z, order_by_dim=False)
-    F.flags.writeable = False
-    Q.flags.writeable = False
-    return F, Q
-
-
 class BoxKalmanFilter:
     """Constant-velocity box filter on top of ``filterpy.kalman.KalmanFilter``.
 
@@ -158,7 +144,7 @@ class BoxKalmanFilter:
         if not (math.isfinite(dt) and dt >= 0.0):
             raise ValueError(f"dt must be a finite number >= 0, got {dt!r}")
         p = self.params
-        F, Q_unit = _transition(float(dt))
+        F, Q_unit = constant_velocity_model(float(dt), DIM_Z)
         size = self._size_scale(self.box)
         accel_std = np.maximum(np.concatenate([p.accel_std_frac * size[:2],
                                                p.size_accel_std_frac * size[2:]]), p.min_std_px)

@@ -17,9 +17,30 @@ reflection sits at a view-dependent place and rarely has a consistent match in t
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+
+@dataclass
+class CellVote:
+    """Result of :func:`refine_disparities_detailed` for N boxes.
+
+    disparity: (N,) column shift ``u_left - u_right`` in pixels, NaN where too few cells agree.
+    quality: (N,) mean peak NCC of the agreeing cells (best cell's NCC where none agree; NaN where
+        no cell was evaluated).
+    spread: (N,) standard deviation (pixels) of the agreeing cells' disparities: the match's own
+        precision (a fronto-parallel, well-textured surface agrees to a few hundredths of a pixel;
+        noise, slant and repetitive texture spread it); NaN with fewer than two agreeing cells.
+    agreeing: (N,) number of agreeing cells.
+    """
+
+    disparity: np.ndarray
+    quality: np.ndarray
+    spread: np.ndarray
+    agreeing: np.ndarray
+
 
 def refine_disparities(
     left_bgr: np.ndarray,
@@ -36,15 +57,37 @@ def refine_disparities(
     min_agree: int | None = None,
     agree_px: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Robust sub-pixel disparities of boxes: ``(disparity, quality)`` of :func:`refine_disparities_detailed`."""
+    vote = refine_disparities_detailed(left_bgr, right_bgr, left_boxes, disparity_guess, search_px, min_ncc,
+                                       inner_frac, min_patch_px, min_gradient, min_peak_curvature, grid,
+                                       min_agree, agree_px)
+    return vote.disparity, vote.quality
+
+
+def refine_disparities_detailed(
+    left_bgr: np.ndarray,
+    right_bgr: np.ndarray,
+    left_boxes: np.ndarray,
+    disparity_guess: np.ndarray,
+    search_px: float = 4.0,
+    min_ncc: float = 0.7,
+    inner_frac: float = 0.6,
+    min_patch_px: int = 8,
+    min_gradient: float = 2.0,
+    min_peak_curvature: float = 0.02,
+    grid: int = 3,
+    min_agree: int | None = None,
+    agree_px: float = 0.5,
+) -> CellVote:
     """Robust sub-pixel disparities of boxes: ``grid`` x ``grid`` overlapping cells, each half
-    the size of the box's inner part and together spanning it, are each matched on their own (:func:`match_patches`); the box's
-    disparity is the mean of the cells within ``agree_px`` of their median, when at least
-    ``min_agree`` cells agree (default: a majority, 5 of 9), else NaN.
+    the size of the box's inner part and together spanning it, are each matched on their own
+    (:func:`match_patches`); the box's disparity is the mean of the cells within ``agree_px`` of
+    their median, when at least ``min_agree`` cells agree (default: a majority, 5 of 9), else NaN.
 
     Why cells: an object partly hidden by a nearer occluder (or showing background at a corner)
     mixes two depths in one template, which biases a whole-box match while still scoring a high
     NCC; the hidden cells disagree with the others (or fail) and are voted out. ``grid=1`` is
-    the plain whole-box match. Quality is the mean NCC of the agreeing cells.
+    the plain whole-box match (its spread is NaN).
 
     Raises:
         ValueError: naming the argument, for bad shapes, dtypes or parameter values.
@@ -62,8 +105,10 @@ def refine_disparities(
     boxes = np.asarray(left_boxes, dtype=np.float64).reshape(-1, 4)
     guess = np.asarray(disparity_guess, dtype=np.float64).reshape(-1)
     if grid == 1:
-        return match_patches(left_bgr, right_bgr, boxes, guess, search_px, min_ncc, inner_frac, min_patch_px,
-                             min_gradient, min_peak_curvature)
+        disparity, quality = match_patches(left_bgr, right_bgr, boxes, guess, search_px, min_ncc, inner_frac,
+                                           min_patch_px, min_gradient, min_peak_curvature)
+        agreeing = np.isfinite(disparity).astype(np.int64)
+        return CellVote(disparity, quality, np.full(len(disparity), np.nan), agreeing)
     if guess.shape[0] != boxes.shape[0]:
         raise ValueError(f"disparity_guess must have one entry per box ({boxes.shape[0]}), got {guess.shape[0]}")
     # grid x grid overlapping cells, each half the inner box's size, centres evenly spread so the
@@ -86,12 +131,16 @@ def refine_disparities(
         median = np.nanmedian(d_cells, axis=1) if d_cells.size else np.zeros(0)
         inlier = np.abs(d_cells - median[:, None]) <= agree_px  # NaN compares False
         count = inlier.sum(axis=1)
-        disparity = np.where(count >= min_agree, np.nansum(np.where(inlier, d_cells, 0.0), axis=1)
-                             / np.maximum(count, 1), np.nan)
+        mean = np.nansum(np.where(inlier, d_cells, 0.0), axis=1) / np.maximum(count, 1)
+        disparity = np.where(count >= min_agree, mean, np.nan)
+        # s² = Σ (d_k - mean)² / (n - 1) over the agreeing cells
+        spread = np.sqrt(np.nansum(np.where(inlier, (d_cells - mean[:, None]) ** 2, 0.0), axis=1)
+                         / np.maximum(count - 1, 1))
+        spread = np.where(count >= 2, spread, np.nan)
         quality = np.where(count > 0, np.nansum(np.where(inlier, q_cells, 0.0), axis=1) / np.maximum(count, 1),
                            np.nanmax(np.where(np.isfinite(q_cells), q_cells, -np.inf), axis=1, initial=-np.inf))
     quality = np.where(np.isfinite(quality), quality, np.nan)
-    return disparity, quality
+    return CellVote(disparity, quality, spread, count)
 
 
 def match_patches(
@@ -130,7 +179,7 @@ def match_patches(
     Raises:
         ValueError: naming the argument, for bad shapes, dtypes or parameter values.
     """
-    left_gray, right_gray = _gray_pair(left_bgr, right_bgr)
+    left_gray, right_gray = gray_pair(left_bgr, right_bgr)
     boxes = np.asarray(left_boxes, dtype=np.float64).reshape(-1, 4)
     guess = np.asarray(disparity_guess, dtype=np.float64).reshape(-1)
     if guess.shape[0] != boxes.shape[0]:
@@ -204,7 +253,7 @@ def match_patches(
     return disparity, quality
 
 
-def _gray_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gray_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate the image pair and return both as (H, W) uint8 grey images."""
     out = []
     for name, image in (("left_bgr", left), ("right_bgr", right)):

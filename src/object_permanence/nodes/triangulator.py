@@ -3,7 +3,9 @@
 ``tracks3d/points``, ``tracks3d/markers``)."""
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 from rclpy.node import Node
@@ -11,8 +13,12 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from object_permanence.core.triangulation import StereoPairingConfig, StereoTriangulator
-from object_permanence.msg import Track3DArray, TrackArray
+from object_permanence.core.box_disparity import DISPARITY_METHODS
+from object_permanence.core.id_allocator import IdAllocator
+from object_permanence.core.triangulation import StereoTriangulator, duplicate_track_ids
+from object_permanence.core.triangulator_config import TriangulatorConfig
+from object_permanence.core.types import Track
+from object_permanence.msg import Track3D, Track3DArray, TrackArray
 from object_permanence.ros.conversions import (
     ConversionError,
     as_bgr,
@@ -28,16 +34,30 @@ from object_permanence.ros.params import Param, build_config, config_params, dec
 from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS, VIZ_QOS
 from object_permanence.ros.runner import main_for
-from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key, report_sync_drops
+from object_permanence.ros.sync import ApproximateTimeSynchronizer, SyncMonitor, header_stamp_key
 
-PARAMS = config_params(StereoPairingConfig) + (
+#: Width of the published 3D ids, and how many new 3D ids a second a run may average for a restart
+#: (ids seeded from the wall clock) never to reuse one: 64-bit ids leave room for 10^6 a second;
+#: with 32-bit ids the seed must count seconds (1 a second) to last beyond 2100.
+_ID_BITS = 64 if Track3D.get_fields_and_field_types()["id"] == "uint64" else 32
+_CLOCK_IDS_PER_SECOND = 1e6 if _ID_BITS == 64 else 1.0
+
+PARAMS = tuple(replace(p, choices=DISPARITY_METHODS) if p.name == "disparity_method" else p
+               for p in config_params(TriangulatorConfig)) + (
+    Param("first_track_id", 0, "First 3D track id. 0: seeded from the wall clock at start-up so that a restarted "
+          "node never reuses an id of an earlier run (ids stay unique as long as a run averages fewer new 3D tracks "
+          "a second than the seed's rate: 10^6 with 64-bit ids, 1 with 32-bit ids); rebuilding the triangulator "
+          "(new camera_info, a time jump) continues the sequence.", low=0, high=min(2**_ID_BITS, 2**63) - 1),
+    Param("sync_slop_s", 0.01, "Largest stamp difference (s) between the left and right track arrays of one "
+          "pair (they carry their images' stamps; keep it equal to the detector's sync_slop_s).",
+          low=0.0, high=1.0),
     Param("sync_queue_size", 10, "Stamps waiting for their left/right partner before the oldest is dropped.",
           low=1, high=1000),
     Param("publish_markers", True, "Publish RViz markers on tracks3d/markers."),
     Param("time_jump_reset_s", 1.0, "A stamp this many seconds or more before the previous one (a bag replayed "
           "again, a clock reset) resets the 3D tracks; a smaller step back drops that frame.", low=0.0, high=1e9),
-    Param("refine_with_images", True, "Refine the disparity of visible pairs by sub-pixel matching of the "
-          "rectified images (stereo/<cam>/image_raw of the same stamp); without an image of that stamp the box "
+    Param("refine_with_images", True, "Measure the disparity of visible pairs in the rectified images "
+          "(stereo/<cam>/image_raw of the same stamp, by disparity_method); without an image of that stamp the box "
           "centres are used."),
 )
 
@@ -48,7 +68,10 @@ class TriangulatorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("triangulator", **kwargs)
         p = declare(self, PARAMS)
-        self._config = build_config(StereoPairingConfig, p)
+        self._config = build_config(TriangulatorConfig, p)
+        max_id = 2**_ID_BITS - 1  # (a ROS integer parameter stops at 2^63 - 1; the clock seed does not)
+        self._ids = IdAllocator(p["first_track_id"], max_id) if p["first_track_id"] else \
+            IdAllocator.from_clock(time.time(), _CLOCK_IDS_PER_SECOND, max_id)
         self._publish_markers = p["publish_markers"]
         self._info: dict[str, CameraInfo] = {}
         self._triangulator: StereoTriangulator | None = None
@@ -56,9 +79,9 @@ class TriangulatorNode(Node):
         self._pub_tracks = self.create_publisher(Track3DArray, "tracks3d", RELIABLE_QOS)
         self._pub_points = self.create_publisher(PointCloud2, "tracks3d/points", VIZ_QOS)
         self._pub_markers = self.create_publisher(MarkerArray, "tracks3d/markers", VIZ_QOS)
-        self._sync = ExactStampSynchronizer(2, guarded(self, "stereo track pair", self._on_pair),
-                                            p["sync_queue_size"])
-        self._reported_drops = 0
+        self._sync = ApproximateTimeSynchronizer(2, guarded(self, "stereo track pair", self._on_pair),
+                                                 p["sync_queue_size"], p["sync_slop_s"])
+        self._sync_monitor = SyncMonitor(self, self._sync, 5.0, "stereo track pair", ("left", "right"))
         self._time_jump_reset_s = p["time_jump_reset_s"]
         self._last_stamp: float | None = None
         on_left, on_right = self._sync.inputs(header_stamp_key)
@@ -79,8 +102,10 @@ class TriangulatorNode(Node):
         while len(buffer) > self._image_buffer:
             buffer.popitem(last=False)
 
-    def _images_for(self, stamp: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
-        msgs = [self._images[c].get(stamp) for c in ("left", "right")]
+    def _images_for(self, left: TrackArray, right: TrackArray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The images the two track arrays were made from, each by its own stamp (approximately
+        synchronised views need not share one)."""
+        msgs = [self._images[c].get(header_stamp_key(m)) for c, m in (("left", left), ("right", right))]
         if any(m is None for m in msgs):
             return None
         try:
@@ -108,27 +133,37 @@ class TriangulatorNode(Node):
         try:
             p = (projection_matrix(left), projection_matrix(right))
             if self._projections is None or not all(np.array_equal(a, b) for a, b in zip(p, self._projections)):
-                self._triangulator = StereoTriangulator(p[0], p[1], self._config)
+                self._triangulator = StereoTriangulator(p[0], p[1], self._config, self._ids)
                 self._projections = p
         except (ConversionError, ValueError) as exc:
             self.get_logger().error(f"inconsistent camera_info, not triangulating: {exc}", throttle_duration_sec=5.0)
             return None
         return self._triangulator
 
+    def _without_duplicates(self, camera: str, tracks: list[Track]) -> list[Track]:
+        """``tracks`` without those whose id occurs twice (which one is the object is unknown), logged."""
+        duplicates = duplicate_track_ids(tracks)
+        if not duplicates:
+            return tracks
+        self.get_logger().error(f"duplicate track ids {duplicates} in one stereo/{camera}/tracks/filtered message: "
+                                "those tracks are left out of this frame, the rest is triangulated",
+                                throttle_duration_sec=2.0)
+        return [t for t in tracks if t.track_id not in duplicates]
+
     def _on_pair(self, left: TrackArray, right: TrackArray) -> None:
-        self._reported_drops = report_sync_drops(self, self._sync, self._reported_drops)
         stamp = stamp_to_sec(left.header.stamp)
         if self._last_stamp is not None and stamp <= self._last_stamp - self._time_jump_reset_s:
             self.get_logger().warning(f"time jumped back {self._last_stamp - stamp:.2f} s (replay restarted or clock "
-                                      "reset): 3D tracks reset")
+                                      f"reset): 3D tracks reset, new ids from {self._ids.next_id}")
             self._projections = None  # rebuilt below: a fresh triangulator
         triangulator = self._current_triangulator()
         if triangulator is None:
             return
         info = self._info["left"]
         size = (info.width, info.height) if info.width and info.height else None
-        tracks_l, tracks_r = [track_from_msg(t) for t in left.tracks], [track_from_msg(t) for t in right.tracks]
-        images = self._images_for(header_stamp_key(left))
+        tracks_l = self._without_duplicates("left", [track_from_msg(t) for t in left.tracks])
+        tracks_r = self._without_duplicates("right", [track_from_msg(t) for t in right.tracks])
+        images = self._images_for(left, right)
         try:
             tracks = triangulator.step(tracks_l, tracks_r, stamp, images, size)
         except ValueError as exc:  # a pair slightly out of order: drop it, keep the 3D belief

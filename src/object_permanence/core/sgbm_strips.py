@@ -1,0 +1,197 @@
+"""Box disparities from dense semi-global matching (OpenCV StereoSGBM) on each box's row strip.
+
+Why: on real images (sensor noise, slanted surfaces, repetitive or weak texture) one template
+match per cell often fails or is biased; semi-global matching finds a disparity at nearly every
+pixel by trading the matching cost against smoothness along several image paths. Measured on real
+rectified pairs (``tools/eval_stereo.py``), this estimate is more accurate than StereoSGBM's median
+over the same box on the full image, at the same coverage.
+
+How, per box (rectified grey images):
+
+1. Only the disparities around the guess are searched: ``numDisparities = 16 ceil((2 search + 2) / 16)``
+   values starting at ``offset = floor(guess - numDisparities / 2)``. The right strip is read
+   ``offset`` columns to the left, so SGBM searches ``0 .. numDisparities - 1`` and the disparity is
+   ``offset + d'``. The narrow range keeps out repetitive-texture aliases and far background, and
+   costs ``rows x (width + numDisparities) x numDisparities`` instead of the whole image's.
+2. The strip spans the box's rows (plus a margin for the block and the paths) and its columns,
+   widened on the left by ``numDisparities`` (SGBM leaves those columns without a disparity).
+3. Valid pixels inside the box (not flagged by SGBM's uniqueness and left-right checks, not at the
+   ends of the range, where a disparity outside it piles up) are fitted with a plane
+   ``d = c0 + a (u - cx) + b (v - cy)`` by iteratively trimmed least squares (residuals beyond
+   ``2.5 x 1.4826 MAD`` dropped, four rounds); the box's disparity is ``c0``, the plane at the box
+   centre. A plane, not the median: the valid pixels of a slanted surface are rarely spread
+   symmetrically about the centre, and the trimming drops background and occluder pixels.
+4. Check: the right image warped by the fitted plane must look like the left box (zero-mean
+   normalised cross-correlation >= ``min_ncc``). SGBM's smoothness fills a box with plausible
+   disparities even where the views disagree (a reflection, glare, an occluder in one view): there
+   the warped NCC is about 0 (measured: <= 0.06 on such renderings), while on real surfaces it is
+   about 0.99 (chessboard, median) and 0.86 (Middlebury Motorcycle random boxes, which straddle
+   depth edges; 5% of them below 0.25).
+
+SGBM parameters are the usual ones for a grey image: ``P1 = 8 block²``, ``P2 = 32 block²``,
+``disp12MaxDiff = 1``, no speckle filter (the plane fit trims outliers).
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from object_permanence.core.stereo_matching import gray_pair
+
+#: Rows and columns of context around the box for the block and the aggregation paths, pixels.
+_MARGIN_PX = 8
+#: Rounds of the trimmed plane fit, and the trimming threshold in robust standard deviations.
+_TRIM_ROUNDS = 4
+_TRIM_SIGMAS = 2.5
+#: Largest number of pixels the plane is fitted to (more are thinned evenly).
+_MAX_FIT_POINTS = 1500
+
+
+def sgbm_box_disparities(
+    left_bgr: np.ndarray,
+    right_bgr: np.ndarray,
+    left_boxes: np.ndarray,
+    disparity_guess: np.ndarray,
+    search_px: float = 4.0,
+    block_size: int = 5,
+    uniqueness_ratio: int = 10,
+    inner_frac: float = 1.0,
+    min_valid_frac: float = 0.2,
+    min_patch_px: int = 8,
+    min_ncc: float = 0.2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disparities ``u_left - u_right`` (pixel columns) of boxes in a rectified pair, by SGBM on strips.
+
+    Args:
+        left_bgr, right_bgr: (H, W, 3) or (H, W) uint8 rectified images of the same shape.
+        left_boxes: (N, 4) left boxes ``cx, cy, w, h`` in pixels.
+        disparity_guess: (N,) disparity guesses in pixels (e.g. the box-centre disparity).
+        search_px: the true disparity is expected within this many pixels of the guess (the range
+            searched is at least this wide on each side, a multiple of 16 in all).
+        block_size: SGBM's odd matching block side, pixels (3-11).
+        uniqueness_ratio: SGBM's margin (percent) by which the best cost must beat the second best.
+        inner_frac: side fraction of the box (centred) whose pixels are fitted.
+        min_valid_frac: fewer valid pixels than this fraction of the inner box gives NaN.
+        min_patch_px: inner boxes narrower or lower than this (after clipping to the image) give NaN.
+        min_ncc: smallest NCC of the left box with the right image warped by the fitted plane.
+
+    Returns:
+        disparity: (N,) float64 pixels, NaN where the box is unusable (non-finite, out of the image,
+            too small, too few valid pixels) or the views disagree (warped NCC below ``min_ncc``).
+        quality: (N,) that warped NCC in [-1, 1]; NaN where no plane was fitted.
+
+    Raises:
+        ValueError: naming the argument, for bad shapes, dtypes or parameter values.
+    """
+    left, right = gray_pair(left_bgr, right_bgr)
+    boxes = np.asarray(left_boxes, dtype=np.float64).reshape(-1, 4)
+    guess = np.asarray(disparity_guess, dtype=np.float64).reshape(-1)
+    if guess.shape[0] != boxes.shape[0]:
+        raise ValueError(f"disparity_guess must have one entry per box ({boxes.shape[0]}), got {guess.shape[0]}")
+    if not (math.isfinite(search_px) and search_px > 0):
+        raise ValueError(f"search_px must be finite and positive, got {search_px!r}")
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size % 2 == 0 \
+            or not 3 <= block_size <= 11:
+        raise ValueError(f"block_size must be an odd integer in [3, 11], got {block_size!r}")
+    if isinstance(uniqueness_ratio, bool) or not isinstance(uniqueness_ratio, int) \
+            or not 0 <= uniqueness_ratio <= 100:
+        raise ValueError(f"uniqueness_ratio must be an integer in [0, 100], got {uniqueness_ratio!r}")
+    if not 0.0 < inner_frac <= 1.0:
+        raise ValueError(f"inner_frac must lie in (0, 1], got {inner_frac!r}")
+    if not 0.0 < min_valid_frac <= 1.0:
+        raise ValueError(f"min_valid_frac must lie in (0, 1], got {min_valid_frac!r}")
+    if isinstance(min_patch_px, bool) or not isinstance(min_patch_px, int) or min_patch_px < 3:
+        raise ValueError(f"min_patch_px must be an integer >= 3, got {min_patch_px!r}")
+    if not -1.0 <= min_ncc <= 1.0:
+        raise ValueError(f"min_ncc must lie in [-1, 1], got {min_ncc!r}")
+
+    n = len(boxes)
+    disparity, quality = np.full(n, np.nan), np.full(n, np.nan)
+    if n == 0:
+        return disparity, quality
+    height, width = left.shape
+    num_disp = 16 * math.ceil((2.0 * search_px + 2.0) / 16.0)
+    matcher = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disp, blockSize=block_size,
+                                    P1=8 * block_size**2, P2=32 * block_size**2, disp12MaxDiff=1,
+                                    uniquenessRatio=uniqueness_ratio, speckleWindowSize=0)
+    with np.errstate(invalid="ignore"):
+        half = 0.5 * inner_frac * boxes[:, 2:]
+        x0 = np.clip(np.round(boxes[:, 0] - half[:, 0]), 0, width)
+        x1 = np.clip(np.round(boxes[:, 0] + half[:, 0]), 0, width)
+        y0 = np.clip(np.round(boxes[:, 1] - half[:, 1]), 0, height)
+        y1 = np.clip(np.round(boxes[:, 1] + half[:, 1]), 0, height)
+        usable = (np.all(np.isfinite(boxes), axis=1) & np.isfinite(guess)
+                  & (x1 - x0 >= min_patch_px) & (y1 - y0 >= min_patch_px))
+    for i in np.flatnonzero(usable):
+        c0, c1, r0, r1 = int(x0[i]), int(x1[i]), int(y0[i]), int(y1[i])
+        offset = math.floor(guess[i] - num_disp / 2)  # searched disparities: offset .. offset + num_disp - 1
+        cols = np.arange(c0 - num_disp - _MARGIN_PX, c1 + _MARGIN_PX)  # left strip columns
+        rows = slice(max(r0 - _MARGIN_PX, 0), min(r1 + _MARGIN_PX, height))
+        # Columns outside an image are replicated from its border; the pixels that could match
+        # there are dropped below.
+        strip_l = np.ascontiguousarray(left[rows][:, np.clip(cols, 0, width - 1)])
+        strip_r = np.ascontiguousarray(right[rows][:, np.clip(cols - offset, 0, width - 1)])
+        raw = matcher.compute(strip_l, strip_r)  # 16 x disparity, -16 where invalid
+        inside = slice(r0 - rows.start, r1 - rows.start), slice(c0 - cols[0], c1 - cols[0])
+        d = raw[inside].astype(np.float64) / 16.0
+        box_cols = np.arange(c0, c1)
+        in_right = (box_cols - offset - (num_disp - 1) >= 0) & (box_cols - offset < width)  # u_r = u - offset - d'
+        valid = (d >= 0.5) & (d <= num_disp - 1.5) & in_right[None, :]
+        if valid.mean() < min_valid_frac:
+            continue
+        v_idx, u_idx = np.nonzero(valid)
+        du = (u_idx + c0) - boxes[i, 0]  # pixel centres (integer coordinates, OpenCV) minus the box centre
+        dv = (v_idx + r0) - boxes[i, 1]
+        plane = trimmed_plane(d[valid], du, dv)
+        plane[0] += offset
+        quality[i] = plane_warped_ncc(left, right, (r0, r1, c0, c1), boxes[i, :2], plane)
+        if quality[i] >= min_ncc:
+            disparity[i] = plane[0]
+    return disparity, quality
+
+
+def trimmed_plane(values: np.ndarray, du: np.ndarray, dv: np.ndarray) -> np.ndarray:
+    """Coefficients ``(c0, a, b)`` of the plane ``c0 + a du + b dv`` fitted to ``values`` (K,) at
+    ``(du, dv)`` (K,) by iteratively trimmed least squares (residuals beyond 2.5 robust sigmas,
+    1.4826 MAD, dropped); ``c0`` is its value at ``(0, 0)``.
+
+    More than ``_MAX_FIT_POINTS`` points are thinned to that many, evenly over their order (row
+    by row), which keeps the fit's cost bounded on large boxes.
+    """
+    if len(values) > _MAX_FIT_POINTS:
+        take = np.linspace(0, len(values) - 1, _MAX_FIT_POINTS).astype(np.int64)
+        values, du, dv = values[take], du[take], dv[take]
+    design = np.stack([np.ones_like(du), du, dv], axis=1)  # (K, 3)
+    keep = np.ones(len(values), dtype=bool)
+    coef = np.zeros(3)
+    for _ in range(_TRIM_ROUNDS):
+        a, y = design[keep], values[keep]
+        normal = np.einsum("ki,kj->ij", a, a)  # A'A (einsum: no multi-threaded GEMM for a 3x3 result)
+        try:
+            coef = np.linalg.solve(normal, np.einsum("ki,k->i", a, y))  # A'A c = A'y
+        except np.linalg.LinAlgError:  # points on a line (a one-row box): least squares, minimum norm
+            coef = np.linalg.lstsq(a, y, rcond=None)[0]
+        residual = np.abs(values - design @ coef)
+        sigma = 1.4826 * np.median(residual[keep]) + 1e-3  # robust std from the MAD
+        new_keep = residual <= _TRIM_SIGMAS * sigma
+        if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return coef
+
+
+def plane_warped_ncc(left: np.ndarray, right: np.ndarray, rect: tuple[int, int, int, int], centre: np.ndarray,
+                     plane: np.ndarray) -> float:
+    """Zero-mean NCC of the left grey pixels ``rect = (r0, r1, c0, c1)`` with the right grey image
+    sampled at ``u - d(u, v)``, ``d = c0 + a (u - cx) + b (v - cy)`` (``plane``, ``centre = (cx, cy)``)."""
+    r0, r1, c0, c1 = rect
+    v, u = np.mgrid[r0:r1, c0:c1].astype(np.float32)
+    d = plane[0] + plane[1] * (u - centre[0]) + plane[2] * (v - centre[1])
+    warped = cv2.remap(right, u - d.astype(np.float32), v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    a = left[r0:r1, c0:c1].astype(np.float64)
+    b = warped.astype(np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt(np.sum(a * a) * np.sum(b * b))
+    return float(np.sum(a * b) / denominator) if denominator > 0 else 0.0  # Σ ab / sqrt(Σa² Σb²)

@@ -1,0 +1,115 @@
+"""The 3D constant-velocity Kalman filter of one stereo track, with a validation gate.
+
+State ``x = [x y z vx vy vz]`` (metres, m/s, left optical frame); measurement: a triangulated
+position ``z`` (3,) with its propagated covariance ``R`` (3, 3), so ``H = [I 0]``. The transition
+and the process noise are the shared constant-velocity model
+(:func:`object_permanence.core.constant_velocity.constant_velocity_model`), rebuilt for each ``dt``.
+
+Each measurement is an independent triangulation of one frame's raw observations (detections and
+image disparity), so the filter sees what a Kalman filter assumes: white measurement noise.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from filterpy.kalman import KalmanFilter
+
+from object_permanence.core.constant_velocity import constant_velocity_model
+
+#: The filter measures the position out of the state ``[x y z vx vy vz]``: H = [I 0].
+_H = np.hstack([np.eye(3), np.zeros((3, 3))])
+
+
+class Track3DFilter:
+    """Constant-velocity filter of one 3D track (``filterpy.kalman.KalmanFilter``), started at a
+    triangulated position with zero velocity.
+
+    Args:
+        position: (3,) metres; covariance: (3, 3) m², its uncertainty.
+        velocity_std_mps: standard deviation (m/s) of the unknown initial velocity.
+
+    Raises:
+        ValueError: when position or covariance is malformed or not finite, or velocity_std_mps is
+            not positive and finite.
+    """
+
+    def __init__(self, position: np.ndarray, covariance: np.ndarray, velocity_std_mps: float) -> None:
+        if not (math.isfinite(velocity_std_mps) and velocity_std_mps > 0):
+            raise ValueError(f"velocity_std_mps must be finite and positive, got {velocity_std_mps!r}")
+        self._velocity_std = float(velocity_std_mps)
+        self._kf = KalmanFilter(dim_x=6, dim_z=3)
+        self._kf.H = _H.copy()
+        self.rejected = 0  # consecutive measurements outside the validation gate
+        self.reinitialize(position, covariance)
+
+    def reinitialize(self, position: np.ndarray, covariance: np.ndarray) -> None:
+        """Restart at ``position`` (3,) m with covariance (3, 3) m², velocity 0 ± ``velocity_std_mps``.
+
+        Raises:
+            ValueError: when position or covariance is malformed or not finite.
+        """
+        position = np.asarray(position, dtype=np.float64)
+        covariance = np.asarray(covariance, dtype=np.float64)
+        if position.shape != (3,) or not np.all(np.isfinite(position)):
+            raise ValueError(f"position must be 3 finite numbers, got {position.tolist()}")
+        if covariance.shape != (3, 3) or not np.all(np.isfinite(covariance)):
+            raise ValueError(f"covariance must be a finite (3, 3) matrix, got {covariance.tolist()}")
+        self._kf.x = np.concatenate([position, np.zeros(3)])[:, None]
+        self._kf.P = np.zeros((6, 6))
+        self._kf.P[:3, :3] = covariance
+        self._kf.P[3:, 3:] = self._velocity_std**2 * np.eye(3)
+        self.rejected = 0
+
+    def predict(self, dt: float, accel_noise: float) -> None:
+        """Propagate by ``dt`` seconds; ``accel_noise`` is the square root of the spectral density of
+        the white-noise acceleration (m s^-1.5): velocity variance grows by accel_noise² m²/s² per s.
+
+        Raises:
+            ValueError: when ``dt`` is negative or not finite.
+        """
+        f, q_unit = constant_velocity_model(float(dt), 3)
+        self._kf.predict(F=f, Q=accel_noise**2 * q_unit)  # x = F x, P = F P F' + Q
+
+    def innovation_d2(self, z: np.ndarray, r: np.ndarray) -> float:
+        """Squared Mahalanobis distance ``y' S⁻¹ y`` of measurement ``z`` (3,) with covariance ``r`` (3, 3)."""
+        y = np.asarray(z, dtype=np.float64) - (_H @ self._kf.x)[:, 0]  # y = z - H x
+        s = _H @ self._kf.P @ _H.T + r  # S = H P H' + R
+        return float(y @ np.linalg.solve(s, y))
+
+    def update(self, z: np.ndarray, r: np.ndarray) -> None:
+        """Kalman update with position ``z`` (3,) m and its covariance ``r`` (3, 3) m²."""
+        self._kf.update(np.asarray(z, dtype=np.float64), R=r)  # K = P H' (H P H' + R)⁻¹, x += K (z - H x)
+
+    def gated_update(self, z: np.ndarray, r: np.ndarray, gate_d2: float, max_rejected: int) -> bool:
+        """Update only inside the validation gate ``y' S⁻¹ y <= gate_d2``; returns whether ``z`` was fused.
+
+        A triangulation outside it (a partly hidden object whose image match latched onto the
+        occluder, a bad pairing, a detector outlier) is skipped and the filter coasts; after
+        ``max_rejected`` rejections in a row the filter restarts at the measurement (the object
+        itself has moved on).
+        """
+        if self.innovation_d2(z, r) <= gate_d2:
+            self.update(z, r)
+            self.rejected = 0
+            return True
+        self.rejected += 1
+        if self.rejected > max_rejected:
+            self.reinitialize(z, r)
+        return False
+
+    @property
+    def position(self) -> np.ndarray:
+        """(3,) metres (a copy)."""
+        return self._kf.x[:3, 0].copy()
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """(3,) m/s (a copy)."""
+        return self._kf.x[3:, 0].copy()
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """(3, 3) position covariance, m², symmetrised."""
+        p = self._kf.P[:3, :3]
+        return 0.5 * (p + p.T)

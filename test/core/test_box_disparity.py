@@ -1,0 +1,170 @@
+"""Tests for core.sgbm_strips (semi-global matching on box strips) and core.box_disparity (the
+method choice), on rendered rectified pairs of a textured board (stereo_scenes)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from object_permanence.core.box_disparity import (
+    BoxDisparityConfig,
+    DisparitySource,
+    box_disparities,
+)
+from object_permanence.core.sgbm_strips import sgbm_box_disparities, trimmed_plane
+from object_permanence.core.stereo_matching import refine_disparities, refine_disparities_detailed
+from stereo_scenes import B, FX, OBJECT_TEXELS, TEXEL_M, board_texture, project, render_stereo
+
+CENTRE = np.array([0.2, -0.1, 3.1])  # disparity 60 / 3.1 = 19.35 px: fractional
+TRUE_D = FX * B / CENTRE[2]
+
+
+def board_box(centre: np.ndarray = CENTRE, offset: tuple[float, float] = (0.7, -0.4)) -> np.ndarray:
+    """(1, 4) left box around the board, off by ``offset`` px (detector jitter)."""
+    u, v = project(centre[None])[0][0]
+    size = FX * np.array(OBJECT_TEXELS) * TEXEL_M / centre[2]
+    return np.array([[u + offset[0], v + offset[1], size[0], size[1]]])
+
+
+@pytest.fixture(scope="module")
+def flat_pair() -> tuple[np.ndarray, np.ndarray]:
+    return render_stereo(CENTRE, board_texture(1))
+
+
+@pytest.fixture(scope="module")
+def slanted_pair() -> tuple[np.ndarray, np.ndarray]:
+    """The board turned about its vertical axis: its disparity changes by 0.1 px per column (6 px
+    across it), the centre's is TRUE_D."""
+    return render_stereo(CENTRE, board_texture(1), slant=0.1)
+
+
+@pytest.mark.parametrize("guess_error", [-3.0, 0.0, 2.5])
+def test_sgbm_strip_finds_the_disparity_of_a_fronto_parallel_board(flat_pair, guess_error):
+    disparity, quality = sgbm_box_disparities(*flat_pair, board_box(), np.array([TRUE_D + guess_error]))
+    assert abs(disparity[0] - TRUE_D) < 0.3  # SGBM's sub-pixel bias, about 0.15 px
+    assert quality[0] > 0.9
+
+
+def test_sgbm_strip_fits_the_plane_of_a_slanted_board(slanted_pair):
+    """Template cells disagree across a slanted surface (no NCC answer, or a wide spread); the plane
+    fit of the SGBM disparities gives the centre's disparity."""
+    guess = np.array([TRUE_D + 1.3])
+    vote = refine_disparities_detailed(*slanted_pair, board_box(), guess)
+    assert np.isnan(vote.disparity[0]) or vote.spread[0] > 0.05
+    disparity, _ = sgbm_box_disparities(*slanted_pair, board_box(), guess)
+    assert abs(disparity[0] - TRUE_D) < 0.3
+
+
+@pytest.mark.parametrize("right_content", ["other_texture", "mirrored", "blank"])
+def test_sgbm_strip_rejects_views_that_disagree(right_content):
+    """A reflection (mirrored copy), another object or a blank patch in the right view: SGBM's
+    smoothness still fills the box with disparities, but the right image warped by their plane does
+    not look like the left box, so there is no answer."""
+    board = board_texture(2)
+    other = {"other_texture": board_texture(9), "mirrored": board[:, ::-1].copy(),
+             "blank": np.full_like(board, 128.0)}[right_content]
+    left, right = render_stereo(CENTRE, board, right_board=other)
+    disparity, quality = sgbm_box_disparities(left, right, board_box(), np.array([TRUE_D + 1.0]))
+    assert np.isnan(disparity[0]) and quality[0] < 0.2
+
+
+def test_sgbm_strip_rejects_unusable_boxes(flat_pair):
+    left, right = flat_pair
+    boxes = np.array([
+        [-100.0, 200.0, 60.0, 100.0],  # left of the image
+        [320.0, 600.0, 60.0, 100.0],  # below it
+        [330.0, 250.0, 6.0, 6.0],  # too small
+        [np.nan, 250.0, 60.0, 100.0],
+    ])
+    disparity, quality = sgbm_box_disparities(left, right, boxes, np.full(4, 19.0))
+    assert np.all(np.isnan(disparity)) and np.all(np.isnan(quality))
+    flat = np.full_like(left, 128)  # no texture: SGBM's uniqueness check leaves nothing valid
+    disparity, quality = sgbm_box_disparities(flat, flat, board_box(), np.array([19.0]))
+    assert np.isnan(disparity[0]) and np.isnan(quality[0])
+    empty, _ = sgbm_box_disparities(left, right, np.zeros((0, 4)), np.zeros(0))
+    assert empty.shape == (0,)
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"disparity_guess": np.zeros(2)}, "disparity_guess"),
+    ({"search_px": 0.0}, "search_px"),
+    ({"block_size": 4}, "block_size"),
+    ({"block_size": 13}, "block_size"),
+    ({"uniqueness_ratio": -1}, "uniqueness_ratio"),
+    ({"inner_frac": 0.0}, "inner_frac"),
+    ({"min_valid_frac": 1.5}, "min_valid_frac"),
+    ({"min_patch_px": 2}, "min_patch_px"),
+    ({"min_ncc": -2.0}, "min_ncc"),
+    ({"right_bgr": np.zeros((480, 320, 3), np.uint8)}, "same size"),
+])
+def test_sgbm_strip_validation_names_the_argument(flat_pair, kwargs, name):
+    args = {"left_bgr": flat_pair[0], "right_bgr": flat_pair[1], "left_boxes": board_box(),
+            "disparity_guess": np.array([19.0])}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        sgbm_box_disparities(**args)
+
+
+def test_trimmed_plane_ignores_outliers():
+    rng = np.random.default_rng(0)
+    du, dv = rng.uniform(-30, 30, 2000), rng.uniform(-50, 50, 2000)
+    values = 17.3 + 0.1 * du - 0.02 * dv + rng.normal(0, 0.05, 2000)
+    values[:400] = rng.uniform(0, 16, 400)  # 20% background and occluder pixels
+    c0, a, b = trimmed_plane(values, du, dv)
+    assert c0 == pytest.approx(17.3, abs=0.02)
+    assert a == pytest.approx(0.1, abs=1e-3) and b == pytest.approx(-0.02, abs=1e-3)
+
+
+def test_cell_spread_measures_the_matchs_own_precision(flat_pair, slanted_pair):
+    guess = np.array([TRUE_D + 1.0])
+    flat = refine_disparities_detailed(*flat_pair, board_box(), guess)
+    assert abs(flat.disparity[0] - TRUE_D) < 0.05 and flat.spread[0] < 0.05 and flat.agreeing[0] >= 5
+    pair = refine_disparities(*flat_pair, board_box(), guess)  # the two-value form agrees
+    assert pair[0][0] == flat.disparity[0] and pair[1][0] == flat.quality[0]
+    single = refine_disparities_detailed(*flat_pair, board_box(), guess, grid=1)
+    assert np.isnan(single.spread[0])  # one template: no spread
+
+
+def test_auto_keeps_a_precise_template_match(flat_pair):
+    result = box_disparities(*flat_pair, board_box(), np.array([TRUE_D + 1.0]))
+    assert result.source[0] == DisparitySource.NCC and result.answered[0]
+    assert abs(result.disparity[0] - TRUE_D) < 0.05
+    assert result.std_px[0] == pytest.approx(BoxDisparityConfig().ncc_std_px)
+
+
+def test_auto_falls_back_to_sgbm_where_the_template_match_is_imprecise(slanted_pair):
+    guess = np.array([TRUE_D + 1.0])
+    result = box_disparities(*slanted_pair, board_box(), guess)
+    assert result.source[0] == DisparitySource.SGBM
+    assert abs(result.disparity[0] - TRUE_D) < 0.3
+    assert result.std_px[0] == pytest.approx(BoxDisparityConfig().sgbm_std_px)
+    ncc_only = box_disparities(*slanted_pair, board_box(), guess, BoxDisparityConfig(method="ncc"))
+    assert ncc_only.source[0] in (DisparitySource.NONE, DisparitySource.NCC)
+
+
+def test_each_method_uses_only_its_estimator(flat_pair):
+    boxes = np.vstack([board_box(), [[330.0, 250.0, 6.0, 6.0]]])  # the second box is too small for either
+    guess = np.array([TRUE_D + 1.0, 19.0])
+    sgbm = box_disparities(*flat_pair, boxes, guess, BoxDisparityConfig(method="sgbm"))
+    ncc = box_disparities(*flat_pair, boxes, guess, BoxDisparityConfig(method="ncc"))
+    assert sgbm.source.tolist() == [DisparitySource.SGBM, DisparitySource.NONE]
+    assert ncc.source.tolist() == [DisparitySource.NCC, DisparitySource.NONE]
+    assert np.isnan(sgbm.disparity[1]) and np.isnan(ncc.std_px[1]) and not ncc.answered[1]
+    empty = box_disparities(*flat_pair, np.zeros((0, 4)), np.zeros(0))
+    assert empty.disparity.shape == empty.source.shape == (0,)
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"method": "fast"}, "method"),
+    ({"search_px": 0.0}, "search_px"),
+    ({"max_ncc_spread_px": float("nan")}, "max_ncc_spread_px"),
+    ({"ncc_std_px": -0.1}, "ncc_std_px"),
+    ({"sgbm_std_px": 0.0}, "sgbm_std_px"),
+    ({"min_ncc": 1.5}, "min_ncc"),
+    ({"inner_frac": 1.2}, "inner_frac"),
+    ({"sgbm_block_size": 6}, "sgbm_block_size"),
+    ({"sgbm_uniqueness_ratio": 101}, "sgbm_uniqueness_ratio"),
+    ({"sgbm_min_ncc": 1.1}, "sgbm_min_ncc"),
+])
+def test_config_validation_names_the_field(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        BoxDisparityConfig(**kwargs)

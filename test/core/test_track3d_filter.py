@@ -1,0 +1,91 @@
+"""Tests for core.constant_velocity (the shared motion model) and core.track3d_filter (the 3D filter)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from object_permanence.core.constant_velocity import constant_velocity_model
+from object_permanence.core.track3d_filter import Track3DFilter
+
+
+@pytest.mark.parametrize("n_axes", [1, 3, 4])
+def test_constant_velocity_model_matches_its_equations(n_axes):
+    dt = 0.07
+    f, q = constant_velocity_model(dt, n_axes)
+    assert f.shape == q.shape == (2 * n_axes, 2 * n_axes)
+    eye = np.eye(n_axes)
+    np.testing.assert_allclose(f, np.block([[eye, dt * eye], [0 * eye, eye]]), atol=1e-15)  # F = [[I, dt I], [0, I]]
+    per_axis = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])  # white-noise acceleration, unit density
+    np.testing.assert_allclose(q, np.kron(per_axis, eye), rtol=1e-12, atol=1e-18)
+    assert not f.flags.writeable and not q.flags.writeable
+
+
+def test_constant_velocity_covariance_does_not_depend_on_the_step_count():
+    """One prediction over T and ten over T / 10 give the same covariance (frame-rate independent)."""
+    p0 = np.diag([0.01, 0.02, 0.03, 0.5, 0.6, 0.7])
+    f, q = constant_velocity_model(0.5, 3)
+    one = f @ p0 @ f.T + q
+    many = p0
+    f10, q10 = constant_velocity_model(0.05, 3)
+    for _ in range(10):
+        many = f10 @ many @ f10.T + q10  # P = F P F' + Q
+    np.testing.assert_allclose(one, many, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(("dt", "n_axes", "name"), [(-0.1, 3, "dt"), (float("nan"), 3, "dt"), (0.1, 0, "n_axes"),
+                                                      (0.1, 2.0, "n_axes"), (0.1, True, "n_axes")])
+def test_constant_velocity_model_validation(dt, n_axes, name):
+    with pytest.raises(ValueError, match=name):
+        constant_velocity_model(dt, n_axes)
+
+
+def test_filter_converges_to_a_constant_velocity_from_exact_positions():
+    kf = Track3DFilter(np.array([-0.5, 0.0, 4.0]), 1e-4 * np.eye(3), velocity_std_mps=1.0)
+    assert np.array_equal(kf.velocity, np.zeros(3))
+    for k in range(1, 40):
+        kf.predict(0.05, accel_noise=0.18)
+        kf.update(np.array([-0.5 + 0.04 * k, 0.0, 4.0 - 0.025 * k]), 1e-4 * np.eye(3))
+    np.testing.assert_allclose(kf.velocity, [0.8, 0.0, -0.5], atol=0.01)
+    np.testing.assert_allclose(kf.covariance, kf.covariance.T)
+    assert np.all(np.linalg.eigvalsh(kf.covariance) > 0)
+
+
+def test_prediction_grows_the_covariance_at_constant_velocity():
+    kf = Track3DFilter(np.zeros(3), 0.01 * np.eye(3), velocity_std_mps=0.5)
+    traces = []
+    for _ in range(5):
+        kf.predict(0.1, accel_noise=0.2)
+        traces.append(np.trace(kf.covariance))
+    assert np.all(np.diff(traces) > 0)
+    np.testing.assert_allclose(kf.position, np.zeros(3))
+
+
+def test_outlying_measurements_are_gated_out_then_the_filter_restarts():
+    """A sudden 0.8 m jump with a tight covariance (an image match latched onto an occluder, a
+    detector outlier) is skipped while the filter coasts; if the jump persists, the filter restarts there."""
+    sigma = np.diag([1e-4, 1e-4, 4e-4])
+    kf = Track3DFilter(np.array([0.0, 0.0, 3.0]), sigma, velocity_std_mps=1.0)
+    gate = 16.27  # chi² 3 dof at 0.999
+    for _ in range(10):
+        kf.predict(1 / 30, 0.18)
+        assert kf.gated_update(np.array([0.0, 0.0, 3.0]), sigma, gate, max_rejected=3)
+    for _ in range(3):  # three outliers: coasting
+        kf.predict(1 / 30, 0.18)
+        assert not kf.gated_update(np.array([0.0, 0.0, 3.8]), sigma, gate, max_rejected=3)
+        assert kf.position[2] == pytest.approx(3.0, abs=1e-3)
+    kf.predict(1 / 30, 0.18)
+    assert not kf.gated_update(np.array([0.0, 0.0, 3.8]), sigma, gate, max_rejected=3)  # fourth: restart
+    assert kf.position[2] == pytest.approx(3.8, abs=1e-12) and kf.rejected == 0
+    np.testing.assert_allclose(kf.covariance, sigma)
+
+
+@pytest.mark.parametrize(("args", "name"), [
+    ((np.zeros(2), np.eye(3), 1.0), "position"),
+    ((np.array([0.0, np.nan, 1.0]), np.eye(3), 1.0), "position"),
+    ((np.zeros(3), np.eye(2), 1.0), "covariance"),
+    ((np.zeros(3), np.eye(3), 0.0), "velocity_std_mps"),
+    ((np.zeros(3), np.eye(3), float("inf")), "velocity_std_mps"),
+])
+def test_filter_validation_names_the_argument(args, name):
+    with pytest.raises(ValueError, match=name):
+        Track3DFilter(*args)
