@@ -180,6 +180,19 @@ def test_late_message_older_than_an_emitted_set_is_dropped() -> None:
     assert sets == [("L1", "R1"), ("L2", "R2")] and sync.dropped_per_input() == [0, 1]
 
 
+def test_a_time_jump_back_restarts_pairing() -> None:
+    """A bag replayed from the start: stamps go back by seconds; pairing resumes at once."""
+    messages = driver_streams(1000, 60)
+    sync, sets = run(messages, 2, 0.010)
+    before = len(sets)
+    for m in messages:
+        sync.add(m.camera, m.stamp, m)  # the same stamps again, 2 s earlier than the newest
+    check_sets(sets[before:], 0.010)
+    assert sync.resets == 1 and len(sets) - before >= 0.99 * before
+    with pytest.raises(ValueError, match="time_jump_reset_s"):
+        ApproximateTimeSynchronizer(2, lambda *m: None, time_jump_reset_s=0.0)
+
+
 def test_queue_is_bounded_when_one_input_is_silent() -> None:
     sync = ApproximateTimeSynchronizer(2, lambda *m: None, queue_size=4, slop_s=0.01)
     for k in range(10):

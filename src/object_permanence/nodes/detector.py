@@ -28,7 +28,7 @@ from object_permanence.ros.params import Param, ParameterError, build_config, co
 from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
 from object_permanence.ros.runner import main_for
-from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key, report_sync_drops
+from object_permanence.ros.sync import ApproximateTimeSynchronizer, SyncMonitor, header_stamp_key
 
 BACKENDS = ("simulated", "ultralytics")
 CAMERAS = ("left", "right")
@@ -70,6 +70,10 @@ PARAMS = (
     Param("iou_threshold", 0.7, "ultralytics: NMS IoU threshold.", low=0.0, high=1.0),
     Param("max_detections", 300, "Per image; the highest-scoring are kept beyond it (logged).", low=1, high=100000),
     Param("embedding_bins", [8, 4, 4], "HSV histogram bins of the appearance embedding (H, S, V)."),
+    Param("sync_slop_s", 0.01, "Largest stamp difference (s) within one synchronised set (left image, right "
+          "image, sim truth). 0: identical stamps only (this package's capture node stamps both alike); "
+          "independent camera drivers need about their stamp jitter, below half the frame period.",
+          low=0.0, high=1.0),
     Param("sync_queue_size", 10, "Stamps waiting for their partner message(s) before the oldest is dropped.",
           low=1, high=1000),
 ) + _sim_params()
@@ -94,14 +98,15 @@ class DetectorNode(Node):
         self._pubs = {c: self.create_publisher(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS)
                       for c in CAMERAS}
         n_inputs = 3 if self._backend == "simulated" else 2
-        self._sync = ExactStampSynchronizer(n_inputs, guarded(self, "stereo pair", self._on_frame),
-                                            p["sync_queue_size"])
+        self._sync = ApproximateTimeSynchronizer(n_inputs, guarded(self, "stereo pair", self._on_frame),
+                                                 p["sync_queue_size"], p["sync_slop_s"])
+        self._sync_monitor = SyncMonitor(self, self._sync, 5.0, "stereo pair",
+                                         ("left", "right", "ground truth")[:n_inputs])
         inputs = self._sync.inputs(header_stamp_key)
         for cam, callback in zip(CAMERAS, inputs):
             subscribe(self, Image, f"stereo/{cam}/image_raw", callback, SENSOR_QOS)
         if self._backend == "simulated":
             subscribe(self, SimGroundTruth, "sim/ground_truth", inputs[2], RELIABLE_QOS)
-        self._reported_drops = 0
         self.get_logger().info(f"backend '{self._backend}'")
 
     def _load_ultralytics(self, p: dict):
@@ -114,11 +119,15 @@ class DetectorNode(Node):
             raise ParameterError(f"backend 'ultralytics': {exc}") from exc
 
     def _on_frame(self, left: Image, right: Image, truth: SimGroundTruth | None = None) -> None:
-        self._reported_drops = report_sync_drops(self, self._sync, self._reported_drops)
         try:
             images = [as_bgr(image_to_numpy(m), m.encoding) for m in (left, right)]
         except ConversionError as exc:
             self.get_logger().error(f"dropped stereo pair: {exc}", throttle_duration_sec=2.0)
+            return
+        if images[0].shape[:2] != images[1].shape[:2]:
+            self.get_logger().error(
+                f"dropped stereo pair: left image is {images[0].shape[1]}x{images[0].shape[0]} but right is "
+                f"{images[1].shape[1]}x{images[1].shape[0]} (a rectified pair has one size)", throttle_duration_sec=2.0)
             return
         if truth is not None:
             per_camera = [self._sim.detect(sim_objects_from_msg(objs), truth.frame_index, cam, image.shape[:2])

@@ -69,31 +69,47 @@ class ApproximateTimeSynchronizer:
         callback: called as ``callback(msg_0, ..., msg_{n-1})`` from within :meth:`add`.
         queue_size: most unused messages kept per input; the oldest is dropped beyond it.
         slop_s: largest stamp difference (seconds) within one set, >= 0.
+        time_jump_reset_s: a message stamped this much or more before its input's newest stamp
+            means time went back (a bag replayed again, a clock reset): everything waiting is
+            forgotten and pairing starts afresh from that message (:attr:`resets` counts it);
+            a smaller step back is an out-of-order message and is dropped.
 
     Attributes:
         dropped: messages discarded without being part of a set (all inputs together).
         emitted: sets passed to ``callback``.
+        resets: time jumps back that restarted the synchroniser.
 
     Raises:
-        ValueError: n_inputs < 1, queue_size < 1 or a negative or non-finite slop_s.
+        ValueError: n_inputs < 1, queue_size < 1, a negative or non-finite slop_s, a
+        non-positive time_jump_reset_s.
     """
 
     def __init__(self, n_inputs: int, callback: Callable[..., None], queue_size: int = 10,
-                 slop_s: float = 0.0) -> None:
+                 slop_s: float = 0.0, time_jump_reset_s: float = 1.0) -> None:
         if n_inputs < 1:
             raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         if not 0.0 <= slop_s < float("inf"):
             raise ValueError(f"slop_s must be a finite number of seconds >= 0, got {slop_s}")
+        if not 0.0 < time_jump_reset_s < float("inf"):
+            raise ValueError(f"time_jump_reset_s must be a finite number of seconds > 0, got {time_jump_reset_s}")
         self._n = n_inputs
         self._callback = callback
         self._queue_size = queue_size
         self.slop_s = float(slop_s)
         self._slop_ns = round(slop_s * NS_PER_S)
+        self._jump_ns = round(time_jump_reset_s * NS_PER_S)
         self._inputs = [_Input() for _ in range(n_inputs)]
         self._arrivals = 0
         self.emitted = 0
+        self.resets = 0
+
+    def reset(self) -> None:
+        """Forget every waiting message and stamp (the counters of dropped messages are kept)."""
+        dropped = [i.dropped + len(i.queue) for i in self._inputs]
+        received = [i.received for i in self._inputs]
+        self._inputs = [_Input(received=r, dropped=d) for r, d in zip(received, dropped)]
 
     @property
     def n_inputs(self) -> int:
@@ -129,6 +145,9 @@ class ApproximateTimeSynchronizer:
         if not 0 <= index < self._n:
             raise ValueError(f"index must be in [0, {self._n}), got {index}")
         t = stamp_ns(stamp)
+        if self._inputs[index].newest_ns is not None and t <= self._inputs[index].newest_ns - self._jump_ns:
+            self.reset()
+            self.resets += 1
         state = self._inputs[index]
         state.received += 1
         if state.emitted_ns is not None and t <= state.emitted_ns:
@@ -199,8 +218,9 @@ class ApproximateTimeSynchronizer:
 class ExactStampSynchronizer(ApproximateTimeSynchronizer):
     """Exact-stamp matching: an :class:`ApproximateTimeSynchronizer` with ``slop_s = 0``."""
 
-    def __init__(self, n_inputs: int, callback: Callable[..., None], queue_size: int = 10) -> None:
-        super().__init__(n_inputs, callback, queue_size, slop_s=0.0)
+    def __init__(self, n_inputs: int, callback: Callable[..., None], queue_size: int = 10,
+                 time_jump_reset_s: float = 1.0) -> None:
+        super().__init__(n_inputs, callback, queue_size, slop_s=0.0, time_jump_reset_s=time_jump_reset_s)
 
 
 def stamp_ns(stamp: Any) -> int:
