@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from object_permanence.tools.mot_track import main, read_mot_detections
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-TUD_GT = DATA / "mot" / "TUD-Campus" / "gt.txt"
+from object_permanence.core.eval.metrics import FrameRecord, mot_metrics
+from object_permanence.core.eval.mot_io import read_mot_array, xywh_to_cxcywh
+from object_permanence.core.eval.tud_campus import ground_truth_frames, load_mot15_ground_truth
+from object_permanence.core.types import Track, TrackState
+from object_permanence.tools.mot_track import main, parse_image_size, read_mot_detections
 
 
 def _read_rows(path: Path) -> np.ndarray:
@@ -21,26 +22,25 @@ def _walker(frames) -> str:
     return "".join(f"{f},1,{100 + 10 * f},200,40,80,0.9,-1,-1,-1\n" for f in frames)
 
 
-@pytest.mark.skipif(not TUD_GT.exists(), reason=f"real MOT data missing: {TUD_GT}")
-@pytest.mark.filterwarnings("ignore:Operation with tuple is deprecated")  # inside motmetrics.io
-def test_idf1_on_tud_campus_with_dropped_detections(tmp_path: Path, capsys) -> None:
-    if not hasattr(np, "asfarray"):  # motmetrics 1.4.0 calls np.asfarray, removed in NumPy 2
-        np.asfarray = lambda a, dtype=np.float64: np.asarray(a, dtype=dtype)
-    mm = pytest.importorskip("motmetrics")
-    lines = [line for line in TUD_GT.read_text().splitlines(keepends=True) if line.strip()]
+def test_idf1_on_tud_campus_with_dropped_detections(tmp_path: Path, capsys, shared_data: Path) -> None:
+    tud_gt = shared_data / "mot" / "TUD-Campus" / "gt.txt"  # a missing data folder fails (conftest)
+    lines = [line for line in tud_gt.read_text().splitlines(keepends=True) if line.strip()]
     keep = np.random.default_rng(0).random(len(lines)) >= 0.2  # drop 20% of the boxes
     det_path, out_path = tmp_path / "det.txt", tmp_path / "tracks.txt"
     det_path.write_text("".join(line for line, k in zip(lines, keep) if k))
-    assert main([str(det_path), "-o", str(out_path)]) == 0
-    gt = mm.io.loadtxt(str(TUD_GT), fmt="mot15-2D")
-    hyp = mm.io.loadtxt(str(out_path), fmt="mot15-2D")
-    acc = mm.utils.compare_to_groundtruth(gt, hyp, "iou", distth=0.5)
-    summary = mm.metrics.create().compute(acc, metrics=["idf1", "mota", "num_switches"], name="tud")
-    idf1, mota, switches = (float(summary[k].iloc[0]) for k in ("idf1", "mota", "num_switches"))
+    assert main([str(det_path), "-o", str(out_path), "--fps", "25", "--image-size", "640x480"]) == 0
+    truth = ground_truth_frames(load_mot15_ground_truth(tud_gt))
+    rows = read_mot_array(out_path)
+    boxes = xywh_to_cxcywh(rows[:, 2:6])
+    records = [FrameRecord(index=k, stamp=k / 25.0, gt_left=truth[k], tracks_left=[
+        Track(track_id=int(r[1]), state=TrackState.VISIBLE, box=box, velocity=np.zeros(2),
+              covariance=np.zeros((4, 4)), score=float(r[6]), class_id=0, class_name="", age=0, hits=0,
+              frames_since_seen=0) for r, box in zip(rows, boxes) if r[0] == k + 1]) for k in range(len(truth))]
+    m = mot_metrics(records, "left")
     with capsys.disabled():
-        print(f"\nTUD-Campus gt with 20% dropped: IDF1 {idf1:.3f}, MOTA {mota:.3f}, "
-              f"{switches:.0f} ID switches")
-    assert idf1 > 0.7
+        print(f"\nTUD-Campus gt with 20% dropped: IDF1 {m['idf1']:.3f}, MOTA {m['mota']:.3f}, "
+              f"{m['num_switches']} ID switches")
+    assert m["idf1"] > 0.7
 
 
 @pytest.mark.parametrize("content, lineno", [
@@ -108,3 +108,70 @@ def test_empty_input_writes_empty_output(tmp_path: Path) -> None:
     det_path.write_text("")
     assert main([str(det_path), "-o", str(tmp_path / "out.txt")]) == 0
     assert (tmp_path / "out.txt").read_text() == ""
+
+
+def _leaver() -> str:
+    """A 40x80 box moving 20 px/frame right, detected in frames 1-6 (centre x 440..540 px); its
+    ghost's centre reaches x = 640 (the border of a 640-px image) at frame 11. A lone detection
+    in frame 20 keeps the sequence going (it never becomes a track)."""
+    return "".join(f"{f},1,{400 + 20 * f},200,40,80,0.9,-1,-1,-1\n" for f in range(1, 7)) + \
+        "20,2,100,100,30,30,0.9,-1,-1,-1\n"
+
+
+def _ghost_centres(path: Path) -> dict[int, float]:
+    """Frame -> centre x of the ghost rows (frames after the last detection)."""
+    rows = _read_rows(path)
+    return {int(r[0]): r[2] + r[4] / 2 for r in rows if r[0] >= 7}
+
+
+def test_image_size_ends_ghosts_that_leave_the_image(tmp_path: Path) -> None:
+    det_path = tmp_path / "det.txt"
+    det_path.write_text(_leaver())
+    inside, unbounded = tmp_path / "inside.txt", tmp_path / "unbounded.txt"
+    assert main([str(det_path), "-o", str(inside), "--include-ghosts", "--image-size", "640x480"]) == 0
+    assert main([str(det_path), "-o", str(unbounded), "--include-ghosts"]) == 0
+    bounded, free = _ghost_centres(inside), _ghost_centres(unbounded)
+    last = max(bounded)
+    assert sorted(bounded) == list(range(7, last + 1))  # a ghost from the first missed frame ...
+    assert all(x < 640 for x in bounded.values())  # ... published only while its centre is inside
+    assert free[last + 1] >= 640  # the next prediction is outside: there it ended
+    assert max(free) > last + 1  # without a size it haunts beyond the border until its age ends
+    assert {f: free[f] for f in bounded} == pytest.approx(bounded)  # the same ghost up to then
+    assert _read_rows(inside)[:, 0].max() == last
+
+
+def test_seqinfo_beside_the_detections_gives_image_size_and_frame_rate(tmp_path: Path, capsys) -> None:
+    seq = tmp_path / "seq"
+    (seq / "det").mkdir(parents=True)
+    (seq / "det" / "det.txt").write_text(_leaver())
+    (seq / "seqinfo.ini").write_text("[Sequence]\nname=seq\nframeRate=10\nseqLength=20\n"
+                                     "imWidth=640\nimHeight=480\n")
+    out = tmp_path / "out.txt"
+    reference = tmp_path / "reference.txt"
+    assert main([str(seq / "det" / "det.txt"), "-o", str(out), "--include-ghosts"]) == 0
+    assert "at 10 Hz, 640x480 px" in capsys.readouterr().err
+    assert main([str(seq / "det" / "det.txt"), "-o", str(reference), "--include-ghosts", "--fps", "10",
+                 "--image-size", "640x480", "--seqinfo", str(tmp_path / "none.ini")]) == 0
+    assert out.read_text() == reference.read_text()
+    # an explicit size wins over the file's: a narrower image ends the ghost sooner
+    assert main([str(seq / "det" / "det.txt"), "-o", str(out), "--include-ghosts", "--image-size", "600x480"]) == 0
+    assert max(_ghost_centres(out)) < max(_ghost_centres(reference))
+    (seq / "seqinfo.ini").write_text("[Sequence]\nimWidth=640\nimHeight=-1\nframeRate=10\n")
+    assert main([str(seq / "det" / "det.txt"), "-o", str(out)]) == 2
+    assert "imHeight" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["640", "640x", "ax480", "0x480", "640x-2", "640x480x3"])
+def test_bad_image_size_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    det_path = tmp_path / "det.txt"
+    det_path.write_text(_leaver())
+    with pytest.raises(ValueError):
+        parse_image_size(text)
+    with pytest.raises(SystemExit) as exc:
+        main([str(det_path), "-o", str(tmp_path / "out.txt"), "--image-size", text])
+    assert exc.value.code == 2
+
+
+def test_parse_image_size() -> None:
+    assert parse_image_size("640x480") == (640, 480)
+    assert parse_image_size("1920X1080") == (1920, 1080)

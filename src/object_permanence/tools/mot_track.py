@@ -7,6 +7,12 @@ Output: the same format, one line per published track and frame:
 ``--include-ghosts``. Every frame from 1 to the last one in the file is stepped, also frames
 without detections (stamp = frame / fps), so ghosts move on through them.
 
+Image size and frame rate: ``--image-size WxH`` and ``--fps``, or else a MOTChallenge
+``seqinfo.ini`` beside the detections file or one folder up (``<seq>/det/det.txt`` ->
+``<seq>/seqinfo.ini``; ``--seqinfo`` names another). With an image size a ghost whose predicted
+centre leaves the image ends (LOST) at once instead of haunting outside the view; without one
+ghosts end only by age. The frame rate defaults to 10 Hz when neither gives it.
+
 Every ``WorldModelConfig`` field can be overridden (``--min-hits 2``, ``--max-ghost-age-s 1``...).
 Exit codes: 0 done, 2 bad arguments or malformed input (the message names the line), 1 when the
 output cannot be written.
@@ -16,85 +22,67 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
+from object_permanence.core.eval.mot_io import (
+    MotFormatError,
+    MotTrackRow,
+    SeqInfo,
+    read_mot_detections,
+    read_seqinfo,
+    write_mot_tracks,
+)
 from object_permanence.core.types import Detection, TrackState
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
 
-MIN_FIELDS = 7
+__all__ = ["MotFormatError", "MotTrackRow", "find_seqinfo", "main", "parse_image_size",
+           "read_mot_detections", "track_mot", "write_mot_tracks"]
+
+DEFAULT_FPS = 10.0
 
 
-class MotFormatError(ValueError):
-    """A line of a MOTChallenge file that cannot be read (the message has path and line number)."""
-
-
-@dataclass
-class MotTrackRow:
-    """One output line: a track's box in one frame (``x, y`` top-left, pixels)."""
-
-    frame: int
-    track_id: int
-    x: float
-    y: float
-    w: float
-    h: float
-    score: float
-
-
-def read_mot_detections(path: Path, min_score: float = -math.inf) -> dict[int, list[Detection]]:
-    """Read MOTChallenge detections, grouped by frame, as ``Detection`` (``cx, cy, w, h`` boxes).
-
-    Detections with ``conf < min_score`` are skipped; empty lines are ignored. Boxes with
-    ``w, h <= 0`` are kept (the world model rejects and counts them).
+def parse_image_size(text: str) -> tuple[int, int]:
+    """``"640x480"`` -> ``(640, 480)`` (width, height in pixels).
 
     Raises:
-        MotFormatError: on a line with fewer than 7 fields, a field that is not a finite number,
-            or a frame that is not an integer >= 1.
-        OSError: if the file cannot be read.
+        ValueError: not two positive integers joined by ``x``.
     """
-    by_frame: dict[int, list[Detection]] = defaultdict(list)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = text.split(",")
-            if len(parts) < MIN_FIELDS:
-                raise MotFormatError(f"{path}:{lineno}: expected at least {MIN_FIELDS} comma-separated "
-                                     f"fields (frame,id,x,y,w,h,conf,...), got {len(parts)}: {text!r}")
-            try:
-                values = [float(p) for p in parts[:MIN_FIELDS]]
-            except ValueError:
-                raise MotFormatError(f"{path}:{lineno}: non-numeric field in {text!r}") from None
-            if not all(math.isfinite(v) for v in values):
-                raise MotFormatError(f"{path}:{lineno}: non-finite number in {text!r}")
-            frame, _, x, y, w, h, conf = values
-            if not (frame.is_integer() and frame >= 1):
-                raise MotFormatError(f"{path}:{lineno}: frame must be an integer >= 1, got {parts[0]!r}")
-            if conf < min_score:
-                continue
-            by_frame[int(frame)].append(Detection(box=np.array([x + w / 2, y + h / 2, w, h]),
-                                                  score=conf, class_id=0))
-    return dict(by_frame)
+    parts = text.lower().split("x")
+    try:
+        width, height = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"image size must be WIDTHxHEIGHT in pixels (e.g. 640x480), got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {text!r}")
+    return width, height
+
+
+def find_seqinfo(detections_path: Path) -> Path | None:
+    """The ``seqinfo.ini`` beside ``detections_path`` or in its parent folder, if there is one."""
+    for folder in (detections_path.parent, detections_path.parent.parent):
+        candidate = folder / "seqinfo.ini"
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def track_mot(detections: dict[int, list[Detection]], fps: float, config: WorldModelConfig,
-              include_ghosts: bool = False, progress: bool = False) -> tuple[list[MotTrackRow], int]:
-    """Run a fresh ``WorldModel`` over frames 1..last; returns the output rows and the number
-    of detections the world model rejected."""
+              include_ghosts: bool = False, progress: bool = False,
+              image_size: tuple[int, int] | None = None) -> tuple[list[MotTrackRow], int]:
+    """Run a fresh ``WorldModel`` over frames 1..last (stamp = frame / fps seconds); returns the
+    output rows and the number of detections the world model rejected. ``image_size``
+    ``(width, height)`` px: ghosts whose predicted centre leaves the image end there."""
     model = WorldModel(config)
     states = {TrackState.VISIBLE, TrackState.OCCLUDED} if include_ghosts else {TrackState.VISIBLE}
     last = max(detections, default=0)
     rows: list[MotTrackRow] = []
     rejected = 0
     for frame in tqdm(range(1, last + 1), disable=not progress, desc="mot_track", unit="frame"):
-        result = model.step(frame / fps, detections.get(frame, []))
+        result = model.step(frame / fps, detections.get(frame, []), image_size)
         rejected += result.rejected
         for t in result.tracks:
             if t.state in states:
@@ -103,22 +91,19 @@ def track_mot(detections: dict[int, list[Detection]], fps: float, config: WorldM
     return rows, rejected
 
 
-def write_mot_tracks(path: Path, rows: Iterable[MotTrackRow]) -> None:
-    """Write rows as MOTChallenge text (``frame,id,x,y,w,h,score,-1,-1,-1``)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(f"{r.frame},{r.track_id},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},"
-                    f"{r.score:.4f},-1,-1,-1\n")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mot_track", description="Track MOTChallenge detections with the object_permanence "
         "world model (Kalman + Hungarian + ghosts) and write MOTChallenge tracks.")
     parser.add_argument("detections", type=Path, help="MOTChallenge detections (frame,id,x,y,w,h,conf,...)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="tracks file to write")
-    parser.add_argument("--fps", type=float, default=10.0,
-                        help="frame rate; stamp = frame / fps (default 10)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help=f"frame rate; stamp = frame / fps (default: seqinfo.ini's frameRate, else {DEFAULT_FPS:g})")
+    parser.add_argument("--image-size", default=None, metavar="WxH",
+                        help="image size in pixels, e.g. 640x480: ghosts end when they leave the image "
+                        "(default: seqinfo.ini's imWidth x imHeight, else unknown)")
+    parser.add_argument("--seqinfo", type=Path, default=None,
+                        help="MOTChallenge seqinfo.ini (default: one beside the detections or a folder up)")
     parser.add_argument("--min-score", type=float, default=0.0,
                         help="skip detections with conf below this (default 0)")
     parser.add_argument("--include-ghosts", action="store_true",
@@ -141,8 +126,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if not (math.isfinite(args.fps) and args.fps > 0):
+    try:
+        image_size = None if args.image_size is None else parse_image_size(args.image_size)
+    except ValueError as exc:
+        parser.error(f"--image-size: {exc}")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         parser.error(f"--fps must be a positive number, got {args.fps!r}")
+    seqinfo_path = args.seqinfo if args.seqinfo is not None else find_seqinfo(args.detections)
+    info: SeqInfo | None = None
+    if seqinfo_path is not None and (args.fps is None or image_size is None):
+        try:
+            info = read_seqinfo(seqinfo_path)
+        except (ValueError, OSError) as exc:
+            print(f"mot_track: error: {exc}", file=sys.stderr)
+            return 2
+    fps = args.fps if args.fps is not None else (info.fps if info is not None else DEFAULT_FPS)
+    if image_size is None and info is not None:
+        image_size = (info.width, info.height)
     overrides = {f.name: getattr(args, f.name) for f in fields(WorldModelConfig)
                  if getattr(args, f.name) is not None}
     try:
@@ -154,16 +154,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MotFormatError, OSError, UnicodeDecodeError) as exc:
         print(f"mot_track: error: {exc}", file=sys.stderr)
         return 2
-    rows, rejected = track_mot(detections, args.fps, config, args.include_ghosts,
-                               progress=sys.stderr.isatty())
+    rows, rejected = track_mot(detections, fps, config, args.include_ghosts,
+                               progress=sys.stderr.isatty(), image_size=image_size)
     try:
         write_mot_tracks(args.output, rows)
     except OSError as exc:
         print(f"mot_track: error: cannot write {args.output}: {exc}", file=sys.stderr)
         return 1
     n_tracks = len({r.track_id for r in rows})
-    print(f"mot_track: {max(detections, default=0)} frames, {n_tracks} tracks, {len(rows)} boxes "
-          f"written to {args.output}; {rejected} invalid detections rejected", file=sys.stderr)
+    size = "unknown image size" if image_size is None else f"{image_size[0]}x{image_size[1]} px"
+    print(f"mot_track: {max(detections, default=0)} frames at {fps:g} Hz, {size}, {n_tracks} tracks, "
+          f"{len(rows)} boxes written to {args.output}; {rejected} invalid detections rejected", file=sys.stderr)
     return 0
 
 
