@@ -1,12 +1,16 @@
 """The object_permanence pipeline: stereo capture -> detector -> world model -> persistence filter
--> triangulator (-> LLM explainer), as six processes or composed in one (``composed:=true``).
+-> triangulator (-> LLM explainer), as one process per node or composed in one (``composed:=true``).
 
 Every node reads ``<config_dir>/<node>.yaml``; the launch arguments below override the few
-parameters one changes per run. ``use_sim_time`` is set once for every node (RViz included).
+parameters one changes per run, with precedence over the files in both modes. ``use_sim_time`` is
+set once for every node (RViz included). ``nodes`` picks the nodes this machine starts, so that
+the detector can run on a GPU host and the rest on the robot (docs/launch.md).
 
     ros2 launch object_permanence pipeline.launch.py source:=video calibration_file:=/path/stereo.yaml
+    ros2 launch object_permanence pipeline.launch.py nodes:=detector detector_backend:=ultralytics \
+        weights:=/path/yolo.pt device:=cuda
 """
-from launch import LaunchDescription
+from launch import Condition, LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -15,6 +19,8 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'object_permanence'
+#: The nodes of the graph, upstream first (``nodes:=`` takes a comma-separated subset).
+NODES = ('stereo_capture', 'detector', 'world_model', 'persistence_filter', 'triangulator', 'llm_explainer')
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -24,10 +30,12 @@ def generate_launch_description() -> LaunchDescription:
     weights = LaunchConfiguration('weights')
     device = LaunchConfiguration('device')
     scenario = LaunchConfiguration('scenario')
+    llm = LaunchConfiguration('llm')
     llm_backend = LaunchConfiguration('llm_backend')
     llm_base_url = LaunchConfiguration('llm_base_url')
     config_dir = LaunchConfiguration('config_dir')
     composed = LaunchConfiguration('composed')
+    nodes = LaunchConfiguration('nodes')
 
     stereo_capture_yaml = PathJoinSubstitution([config_dir, 'stereo_capture.yaml'])
     detector_yaml = PathJoinSubstitution([config_dir, 'detector.yaml'])
@@ -57,7 +65,7 @@ def generate_launch_description() -> LaunchDescription:
             description='ultralytics: inference device (auto: cuda when available).'),
         DeclareLaunchArgument(
             'scenario', default_value='cluttered',
-            choices=['clean', 'cluttered', 'crossing', 'long_occlusion', 'noisy'],
+            choices=['clean', 'cluttered', 'crossing', 'long_occlusion', 'noisy', 'reentry'],
             description='sim: scenario preset of the simulated stereo scene.'),
         DeclareLaunchArgument(
             'rviz', default_value='false', description='Start RViz2 with rviz/object_permanence.rviz.'),
@@ -83,29 +91,68 @@ def generate_launch_description() -> LaunchDescription:
             'composed', default_value='false',
             description='Run all nodes in one process (the pipeline executable, one executor, no '
                         'inter-process image copies) instead of one process per node.'),
+        DeclareLaunchArgument(
+            'nodes', default_value='all',
+            description='Nodes this machine starts: all, or a comma-separated list of stereo_capture, '
+                        'detector, world_model, persistence_filter, triangulator, llm_explainer (e.g. '
+                        'nodes:=detector on a GPU host and the other five on the robot, in one DDS '
+                        'domain; docs/launch.md). Anything but all needs composed:=false.'),
     ]
 
+    def requested(context: LaunchContext) -> set:
+        """The node names ``nodes`` asks for; ValueError (launch stops, naming it) on a bad list."""
+        value = context.perform_substitution(nodes)
+        names = {name.strip() for name in value.split(',') if name.strip()}
+        unknown = sorted(names - {'all', *NODES})
+        if unknown or not names:
+            raise ValueError(f"nodes:='{value}': {', '.join(unknown) or 'empty list'} is not 'all' or a "
+                             f"comma-separated list of {', '.join(NODES)}")
+        return set(NODES) if 'all' in names else names
+
+    def starts(node: str, enabled: LaunchConfiguration | None = None) -> Condition:
+        """This machine starts ``node`` (``nodes`` names it; ``enabled``, when given, is true)."""
+        return Condition(predicate=lambda context: node in requested(context) and (
+            enabled is None or IfCondition(enabled).evaluate(context)))
+
+    def starts_composed(context: LaunchContext) -> bool:
+        """composed:=true runs every node in one process: a node subset is refused, not ignored."""
+        if not IfCondition(composed).evaluate(context):
+            return False
+        if requested(context) != set(NODES):
+            raise ValueError(f"nodes:='{context.perform_substitution(nodes)}' needs composed:=false: the "
+                             'composed process runs every node')
+        return True
+
+    # namespace='' (the root, or the namespace pushed by an including launch file) makes launch_ros
+    # write each parameter dict under the node's full name: without a namespace it writes them
+    # under the /** wildcard, and the node's own block in its YAML file wins over a wildcard. A
+    # dict after the YAML file, for the same node, wins over it.
     separate = GroupAction(condition=UnlessCondition(composed), actions=[
-        Node(package=PACKAGE, executable='stereo_capture', name='stereo_capture', output='screen',
+        Node(package=PACKAGE, executable='stereo_capture', name='stereo_capture', namespace='',
+             output='screen', condition=starts('stereo_capture'),
              parameters=[stereo_capture_yaml, {
                  'source': ParameterValue(source, value_type=str),
                  'calibration_file': ParameterValue(calibration_file, value_type=str),
                  'scenario': ParameterValue(scenario, value_type=str),
              }]),
-        Node(package=PACKAGE, executable='detector', name='detector', output='screen',
+        Node(package=PACKAGE, executable='detector', name='detector', namespace='',
+             output='screen', condition=starts('detector'),
              parameters=[detector_yaml, {
                  'backend': ParameterValue(detector_backend, value_type=str),
                  'weights': ParameterValue(weights, value_type=str),
                  'device': ParameterValue(device, value_type=str),
              }]),
-        Node(package=PACKAGE, executable='world_model', name='world_model', output='screen',
+        Node(package=PACKAGE, executable='world_model', name='world_model', namespace='',
+             output='screen', condition=starts('world_model'),
              parameters=[world_model_yaml]),
-        Node(package=PACKAGE, executable='persistence_filter', name='persistence_filter', output='screen',
+        Node(package=PACKAGE, executable='persistence_filter', name='persistence_filter', namespace='',
+             output='screen', condition=starts('persistence_filter'),
              parameters=[persistence_filter_yaml]),
-        Node(package=PACKAGE, executable='triangulator', name='triangulator', output='screen',
+        Node(package=PACKAGE, executable='triangulator', name='triangulator', namespace='',
+             output='screen', condition=starts('triangulator'),
              parameters=[triangulator_yaml]),
-        Node(package=PACKAGE, executable='llm_explainer', name='llm_explainer', output='screen',
-             condition=IfCondition(LaunchConfiguration('llm')),
+        Node(package=PACKAGE, executable='llm_explainer', name='llm_explainer', namespace='',
+             output='screen', condition=starts('llm_explainer', llm),
              parameters=[llm_explainer_yaml, {
                  'backend': ParameterValue(llm_backend, value_type=str),
                  'base_url': ParameterValue(llm_base_url, value_type=str),
@@ -117,7 +164,7 @@ def generate_launch_description() -> LaunchDescription:
     # rules, each value a single-quoted YAML string. rcl applies parameter arguments in order, the
     # last one winning, so the files go in `ros_arguments` too, ahead of the rules.
     composed_pipeline = Node(
-        package=PACKAGE, executable='pipeline', output='screen', condition=IfCondition(composed),
+        package=PACKAGE, executable='pipeline', output='screen', condition=Condition(predicate=starts_composed),
         ros_arguments=[
             '--params-file', stereo_capture_yaml,
             '--params-file', detector_yaml,

@@ -4,29 +4,55 @@ The bag provides ``/stereo/{left,right}/image_raw`` and ``camera_info`` (and, fo
 from the simulator, ``/sim/ground_truth``, so the simulated detector backend works on them);
 stereo_capture is therefore not started. ``use_sim_time`` is set once for every node.
 
+Playback starts when the graph is ready, so that nodes still starting up lose nothing:
+``player:=package`` (the default) plays with the package's own player (tools/play_bag.py, pure
+Python ``rosbags``, also where ``ros2 bag`` is not installed), which sends the first message once
+every topic the nodes read has a matched subscription; ``player:=ros2bag`` starts
+``ros2 bag play`` once the nodes have subscribed (the same check) and after ``ros2bag_delay``
+seconds more for its own discovery.
+
     ros2 launch object_permanence replay.launch.py bag:=out/sim_bag rate:=0.5
     ros2 launch object_permanence replay.launch.py bag:=robot.mcap detector_backend:=ultralytics weights:=yolo11n.pt
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, GroupAction, LogInfo, RegisterEventHandler
+from launch.conditions import IfCondition, LaunchConfigurationEquals
+from launch.event_handlers import OnProcessExit
+from launch.substitutions import EqualsSubstitution, IfElseSubstitution, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, SetParameter
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'object_permanence'
+#: What the nodes read from the bag: the detector the images, the triangulator the camera_info.
+CAMERA_TOPICS = ('/stereo/left/image_raw,/stereo/right/image_raw,'
+                 '/stereo/left/camera_info,/stereo/right/camera_info')
 
 
 def generate_launch_description() -> LaunchDescription:
     config_dir = LaunchConfiguration('config_dir')
+    bag = LaunchConfiguration('bag')
+    rate = LaunchConfiguration('rate')
+    wait_timeout = LaunchConfiguration('wait_timeout')
 
     arguments = [
         DeclareLaunchArgument('bag', description='rosbag2 to replay (folder, .mcap or .db3 file).'),
         DeclareLaunchArgument('rate', default_value='1.0', description='Playback rate (1.0: real time).'),
         DeclareLaunchArgument(
-            'delay', default_value='2.0',
-            description='Seconds to wait before playing, so the nodes have subscribed (DDS discovery).'),
+            'player', default_value='package', choices=['package', 'ros2bag'],
+            description="package: the package's rosbags-based player (no ros2 bag needed; plays once "
+                        'the subscriptions are matched); ros2bag: ros2 bag play, started once the '
+                        'nodes have subscribed.'),
+        DeclareLaunchArgument(
+            'delay', default_value='0.5',
+            description='player:=package: seconds between the matched subscriptions and the first message.'),
+        DeclareLaunchArgument(
+            'ros2bag_delay', default_value='2.0',
+            description='player:=ros2bag: seconds ros2 bag play waits before playing, for its own '
+                        'publishers to be discovered by the nodes (--delay).'),
+        DeclareLaunchArgument(
+            'wait_timeout', default_value='120.0',
+            description='Seconds to wait for the nodes to subscribe before giving up (nothing is played).'),
         DeclareLaunchArgument('rviz', default_value='true', description='Start RViz2.'),
         DeclareLaunchArgument(
             'detector_backend', default_value='simulated', choices=['simulated', 'ultralytics'],
@@ -47,31 +73,30 @@ def generate_launch_description() -> LaunchDescription:
                         'configured, else offline template sentences.'),
         DeclareLaunchArgument(
             'llm_base_url', default_value='',
-            description='OpenAI-compatible server URL (empty: the client\'s default).'),
+            description="OpenAI-compatible server URL (empty: the client's default)."),
         DeclareLaunchArgument(
             'config_dir', default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), 'config']),
             description='Folder holding <node>.yaml parameter files for every node.'),
     ]
 
-    play = ExecuteProcess(
-        cmd=['ros2', 'bag', 'play', LaunchConfiguration('bag'), '--clock',
-             '--rate', LaunchConfiguration('rate'), '--delay', LaunchConfiguration('delay')],
-        output='screen')
-
-    nodes = [
-        Node(package=PACKAGE, executable='detector', name='detector', output='screen',
+    # namespace='': launch_ros writes each parameter dict under the node's full name, after (and
+    # over) the node's block in its YAML file; pipeline.launch.py says why.
+    nodes = GroupAction(actions=[
+        # Every node in this group runs on the bag's /clock; the player outside it does not.
+        SetParameter(name='use_sim_time', value=True),
+        Node(package=PACKAGE, executable='detector', name='detector', namespace='', output='screen',
              parameters=[PathJoinSubstitution([config_dir, 'detector.yaml']), {
                  'backend': ParameterValue(LaunchConfiguration('detector_backend'), value_type=str),
                  'weights': ParameterValue(LaunchConfiguration('weights'), value_type=str),
                  'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
              }]),
-        Node(package=PACKAGE, executable='world_model', name='world_model', output='screen',
+        Node(package=PACKAGE, executable='world_model', name='world_model', namespace='', output='screen',
              parameters=[PathJoinSubstitution([config_dir, 'world_model.yaml'])]),
-        Node(package=PACKAGE, executable='persistence_filter', name='persistence_filter', output='screen',
-             parameters=[PathJoinSubstitution([config_dir, 'persistence_filter.yaml'])]),
-        Node(package=PACKAGE, executable='triangulator', name='triangulator', output='screen',
+        Node(package=PACKAGE, executable='persistence_filter', name='persistence_filter', namespace='',
+             output='screen', parameters=[PathJoinSubstitution([config_dir, 'persistence_filter.yaml'])]),
+        Node(package=PACKAGE, executable='triangulator', name='triangulator', namespace='', output='screen',
              parameters=[PathJoinSubstitution([config_dir, 'triangulator.yaml'])]),
-        Node(package=PACKAGE, executable='llm_explainer', name='llm_explainer', output='screen',
+        Node(package=PACKAGE, executable='llm_explainer', name='llm_explainer', namespace='', output='screen',
              condition=IfCondition(LaunchConfiguration('llm')),
              parameters=[PathJoinSubstitution([config_dir, 'llm_explainer.yaml']), {
                  'backend': ParameterValue(LaunchConfiguration('llm_backend'), value_type=str),
@@ -80,7 +105,32 @@ def generate_launch_description() -> LaunchDescription:
         Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
              condition=IfCondition(LaunchConfiguration('rviz')),
              arguments=['-d', PathJoinSubstitution([FindPackageShare(PACKAGE), 'rviz', 'object_permanence.rviz'])]),
-    ]
+    ])
 
-    # Every node below runs on the bag's /clock.
-    return LaunchDescription([*arguments, SetParameter(name='use_sim_time', value=True), *nodes, play])
+    # The topics playback waits for: the simulated detector also reads the bag's ground truth.
+    wait_for = [CAMERA_TOPICS, IfElseSubstitution(
+        EqualsSubstitution(LaunchConfiguration('detector_backend'), 'simulated'),
+        if_value=',/sim/ground_truth', else_value='')]
+
+    play_package = Node(
+        package=PACKAGE, executable='play_bag', name='play_bag', namespace='', output='screen',
+        condition=LaunchConfigurationEquals('player', 'package'),
+        arguments=[bag, '--clock', '--rate', rate, '--wait-for', wait_for,
+                   '--wait-timeout', wait_timeout, '--delay', LaunchConfiguration('delay')])
+
+    # ros2 bag play cannot wait for subscribers: the package's player waits (--wait-only, with
+    # publishers of its own) and exits; ros2 bag play starts when it exited 0.
+    wait_for_graph = Node(
+        package=PACKAGE, executable='play_bag', name='wait_for_graph', namespace='', output='screen',
+        condition=LaunchConfigurationEquals('player', 'ros2bag'),
+        arguments=[bag, '--wait-only', '--wait-for', wait_for, '--wait-timeout', wait_timeout])
+    play_ros2bag = ExecuteProcess(
+        cmd=['ros2', 'bag', 'play', bag, '--clock', '--rate', rate,
+             '--delay', LaunchConfiguration('ros2bag_delay')],
+        output='screen')
+    start_ros2bag = RegisterEventHandler(OnProcessExit(
+        target_action=wait_for_graph,
+        on_exit=lambda event, _context: [play_ros2bag] if event.returncode == 0 else [
+            LogInfo(msg='replay: the nodes did not subscribe in time; ros2 bag play not started')]))
+
+    return LaunchDescription([*arguments, nodes, play_package, wait_for_graph, start_ros2bag])

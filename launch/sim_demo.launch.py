@@ -25,7 +25,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument(
             'scenario', default_value='cluttered',
-            choices=['clean', 'cluttered', 'crossing', 'long_occlusion', 'noisy'],
+            choices=['clean', 'cluttered', 'crossing', 'long_occlusion', 'noisy', 'reentry'],
             description='Scenario preset of the simulated stereo scene.'),
         DeclareLaunchArgument('rviz', default_value='true', description='Start RViz2.'),
         DeclareLaunchArgument(

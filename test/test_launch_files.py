@@ -1,9 +1,13 @@
-"""Static checks of the launch files, parameter files and RViz config.
+"""Checks of the launch files, parameter files and RViz config.
 
-``launch``/``launch_ros`` are not installable here, so the launch files are read with ``ast``
-(never executed): every executable, parameter file, launch argument and parameter override they
-name must exist, and the overrides must agree with what the nodes declare (``PARAMS`` of
-``object_permanence.nodes.<node>``, which needs rclpy: those checks skip without it).
+Everywhere (``launch``/``launch_ros`` are not installable from PyPI) the launch files are read with
+``ast``, never executed: every executable, parameter file, launch argument and parameter override
+they name must exist, every argument meant for a node must reach it in both modes with precedence
+over the node's YAML block, and the overrides must agree with what the nodes declare (``PARAMS``
+of ``object_permanence.nodes.<node>``, which needs rclpy: those checks skip without it).
+
+Where upstream launch is installed, test/launch/test_launch_recorded.py also runs them for real,
+each process replaced by a recorder that reads back the parameters rclpy gives every node.
 """
 from __future__ import annotations
 
@@ -14,176 +18,23 @@ import re
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "object_permanence"
-NODES = ("stereo_capture", "detector", "world_model", "persistence_filter", "triangulator", "llm_explainer")
+LAUNCH_TEST_DIR = Path(__file__).resolve().parent / "launch"
+sys.path.insert(0, str(LAUNCH_TEST_DIR))
+from launch_ast import (LaunchFile, call_name, configuration, keyword, literal, parse_launch_file,  # noqa: E402
+                        resolve, strings)
+from launch_facts import (LAUNCH_ARGUMENTS, NODE_ARGUMENTS, NODES, PACKAGE, REPLAY_WAIT_FOR, ROOT,  # noqa: E402
+                          load_yaml_params)
+
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
-LAUNCH_TEST = ROOT / "test" / "launch" / "test_pipeline_launch.py"
+LAUNCH_TEST = LAUNCH_TEST_DIR / "test_pipeline_launch.py"
 RVIZ_FILE = ROOT / "rviz" / "object_permanence.rviz"
-#: A node-scoped parameter rule on the command line: ``node:param:=value``.
-PARAM_RULE = re.compile(r"^(?P<node>\w+):(?P<param>[\w.]+):=")
 LAUNCH_MODULES = ("launch", "launch_ros", "launch_testing", "launch_testing_ros")
-
-
-@dataclass(frozen=True)
-class Argument:
-    """A ``DeclareLaunchArgument``: default (None when absent or not a literal) and choices."""
-
-    name: str
-    default: str | None
-    has_default: bool
-    choices: tuple[str, ...] | None
-    description: str
-
-
-@dataclass
-class NodeAction:
-    """A ``launch_ros.actions.Node`` of this package."""
-
-    executable: str
-    name: str | None
-    yaml_files: set[str]
-    #: parameter name -> the launch argument that sets it (None: a literal value).
-    overrides: dict[str, str | None] = field(default_factory=dict)
-    #: node -> {parameter -> launch argument}, from ``-p node:param:=...`` rules (composed process).
-    scoped_overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Include:
-    """An ``IncludeLaunchDescription`` of another launch file of this package."""
-
-    file: str
-    arguments: dict[str, ast.expr]
-
-
-@dataclass
-class LaunchFile:
-    """What one launch file names, read from its syntax tree."""
-
-    path: Path
-    source: str
-    tree: ast.Module
-    env: dict[str, ast.expr]
-    arguments: dict[str, Argument] = field(default_factory=dict)
-    nodes: list[NodeAction] = field(default_factory=list)
-    includes: list[Include] = field(default_factory=list)
-    other_executables: set[str] = field(default_factory=set)
-    configurations: set[str] = field(default_factory=set)
-
-
-def _call_name(call: ast.Call) -> str:
-    func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-
-
-def _keyword(call: ast.Call, name: str) -> ast.expr | None:
-    return next((k.value for k in call.keywords if k.arg == name), None)
-
-
-def _assignments(tree: ast.Module) -> dict[str, ast.expr]:
-    """``name = <expr>`` at any level (launch files bind each name once)."""
-    return {target.id: node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
-            for target in node.targets if isinstance(target, ast.Name)}
-
-
-def _resolve(expr: ast.expr | None, env: dict[str, ast.expr]) -> ast.expr | None:
-    while isinstance(expr, ast.Name) and expr.id in env:
-        expr = env[expr.id]
-    return expr
-
-
-def _literal(expr: ast.expr | None, env: dict[str, ast.expr]) -> Any:
-    """The value of a literal expression (following names), or None when it is not one."""
-    expr = _resolve(expr, env)
-    if isinstance(expr, (ast.List, ast.Tuple)):
-        values = [_literal(e, env) for e in expr.elts]
-        return None if None in values else tuple(values)
-    return expr.value if isinstance(expr, ast.Constant) else None
-
-
-def _strings(expr: ast.expr, env: dict[str, ast.expr], seen: frozenset[str] = frozenset()) -> Iterator[str]:
-    """Every string constant in ``expr``, following names to their assignments."""
-    for node in ast.walk(expr):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            yield node.value
-        elif isinstance(node, ast.Name) and node.id in env and node.id not in seen:
-            yield from _strings(env[node.id], env, seen | {node.id})
-
-
-def _configuration(expr: ast.expr, env: dict[str, ast.expr]) -> str | None:
-    """The launch argument an expression reads (``LaunchConfiguration('x')``), if any."""
-    for node in ast.walk(expr):
-        node = _resolve(node, env)
-        if isinstance(node, ast.Call) and _call_name(node) == "LaunchConfiguration":
-            return _literal(node.args[0], env)
-    return None
-
-
-def _node_action(call: ast.Call, env: dict[str, ast.expr]) -> NodeAction:
-    node = NodeAction(executable=_literal(_keyword(call, "executable"), env),
-                      name=_literal(_keyword(call, "name"), env),
-                      yaml_files={s for s in _strings(call, env) if s.endswith(".yaml")})
-    parameters = _resolve(_keyword(call, "parameters"), env)
-    for entry in parameters.elts if isinstance(parameters, ast.List) else ():
-        entry = _resolve(entry, env)
-        if isinstance(entry, ast.Dict):
-            for key, value in zip(entry.keys, entry.values):
-                node.overrides[_literal(key, env)] = _configuration(value, env)
-    ros_arguments = _resolve(_keyword(call, "ros_arguments"), env)
-    for entry in ros_arguments.elts if isinstance(ros_arguments, ast.List) else ():
-        parts = entry.elts if isinstance(entry, ast.List) else [entry]
-        match = PARAM_RULE.match(_literal(parts[0], env) or "")
-        if match:
-            node.scoped_overrides.setdefault(match["node"], {})[match["param"]] = \
-                _configuration(ast.List(elts=parts[1:]), env)
-    return node
-
-
-def _argument(call: ast.Call, env: dict[str, ast.expr]) -> Argument:
-    default = _keyword(call, "default_value")
-    choices = _keyword(call, "choices")
-    return Argument(name=_literal(call.args[0], env), default=_literal(default, env), has_default=default is not None,
-                    choices=_literal(choices, env) if choices is not None else None,
-                    description=_literal(_keyword(call, "description"), env) or "")
-
-
-def _include(call: ast.Call, env: dict[str, ast.expr]) -> Include:
-    files = [s for s in _strings(call.args[0], env) if s.endswith(".launch.py")]
-    arguments = _resolve(_keyword(call, "launch_arguments"), env)
-    if isinstance(arguments, ast.Call) and isinstance(arguments.func, ast.Attribute):  # {...}.items()
-        arguments = arguments.func.value
-    assert len(files) == 1 and isinstance(arguments, ast.Dict), "an include names one launch file and a dict"
-    return Include(file=files[0], arguments={_literal(k, env): v for k, v in zip(arguments.keys, arguments.values)})
-
-
-def parse_launch_file(path: Path) -> LaunchFile:
-    """Read the arguments, nodes, includes and configurations a launch file names."""
-    source = path.read_text()
-    tree = ast.parse(source, filename=str(path))
-    launch = LaunchFile(path=path, source=source, tree=tree, env=_assignments(tree))
-    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
-        name = _call_name(call)
-        if name == "DeclareLaunchArgument":
-            argument = _argument(call, launch.env)
-            launch.arguments[argument.name] = argument
-        elif name == "Node":
-            if _literal(_keyword(call, "package"), launch.env) == PACKAGE:
-                launch.nodes.append(_node_action(call, launch.env))
-            else:
-                launch.other_executables.add(_literal(_keyword(call, "executable"), launch.env))
-        elif name == "IncludeLaunchDescription":
-            launch.includes.append(_include(call, launch.env))
-        elif name == "LaunchConfiguration":
-            launch.configurations.add(_literal(call.args[0], launch.env))
-    return launch
 
 
 @pytest.fixture(scope="module")
@@ -204,26 +55,10 @@ def node_params() -> dict[str, dict[str, Any]]:
     return {n: {p.name: p for p in m.PARAMS} for n, m in modules.items()}
 
 
-def _flatten(block: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested YAML mappings as dotted ROS parameter names."""
-    out: dict[str, Any] = {}
-    for key, value in block.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
 @pytest.fixture(scope="module")
 def yaml_params() -> dict[str, dict[str, Any]]:
     """``{node: {parameter: value}}`` of every ``config/<node>.yaml`` (one block per file)."""
-    out = {}
-    for node in NODES:
-        document = yaml.safe_load((ROOT / "config" / f"{node}.yaml").read_text())
-        assert list(document) == [node], f"config/{node}.yaml must hold one block named '{node}'"
-        out[node] = _flatten(document[node]["ros__parameters"])
-    return out
+    return load_yaml_params()
 
 
 def _installed_programs() -> set[str]:
@@ -279,6 +114,8 @@ def test_parameter_files_exist_and_each_node_reads_its_own(launch_files):
                 assert node.yaml_files == {f"{n}.yaml" for n in NODES}
                 # A node name would rename all six nodes of the process.
                 assert node.name is None, "the composed pipeline must not be given a node name"
+            elif node.executable == "play_bag":
+                assert not node.yaml_files and not node.overrides
             else:
                 assert node.yaml_files == {f"{node.executable}.yaml"}
                 assert node.name == node.executable, "the node name keys its block in the parameter file"
@@ -293,21 +130,115 @@ def test_pipeline_starts_every_node_separately_and_composed(launch_files):
     assert composed.scoped_overrides == {n: node.overrides for n, node in separate.items() if node.overrides}
     assert "rviz2" in pipeline.other_executables
     assert {"source", "calibration_file", "detector_backend", "weights", "device", "scenario", "rviz", "llm",
-            "llm_backend", "llm_base_url", "use_sim_time", "config_dir", "composed"} <= set(pipeline.arguments)
+            "llm_backend", "llm_base_url", "use_sim_time", "config_dir", "composed", "nodes"} <= set(pipeline.arguments)
+
+
+def test_every_argument_meant_for_a_node_reaches_it_in_every_mode(launch_files):
+    """Each declared argument steers the launch or sets a node parameter (a new argument must be
+    classified here), and one that sets a parameter reaches that node in every process that runs
+    it: the separate node and the composed process, or the launch file it is forwarded to."""
+    for launch in launch_files.values():
+        for name in launch.arguments:
+            assert name in NODE_ARGUMENTS or name in LAUNCH_ARGUMENTS, \
+                f"{launch.path.name}: argument '{name}' neither steers the launch nor sets a node parameter"
+        for name in sorted(set(launch.arguments) & set(NODE_ARGUMENTS)):
+            node, param = NODE_ARGUMENTS[name]
+            if not launch.nodes:  # forwarded to an included launch file, checked there
+                assert any(configuration(i.arguments.get(name, ast.Constant(None)), launch.env) == name
+                           for i in launch.includes), f"{launch.path.name} does not forward '{name}'"
+                continue
+            separate = [n for n in launch.nodes if n.executable == node]
+            composed = [n for n in launch.nodes if n.executable == "pipeline"]
+            assert separate, f"{launch.path.name}: '{name}' is meant for {node}, which it does not start"
+            for target in separate:
+                assert target.overrides.get(param) == name, f"{launch.path.name}: {name} does not reach {node}.{param}"
+            for target in composed:
+                assert target.scoped_overrides.get(node, {}).get(param) == name, \
+                    f"{launch.path.name}: {name} does not reach {node}.{param} in the composed process"
+
+
+def test_overrides_take_precedence_over_the_parameter_files(launch_files):
+    """launch_ros writes a parameter dict under the node's full name only when the Node has a
+    namespace, under the ``/**`` wildcard otherwise, and the node's own block in its YAML file
+    beats a wildcard (the overrides were lost that way). Given a namespace, a later entry for
+    the same node beats an earlier one: the dict must follow the file. In the composed process,
+    the ``-p node:param:=`` rules must follow the ``--params-file`` arguments."""
+    checked = 0
+    for launch in launch_files.values():
+        for node in launch.nodes:
+            if node.overrides:
+                assert node.has_namespace and node.namespace == "", \
+                    f"{launch.path.name}: {node.executable} needs namespace='' for its overrides to win"
+                files = [i for i, kind in enumerate(node.parameter_kinds) if kind == "file"]
+                dicts = [i for i, kind in enumerate(node.parameter_kinds) if kind == "dict"]
+                assert files and min(dicts) > max(files), f"{launch.path.name}: {node.executable} overrides first"
+                checked += 1
+            if node.scoped_overrides:
+                files = [i for i, kind in enumerate(node.ros_argument_kinds) if kind == "--params-file"]
+                rules = [i for i, kind in enumerate(node.ros_argument_kinds) if kind == "-p"]
+                assert files and min(rules) > max(files), f"{launch.path.name}: composed overrides before the files"
+                checked += 1
+    assert checked >= 5
+
+
+def test_no_parameter_file_sets_use_sim_time(yaml_params):
+    # SetParameter passes use_sim_time as a /** wildcard rule, which a node's own block would beat.
+    assert not [node for node, params in yaml_params.items() if "use_sim_time" in params]
+
+
+def test_pipeline_selects_the_nodes_a_machine_starts(launch_files):
+    pipeline = launch_files["pipeline.launch.py"]
+    nodes = pipeline.arguments["nodes"]
+    assert nodes.default == "all" and all(name in nodes.description for name in NODES)
+    for node in pipeline.nodes:
+        condition = resolve(node.condition, pipeline.env)
+        assert isinstance(condition, ast.Call), f"{node.executable} has no condition"
+        if node.executable == "pipeline":
+            predicate = keyword(condition, "predicate")
+            assert call_name(condition) == "Condition" and isinstance(predicate, ast.Name)
+            assert predicate.id == "starts_composed"
+        else:
+            assert call_name(condition) == "starts", node.executable
+            assert literal(condition.args[0], pipeline.env) == node.executable
+            if node.executable == "llm_explainer":
+                assert configuration(condition.args[1], pipeline.env) == "llm"
 
 
 def test_replay_runs_processing_nodes_on_the_bag_clock(launch_files):
     replay = launch_files["replay.launch.py"]
-    assert sorted(n.executable for n in replay.nodes) == sorted(set(NODES) - {"stereo_capture"})
+    processing = [n for n in replay.nodes if n.executable != "play_bag"]
+    assert sorted(n.executable for n in processing) == sorted(set(NODES) - {"stereo_capture"})
     assert not replay.arguments["bag"].has_default, "bag is a required argument"
-    play = [c for c in ast.walk(replay.tree) if isinstance(c, ast.Call) and _call_name(c) == "ExecuteProcess"]
-    assert len(play) == 1
-    command = list(_strings(_keyword(play[0], "cmd"), replay.env))
-    assert command[:3] == ["ros2", "bag", "play"] and "--clock" in command and "--rate" in command
-    set_parameter = [c for c in ast.walk(replay.tree) if isinstance(c, ast.Call) and _call_name(c) == "SetParameter"]
-    assert len(set_parameter) == 1
-    assert _literal(_keyword(set_parameter[0], "name"), replay.env) == "use_sim_time"
-    assert _literal(_keyword(set_parameter[0], "value"), replay.env) is True
+    # use_sim_time is set once, in the group of the processing nodes: not for the player, which
+    # publishes the clock.
+    (group,) = [c for c in ast.walk(replay.tree) if isinstance(c, ast.Call) and call_name(c) == "GroupAction"]
+    grouped = [c for c in ast.walk(group) if isinstance(c, ast.Call)]
+    (set_parameter,) = [c for c in ast.walk(replay.tree) if isinstance(c, ast.Call) and call_name(c) == "SetParameter"]
+    assert set_parameter in grouped
+    assert literal(keyword(set_parameter, "name"), replay.env) == "use_sim_time"
+    assert literal(keyword(set_parameter, "value"), replay.env) is True
+    assert {literal(keyword(c, "executable"), replay.env) for c in grouped if call_name(c) == "Node"} == \
+        set(NODES) - {"stereo_capture"} | {"rviz2"}
+
+
+def test_replay_plays_once_the_graph_is_ready(launch_files):
+    replay = launch_files["replay.launch.py"]
+    assert replay.arguments["player"].choices == ("package", "ros2bag")
+    assert replay.arguments["player"].default == "package"
+    players = {n.name: n for n in replay.nodes if n.executable == "play_bag"}
+    assert set(players) == {"play_bag", "wait_for_graph"}
+    assert {"--clock", "--rate", "--wait-for", "--wait-timeout", "--delay"} <= set(players["play_bag"].argument_strings)
+    assert {"--wait-only", "--wait-for", "--wait-timeout"} <= set(players["wait_for_graph"].argument_strings)
+    assert "--clock" not in players["wait_for_graph"].argument_strings
+    assert literal(replay.env["CAMERA_TOPICS"], replay.env) == REPLAY_WAIT_FOR
+    # ros2 bag play starts when the waiting player exits.
+    (play,) = [c for c in ast.walk(replay.tree) if isinstance(c, ast.Call) and call_name(c) == "ExecuteProcess"]
+    command = list(strings(keyword(play, "cmd"), replay.env))
+    assert command[:3] == ["ros2", "bag", "play"] and {"--clock", "--rate", "--delay"} <= set(command)
+    (on_exit,) = [c for c in ast.walk(replay.tree) if isinstance(c, ast.Call) and call_name(c) == "OnProcessExit"]
+    target = keyword(on_exit, "target_action")
+    assert isinstance(target, ast.Name) and target.id == "wait_for_graph"
+    assert any(isinstance(n, ast.Name) and n.id == "play_ros2bag" for n in ast.walk(keyword(on_exit, "on_exit")))
 
 
 def test_arguments_are_declared_and_described(launch_files):
@@ -327,16 +258,16 @@ def test_includes_pass_declared_arguments_with_allowed_values(launch_files):
             target = launch_files[include.file].arguments
             for name, value in include.arguments.items():
                 assert name in target, f"{launch.path.name} passes '{name}', not declared by {include.file}"
-                literal, forwarded = _literal(value, launch.env), _configuration(value, launch.env)
-                if literal is not None and target[name].choices is not None:
-                    assert literal in target[name].choices, (name, literal)
+                given, forwarded = literal(value, launch.env), configuration(value, launch.env)
+                if given is not None and target[name].choices is not None:
+                    assert given in target[name].choices, (name, given)
                 if forwarded is not None and target[name].choices is not None:
                     assert launch.arguments[forwarded].choices == target[name].choices, name
     sim_demo = launch_files["sim_demo.launch.py"]
     (include,) = sim_demo.includes
     assert include.file == "pipeline.launch.py"
-    assert _literal(include.arguments["source"], sim_demo.env) == "sim"
-    assert _literal(include.arguments["detector_backend"], sim_demo.env) == "simulated"
+    assert literal(include.arguments["source"], sim_demo.env) == "sim"
+    assert literal(include.arguments["detector_backend"], sim_demo.env) == "simulated"
     assert sim_demo.arguments["rviz"].default == "true"
 
 
