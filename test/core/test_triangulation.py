@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from object_permanence.core.id_allocator import IdAllocator
-from object_permanence.core.triangulation import StereoTriangulator, duplicate_track_ids, raw_measurement
+from object_permanence.core.triangulation import StereoTriangulator, raw_measurement
 from object_permanence.core.triangulator_config import TriangulatorConfig
-from object_permanence.core.types import TrackState
+from object_permanence.core.types import TrackState, duplicate_track_ids
 from stereo_scenes import (
     B,
     FX,

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.kalman import BoxKalmanFilter
 from object_permanence.core.types import Detection, EventKind, TrackState
 from object_permanence.core.world_model import StepResult, WorldModel, WorldModelConfig
@@ -385,3 +386,36 @@ def test_embeddings_of_any_scale_are_normalised(make_model) -> None:
     emb = np.full(8, 5.0, dtype=np.float32)  # norm 14.1: an outside detector's raw descriptor
     (track,) = wm.step(0.0, [det(100.0, 100.0, emb=emb)]).tracks
     assert np.linalg.norm(track.embedding) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ids_come_from_the_allocator_and_survive_resets() -> None:
+    """Two models sharing one allocator (both cameras of a node) never hand out one id twice,
+    nor after a reset."""
+    ids = IdAllocator(first_id=10**12, max_id=2**53 - 1)
+    left, right = WorldModel(WorldModelConfig(min_hits=1), ids=ids), WorldModel(WorldModelConfig(min_hits=1), ids=ids)
+    seen = [t.track_id for t in left.step(0.0, [det(100, 100)]).tracks]
+    seen += [t.track_id for t in right.step(0.0, [det(100, 100), det(300, 100)]).tracks]
+    left.reset()
+    seen += [t.track_id for t in left.step(5.0, [det(100, 100)]).tracks]
+    assert seen == [10**12, 10**12 + 1, 10**12 + 2, 10**12 + 3]
+
+
+def test_measurement_is_the_matched_detection_box_and_none_for_a_ghost() -> None:
+    wm = WorldModel(WorldModelConfig(min_hits=1))
+    for k in range(5):
+        (track,) = wm.step(k / FPS, [det(100 + 2 * k, 100)]).tracks
+    np.testing.assert_array_equal(track.measurement, [108.0, 100.0, 40.0, 80.0])
+    assert not np.array_equal(track.box, track.measurement), "the box is the filtered state, not the detection"
+    (ghost,) = wm.step(5 / FPS, []).tracks
+    assert ghost.state == TrackState.OCCLUDED and ghost.measurement is None
+
+
+def test_rejections_name_the_detection_and_the_problem(make_model) -> None:
+    wm = make_model(min_hits=1)
+    r = wm.step(0.0, [det(100, 100), det(-50, 100, w=40), det(100, 100, score=1.5), det(700, 100)], (640, 480))
+    assert len(r.tracks) == 1 and r.rejected == 3
+    assert "detection 1" in r.rejections[0] and "entirely outside the 640x480 image" in r.rejections[0]
+    assert "detection 2" in r.rejections[1] and "score must lie in [0, 1], got 1.5" in r.rejections[1]
+    assert "detection 3" in r.rejections[2] and "outside" in r.rejections[2]
+    partly_out = wm.step(0.1, [det(100, 100), det(-10, 100, w=40)], (640, 480))  # overlaps the image: kept
+    assert partly_out.rejected == 0

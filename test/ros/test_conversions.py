@@ -287,22 +287,23 @@ def _track3d(track_id: int, state: TrackState, position, cov_diag=(1e-4, 1e-4, 1
 
 
 def test_point_cloud_layout() -> None:
+    big_id = 2**40 + 7  # a clock-seeded 64-bit id: exact in the FLOAT64 field
     tracks = [_track3d(3, TrackState.VISIBLE, [0.5, -0.25, 3.0], persistence=0.75),
-              _track3d(70000, TrackState.OCCLUDED, [-1.0, 0.125, 6.5], persistence=0.5)]
+              _track3d(big_id, TrackState.OCCLUDED, [-1.0, 0.125, 6.5], persistence=0.5)]
     msg = tracks_to_cloud(tracks, HEADER)
     layout = [(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
     assert layout == [("x", 0, PointField.FLOAT32, 1), ("y", 4, PointField.FLOAT32, 1), ("z", 8, PointField.FLOAT32, 1),
-                      ("track_id", 12, PointField.UINT32, 1), ("state", 16, PointField.UINT8, 1),
-                      ("persistence", 20, PointField.FLOAT32, 1)]
-    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 2, 24, 48)
-    assert msg.header == HEADER and not msg.is_bigendian and len(msg.data) == 48
+                      ("track_id", 16, PointField.FLOAT64, 1), ("state", 12, PointField.UINT8, 1),
+                      ("persistence", 24, PointField.FLOAT32, 1)]
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 2, 32, 64)
+    assert msg.header == HEADER and not msg.is_bigendian and len(msg.data) == 64
     raw = bytes(msg.data)
     for k, t in enumerate(tracks):
         base = k * msg.point_step
-        x, y, z, track_id, state = struct.unpack_from("<fffIB", raw, base)
-        (persistence,) = struct.unpack_from("<f", raw, base + 20)
+        x, y, z, state = struct.unpack_from("<fffB", raw, base)
+        (track_id, persistence) = struct.unpack_from("<df", raw, base + 16)
         assert (x, y, z) == tuple(np.float32(t.position))
-        assert (track_id, state, persistence) == (t.track_id, int(t.state), t.persistence_score)
+        assert (int(track_id), state, persistence) == (t.track_id, int(t.state), t.persistence_score)
 
 
 def test_point_cloud_round_trip() -> None:
@@ -387,7 +388,7 @@ def test_synchronizer_inputs_use_header_stamps() -> None:
     left, right = sync.inputs(header_stamp_key)
     a, b = Image(header=HEADER), Image(header=Header(stamp=HEADER.stamp, frame_id="right"))
     left(a)
-    right(Image(header=Header(stamp=Time(sec=99))))
+    right(Image(header=Header(stamp=Time(sec=12, nanosec=0))))  # an earlier frame without a partner
     right(b)
     assert calls == [(a, b)]
 

@@ -12,6 +12,11 @@ import math
 
 #: The clock seed counts from 2025-01-01T00:00:00Z (Unix seconds), keeping the ids small.
 ID_EPOCH_S = 1_735_689_600.0
+#: Track ids travel as uint64; the largest kept below 2^53 so that a float64 (PointCloud2's widest
+#: field) holds each one exactly.
+MAX_TRACK_ID = 2**53 - 1
+#: How many new ids a second a run may average for a clock-seeded restart never to reuse one.
+CLOCK_IDS_PER_SECOND = 1e6
 
 
 def _is_int(value: object) -> bool:
@@ -75,3 +80,18 @@ class IdAllocator:
         value = self._next
         self._next += 1
         return value
+
+
+def node_id_allocator(first_id: int, now_s: float) -> IdAllocator:
+    """The allocator a node keeps for its life: ``first_id`` when it is > 0 (tests, a fixed
+    start), else seeded from the wall clock ``now_s`` at :data:`CLOCK_IDS_PER_SECOND`, so a restarted
+    node starts above every id an earlier run handed out.
+
+    Raises:
+        ValueError: naming the argument, for a negative ``first_id`` or one beyond MAX_TRACK_ID.
+    """
+    if first_id < 0:
+        raise ValueError(f"first_id must be >= 0 (0: seeded from the clock), got {first_id!r}")
+    if first_id:
+        return IdAllocator(first_id, MAX_TRACK_ID)
+    return IdAllocator.from_clock(now_s, CLOCK_IDS_PER_SECOND, MAX_TRACK_ID)

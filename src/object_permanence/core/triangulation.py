@@ -34,7 +34,7 @@ gets a new 3D id and a fresh filter. Duplicate ids in one input are rejected.
 """
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +46,7 @@ from object_permanence.core.stereo_pairing import StereoPairer
 from object_permanence.core.stereo_rig import RectifiedRig, triangulate_rectified, triangulation_jacobian
 from object_permanence.core.track3d_filter import Track3DFilter
 from object_permanence.core.triangulator_config import TriangulatorConfig
-from object_permanence.core.types import Track, Track3D, TrackState
+from object_permanence.core.types import Track, Track3D, TrackState, duplicate_track_ids
 
 #: How bad a lifecycle state is, for "the worse of the two states" of a stereo pair.
 _STATE_SEVERITY = {TrackState.VISIBLE: 0, TrackState.TENTATIVE: 1, TrackState.OCCLUDED: 2, TrackState.LOST: 3}
@@ -55,15 +55,10 @@ _STATE_SEVERITY = {TrackState.VISIBLE: 0, TrackState.TENTATIVE: 1, TrackState.OC
 _GHOST_STATES = (TrackState.OCCLUDED, TrackState.LOST)
 
 
-def duplicate_track_ids(tracks: list[Track]) -> list[int]:
-    """Sorted ids that occur more than once in ``tracks``."""
-    return sorted(i for i, n in Counter(t.track_id for t in tracks).items() if n > 1)
-
-
 def raw_measurement(track: Track) -> np.ndarray | None:
     """The track's matched detection box of this frame, (4,) ``cx, cy, w, h``, or None when it has none
-    (not matched, NaN, or the track type carries no ``measurement``)."""
-    box = getattr(track, "measurement", None)
+    (not matched this frame, or not a usable box)."""
+    box = track.measurement
     if box is None:
         return None
     box = np.asarray(box, dtype=np.float64).reshape(-1)

@@ -6,6 +6,7 @@ float32 vectors, times are seconds taken from message header stamps (never the w
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -63,6 +64,9 @@ class Track:
     covariance: (4, 4) covariance of the box state ``cx, cy, w, h`` in pixels².
     persistence_score: probability in [0, 1] that the track is a real persistent object,
     NaN until a persistence filter has scored it.
+    measurement: (4,) ``cx, cy, w, h`` pixels of the raw detection matched this frame (what a
+    consumer that does its own filtering, e.g. triangulation, should measure), or None when the
+    track was not matched this frame.
     """
 
     track_id: int
@@ -78,6 +82,12 @@ class Track:
     frames_since_seen: int
     embedding: np.ndarray | None = None
     persistence_score: float = float("nan")
+    measurement: np.ndarray | None = None
+
+
+def duplicate_track_ids(tracks: list[Track]) -> list[int]:
+    """Sorted ids that occur more than once in ``tracks`` (one message must not name a track twice)."""
+    return sorted(i for i, n in Counter(t.track_id for t in tracks).items() if n > 1)
 
 
 @dataclass

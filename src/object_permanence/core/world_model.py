@@ -23,7 +23,7 @@ Classes must match in every stage. Time comes only from the ``stamp`` arguments 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -35,6 +35,7 @@ from object_permanence.core.association import (
     iou_matrix,
     mahalanobis_sq_matrix,
 )
+from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.kalman import BoxFilter, BoxKalmanFilter, BoxKalmanParams
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 
@@ -151,12 +152,18 @@ class StepResult:
 
     tracks: published tracks sorted by id (VISIBLE, OCCLUDED ghosts, LOST once, and TENTATIVE
         when ``publish_tentative``); events: lifecycle transitions in the order they happened;
-    rejected: input detections dropped as invalid.
+    rejections: why each input detection dropped as invalid was dropped (one line each, naming the
+        detection's index and the problem).
     """
 
     tracks: list[Track]
     events: list[TrackEvent]
-    rejected: int
+    rejections: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        """How many input detections were dropped as invalid."""
+        return len(self.rejections)
 
 
 @dataclass
@@ -172,6 +179,7 @@ class _TrackRecord:
     embedding: np.ndarray | None
     last_seen_stamp: float
     last_seen_center: np.ndarray
+    measurement: np.ndarray | None = None  # the detection box matched this frame
     age: int = 0
     hits: int = 1
     misses: int = 0  # consecutive
@@ -184,15 +192,18 @@ class WorldModel:
     Args:
         config: parameters (validated by the dataclass).
         filter_factory: builds a :class:`BoxFilter` from a first box (4,) and the noise scales.
+        ids: where track ids come from (default: 1, 2, ...). A node passes one allocator, seeded
+            from the clock, for its whole life (and to both cameras' models), so that ids are never
+            reused across resets and restarts.
     """
 
     def __init__(self, config: WorldModelConfig | None = None,
-                 filter_factory: FilterFactory = BoxKalmanFilter) -> None:
+                 filter_factory: FilterFactory = BoxKalmanFilter, ids: IdAllocator | None = None) -> None:
         self.config = config if config is not None else WorldModelConfig()
         self._filter_factory = filter_factory
         self._kalman_params = self.config.kalman_params
         self._gate = self.config.mahalanobis_gate
-        self._next_id = 1
+        self._ids = ids if ids is not None else IdAllocator()
         self.reset()
 
     def reset(self) -> None:
@@ -233,7 +244,7 @@ class WorldModel:
             raise ValueError(f"stamp went backwards: {stamp!r} < previous {self._last_stamp!r}")
         dt = 0.0 if self._last_stamp is None else stamp - self._last_stamp
         self._last_stamp = stamp
-        dets, rejected = self._valid_detections(detections)
+        dets, rejections = self._valid_detections(detections, image_size)
         if dt > 0:
             for t in self._tracks:
                 t.filter.predict(dt)
@@ -263,36 +274,53 @@ class WorldModel:
                 if t.state != TrackState.TENTATIVE or self.config.publish_tentative:
                     published.append(self._publish(t))
         self._tracks = survivors
-        return StepResult(tracks=published, events=events, rejected=rejected)
+        return StepResult(tracks=published, events=events, rejections=rejections)
 
-    def _valid_detections(self, detections: list[Detection]) -> tuple[list[Detection], int]:
-        """Drop detections with a non-finite or absurdly large box (> MAX_BOX_PX), a non-finite score
-        or embedding, w/h <= 0, or an embedding
-        whose length differs from the first one seen; returns the kept ones and the count dropped."""
+    def _valid_detections(self, detections: list[Detection],
+                          image_size: tuple[int, int] | None) -> tuple[list[Detection], list[str]]:
+        """The usable detections and, for each one dropped, why: a box that is not four finite
+        numbers, has w or h <= 0, is absurdly large (> MAX_BOX_PX) or lies entirely outside the
+        image (when its size is known); a score that is not a number in [0, 1]; an embedding that
+        is not finite or whose length differs from the first one seen."""
         kept: list[Detection] = []
-        for det in detections:
-            try:
-                box = np.asarray(det.box, dtype=float)
-                score = float(det.score)
-                class_id = int(det.class_id)
-                emb = None if det.embedding is None else np.asarray(det.embedding, np.float32).ravel()
-            except (TypeError, ValueError):
+        problems: list[str] = []
+        for i, det in enumerate(detections):
+            problem = self._problem(det, image_size)
+            if problem is not None:
+                problems.append(f"detection {i}: {problem}")
                 continue
-            if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0 \
-                    or np.any(np.abs(box) > MAX_BOX_PX):
-                continue
-            if not math.isfinite(score):
-                continue
-            if emb is not None:
-                if not np.all(np.isfinite(emb)):
-                    continue
-                if self._embedding_dim is None:
-                    self._embedding_dim = emb.shape[0]
-                elif emb.shape[0] != self._embedding_dim:
-                    continue
-            kept.append(Detection(box=box, score=score, class_id=class_id,
-                                  class_name=det.class_name, embedding=emb))
-        return kept, len(detections) - len(kept)
+            emb = None if det.embedding is None else np.asarray(det.embedding, np.float32).ravel()
+            if emb is not None and self._embedding_dim is None:
+                self._embedding_dim = emb.shape[0]
+            kept.append(Detection(box=np.asarray(det.box, dtype=float), score=float(det.score),
+                                  class_id=int(det.class_id), class_name=det.class_name, embedding=emb))
+        return kept, problems
+
+    def _problem(self, det: Detection, image_size: tuple[int, int] | None) -> str | None:
+        """What is wrong with one detection, or None."""
+        try:
+            box = np.asarray(det.box, dtype=float)
+            score = float(det.score)
+            int(det.class_id)
+            emb = None if det.embedding is None else np.asarray(det.embedding, np.float32).ravel()
+        except (TypeError, ValueError) as exc:
+            return f"not a detection ({exc})"
+        if box.shape != (4,) or not np.all(np.isfinite(box)):
+            return f"box must be four finite numbers cx, cy, w, h, got {np.asarray(det.box).tolist()}"
+        if box[2] <= 0 or box[3] <= 0 or np.any(np.abs(box) > MAX_BOX_PX):
+            return f"box size must be > 0 and every value within {MAX_BOX_PX:g} px, got {box.tolist()}"
+        if image_size is not None and min(image_size) > 0:
+            x1, y1, x2, y2 = box[0] - box[2] / 2, box[1] - box[3] / 2, box[0] + box[2] / 2, box[1] + box[3] / 2
+            if x2 <= 0 or y2 <= 0 or x1 >= image_size[0] or y1 >= image_size[1]:
+                return f"box {box.tolist()} lies entirely outside the {image_size[0]}x{image_size[1]} image"
+        if not 0.0 <= score <= 1.0:
+            return f"score must lie in [0, 1], got {score}"
+        if emb is not None:
+            if not np.all(np.isfinite(emb)):
+                return "embedding is not finite"
+            if self._embedding_dim is not None and emb.shape[0] != self._embedding_dim:
+                return f"embedding has {emb.shape[0]} values, earlier ones {self._embedding_dim}"
+        return None
 
     def _associate(self, stamp: float, dets: list[Detection]) -> tuple[dict[int, int], set[int]]:
         """Run the cascade; returns {track index: detection index} and the track indices
@@ -391,6 +419,7 @@ class WorldModel:
         t.frames_since_seen = 0
         t.last_seen_stamp = stamp
         t.last_seen_center = det.box[:2].copy()
+        t.measurement = det.box
         t.score = det.score
         t.embedding = self._blend(t.embedding, det.embedding)
         if t.state == TrackState.TENTATIVE and t.hits >= self.config.min_hits:
@@ -417,6 +446,7 @@ class WorldModel:
         t.age += 1
         t.misses += 1
         t.frames_since_seen += 1
+        t.measurement = None
         if t.state == TrackState.VISIBLE:
             t.state = TrackState.OCCLUDED
             events.append(self._event(t, EventKind.OCCLUDED, t.frames_since_seen))
@@ -428,11 +458,10 @@ class WorldModel:
     def _new_track(self, det: Detection, stamp: float, events: list[TrackEvent]) -> _TrackRecord:
         """Start a TENTATIVE track (VISIBLE at once, with BIRTH, when ``min_hits == 1``)."""
         t = _TrackRecord(
-            track_id=self._next_id, filter=self._filter_factory(det.box, self._kalman_params),
+            track_id=self._ids.allocate(), filter=self._filter_factory(det.box, self._kalman_params),
             state=TrackState.TENTATIVE, class_id=det.class_id, class_name=det.class_name,
             score=det.score, embedding=self._blend(None, det.embedding), last_seen_stamp=stamp,
-            last_seen_center=det.box[:2].copy())
-        self._next_id += 1
+            last_seen_center=det.box[:2].copy(), measurement=det.box)
         if self.config.min_hits <= 1:
             t.state = TrackState.VISIBLE
             events.append(self._event(t, EventKind.BIRTH))
@@ -463,4 +492,5 @@ class WorldModel:
                      velocity=t.filter.velocity, covariance=t.filter.box_covariance,
                      score=t.score, class_id=t.class_id, class_name=t.class_name, age=t.age,
                      hits=t.hits, frames_since_seen=t.frames_since_seen,
-                     embedding=None if t.embedding is None else t.embedding.copy())
+                     embedding=None if t.embedding is None else t.embedding.copy(),
+                     measurement=None if t.measurement is None else t.measurement.copy())

@@ -14,10 +14,10 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from object_permanence.core.box_disparity import DISPARITY_METHODS
-from object_permanence.core.id_allocator import IdAllocator
-from object_permanence.core.triangulation import StereoTriangulator, duplicate_track_ids
+from object_permanence.core.id_allocator import node_id_allocator
+from object_permanence.core.triangulation import StereoTriangulator
 from object_permanence.core.triangulator_config import TriangulatorConfig
-from object_permanence.core.types import Track
+from object_permanence.core.types import Track, duplicate_track_ids
 from object_permanence.msg import Track3D, Track3DArray, TrackArray
 from object_permanence.ros.conversions import (
     ConversionError,
@@ -30,24 +30,15 @@ from object_permanence.ros.conversions import (
     tracks_to_cloud,
 )
 from object_permanence.ros.markers import tracks_to_markers
-from object_permanence.ros.params import Param, build_config, config_params, declare
+from object_permanence.ros.params import FIRST_TRACK_ID_PARAM, Param, build_config, config_params, declare
 from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS, VIZ_QOS
 from object_permanence.ros.runner import main_for
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, SyncMonitor, header_stamp_key
 
-#: Width of the published 3D ids, and how many new 3D ids a second a run may average for a restart
-#: (ids seeded from the wall clock) never to reuse one: 64-bit ids leave room for 10^6 a second;
-#: with 32-bit ids the seed must count seconds (1 a second) to last beyond 2100.
-_ID_BITS = 64 if Track3D.get_fields_and_field_types()["id"] == "uint64" else 32
-_CLOCK_IDS_PER_SECOND = 1e6 if _ID_BITS == 64 else 1.0
-
 PARAMS = tuple(replace(p, choices=DISPARITY_METHODS) if p.name == "disparity_method" else p
                for p in config_params(TriangulatorConfig)) + (
-    Param("first_track_id", 0, "First 3D track id. 0: seeded from the wall clock at start-up so that a restarted "
-          "node never reuses an id of an earlier run (ids stay unique as long as a run averages fewer new 3D tracks "
-          "a second than the seed's rate: 10^6 with 64-bit ids, 1 with 32-bit ids); rebuilding the triangulator "
-          "(new camera_info, a time jump) continues the sequence.", low=0, high=min(2**_ID_BITS, 2**63) - 1),
+    FIRST_TRACK_ID_PARAM,
     Param("sync_slop_s", 0.01, "Largest stamp difference (s) between the left and right track arrays of one "
           "pair (they carry their images' stamps; keep it equal to the detector's sync_slop_s).",
           low=0.0, high=1.0),
@@ -69,9 +60,7 @@ class TriangulatorNode(Node):
         super().__init__("triangulator", **kwargs)
         p = declare(self, PARAMS)
         self._config = build_config(TriangulatorConfig, p)
-        max_id = 2**_ID_BITS - 1  # (a ROS integer parameter stops at 2^63 - 1; the clock seed does not)
-        self._ids = IdAllocator(p["first_track_id"], max_id) if p["first_track_id"] else \
-            IdAllocator.from_clock(time.time(), _CLOCK_IDS_PER_SECOND, max_id)
+        self._ids = node_id_allocator(p["first_track_id"], time.time())  # wall clock: ids unique across restarts
         self._publish_markers = p["publish_markers"]
         self._info: dict[str, CameraInfo] = {}
         self._triangulator: StereoTriangulator | None = None
@@ -117,6 +106,14 @@ class TriangulatorNode(Node):
         if images[0].shape != images[1].shape:
             self.get_logger().error(f"left and right images differ in size ({images[0].shape} vs {images[1].shape}), "
                                     "box centres only", throttle_duration_sec=5.0)
+            return None
+        info = self._info.get("left")
+        if info is not None and info.width and info.height and (info.width, info.height) != \
+                (images[0].shape[1], images[0].shape[0]):
+            self.get_logger().error(
+                f"stereo/left/camera_info says {info.width}x{info.height} but the images are "
+                f"{images[0].shape[1]}x{images[0].shape[0]}: that calibration is not for these images; "
+                "box centres only", throttle_duration_sec=5.0)
             return None
         return images
 

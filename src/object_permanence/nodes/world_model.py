@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TextIO
 
 from rclpy.node import Node
 
+from object_permanence.core.id_allocator import node_id_allocator
 from object_permanence.core.kalman import BoxKalmanParams
 from object_permanence.core.types import EventKind
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
 from object_permanence.msg import DetectionArray, TrackArray, TrackEvent as TrackEventMsg
 from object_permanence.ros.conversions import detections_from_msg, event_to_msg, stamp_to_sec, track_to_msg
-from object_permanence.ros.params import Param, ParameterError, build_config, config_params, declare
+from object_permanence.ros.params import (
+    FIRST_TRACK_ID_PARAM,
+    Param,
+    ParameterError,
+    build_config,
+    config_params,
+    declare,
+)
 from object_permanence.ros.guard import subscribe
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
@@ -20,6 +29,7 @@ from object_permanence.ros.runner import main_for
 CAMERAS = ("left", "right")
 
 PARAMS = config_params(WorldModelConfig, docs_from=(BoxKalmanParams,)) + (
+    FIRST_TRACK_ID_PARAM,
     Param("events_jsonl", "", "If set, also append every track event as one JSON line to this file."),
     Param("time_jump_reset_s", 1.0, "A stamp this many seconds or more before the previous one (a bag replayed "
           "again, a clock reset) resets the tracks; a smaller step back drops that frame.", low=0.0, high=1e9),
@@ -33,7 +43,9 @@ class WorldModelNode(Node):
         super().__init__("world_model", **kwargs)
         p = declare(self, PARAMS)
         config = build_config(WorldModelConfig, p)
-        self._models = {cam: WorldModel(config) for cam in CAMERAS}
+        # one allocator for both cameras and the node's life: ids unique across cameras, resets, restarts
+        ids = node_id_allocator(p["first_track_id"], time.time())
+        self._models = {cam: WorldModel(config, ids=ids) for cam in CAMERAS}
         self._time_jump_reset_s = p["time_jump_reset_s"]
         try:
             self._events_file: TextIO | None = open(p["events_jsonl"], "a", encoding="utf-8") \
@@ -60,10 +72,11 @@ class WorldModelNode(Node):
         except ValueError as exc:  # a frame slightly out of order: drop it, keep the belief
             self.get_logger().error(f"{camera}: dropped detections: {exc}", throttle_duration_sec=2.0)
             return
-        if result.rejected:
+        if result.rejections:
+            more = f" (and {len(result.rejections) - 3} more)" if len(result.rejections) > 3 else ""
             self.get_logger().warning(
-                f"{camera}: rejected {result.rejected} invalid detection(s) (non-finite or empty box, bad score, "
-                "or an embedding of another length than the first one)", throttle_duration_sec=5.0)
+                f"stereo/{camera}/detections: rejected {result.rejected} invalid detection(s), the rest tracked: "
+                + "; ".join(result.rejections[:3]) + more, throttle_duration_sec=2.0)
         self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.tracks]))
         for event in result.events:
             self._pub_events.publish(event_to_msg(event, msg.header, camera))

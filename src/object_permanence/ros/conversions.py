@@ -182,7 +182,8 @@ def track_to_msg(t: Track) -> TrackMsg:
         score=float(t.score), cx=cx, cy=cy, w=w, h=h, vx=float(t.velocity[0]), vy=float(t.velocity[1]),
         covariance=np.asarray(t.covariance, dtype=np.float32).reshape(16), age=int(t.age), hits=int(t.hits),
         frames_since_seen=int(t.frames_since_seen), persistence_score=float(t.persistence_score),
-        embedding=_float_array(t.embedding))
+        embedding=_float_array(t.embedding),
+        measurement=np.full(4, np.nan, np.float32) if t.measurement is None else np.asarray(t.measurement, np.float32))
 
 
 def track_from_msg(m: TrackMsg) -> Track:
@@ -193,7 +194,13 @@ def track_from_msg(m: TrackMsg) -> Track:
         class_id=m.class_id, class_name=m.class_name, age=m.age, hits=m.hits,
         frames_since_seen=m.frames_since_seen,
         embedding=np.asarray(m.embedding, dtype=np.float32) if len(m.embedding) else None,
-        persistence_score=float(m.persistence_score))
+        persistence_score=float(m.persistence_score), measurement=_measurement(m.measurement))
+
+
+def _measurement(values) -> np.ndarray | None:
+    """A Track message's raw detection box, None when it holds NaN (unmatched this frame)."""
+    box = np.asarray(values, dtype=np.float64)
+    return box if np.all(np.isfinite(box)) else None
 
 
 def track3d_to_msg(t: Track3D) -> Track3DMsg:
@@ -224,9 +231,17 @@ def decision_to_msg(d: PersistenceDecision, camera: str) -> PersistenceDecisionM
 
 
 def decision_from_msg(m: PersistenceDecisionMsg) -> PersistenceDecision:
+    """The decision of a PersistenceDecision message; ConversionError naming the track and the
+    problem for a score outside [0, 1] or attention weights that are not finite and >= 0."""
+    if not 0.0 <= m.score <= 1.0:  # also rejects NaN
+        raise ConversionError(f"decision on track {m.track_id} ({m.camera}): score {m.score} is not in [0, 1]")
+    attention = np.asarray(m.attention, dtype=np.float32)
+    if not np.all(np.isfinite(attention) & (attention >= 0.0)):
+        raise ConversionError(f"decision on track {m.track_id} ({m.camera}): attention weights must be finite "
+                              "and >= 0")
     return PersistenceDecision(
         track_id=m.track_id, score=float(m.score), keep=bool(m.keep),
-        attention=np.asarray(m.attention, dtype=np.float32), frames_observed=m.frames_observed, reason=m.reason)
+        attention=attention, frames_observed=m.frames_observed, reason=m.reason)
 
 
 def event_to_msg(e: TrackEvent, header: Header, camera: str) -> TrackEventMsg:
@@ -267,21 +282,24 @@ def sim_objects_from_msg(msgs) -> list[GroundTruthObject]:
 
 
 POINT_DTYPE = np.dtype([
-    ("x", np.float32), ("y", np.float32), ("z", np.float32),
-    ("track_id", np.uint32), ("state", np.uint8), ("_pad", np.uint8, 3), ("persistence", np.float32),
+    ("x", np.float32), ("y", np.float32), ("z", np.float32), ("state", np.uint8), ("_pad", np.uint8, 3),
+    ("track_id", np.float64), ("persistence", np.float32), ("_pad_end", np.uint8, 4),
 ])
+# track_id is FLOAT64: PointCloud2 has no 64-bit integer field, and a float64 holds every integer
+# below 2^53 exactly (ids are seeded at 10^6 a second since 2025: exact until after the year 2200).
 _POINT_FIELDS = [
     PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
     PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
     PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
-    PointField(name="track_id", offset=12, datatype=PointField.UINT32, count=1),
-    PointField(name="state", offset=16, datatype=PointField.UINT8, count=1),
-    PointField(name="persistence", offset=20, datatype=PointField.FLOAT32, count=1),
+    PointField(name="track_id", offset=16, datatype=PointField.FLOAT64, count=1),
+    PointField(name="state", offset=12, datatype=PointField.UINT8, count=1),
+    PointField(name="persistence", offset=24, datatype=PointField.FLOAT32, count=1),
 ]
 
 
 def tracks_to_cloud(tracks: list[Track3D], header: Header) -> PointCloud2:
-    """One point per 3D track: x, y, z (float32), track_id (uint32), state (uint8), persistence (float32)."""
+    """One point per 3D track: x, y, z (float32), track_id (float64, an exact integer), state (uint8),
+    persistence (float32); 32 bytes a point, track_id 8-byte aligned."""
     points = np.zeros(len(tracks), dtype=POINT_DTYPE)
     if tracks:
         points["x"], points["y"], points["z"] = np.array([t.position for t in tracks], dtype=np.float32).T

@@ -32,6 +32,12 @@ def sphere_diameter(track: Track3D) -> np.ndarray:
     return np.clip(4.0 * sigma, MIN_DIAMETER_M, MAX_GHOST_DIAMETER_M)  # 2σ each side
 
 
+def marker_id(track_id: int) -> int:
+    """Marker.id (int32) of a 64-bit track id: its low 31 bits. Two live tracks would share one only
+    if their ids differed by a multiple of 2^31 (ids are allocated in sequence: never in practice)."""
+    return int(track_id) & 0x7FFFFFFF
+
+
 def tracks_to_markers(tracks: list[Track3D], header: Header, ns: str = "tracks3d") -> MarkerArray:
     """DELETEALL, then per track: a sphere, an id label and a trail."""
     # DELETEALL with an empty namespace clears every namespace (RViz clears only ``ns`` otherwise,
@@ -43,12 +49,13 @@ def tracks_to_markers(tracks: list[Track3D], header: Header, ns: str = "tracks3d
         ghost = t.state == TrackState.OCCLUDED
         color = track_color(t.track_id, GHOST_ALPHA if ghost else VISIBLE_ALPHA)
         pos = Point(x=float(t.position[0]), y=float(t.position[1]), z=float(t.position[2]))
-        sphere = Marker(header=header, ns=f"{ns}/ghosts" if ghost else ns, id=t.track_id, type=Marker.SPHERE,
+        mid = marker_id(t.track_id)
+        sphere = Marker(header=header, ns=f"{ns}/ghosts" if ghost else ns, id=mid, type=Marker.SPHERE,
                         action=Marker.ADD, color=color)
         sphere.pose.position = pos
         sphere.pose.orientation.w = 1.0
         sphere.scale.x, sphere.scale.y, sphere.scale.z = (float(v) for v in sphere_diameter(t))
-        label = Marker(header=header, ns=f"{ns}/labels", id=t.track_id, type=Marker.TEXT_VIEW_FACING,
+        label = Marker(header=header, ns=f"{ns}/labels", id=mid, type=Marker.TEXT_VIEW_FACING,
                        action=Marker.ADD, color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=0.6 if ghost else 1.0),
                        text=f"{t.track_id} {t.class_name}{' (ghost)' if ghost else ''}")
         label.pose.position = Point(x=pos.x, y=pos.y - 0.15, z=pos.z)
@@ -56,7 +63,7 @@ def tracks_to_markers(tracks: list[Track3D], header: Header, ns: str = "tracks3d
         label.scale.z = 0.12
         markers += [sphere, label]
         if len(t.trail) >= 2:
-            trail = Marker(header=header, ns=f"{ns}/trails", id=t.track_id, type=Marker.LINE_STRIP,
+            trail = Marker(header=header, ns=f"{ns}/trails", id=mid, type=Marker.LINE_STRIP,
                            action=Marker.ADD, color=track_color(t.track_id, 0.6),
                            points=[Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in t.trail])
             trail.pose.orientation.w = 1.0

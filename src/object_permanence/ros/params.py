@@ -85,6 +85,13 @@ class Param:
         return d
 
 
+#: The first id of the tracks a node creates (world model: 2D, triangulator: 3D).
+FIRST_TRACK_ID_PARAM = Param(
+    "first_track_id", 0, "First track id. 0: seeded from the wall clock at start-up (10^6 ids a second since "
+    "2025), so a restarted node never reuses an id of an earlier run; resets (a time jump, new camera_info) "
+    "continue the sequence: an id is never handed out twice in the life of the robot.", low=0, high=2**53 - 1)
+
+
 def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
     """Declare ``params`` on ``node``, validate the start-up values and return them by name.
 
