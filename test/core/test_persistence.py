@@ -103,3 +103,12 @@ def test_filter_forgets_lost_and_vanished_tracks() -> None:
     assert fresh.decisions[0].frames_observed == 1
     with pytest.raises(ValueError, match="history_len"):
         PersistenceFilter(MinHitsBaseline(), history_len=0)
+
+
+def test_filter_leaves_out_duplicate_ids_and_decides_the_rest() -> None:
+    filt = PersistenceFilter(MinHitsBaseline(MinHitsConfig(min_hits=1, min_mean_score=0.0)))
+    result = filt.step([track(1), track(2), track(2, score=0.3), track(3)])
+    assert result.duplicate_ids == [2]
+    assert [d.track_id for d in result.decisions] == [1, 3] and [t.track_id for t in result.kept] == [1, 3]
+    again = filt.step([track(2)])  # a later, well-formed message about track 2 starts a clean history
+    assert again.duplicate_ids == [] and again.decisions[0].frames_observed == 1

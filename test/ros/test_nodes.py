@@ -372,14 +372,17 @@ class DetectorProbe:
         ros.wait_connected()
         self.frame = 0
 
-    def send(self, left_encoding: str = "bgr8") -> Time:
+    def send(self, left_encoding: str = "bgr8", right_crop: bool = False) -> Time:
         self.frame += 1
         left = numpy_to_image(scene(0.0), header(self.frame, LEFT_FRAME), "bgr8")
         if left_encoding != "bgr8":
             left.encoding, left.step = left_encoding, left.width * 4
             left.data = bytes(left.height * left.step)
         self._images["left"].publish(left)
-        self._images["right"].publish(numpy_to_image(scene(DISPARITY), header(self.frame, RIGHT_FRAME), "bgr8"))
+        right = scene(DISPARITY)
+        if right_crop:
+            right = np.ascontiguousarray(right[:-16])
+        self._images["right"].publish(numpy_to_image(right, header(self.frame, RIGHT_FRAME), "bgr8"))
         self._truth.publish(SimGroundTruth(header=header(self.frame), frame_index=self.frame,
                                            left=[sim_object(0.0)], right=[sim_object(DISPARITY)]))
         return stamp(self.frame)
@@ -411,6 +414,20 @@ def test_detector_publishes_detections_with_embeddings_and_drops_bad_encodings(r
     rejected = stamp(probe.frame)
     recovered = probe.send_until_published()
     assert len(by_stamp(probe.out["left"], recovered).detections) == 1
+    assert all(by_stamp(probe.out[c], rejected) is None for c in ("left", "right"))
+
+
+def test_detector_rejects_a_pair_of_two_image_sizes_and_goes_on(ros) -> None:
+    probe = DetectorProbe(ros)
+    probe.send_until_published()
+
+    def mismatch_logged() -> bool:
+        return any("left image is 640x480 but right is 640x464" in m for m in ros.log_lines("detector", ERROR))
+
+    ros.retry_until(lambda _: probe.send(right_crop=True), mismatch_logged, "the error about the image sizes")
+    rejected = stamp(probe.frame)
+    recovered = probe.send_until_published()
+    assert len(by_stamp(probe.out["right"], recovered).detections) == 1
     assert all(by_stamp(probe.out[c], rejected) is None for c in ("left", "right"))
 
 

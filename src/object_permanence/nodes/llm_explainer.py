@@ -24,7 +24,13 @@ from object_permanence.core.explain import (
 )
 from object_permanence.core.types import Track, TrackState
 from object_permanence.msg import Explanation as ExplanationMsg, PersistenceDecisionArray, TrackArray
-from object_permanence.ros.conversions import decision_from_msg, sec_to_stamp, stamp_to_sec, track_from_msg
+from object_permanence.ros.conversions import (
+    ConversionError,
+    decision_from_msg,
+    sec_to_stamp,
+    stamp_to_sec,
+    track_from_msg,
+)
 from object_permanence.ros.params import Param, ParameterError, declare
 from object_permanence.ros.guard import subscribe
 from object_permanence.ros.qos import RELIABLE_QOS
@@ -108,8 +114,14 @@ class LlmExplainerNode(Node):
             track = self._tracks.get(key)
             if track is None or m.frames_observed < self._min_frames or self._last_keep.get(key) == m.keep:
                 continue
+            try:  # one bad decision is reported and skipped; the rest of the message is explained
+                decision = decision_from_msg(m)
+            except ConversionError as exc:
+                self.get_logger().error(f"persistence/decisions: {exc}; that decision is skipped",
+                                        throttle_duration_sec=2.0)
+                continue
             total, n = self._score_sums.get(key, (track.score, 1))
-            request = ExplanationRequest.from_decision(decision_from_msg(m), track, m.camera, stamp, total / max(n, 1),
+            request = ExplanationRequest.from_decision(decision, track, m.camera, stamp, total / max(n, 1),
                                                        context=msg.header)
             if self._worker.submit(request):
                 self._last_keep[key] = m.keep

@@ -49,6 +49,10 @@ class PersistenceFilterNode(Node):
 
     def _on_tracks(self, camera: str, msg: TrackArray) -> None:
         result = self._filters[camera].step([track_from_msg(t) for t in msg.tracks])
+        if result.duplicate_ids:
+            self.get_logger().error(f"duplicate track ids {result.duplicate_ids} in one stereo/{camera}/tracks message: "
+                                    "those tracks are left out of this frame, the rest is decided",
+                                    throttle_duration_sec=2.0)
         self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.kept]))
         self._pub_decisions.publish(PersistenceDecisionArray(
             header=msg.header, model=self._model_name,

@@ -2,17 +2,18 @@
 only the tracks judged persistent (with their score set)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from object_permanence.core.persistence.base import PersistenceModel
 from object_permanence.core.persistence.history import TrackHistory
-from object_permanence.core.types import PersistenceDecision, Track, TrackState
+from object_permanence.core.types import PersistenceDecision, Track, TrackState, duplicate_track_ids
 
 
 @dataclass
 class FilterResult:
     kept: list[Track]  # persistent tracks, persistence_score set, ghosts included
-    decisions: list[PersistenceDecision]  # one per input track
+    decisions: list[PersistenceDecision]  # one per input track, duplicates left out
+    duplicate_ids: list[int] = field(default_factory=list)  # ids named twice in the input: left out
 
 
 class PersistenceFilter:
@@ -33,6 +34,11 @@ class PersistenceFilter:
         self._kept_ids: set[int] = set()
 
     def step(self, tracks: list[Track]) -> FilterResult:
+        """Decide on this frame's tracks. Tracks whose id occurs twice in ``tracks`` are left out
+        (their histories would merge two objects) and reported in ``duplicate_ids``."""
+        duplicates = duplicate_track_ids(tracks)
+        if duplicates:
+            tracks = [t for t in tracks if t.track_id not in duplicates]
         present = {t.track_id for t in tracks}
         for gone in [i for i in self._histories if i not in present]:
             del self._histories[gone]
@@ -59,7 +65,7 @@ class PersistenceFilter:
             if t.state == TrackState.LOST:
                 self._histories.pop(t.track_id, None)
                 self._kept_ids.discard(t.track_id)
-        return FilterResult(kept=kept, decisions=decisions)
+        return FilterResult(kept=kept, decisions=decisions, duplicate_ids=duplicates)
 
     def reset(self) -> None:
         self._histories.clear()
