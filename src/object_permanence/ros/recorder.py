@@ -12,8 +12,16 @@ from dataclasses import dataclass, field
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 
-from object_permanence.core.types import GroundTruthObject, PersistenceDecision, Track, Track3D, TrackEvent
+from object_permanence.core.types import (
+    Detection,
+    GroundTruthObject,
+    PersistenceDecision,
+    Track,
+    Track3D,
+    TrackEvent,
+)
 from object_permanence.msg import (
+    DetectionArray,
     Explanation,
     PersistenceDecisionArray,
     SimGroundTruth,
@@ -24,6 +32,7 @@ from object_permanence.msg import (
 from object_permanence.ros.conversions import (
     cloud_to_numpy,
     decision_from_msg,
+    detections_from_msg,
     event_from_msg,
     sim_objects_from_msg,
     track3d_from_msg,
@@ -41,6 +50,7 @@ class StampRecord:
     frame_index: int | None = None
     gt_left: list[GroundTruthObject] = field(default_factory=list)
     gt_right: list[GroundTruthObject] = field(default_factory=list)
+    detections: dict[str, list[Detection]] = field(default_factory=dict)
     tracks: dict[str, list[Track]] = field(default_factory=dict)
     decisions: dict[str, list[PersistenceDecision]] = field(default_factory=lambda: defaultdict(list))
     tracks3d: list[Track3D] | None = None
@@ -53,10 +63,12 @@ def _key(msg) -> Stamp:
 
 
 class PipelineRecorder(Node):
-    """Subscribes to ground truth, 2D tracks, decisions, 3D tracks, points, events and explanations.
+    """Subscribes to ground truth, detections, 2D tracks, decisions, 3D tracks, points, events and
+    explanations.
 
     ``latency_s`` of a stamp is the wall time at which its Track3DArray arrived minus the stamp:
-    meaningful when the capture node stamps with the system clock on the same machine.
+    meaningful when the capture node stamps with the system clock on the same machine (it stamps
+    before it captures or renders the frame, so the latency includes capture).
     """
 
     def __init__(self, name: str = "pipeline_recorder", **kwargs) -> None:
@@ -67,6 +79,8 @@ class PipelineRecorder(Node):
         self.last_message_time = time.monotonic()
         self.create_subscription(SimGroundTruth, "sim/ground_truth", self._on_truth, RELIABLE_QOS)
         for cam in ("left", "right"):
+            self.create_subscription(DetectionArray, f"stereo/{cam}/detections",
+                                     lambda m, c=cam: self._on_detections(c, m), RELIABLE_QOS)
             self.create_subscription(TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam: self._on_tracks(c, m),
                                      RELIABLE_QOS)
         self.create_subscription(PersistenceDecisionArray, "persistence/decisions", self._on_decisions, RELIABLE_QOS)
@@ -83,6 +97,10 @@ class PipelineRecorder(Node):
         rec.frame_index = msg.frame_index
         rec.gt_left = sim_objects_from_msg(msg.left)
         rec.gt_right = sim_objects_from_msg(msg.right)
+        self._touch()
+
+    def _on_detections(self, camera: str, msg: DetectionArray) -> None:
+        self.records[_key(msg)].detections[camera] = detections_from_msg(msg.detections)
         self._touch()
 
     def _on_tracks(self, camera: str, msg: TrackArray) -> None:
