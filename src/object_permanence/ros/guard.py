@@ -15,6 +15,9 @@ def guarded(node: Node, topic: str, callback: Callable[..., None]) -> Callable[.
         try:
             callback(*msgs)
         except Exception as exc:  # one malformed message must not stop the node
+            if not node.context.ok():  # shutting down: publishing into a closed context is expected
+                node.get_logger().debug(f"{topic}: message dropped during shutdown: {exc}")
+                return
             node.get_logger().error(f"{topic}: dropped a message: {type(exc).__name__}: {exc}",
                                     throttle_duration_sec=1.0)
     return run
