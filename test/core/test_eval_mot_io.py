@@ -17,6 +17,7 @@ from object_permanence.core.eval.mot_io import (
     read_seqinfo,
     write_mot_detections,
     write_mot_tracks,
+    write_seqinfo,
     xywh_to_cxcywh,
 )
 from object_permanence.core.types import Detection
@@ -84,3 +85,13 @@ def test_seqinfo(tmp_path: Path) -> None:
         path.write_text(text)
         with pytest.raises(ValueError, match=name):
             read_seqinfo(path)
+
+
+def test_written_seqinfo_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "seqinfo.ini"
+    write_seqinfo(path, "seq-left", 12.5, 40, 320, 240, im_ext=".png")
+    assert read_seqinfo(path) == SeqInfo(320, 240, 12.5, 40)
+    text = path.read_text(encoding="utf-8")
+    assert "name=seq-left\n" in text and "imExt=.png\n" in text and "imDir=img1\n" in text
+    write_seqinfo(path, "seq", 30.0, 1, 640, 480)
+    assert "frameRate=30\n" in path.read_text(encoding="utf-8") and "imExt=.jpg" in path.read_text(encoding="utf-8")

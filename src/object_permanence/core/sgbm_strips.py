@@ -38,7 +38,7 @@ import math
 import cv2
 import numpy as np
 
-from object_permanence.core.stereo_matching import gray_pair
+from object_permanence.core.stereo_matching import box_inputs, inner_windows
 
 #: Rows and columns of context around the box for the block and the aggregation paths, pixels.
 _MARGIN_PX = 8
@@ -85,27 +85,16 @@ def sgbm_box_disparities(
     Raises:
         ValueError: naming the argument, for bad shapes, dtypes or parameter values.
     """
-    left, right = gray_pair(left_bgr, right_bgr)
-    boxes = np.asarray(left_boxes, dtype=np.float64).reshape(-1, 4)
-    guess = np.asarray(disparity_guess, dtype=np.float64).reshape(-1)
-    if guess.shape[0] != boxes.shape[0]:
-        raise ValueError(f"disparity_guess must have one entry per box ({boxes.shape[0]}), got {guess.shape[0]}")
-    if not (math.isfinite(search_px) and search_px > 0):
-        raise ValueError(f"search_px must be finite and positive, got {search_px!r}")
+    left, right, boxes, guess = box_inputs(left_bgr, right_bgr, left_boxes, disparity_guess, search_px, min_ncc,
+                                           inner_frac, min_patch_px)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size % 2 == 0 \
             or not 3 <= block_size <= 11:
         raise ValueError(f"block_size must be an odd integer in [3, 11], got {block_size!r}")
     if isinstance(uniqueness_ratio, bool) or not isinstance(uniqueness_ratio, int) \
             or not 0 <= uniqueness_ratio <= 100:
         raise ValueError(f"uniqueness_ratio must be an integer in [0, 100], got {uniqueness_ratio!r}")
-    if not 0.0 < inner_frac <= 1.0:
-        raise ValueError(f"inner_frac must lie in (0, 1], got {inner_frac!r}")
     if not 0.0 < min_valid_frac <= 1.0:
         raise ValueError(f"min_valid_frac must lie in (0, 1], got {min_valid_frac!r}")
-    if isinstance(min_patch_px, bool) or not isinstance(min_patch_px, int) or min_patch_px < 3:
-        raise ValueError(f"min_patch_px must be an integer >= 3, got {min_patch_px!r}")
-    if not -1.0 <= min_ncc <= 1.0:
-        raise ValueError(f"min_ncc must lie in [-1, 1], got {min_ncc!r}")
 
     n = len(boxes)
     disparity, quality = np.full(n, np.nan), np.full(n, np.nan)
@@ -116,14 +105,7 @@ def sgbm_box_disparities(
     matcher = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disp, blockSize=block_size,
                                     P1=8 * block_size**2, P2=32 * block_size**2, disp12MaxDiff=1,
                                     uniquenessRatio=uniqueness_ratio, speckleWindowSize=0)
-    with np.errstate(invalid="ignore"):
-        half = 0.5 * inner_frac * boxes[:, 2:]
-        x0 = np.clip(np.round(boxes[:, 0] - half[:, 0]), 0, width)
-        x1 = np.clip(np.round(boxes[:, 0] + half[:, 0]), 0, width)
-        y0 = np.clip(np.round(boxes[:, 1] - half[:, 1]), 0, height)
-        y1 = np.clip(np.round(boxes[:, 1] + half[:, 1]), 0, height)
-        usable = (np.all(np.isfinite(boxes), axis=1) & np.isfinite(guess)
-                  & (x1 - x0 >= min_patch_px) & (y1 - y0 >= min_patch_px))
+    x0, x1, y0, y1, usable = inner_windows(boxes, guess, inner_frac, min_patch_px, left.shape)
     for i in np.flatnonzero(usable):
         c0, c1, r0, r1 = int(x0[i]), int(x1[i]), int(y0[i]), int(y1[i])
         offset = math.floor(guess[i] - num_disp / 2)  # searched disparities: offset .. offset + num_disp - 1

@@ -179,19 +179,8 @@ def match_patches(
     Raises:
         ValueError: naming the argument, for bad shapes, dtypes or parameter values.
     """
-    left_gray, right_gray = gray_pair(left_bgr, right_bgr)
-    boxes = np.asarray(left_boxes, dtype=np.float64).reshape(-1, 4)
-    guess = np.asarray(disparity_guess, dtype=np.float64).reshape(-1)
-    if guess.shape[0] != boxes.shape[0]:
-        raise ValueError(f"disparity_guess must have one entry per box ({boxes.shape[0]}), got {guess.shape[0]}")
-    if not np.isfinite(search_px) or search_px <= 0:
-        raise ValueError(f"search_px must be finite and positive, got {search_px!r}")
-    if not -1.0 <= min_ncc <= 1.0:
-        raise ValueError(f"min_ncc must lie in [-1, 1], got {min_ncc!r}")
-    if not 0.0 < inner_frac <= 1.0:
-        raise ValueError(f"inner_frac must lie in (0, 1], got {inner_frac!r}")
-    if isinstance(min_patch_px, bool) or not isinstance(min_patch_px, int) or min_patch_px < 3:
-        raise ValueError(f"min_patch_px must be an integer >= 3, got {min_patch_px!r}")
+    left_gray, right_gray, boxes, guess = box_inputs(left_bgr, right_bgr, left_boxes, disparity_guess, search_px,
+                                                     min_ncc, inner_frac, min_patch_px)
     if not np.isfinite(min_gradient) or min_gradient < 0:
         raise ValueError(f"min_gradient must be finite and non-negative, got {min_gradient!r}")
     if not np.isfinite(min_peak_curvature) or min_peak_curvature <= 0:
@@ -202,24 +191,16 @@ def match_patches(
     quality = np.full(n, np.nan)
     if n == 0:
         return disparity, quality
-    height, width = left_gray.shape
+    width = left_gray.shape[1]
 
     # Template rows/columns: the inner part of the box, clipped to the left image (vectorised).
+    x0, x1, y0, y1, usable = inner_windows(boxes, guess, inner_frac, min_patch_px, left_gray.shape)
     with np.errstate(invalid="ignore"):
-        half_w, half_h = 0.5 * inner_frac * boxes[:, 2], 0.5 * inner_frac * boxes[:, 3]
-        x0 = np.clip(np.round(boxes[:, 0] - half_w), 0, width)
-        x1 = np.clip(np.round(boxes[:, 0] + half_w), 0, width)
-        y0 = np.clip(np.round(boxes[:, 1] - half_h), 0, height)
-        y1 = np.clip(np.round(boxes[:, 1] + half_h), 0, height)
         # Integer disparities tried: the search range widened by one so the peak has neighbours there,
         # then narrowed so the strip x0 - d_hi .. x1 - d_lo stays inside the right image.
         d_lo = np.maximum(np.floor(guess - search_px) - 1, x1 - width)
         d_hi = np.minimum(np.ceil(guess + search_px) + 1, x0)
-        usable = (
-            np.all(np.isfinite(boxes), axis=1) & np.isfinite(guess)
-            & (x1 - x0 >= min_patch_px) & (y1 - y0 >= min_patch_px)
-            & (d_hi - d_lo >= 2)  # at least three candidates: a peak and its two neighbours
-        )
+        usable &= d_hi - d_lo >= 2  # at least three candidates: a peak and its two neighbours
 
     peak_k = np.zeros(n, dtype=np.int64)
     n_candidates = np.zeros(n, dtype=np.int64)
@@ -251,6 +232,66 @@ def match_patches(
         )  # NaN (border peak, not evaluated) compares False
     disparity[accept] = refined[accept]
     return disparity, quality
+
+
+def box_inputs(
+    left_bgr: np.ndarray,
+    right_bgr: np.ndarray,
+    left_boxes: np.ndarray,
+    disparity_guess: np.ndarray,
+    search_px: float,
+    min_ncc: float,
+    inner_frac: float,
+    min_patch_px: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate the arguments every box matcher takes (:func:`match_patches`,
+    ``sgbm_strips.sgbm_box_disparities``; their docstrings say what each means) and return
+    ``(left_gray, right_gray, boxes, guess)``: (H, W) uint8 grey images, (N, 4) float64 ``cx, cy, w,
+    h`` boxes and (N,) float64 disparity guesses.
+
+    Raises:
+        ValueError: naming the argument, for bad shapes, dtypes or parameter values.
+    """
+    left_gray, right_gray = gray_pair(left_bgr, right_bgr)
+    boxes = np.asarray(left_boxes, dtype=np.float64).reshape(-1, 4)
+    guess = np.asarray(disparity_guess, dtype=np.float64).reshape(-1)
+    if guess.shape[0] != boxes.shape[0]:
+        raise ValueError(f"disparity_guess must have one entry per box ({boxes.shape[0]}), got {guess.shape[0]}")
+    if not np.isfinite(search_px) or search_px <= 0:
+        raise ValueError(f"search_px must be finite and positive, got {search_px!r}")
+    if not -1.0 <= min_ncc <= 1.0:
+        raise ValueError(f"min_ncc must lie in [-1, 1], got {min_ncc!r}")
+    if not 0.0 < inner_frac <= 1.0:
+        raise ValueError(f"inner_frac must lie in (0, 1], got {inner_frac!r}")
+    if isinstance(min_patch_px, bool) or not isinstance(min_patch_px, int) or min_patch_px < 3:
+        raise ValueError(f"min_patch_px must be an integer >= 3, got {min_patch_px!r}")
+    return left_gray, right_gray, boxes, guess
+
+
+def inner_windows(
+    boxes: np.ndarray, guess: np.ndarray, inner_frac: float, min_patch_px: int, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel bounds of each box's centred inner part (side fraction ``inner_frac``), rounded and
+    clipped to an image of ``shape = (H, W)``, and which boxes can be matched at all.
+
+    Args:
+        boxes: (N, 4) ``cx, cy, w, h`` pixels; guess: (N,) disparity guesses, pixels.
+
+    Returns:
+        ``(x0, x1, y0, y1, usable)``: (N,) float64 columns ``x0 .. x1`` and rows ``y0 .. y1``
+        (ends exclusive, NaN for a non-finite box), and (N,) bool: box and guess finite and the
+        clipped window at least ``min_patch_px`` wide and high.
+    """
+    height, width = shape
+    with np.errstate(invalid="ignore"):
+        half_w, half_h = 0.5 * inner_frac * boxes[:, 2], 0.5 * inner_frac * boxes[:, 3]
+        x0 = np.clip(np.round(boxes[:, 0] - half_w), 0, width)  # x0 = round(cx - f w / 2), in [0, W]
+        x1 = np.clip(np.round(boxes[:, 0] + half_w), 0, width)
+        y0 = np.clip(np.round(boxes[:, 1] - half_h), 0, height)
+        y1 = np.clip(np.round(boxes[:, 1] + half_h), 0, height)
+        usable = (np.all(np.isfinite(boxes), axis=1) & np.isfinite(guess)
+                  & (x1 - x0 >= min_patch_px) & (y1 - y0 >= min_patch_px))
+    return x0, x1, y0, y1, usable
 
 
 def gray_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

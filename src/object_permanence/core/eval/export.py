@@ -42,6 +42,7 @@ import numpy as np
 
 from object_permanence.core.eval.matching import CAMERAS
 from object_permanence.core.eval.mot import MOT_IOU, MotRows, mot_rows, track_rows
+from object_permanence.core.eval.mot_io import write_seqinfo
 from object_permanence.core.eval.points3d import object_positions
 from object_permanence.core.eval.records import FrameRecord, check_records, check_unit, gt_of, tracks_of
 from object_permanence.core.types import Track3D, TrackState
@@ -78,18 +79,18 @@ def _write_rows(path: Path, frames: Sequence[MotRows], gt: bool) -> None:
     np.savetxt(path, cols, fmt=fmt, delimiter=",")
 
 
-def _write_seqinfo(path: Path, name: str, length: int, frame_rate: float, image_size: tuple[int, int]) -> None:
-    path.write_text("[Sequence]\n"
-                    f"name={name}\nimDir=img1\nframeRate={frame_rate:g}\nseqLength={length}\n"
-                    f"imWidth={image_size[0]}\nimHeight={image_size[1]}\nimExt=.jpg\n")
+def write_seqmap(folder: Path) -> Path:
+    """List every sequence of ``folder`` (sub-folders with ``gt/gt.txt``) in the TrackEval seqmap
+    ``folder/seqmaps/<BENCHMARK>-<SPLIT>.txt`` and return its path.
 
-
-def _write_seqmap(mot_dir: Path) -> None:
-    gt_dir = mot_dir / "gt"
-    seqs = sorted(p.name for p in gt_dir.iterdir() if (p / "gt" / "gt.txt").is_file())
-    seqmap = gt_dir / "seqmaps" / f"{BENCHMARK}-{SPLIT}.txt"
-    seqmap.parent.mkdir(parents=True, exist_ok=True)
-    seqmap.write_text("name\n" + "".join(f"{s}\n" for s in seqs))
+    Raises:
+        OSError: the folder cannot be listed or the file written.
+    """
+    names = sorted(p.name for p in folder.iterdir() if (p / "gt" / "gt.txt").is_file())
+    path = folder / "seqmaps" / f"{BENCHMARK}-{SPLIT}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("name\n" + "".join(f"{n}\n" for n in names), encoding="utf-8")
+    return path
 
 
 def _write_points(path: Path, records: Sequence[FrameRecord], unfiltered: bool) -> None:
@@ -148,11 +149,11 @@ def export_raw_outputs(
         rows = mot_rows(records, camera, min_visibility)
         seq_dir = mot_dir / "gt" / name
         _write_rows(seq_dir / "gt" / "gt.txt", [g for g, _ in rows], gt=True)
-        _write_seqinfo(seq_dir / "seqinfo.ini", name, len(records), frame_rate, image_size)
+        write_seqinfo(seq_dir / "seqinfo.ini", name, frame_rate, len(records), *image_size)
         _write_rows(mot_dir / "trackers" / TRACKER_NAME / "data" / f"{name}.txt", [h for _, h in rows], gt=False)
         ghosts = [track_rows(tracks_of(r, camera), TrackState.OCCLUDED) for r in records]
         _write_rows(mot_dir / "ghosts" / f"{name}.txt", ghosts, gt=False)
-    _write_seqmap(mot_dir)
+    write_seqmap(mot_dir / "gt")
     files = ExportedFiles(mot_dir, names, out / "tracks3d.csv", out / "tracks3d_unfiltered.csv", out / "truth3d.csv")
     _write_points(files.tracks3d, records, unfiltered=False)
     _write_points(files.tracks3d_unfiltered, records, unfiltered=True)

@@ -40,6 +40,7 @@ from scipy.optimize import linear_sum_assignment
 from trackeval.datasets._base_dataset import _BaseDataset
 from trackeval.metrics import CLEAR, HOTA, Identity
 
+from object_permanence.core.eval.mot_io import cxcywh_to_xywh
 from object_permanence.core.eval.records import (
     FrameRecord,
     check_camera,
@@ -56,13 +57,6 @@ MOT_IOU = 0.5
 PEDESTRIAN_CLASS = 1
 DISTRACTOR_CLASS = 8
 _EPS = np.finfo("float").eps
-
-
-def to_xywh(boxes: np.ndarray) -> np.ndarray:
-    """``cx, cy, w, h`` → MOTChallenge ``x_left, y_top, w, h`` (pixels); (K, 4) → (K, 4)."""
-    out = np.array(boxes, dtype=np.float64).reshape(-1, 4)
-    out[:, :2] -= out[:, 2:] / 2.0  # x_left = cx - w/2, y_top = cy - h/2
-    return out
 
 
 @dataclass
@@ -86,7 +80,7 @@ class MotRows:
         visibility: Sequence[float] | np.ndarray,
     ) -> MotRows:
         """Rows from (K, 4) ``cx, cy, w, h`` boxes, dropping rows whose box is not finite."""
-        xywh = to_xywh(np.asarray(boxes_cxcywh, dtype=np.float64).reshape(-1, 4))
+        xywh = cxcywh_to_xywh(boxes_cxcywh)
         ok = np.all(np.isfinite(xywh), axis=1)
         return cls(np.asarray(ids, dtype=np.int64).reshape(-1)[ok], xywh[ok],
                    np.asarray(classes, dtype=np.int64).reshape(-1)[ok],

@@ -204,3 +204,17 @@ def read_seqinfo(path: Path) -> SeqInfo:
 
     return SeqInfo(width=number("imWidth", int), height=number("imHeight", int),
                    fps=number("frameRate", float), length=number("seqLength", int, required=False))
+
+
+def write_seqinfo(path: Path, name: str, frame_rate: float, length: int, width: int, height: int,
+                  im_ext: str = ".jpg") -> None:
+    """Write a MOTChallenge ``seqinfo.ini`` (section ``[Sequence]``: ``name``, ``imDir=img1``,
+    ``frameRate`` (Hz, ``%g``), ``seqLength`` (frames), ``imWidth``, ``imHeight`` (pixels),
+    ``imExt``), as :func:`read_seqinfo` and TrackEval read it.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    Path(path).write_text("[Sequence]\n"
+                          f"name={name}\nimDir=img1\nframeRate={frame_rate:g}\nseqLength={length}\n"
+                          f"imWidth={width}\nimHeight={height}\nimExt={im_ext}\n", encoding="utf-8")

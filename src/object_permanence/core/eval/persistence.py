@@ -52,9 +52,25 @@ def _percentile(values: Sequence[int], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
 
 
+class _KeptRealRates:
+    """Precision and recall of keep decisions from the ``kept``, ``real`` and ``kept_real`` counts
+    of the dataclass it is mixed into (positive = real object)."""
+
+    @property
+    def precision(self) -> float:
+        """kept ∧ real / kept (0.0 when nothing kept)."""
+        return ratio(self.kept_real, self.kept)
+
+    @property
+    def recall(self) -> float:
+        """kept ∧ real / real (0.0 when nothing real)."""
+        return ratio(self.kept_real, self.real)
+
+
 @dataclass
-class PersistenceTrackCounts:
-    """Per-track confusion counts and decision latencies (definitions: module docstring)."""
+class PersistenceTrackCounts(_KeptRealRates):
+    """Per-track confusion counts and decision latencies (definitions: module docstring); precision
+    and recall are over tracks (final decision)."""
 
     tracks: int = 0
     real: int = 0
@@ -66,16 +82,6 @@ class PersistenceTrackCounts:
     latency_real: list[int] = field(default_factory=list)
     latency_nuisance: list[int] = field(default_factory=list)
     within_frames: int = 3
-
-    @property
-    def precision(self) -> float:
-        """kept ∧ real / kept over tracks (final decision); 0.0 when nothing kept."""
-        return ratio(self.kept_real, self.kept)
-
-    @property
-    def recall(self) -> float:
-        """kept ∧ real / real over tracks (final decision); 0.0 when nothing real."""
-        return ratio(self.kept_real, self.real)
 
     def as_counts(self) -> dict[str, float | int]:
         """Flat dict for ``counts.json`` (``persistence_*`` keys)."""
@@ -172,23 +178,13 @@ def persistence_tracks(
 
 
 @dataclass
-class PersistenceCounts:
+class PersistenceCounts(_KeptRealRates):
     """Confusion counts of persistence decisions pooled over frames (positive = real object)."""
 
     decisions: int
     kept: int
     real: int
     kept_real: int
-
-    @property
-    def precision(self) -> float:
-        """kept ∧ real / kept (0.0 when nothing kept)."""
-        return ratio(self.kept_real, self.kept)
-
-    @property
-    def recall(self) -> float:
-        """kept ∧ real / real (0.0 when nothing real)."""
-        return ratio(self.kept_real, self.real)
 
 
 def persistence_counts(

@@ -22,9 +22,9 @@ import numpy as np
 
 from object_permanence.core.appearance import ColorHistogramEmbedder
 from object_permanence.core.detection.simulated import DIFFICULTIES, SimulatedDetector, SimulatedDetectorConfig
-from object_permanence.core.eval.export import BENCHMARK, SPLIT
+from object_permanence.core.eval.export import write_seqmap  # noqa: F401 (re-exported for the tools)
 from object_permanence.core.eval.mot import gt_rows
-from object_permanence.core.eval.mot_io import read_mot_detections, write_mot_detections
+from object_permanence.core.eval.mot_io import read_mot_detections, write_mot_detections, write_seqinfo
 from object_permanence.core.sim.scenarios import make_scenario
 from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.types import Detection, GroundTruthObject
@@ -134,7 +134,8 @@ def write_sequence(seq: EvalSequence, folder: Path) -> dict[str, Path]:
     ``seqinfo.ini``, ``det/det.txt`` (``frame,-1,x,y,w,h,conf,class,-1,-1``, frames 1-based) and
     ``gt/gt.txt`` (``frame,id,x,y,w,h,1,class,visibility``, the rows the metrics score: real objects,
     class 1, or 8 "distractor" below the visibility the metrics require, as
-    :func:`core.eval.mot.gt_rows` lays them out); with :func:`write_seqmap` ``folder`` is a
+    :func:`core.eval.mot.gt_rows` lays them out); with :func:`write_seqmap` (from
+    :mod:`core.eval.export`, re-exported here) ``folder`` is a
     TrackEval ``MotChallenge2DBox`` ground-truth folder. Returns ``{camera: sequence folder}``.
 
     Raises:
@@ -145,9 +146,7 @@ def write_sequence(seq: EvalSequence, folder: Path) -> dict[str, Path]:
         root = folder / f"{seq.name}-{cam}"
         (root / "det").mkdir(parents=True, exist_ok=True)
         (root / "gt").mkdir(parents=True, exist_ok=True)
-        (root / "seqinfo.ini").write_text(
-            f"[Sequence]\nname={root.name}\nimDir=img1\nframeRate={seq.fps:g}\nseqLength={seq.n_frames}\n"
-            f"imWidth={seq.image_size[0]}\nimHeight={seq.image_size[1]}\nimExt=.png\n", encoding="utf-8")
+        write_seqinfo(root / "seqinfo.ini", root.name, seq.fps, seq.n_frames, *seq.image_size, im_ext=".png")
         write_mot_detections(root / "det" / "det.txt", {k + 1: d for k, d in enumerate(stream.detections)})
         with open(root / "gt" / "gt.txt", "w", encoding="utf-8") as f:
             for k, gt in enumerate(stream.truth):
@@ -157,20 +156,6 @@ def write_sequence(seq: EvalSequence, folder: Path) -> dict[str, Path]:
                                                                    rows.classes.tolist(), rows.visibility.tolist()))
         folders[cam] = root
     return folders
-
-
-def write_seqmap(folder: Path) -> Path:
-    """List every sequence of ``folder`` (sub-folders with ``gt/gt.txt``) in the TrackEval seqmap
-    ``folder/seqmaps/<BENCHMARK>-<SPLIT>.txt`` and return its path.
-
-    Raises:
-        OSError: the folder cannot be listed or the file written.
-    """
-    names = sorted(p.name for p in folder.iterdir() if (p / "gt" / "gt.txt").is_file())
-    path = folder / "seqmaps" / f"{BENCHMARK}-{SPLIT}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("name\n" + "".join(f"{n}\n" for n in names), encoding="utf-8")
-    return path
 
 
 def reload_detections(seq: EvalSequence, folders: dict[str, Path]) -> EvalSequence:
