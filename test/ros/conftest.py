@@ -41,6 +41,9 @@ def child_env() -> dict[str, str]:
     # As a user starting the executables by hand: no profile in the environment; the nodes pick
     # the package's (ros/runner.py, use_package_dds_profile).
     env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    # use_package_dds_profile may have widened this process's range to the loopback-only profile's
+    # SYSTEM_DEFAULT; a child always starts from LOCALHOST and picks its own profile.
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     return env
 
 
@@ -154,6 +157,9 @@ def ros_context() -> Iterator[Any]:
     import rclpy
     from rclpy.context import Context
 
+    from object_permanence.ros.runner import use_package_dds_profile
+
+    use_package_dds_profile()  # this test process on loopback only, as the nodes it starts
     context = Context()
     rclpy.init(context=context)
     try:

@@ -52,7 +52,9 @@ def record(params_file: Path, run_frames: int, log_path: Path, timeout_s: float)
     from rclpy.executors import SingleThreadedExecutor
 
     from object_permanence.ros.recorder import PipelineRecorder
+    from object_permanence.ros.runner import use_package_dds_profile
 
+    use_package_dds_profile()  # the recorder on loopback only, as the pipeline it records
     rclpy.init()
     recorder = PipelineRecorder()
     executor = SingleThreadedExecutor()
