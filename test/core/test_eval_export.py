@@ -20,6 +20,7 @@ N = 90
 SWITCH_AT = 50  # object 1 changes id here
 DROPPED = range(30, 42)  # object 2's track is missing here
 HIDDEN = range(60, 75)  # object 3 below min_visibility here: a VISIBLE track on it, then a ghost
+ID_BASE = 2**40  # clock-seeded 64-bit ids, as the nodes hand out: too large for TrackEval's id arrays
 
 
 def _track(tid: int, state: TrackState, box) -> Track:
@@ -46,20 +47,27 @@ def sim_records() -> list[FrameRecord]:
                 box = g.box + rng.normal(0.0, 3.0, 4)
                 if g.object_id == 2 and k in DROPPED:
                     continue
-                tid = 100 + g.object_id + (10 if g.object_id == 1 and k >= SWITCH_AT else 0)
+                tid = ID_BASE + g.object_id + (10 if g.object_id == 1 and k >= SWITCH_AT else 0)
                 state = TrackState.OCCLUDED if g.object_id == 3 and k >= HIDDEN.start + 8 and k in HIDDEN \
                     else TrackState.VISIBLE
                 tracks.append(_track(tid, state, box))
                 dets.append(Detection(g.box.copy(), 0.9, 0))
             if k % 7 == 0:  # a false positive where nothing is
-                tracks.append(_track(900 + k, TrackState.VISIBLE, [600.0, 40.0, 30.0, 30.0]))
+                tracks.append(_track(ID_BASE + 900 + k, TrackState.VISIBLE, [600.0, 40.0, 30.0, 30.0]))
             setattr(rec, f"tracks_{cam}", tracks)
             setattr(rec, f"detections_{cam}", dets)
-        points = [Track3D(i, TrackState.VISIBLE, 0, "obj", p + 0.01, np.zeros(3), np.eye(3), 101 + i, 101 + i, 0.9, 0)
+        points = [Track3D(i, TrackState.VISIBLE, 0, "obj", p + 0.01, np.zeros(3), np.eye(3), ID_BASE + 1 + i,
+                          ID_BASE + 1 + i, 0.9, 0)
                   for i, p in enumerate(world.object_positions(k))]
         rec.tracks3d, rec.tracks3d_unfiltered = points[:2], points
         records.append(rec)
     return records
+
+
+def track_ids(files, sequence: str) -> dict[int, int]:
+    """The id map of an exported sequence: compact MOT id -> the pipeline's track id."""
+    rows = np.loadtxt(files.mot_dir / "id_map" / f"{sequence}.csv", delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    return {int(m): int(t) for m, t in rows}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +107,11 @@ def test_distractor_rows_make_trackeval_drop_tracks_on_hidden_objects(exported):
     assert mot_metrics(records, "left")["num_hyp_dets"] == len(hyp) - visible_on_hidden
     assert hyp[:, 0].min() == 1 and hyp[:, 0].max() == N  # 1-based frames, one per record
     ghosts = np.loadtxt(files.mot_dir / "ghosts" / "clean-1000-left.txt", delimiter=",", ndmin=2)
-    assert sorted(ghosts[:, 0]) == [k + 1 for k in HIDDEN if k >= HIDDEN.start + 8] and set(ghosts[:, 1]) == {103}
+    ids = track_ids(files, "clean-1000-left")
+    assert sorted(ids) == list(range(1, len(ids) + 1)), "compact ids 1..N"
+    assert sorted(ghosts[:, 0]) == [k + 1 for k in HIDDEN if k >= HIDDEN.start + 8]
+    assert {ids[int(i)] for i in ghosts[:, 1]} == {ID_BASE + 3}, "ghost and visible rows share one id map"
+    assert ids[int(hyp[0, 1])] == records[0].tracks_left[0].track_id
     assert not set(map(tuple, ghosts[:, :2])) & set(map(tuple, hyp[:, :2]))  # ghosts kept apart
 
 
@@ -109,7 +121,8 @@ def test_boxes_are_written_exactly_and_seqinfo_describes_the_sequence(exported):
                      delimiter=",", ndmin=2)
     first = records[0].tracks_right[0]
     x, y = first.box[0] - first.box[2] / 2, first.box[1] - first.box[3] / 2
-    np.testing.assert_array_equal(hyp[0, 1:6], [first.track_id, x, y, first.box[2], first.box[3]])
+    np.testing.assert_array_equal(hyp[0, 2:6], [x, y, first.box[2], first.box[3]])
+    assert track_ids(files, "clean-1000-right")[int(hyp[0, 1])] == first.track_id
     ini = configparser.ConfigParser()
     ini.read(files.mot_dir / "gt" / "clean-1000-right" / "seqinfo.ini")
     seq = ini["Sequence"]

@@ -15,6 +15,9 @@
     ``frame,id,x,y,w,h,score,-1,-1,-1``.
   - ``mot/ghosts/<seq>.txt``: the ghosts (OCCLUDED tracks) in the same format, kept apart so that
     a re-scorer does not count predictions as detections.
+  - Track ids in those two files are compact (1, 2, ... in order of first appearance, one mapping
+    per sequence shared by both files): the pipeline's ids are 64-bit, clock-seeded, and TrackEval
+    sizes an array by the largest id. ``mot/id_map/<seq>.csv`` (``mot_id,track_id``) maps back.
 
   Boxes are ``x_left, y_top, w, h`` pixels written with 17 significant digits (exact doubles);
   frames are 1-based and consecutive (record position + 1).
@@ -35,8 +38,9 @@ import csv
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
 
 import numpy as np
 
@@ -77,6 +81,23 @@ def _write_rows(path: Path, frames: Sequence[MotRows], gt: bool) -> None:
     fmt = ",".join(["%d", "%d", g, g, g, g] + (["%d", "%d", g] if gt else [g, "-1", "-1", "-1"]))
     cols = table if gt else table[:, :7]
     np.savetxt(path, cols, fmt=fmt, delimiter=",")
+
+
+def _compact_ids(visible: list[MotRows], ghosts: list[MotRows], id_map: Path) -> tuple[list[MotRows], list[MotRows]]:
+    """Both row sets with track ids renumbered 1..N in order of first appearance (visible rows
+    first in each frame); the mapping is written to ``id_map`` as ``mot_id,track_id``."""
+    order = np.concatenate([r.ids for pair in zip(visible, ghosts) for r in pair] or [np.zeros(0, np.int64)])
+    unique, first = np.unique(order, return_index=True)
+    originals = unique[np.argsort(first)]
+    lookup = {int(t): k + 1 for k, t in enumerate(originals)}
+    id_map.parent.mkdir(parents=True, exist_ok=True)
+    id_map.write_text("mot_id,track_id\n" + "".join(f"{k + 1},{int(t)}\n" for k, t in enumerate(originals)),
+                      encoding="utf-8")
+
+    def renumber(rows: list[MotRows]) -> list[MotRows]:
+        return [replace(r, ids=np.array([lookup[int(i)] for i in r.ids], dtype=np.int64)) for r in rows]
+
+    return renumber(visible), renumber(ghosts)
 
 
 def write_seqmap(folder: Path) -> Path:
@@ -150,8 +171,10 @@ def export_raw_outputs(
         seq_dir = mot_dir / "gt" / name
         _write_rows(seq_dir / "gt" / "gt.txt", [g for g, _ in rows], gt=True)
         write_seqinfo(seq_dir / "seqinfo.ini", name, frame_rate, len(records), *image_size)
-        _write_rows(mot_dir / "trackers" / TRACKER_NAME / "data" / f"{name}.txt", [h for _, h in rows], gt=False)
-        ghosts = [track_rows(tracks_of(r, camera), TrackState.OCCLUDED) for r in records]
+        visible, ghosts = _compact_ids([h for _, h in rows],
+                                       [track_rows(tracks_of(r, camera), TrackState.OCCLUDED) for r in records],
+                                       mot_dir / "id_map" / f"{name}.csv")
+        _write_rows(mot_dir / "trackers" / TRACKER_NAME / "data" / f"{name}.txt", visible, gt=False)
         _write_rows(mot_dir / "ghosts" / f"{name}.txt", ghosts, gt=False)
     write_seqmap(mot_dir / "gt")
     files = ExportedFiles(mot_dir, names, out / "tracks3d.csv", out / "tracks3d_unfiltered.csv", out / "truth3d.csv")
