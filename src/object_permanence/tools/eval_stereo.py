@@ -45,6 +45,7 @@ import numpy as np
 from object_permanence.core.box_disparity import DISPARITY_METHODS, BoxDisparityConfig, box_disparities
 from object_permanence.core.calibration import calibrate_stereo_from_chessboards, find_chessboard, rectify_maps
 from object_permanence.core.triangulator_config import TriangulatorConfig
+from object_permanence.tools.shared_data import SHARED_DATA_ENV, shared_data_root
 
 #: The chessboard pairs of shared/data/stereo_calibration (there is no pair 10).
 CHESSBOARD_PAIRS = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "11", "12", "13", "14")
@@ -226,8 +227,10 @@ def evaluate(cases: list[StereoCase], config: BoxDisparityConfig, rng: np.random
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[3].parent / "shared" / "data",
-                        help="the shared/data folder (default: ../shared/data beside the repository)")
+    parser.add_argument("--data", type=Path,
+                        default=shared_data_root(),
+                        help=f"the shared/data folder (default: ${SHARED_DATA_ENV}, else ../shared/data from the "
+                        "working directory, the repository root under make)")
     parser.add_argument("--out", type=Path, default=Path("out/eval/stereo.json"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--boxes-per-pair", type=int, default=30, help="random boxes per chessboard pair")

@@ -79,10 +79,10 @@ from object_permanence.core.eval.tud_campus import tud_sequence
 from object_permanence.core.sim.scenarios import SCENARIOS
 from object_permanence.core.types import Track, TrackState
 from object_permanence.core.world_model import WorldModelConfig
+from object_permanence.tools.shared_data import SHARED_DATA_ENV, shared_data_root
 
 #: Seeds >= this are held out: never used for tuning (DESIGN.md, held-out protocol).
 HELD_OUT_SEED = 1000
-SHARED_DATA_ENV = "OBJECT_PERMANENCE_SHARED_DATA"
 TUD_RELATIVE = Path("mot") / "TUD-Campus" / "gt.txt"
 DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
 #: The sub-folders of ``--out`` an eval run rewrites from scratch (no stale sequence survives).
@@ -159,8 +159,7 @@ def shipped_embedding_bins(config_dir: Path) -> tuple[int, int, int]:
 def default_tud_path() -> Path:
     """TUD-Campus ground truth in the shared data folder (``$OBJECT_PERMANENCE_SHARED_DATA`` or
     ``../shared/data`` from the working directory, the repository root under ``make``)."""
-    root = Path(os.environ.get(SHARED_DATA_ENV, Path.cwd().parent / "shared" / "data"))
-    return root / TUD_RELATIVE
+    return shared_data_root() / TUD_RELATIVE
 
 
 def _track_file_rows(frames: list[list[Track]], state: TrackState) -> list[MotTrackRow]:
