@@ -90,17 +90,18 @@ class TriangulatorConfig:
     max_rejected_updates: int = 5
     border_margin_px: float = 2.0
     update_from_ghosts: bool = False
-    disparity_method: str = "auto"
-    refined_disparity_std_px: float = 0.2
-    sgbm_disparity_std_px: float = 0.5
-    refine_search_px: float = 4.0
-    refine_min_ncc: float = 0.7
-    refine_inner_frac: float = 0.6
-    refine_min_peak_curvature: float = 0.02
-    refine_max_spread_px: float = 0.05
-    sgbm_block_size: int = 5
-    sgbm_uniqueness_ratio: int = 10
-    sgbm_min_ncc: float = 0.2
+    # the image-disparity fields: BoxDisparityConfig's, under this node's parameter names
+    disparity_method: str = BoxDisparityConfig.method
+    refined_disparity_std_px: float = BoxDisparityConfig.ncc_std_px
+    sgbm_disparity_std_px: float = BoxDisparityConfig.sgbm_std_px
+    refine_search_px: float = BoxDisparityConfig.search_px
+    refine_min_ncc: float = BoxDisparityConfig.min_ncc
+    refine_inner_frac: float = BoxDisparityConfig.inner_frac
+    refine_min_peak_curvature: float = BoxDisparityConfig.min_peak_curvature
+    refine_max_spread_px: float = BoxDisparityConfig.max_ncc_spread_px
+    sgbm_block_size: int = BoxDisparityConfig.sgbm_block_size
+    sgbm_uniqueness_ratio: int = BoxDisparityConfig.sgbm_uniqueness_ratio
+    sgbm_min_ncc: float = BoxDisparityConfig.sgbm_min_ncc
 
     def __post_init__(self) -> None:
         nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
