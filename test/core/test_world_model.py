@@ -13,7 +13,8 @@ from object_permanence.core.types import Detection, EventKind, TrackState
 from object_permanence.core.world_model import StepResult, WorldModel, WorldModelConfig
 
 FPS = 30.0
-FILTER_FACTORIES = [BoxKalmanFilter]
+# None: the batched filter (the default); BoxKalmanFilter: one filterpy filter per track (reference)
+FILTER_FACTORIES = [None, BoxKalmanFilter]
 
 
 def det(cx: float, cy: float, w: float = 40.0, h: float = 80.0, emb: np.ndarray | None = None,
@@ -43,7 +44,7 @@ def nearest_id(result: StepResult, xy: np.ndarray, states=(TrackState.VISIBLE,))
     return min(cands, key=lambda t: np.linalg.norm(t.box[:2] - xy)).track_id
 
 
-@pytest.fixture(params=FILTER_FACTORIES)
+@pytest.fixture(params=FILTER_FACTORIES, ids=["batched", "filterpy"])
 def make_model(request):
     return lambda **kw: WorldModel(WorldModelConfig(**kw), filter_factory=request.param)
 
@@ -419,3 +420,61 @@ def test_rejections_name_the_detection_and_the_problem(make_model) -> None:
     assert "detection 3" in r.rejections[2] and "outside" in r.rejections[2]
     partly_out = wm.step(0.1, [det(100, 100), det(-10, 100, w=40)], (640, 480))  # overlaps the image: kept
     assert partly_out.rejected == 0
+
+
+def _random_scene_outputs(filter_factory, seed: int = 11) -> list:
+    """Everything a model publishes over a scene with births, misses, ghosts, re-entries, clutter
+    and a class change, as comparable tuples."""
+    rng = np.random.default_rng(seed)
+    wm = WorldModel(WorldModelConfig(min_hits=2, max_ghost_age_s=1.0), filter_factory=filter_factory)
+    pos = rng.uniform(100, 900, (12, 2))
+    vel = rng.uniform(-60, 60, (12, 2))
+    embs = [unit(rng) for _ in range(12)]
+    out = []
+    stamp = 0.0
+    for k in range(80):
+        stamp += float(rng.choice([1 / FPS, 2 / FPS, 0.0]))  # dropped frames and repeated stamps
+        dets = [det(*(pos[i] + vel[i] * stamp + rng.normal(0, 1.5, 2)), emb=noisy(embs[i], rng),
+                    class_id=int(i % 2))
+                for i in range(12) if rng.random() > (0.9 if 20 <= k < 45 and i < 4 else 0.1)]
+        dets += [det(*rng.uniform(0, 1000, 2), w=20, h=20, emb=unit(rng)) for _ in range(rng.integers(0, 3))]
+        r = wm.step(stamp, dets, (1000, 1000))
+        out.append(([(t.track_id, t.state, t.hits, t.age, t.frames_since_seen, t.box, t.velocity,
+                      t.covariance, t.embedding, t.measurement) for t in r.tracks],
+                    [(e.track_id, e.kind, e.state, e.box, e.frames_unseen) for e in r.events]))
+    return out
+
+
+def test_batched_and_filterpy_models_publish_the_same() -> None:
+    """The batched filter and one filterpy filter per track give the same tracks and events
+    (ids, states, counters exactly; boxes, velocities, covariances to 1e-9)."""
+    batched, reference = _random_scene_outputs(None), _random_scene_outputs(BoxKalmanFilter)
+    assert sum(len(tracks) for tracks, _ in batched) > 300
+    assert {e[1] for _, events in batched for e in events} == set(EventKind)
+    for (tracks_b, events_b), (tracks_r, events_r) in zip(batched, reference):
+        assert [t[:5] for t in tracks_b] == [t[:5] for t in tracks_r]
+        assert [e[:3] + e[4:] for e in events_b] == [e[:3] + e[4:] for e in events_r]
+        for tb, tr in zip(tracks_b, tracks_r):
+            for a, b in zip(tb[5:8], tr[5:8]):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+            np.testing.assert_array_equal(tb[8], tr[8])
+            np.testing.assert_array_equal(tb[9], tr[9])
+        for eb, er in zip(events_b, events_r):
+            np.testing.assert_allclose(eb[3], er[3], rtol=1e-9, atol=1e-9)
+
+
+def test_occluded_and_lost_in_one_step_keep_their_own_states(make_model) -> None:
+    """A visible track whose prediction leaves the image when it is missed: OCCLUDED (state
+    OCCLUDED) then LOST (state LOST), in that order, in the same step."""
+    wm = make_model(min_hits=1)
+    for k in range(10):
+        wm.step(k / FPS, [det(528 + 12 * k, 100)], (640, 480))
+    r = wm.step(10 / FPS, [], (640, 480))
+    assert [(e.kind, e.state) for e in r.events] == [(EventKind.OCCLUDED, TrackState.OCCLUDED),
+                                                     (EventKind.LOST, TrackState.LOST)]
+    assert [t.state for t in r.tracks] == [TrackState.LOST] and wm.tracks == []
+
+
+def test_filter_factory_must_be_callable() -> None:
+    with pytest.raises(ValueError, match="filter_factory"):
+        WorldModel(WorldModelConfig(), filter_factory=3)  # type: ignore[arg-type]

@@ -11,8 +11,10 @@ same filter behaviour. ``Q`` is the continuous white-noise acceleration model in
 predictions over ``T / N`` give the same covariance, so a ghost's uncertainty does not depend on
 the camera rate or on dropped frames. ``R`` is diagonal.
 
-The world model talks to a filter only through the :class:`BoxFilter` protocol, so another
-implementation (e.g. a batched one) can be dropped in.
+The noise terms are written once, vectorised over N boxes (:func:`measurement_std`,
+:func:`initial_std`, :func:`accel_std`, :func:`clamp_size`), and shared by the single-track
+filterpy filter here (the reference implementation) and the batched filter of
+:mod:`object_permanence.core.box_filter_bank` that the world model runs.
 """
 from __future__ import annotations
 
@@ -57,6 +59,43 @@ class BoxKalmanParams:
             value = getattr(self, f.name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{f.name} must be a positive finite number, got {value!r}")
+
+
+def size_scale(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) size each of ``cx, cy, w, h`` is scaled with, ``w, h, w, h``, for boxes (N, 4)."""
+    return boxes[:, [2, 3, 2, 3]]
+
+
+def measurement_std(boxes: np.ndarray, p: BoxKalmanParams) -> np.ndarray:
+    """(N, 4) measurement noise std of ``cx, cy, w, h`` (pixels) for predicted boxes (N, 4);
+    ``R = diag(std²)``."""
+    return np.maximum(p.measurement_std_frac * size_scale(boxes), p.min_std_px)  # sigma_z = max(f s, floor)
+
+
+def initial_std(boxes: np.ndarray, p: BoxKalmanParams) -> np.ndarray:
+    """(N, 8) std of a new state at boxes (N, 4): twice the measurement noise on the box, the
+    unknown velocity's ``init_velocity_std_frac`` box sizes per s; ``P0 = diag(std²)``."""
+    size = size_scale(boxes)
+    pos_std = np.maximum(2.0 * p.measurement_std_frac * size, p.min_std_px)
+    vel_std = np.maximum(p.init_velocity_std_frac * size, p.min_std_px)
+    return np.concatenate([pos_std, vel_std], axis=1)
+
+
+def accel_std(boxes: np.ndarray, p: BoxKalmanParams) -> np.ndarray:
+    """(N, 4) square roots of the white-noise acceleration spectral densities of ``cx, cy, w, h``
+    for boxes (N, 4) (pixels per s^1.5)."""
+    size = size_scale(boxes)
+    return np.maximum(np.concatenate([p.accel_std_frac * size[:, :2],
+                                      p.size_accel_std_frac * size[:, 2:]], axis=1), p.min_std_px)
+
+
+def clamp_size(x: np.ndarray, p: BoxKalmanParams) -> None:
+    """In place on states (N, 8): a box cannot shrink below the floor; ``w, h`` below
+    ``min_std_px`` are set to it and their velocities stop shrinking (``v = max(v, 0)``)."""
+    small = x[:, 2:4] < p.min_std_px
+    if small.any():
+        x[:, 2:4][small] = p.min_std_px
+        x[:, 6:8][small] = np.maximum(x[:, 6:8][small], 0.0)
 
 
 class BoxFilter(Protocol):
@@ -108,15 +147,9 @@ class BoxKalmanFilter:
         self._kf.H = _H.copy()
         self.reinitialize(box, np.zeros(2))
 
-    def _size_scale(self, box: np.ndarray) -> np.ndarray:
-        """(4,) size each of ``cx, cy, w, h`` is scaled with: ``w, h, w, h``."""
-        return np.array([box[2], box[3], box[2], box[3]])
-
     def _measurement_noise(self) -> np.ndarray:
         """R (4, 4) for the current box."""
-        std = np.maximum(self.params.measurement_std_frac * self._size_scale(self.box),
-                         self.params.min_std_px)
-        return np.diag(std**2)  # R = diag(sigma_z^2)
+        return np.diag(measurement_std(self.box[None], self.params)[0] ** 2)  # R = diag(sigma_z^2)
 
     def reinitialize(self, z: np.ndarray, velocity: np.ndarray) -> None:
         """Restart the filter at box ``z`` (4,) with centre velocity ``velocity`` (2,) px/s.
@@ -128,12 +161,8 @@ class BoxKalmanFilter:
         if not (z.shape == (DIM_Z,) and np.all(np.isfinite(z)) and z[2] > 0 and z[3] > 0):
             raise ValueError(f"box must be 4 finite numbers with w, h > 0, got {z!r}")
         velocity = np.asarray(velocity, dtype=float).reshape(2)
-        p = self.params
-        size = self._size_scale(z)
         self._kf.x = np.concatenate([z, velocity, np.zeros(2)]).reshape(DIM_X, 1)
-        pos_std = np.maximum(2.0 * p.measurement_std_frac * size, p.min_std_px)
-        vel_std = np.maximum(p.init_velocity_std_frac * size, p.min_std_px)
-        self._kf.P = np.diag(np.concatenate([pos_std, vel_std]) ** 2)
+        self._kf.P = np.diag(initial_std(z[None], self.params)[0] ** 2)  # P0 = diag(sigma_0^2)
 
     def predict(self, dt: float) -> None:
         """Propagate by ``dt`` seconds; w, h are kept >= ``min_std_px`` (and not shrinking there).
@@ -143,20 +172,12 @@ class BoxKalmanFilter:
         """
         if not (math.isfinite(dt) and dt >= 0.0):
             raise ValueError(f"dt must be a finite number >= 0, got {dt!r}")
-        p = self.params
         F, Q_unit = constant_velocity_model(float(dt), DIM_Z)
-        size = self._size_scale(self.box)
-        accel_std = np.maximum(np.concatenate([p.accel_std_frac * size[:2],
-                                               p.size_accel_std_frac * size[2:]]), p.min_std_px)
-        a = np.concatenate([accel_std, accel_std])
+        a = np.tile(accel_std(self.box[None], self.params)[0], 2)
         self._kf.F = F
         self._kf.Q = Q_unit * np.outer(a, a)  # Q_ij = q_ij sqrt(s_i s_j), s the spectral densities
         self._kf.predict()  # x = F x ; P = F P F' + Q
-        x = self._kf.x
-        for i in (2, 3):  # a box cannot shrink below the floor: clamp w, h and stop them shrinking
-            if x[i, 0] < p.min_std_px:
-                x[i, 0] = p.min_std_px
-                x[i + DIM_Z, 0] = max(x[i + DIM_Z, 0], 0.0)
+        clamp_size(self._kf.x.reshape(1, DIM_X), self.params)  # (8, 1) -> a (1, 8) view
 
     def update(self, z: np.ndarray) -> None:
         """Correct with the measured box ``z`` (4,); R is scaled with the predicted box size."""

@@ -1,7 +1,9 @@
 """The world model: a multi-object tracker with object permanence ("ghosts").
 
-A detection is an observation; the world model holds the belief. Each track owns a box filter
-(:mod:`object_permanence.core.kalman`). When its object is not detected the track becomes a
+A detection is an observation; the world model holds the belief. All tracks are held as stacked
+arrays (:mod:`object_permanence.core.track_table`) with one batched box filter
+(:mod:`object_permanence.core.box_filter_bank`): a frame is one predict, one gate, one update and a
+few array operations whatever the number of tracks. When its object is not detected the track becomes a
 *ghost* (``OCCLUDED``): its prediction, with growing covariance, is still published, and the same
 identity is resumed when the object is seen again, after a long gap by appearance.
 
@@ -19,131 +21,33 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
 4. Leftover detections start TENTATIVE tracks.
 
 Classes must match in every stage. Time comes only from the ``stamp`` arguments (seconds).
+Detections are validated as one array (:mod:`object_permanence.core.detection_batch`).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import chi2
 
-from object_permanence.core.association import (
-    appearance_cost,
-    assign,
-    iou_matrix,
-    mahalanobis_sq_matrix,
-)
+from object_permanence.core.association import appearance_cost, assign, iou_matrix
+from object_permanence.core.box_filter_bank import BatchedBoxKalman, BoxFilterBank, FilterFactory, FilterList
+from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
 from object_permanence.core.id_allocator import IdAllocator
-from object_permanence.core.kalman import BoxFilter, BoxKalmanFilter, BoxKalmanParams
+from object_permanence.core.track_table import STATES, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
+from object_permanence.core.world_model_config import WorldModelConfig
 
-#: Boxes with a coordinate or size beyond this (pixels) are rejected as invalid: no camera is that
-#: large, and such values overflow the filter's covariance.
-MAX_BOX_PX = 1e5
+__all__ = ["MAX_BOX_PX", "FilterFactory", "StepResult", "WorldModel", "WorldModelConfig"]
 
-FilterFactory = Callable[[np.ndarray, BoxKalmanParams], BoxFilter]
+_TENTATIVE, _VISIBLE, _OCCLUDED, _LOST = (int(s) for s in (
+    TrackState.TENTATIVE, TrackState.VISIBLE, TrackState.OCCLUDED, TrackState.LOST))
 
-_KALMAN_FIELDS = tuple(f.name for f in fields(BoxKalmanParams))
-
-
-@dataclass(frozen=True)
-class WorldModelConfig:
-    """Tracker parameters (all scalars, so a node can declare each as a ROS parameter).
-
-    min_hits: matched frames that confirm a TENTATIVE track (BIRTH).
-    max_tentative_misses: consecutive misses after which a TENTATIVE track is deleted.
-    max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST;
-        4 s lets a 3-second occlusion survive with margin.
-    ghost_age_per_hit_s: a ghost's lifetime also grows with the evidence behind it: it is
-        ``min(max_ghost_age_s, max(recent_ghost_s, ghost_age_per_hit_s * hits))``, so a track
-        confirmed by a few frames (glare, a brief reflection) does not haunt the scene for seconds
-        (the hit-counter idea of Norfair).
-    recent_ghost_s: ghosts unseen at most this long are associated with the VISIBLE tracks
-        (stage 1) rather than in the re-identification stage.
-    iou_gate: smallest IoU that counts as motion evidence (stages 1 and 3).
-    gate_probability: the Mahalanobis gate is the chi² quantile of this probability, 4 dof.
-    appearance_weight: weight of the appearance (cosine) cost against the motion cost, in [0, 1].
-    reid_max_appearance_cost: largest cosine distance accepted to re-identify a ghost outside
-        its Mahalanobis gate.
-    reid_gate_scale: the loose motion gate of that re-identification, as a multiple of the
-        Mahalanobis gate (on d²).
-    embedding_momentum: weight of the old value in a track's appearance EMA, in [0, 1).
-    publish_tentative: whether TENTATIVE tracks are in the published list.
-    measurement_std_frac .. min_std_px: Kalman noise scales (see ``BoxKalmanParams``).
-
-    Raises:
-        ValueError: naming the field and its value, also for inconsistent combinations.
-    """
-
-    min_hits: int = 3
-    max_tentative_misses: int = 1
-    max_ghost_age_s: float = 4.0
-    ghost_age_per_hit_s: float = 0.2
-    recent_ghost_s: float = 0.5
-    iou_gate: float = 0.1
-    gate_probability: float = 0.99
-    appearance_weight: float = 0.5
-    reid_max_appearance_cost: float = 0.25
-    reid_gate_scale: float = 16.0
-    embedding_momentum: float = 0.9
-    publish_tentative: bool = False
-    measurement_std_frac: float = BoxKalmanParams.measurement_std_frac
-    accel_std_frac: float = BoxKalmanParams.accel_std_frac
-    size_accel_std_frac: float = BoxKalmanParams.size_accel_std_frac
-    init_velocity_std_frac: float = BoxKalmanParams.init_velocity_std_frac
-    min_std_px: float = BoxKalmanParams.min_std_px
-
-    def __post_init__(self) -> None:
-        def check(name: str, ok: bool, what: str) -> None:
-            if not ok:
-                raise ValueError(f"{name} must be {what}, got {getattr(self, name)!r}")
-
-        def is_int(value: object) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-        def is_num(value: object) -> bool:
-            return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
-                and math.isfinite(value)
-
-        check("min_hits", is_int(self.min_hits) and self.min_hits >= 1, "an integer >= 1")
-        check("max_tentative_misses", is_int(self.max_tentative_misses)
-              and self.max_tentative_misses >= 0, "an integer >= 0")
-        check("max_ghost_age_s", is_num(self.max_ghost_age_s) and self.max_ghost_age_s >= 0,
-              "a finite number >= 0")
-        check("ghost_age_per_hit_s", is_num(self.ghost_age_per_hit_s) and self.ghost_age_per_hit_s > 0,
-              "a finite number > 0")
-        check("recent_ghost_s", is_num(self.recent_ghost_s) and self.recent_ghost_s >= 0,
-              "a finite number >= 0")
-        check("iou_gate", is_num(self.iou_gate) and 0 < self.iou_gate <= 1, "in (0, 1]")
-        check("gate_probability", is_num(self.gate_probability) and 0 < self.gate_probability < 1,
-              "in (0, 1)")
-        check("appearance_weight", is_num(self.appearance_weight)
-              and 0 <= self.appearance_weight <= 1, "in [0, 1]")
-        check("reid_max_appearance_cost", is_num(self.reid_max_appearance_cost)
-              and 0 <= self.reid_max_appearance_cost <= 2, "in [0, 2]")
-        check("reid_gate_scale", is_num(self.reid_gate_scale) and self.reid_gate_scale >= 1,
-              "a finite number >= 1")
-        check("embedding_momentum", is_num(self.embedding_momentum)
-              and 0 <= self.embedding_momentum < 1, "in [0, 1)")
-        check("publish_tentative", isinstance(self.publish_tentative, bool), "a bool")
-        for name in _KALMAN_FIELDS:
-            check(name, is_num(getattr(self, name)) and getattr(self, name) > 0,
-                  "a positive finite number")
-        if self.recent_ghost_s > self.max_ghost_age_s:
-            raise ValueError(f"recent_ghost_s ({self.recent_ghost_s!r}) must not exceed "
-                             f"max_ghost_age_s ({self.max_ghost_age_s!r})")
-
-    @property
-    def kalman_params(self) -> BoxKalmanParams:
-        """The Kalman noise scales of this configuration."""
-        return BoxKalmanParams(**{name: getattr(self, name) for name in _KALMAN_FIELDS})
-
-    @property
-    def mahalanobis_gate(self) -> float:
-        """Gate on the squared Mahalanobis distance: chi² quantile, 4 degrees of freedom."""
-        return float(chi2.ppf(self.gate_probability, df=4))
+#: The state a track is in right after each event (an OCCLUDED event stays OCCLUDED in the
+#: record even when the ghost is LOST later in the same step).
+_STATE_AFTER = {EventKind.BIRTH: TrackState.VISIBLE, EventKind.REACQUIRED: TrackState.VISIBLE,
+                EventKind.OCCLUDED: TrackState.OCCLUDED, EventKind.LOST: TrackState.LOST}
+_KINDS = tuple(sorted(EventKind, key=int))
 
 
 @dataclass
@@ -166,39 +70,27 @@ class StepResult:
         return len(self.rejections)
 
 
-@dataclass
-class _TrackRecord:
-    """Internal, mutable state of one track."""
-
-    track_id: int
-    filter: BoxFilter
-    state: TrackState
-    class_id: int
-    class_name: str
-    score: float
-    embedding: np.ndarray | None
-    last_seen_stamp: float
-    last_seen_center: np.ndarray
-    measurement: np.ndarray | None = None  # the detection box matched this frame
-    age: int = 0
-    hits: int = 1
-    misses: int = 0  # consecutive
-    frames_since_seen: int = 0
-
-
 class WorldModel:
     """Tracker with ghosts; feed it one camera's detections frame by frame with :meth:`step`.
 
     Args:
         config: parameters (validated by the dataclass).
-        filter_factory: builds a :class:`BoxFilter` from a first box (4,) and the noise scales.
+        filter_factory: None (default) runs all tracks in one :class:`BatchedBoxKalman`; a
+            factory of single-track :class:`~object_permanence.core.kalman.BoxFilter` objects
+            (``factory(box (4,), params)``, e.g. the filterpy reference ``BoxKalmanFilter``) runs
+            one filter per track instead (:class:`FilterList`), with the same results.
         ids: where track ids come from (default: 1, 2, ...). A node passes one allocator, seeded
             from the clock, for its whole life (and to both cameras' models), so that ids are never
             reused across resets and restarts.
+
+    Raises:
+        ValueError: if ``filter_factory`` is neither None nor callable.
     """
 
     def __init__(self, config: WorldModelConfig | None = None,
-                 filter_factory: FilterFactory = BoxKalmanFilter, ids: IdAllocator | None = None) -> None:
+                 filter_factory: FilterFactory | None = None, ids: IdAllocator | None = None) -> None:
+        if filter_factory is not None and not callable(filter_factory):
+            raise ValueError(f"filter_factory must be None or callable, got {filter_factory!r}")
         self.config = config if config is not None else WorldModelConfig()
         self._filter_factory = filter_factory
         self._kalman_params = self.config.kalman_params
@@ -206,9 +98,14 @@ class WorldModel:
         self._ids = ids if ids is not None else IdAllocator()
         self.reset()
 
+    def _new_bank(self) -> BoxFilterBank:
+        if self._filter_factory is None:
+            return BatchedBoxKalman(self._kalman_params)
+        return FilterList(self._filter_factory, self._kalman_params)
+
     def reset(self) -> None:
         """Forget all tracks and the last stamp (ids keep increasing: they are never reused)."""
-        self._tracks: list[_TrackRecord] = []
+        self._table = TrackTable(filters=self._new_bank())
         self._last_stamp: float | None = None
         self._embedding_dim: int | None = None
 
@@ -220,7 +117,7 @@ class WorldModel:
     @property
     def tracks(self) -> list[Track]:
         """All live tracks (TENTATIVE included), sorted by id."""
-        return [self._publish(t) for t in self._tracks]
+        return self._publish(np.arange(len(self._table)))
 
     def step(self, stamp: float, detections: list[Detection],
              image_size: tuple[int, int] | None = None) -> StepResult:
@@ -244,253 +141,205 @@ class WorldModel:
             raise ValueError(f"stamp went backwards: {stamp!r} < previous {self._last_stamp!r}")
         dt = 0.0 if self._last_stamp is None else stamp - self._last_stamp
         self._last_stamp = stamp
-        dets, rejections = self._valid_detections(detections, image_size)
+        dets, rejections, dim = validate_detections(detections, image_size, self._embedding_dim)
+        t = self._table
+        if dim is not None and self._embedding_dim is None:
+            self._embedding_dim = dim
+            t.set_embedding_dim(dim)
         if dt > 0:
-            for t in self._tracks:
-                t.filter.predict(dt)
-        matched, reinit = self._associate(stamp, dets)
-        events: list[TrackEvent] = []
-        published: list[Track] = []
-        survivors: list[_TrackRecord] = []
-        for i, t in enumerate(self._tracks):
-            j = matched.get(i)
-            if j is None:
-                self._miss(t, stamp, events, image_size)
-            else:
-                self._hit(t, dets[j], stamp, i in reinit, events)
-            if t.state == TrackState.LOST:
-                published.append(self._publish(t))
-            elif t.state == TrackState.TENTATIVE and t.misses > self.config.max_tentative_misses:
-                continue
-            else:
-                survivors.append(t)
-                if t.state != TrackState.TENTATIVE or self.config.publish_tentative:
-                    published.append(self._publish(t))
-        matched_dets = set(matched.values())
-        for j, det in enumerate(dets):
-            if j not in matched_dets:
-                t = self._new_track(det, stamp, events)
-                survivors.append(t)
-                if t.state != TrackState.TENTATIVE or self.config.publish_tentative:
-                    published.append(self._publish(t))
-        self._tracks = survivors
+            t.filters.predict(dt)
+        rows, cols, reinit = self._associate(stamp, dets)
+        n = len(t)
+        hit = np.zeros(n, bool)
+        hit[rows] = True
+        event_rows, event_order, event_kinds, event_unseen = self._hit(rows, cols, reinit, dets, stamp)
+        boxes = t.filters.boxes  # after the update: the boxes events and ghosts are judged on
+        more = self._miss(~hit, stamp, boxes, image_size)
+        event_rows = np.concatenate([event_rows, more[0]])
+        event_order = np.concatenate([event_order, more[1]])
+        event_kinds = np.concatenate([event_kinds, more[2]])
+        event_unseen = np.concatenate([event_unseen, more[3]])
+
+        cfg = self.config
+        lost = t.state == _LOST
+        dead = (t.state == _TENTATIVE) & (t.misses > cfg.max_tentative_misses)
+        survivors = np.flatnonzero(~lost & ~dead)
+        shown = lost | (~dead & ((t.state != _TENTATIVE) | cfg.publish_tentative))
+
+        unmatched = np.ones(len(dets), bool)
+        unmatched[cols] = False
+        new_cols = np.flatnonzero(unmatched)
+        new_state = _VISIBLE if cfg.min_hits <= 1 else _TENTATIVE
+        ids = np.array([self._ids.allocate() for _ in range(new_cols.size)], dtype=np.uint64)
+        t.append(ids, new_state, dets.boxes[new_cols], dets.scores[new_cols], dets.class_ids[new_cols],
+                 [dets.class_names[j] for j in new_cols], dets.embeddings[new_cols],
+                 dets.has_embedding[new_cols], stamp)
+        new_rows = np.arange(n, n + new_cols.size)
+        order = np.lexsort((event_order, event_rows))
+        events = [TrackEvent(track_id=int(t.ids[i]), kind=_KINDS[k], state=_STATE_AFTER[_KINDS[k]],
+                             box=boxes[i].copy(), frames_unseen=int(u))
+                  for i, k, u in zip(event_rows[order].tolist(), event_kinds[order].tolist(),
+                                     event_unseen[order].tolist())]
+        if new_state == _VISIBLE:
+            new_boxes = dets.boxes[new_cols]
+            events += [TrackEvent(track_id=int(t.ids[i]), kind=EventKind.BIRTH, state=TrackState.VISIBLE,
+                                  box=new_boxes[j].copy(), frames_unseen=0) for j, i in enumerate(new_rows)]
+        if new_state == _VISIBLE or cfg.publish_tentative:
+            published = self._publish(np.concatenate([np.flatnonzero(shown), new_rows]))
+        else:
+            published = self._publish(np.flatnonzero(shown))
+        t.select(np.concatenate([survivors, new_rows]))
         return StepResult(tracks=published, events=events, rejections=rejections)
 
-    def _valid_detections(self, detections: list[Detection],
-                          image_size: tuple[int, int] | None) -> tuple[list[Detection], list[str]]:
-        """The usable detections and, for each one dropped, why: a box that is not four finite
-        numbers, has w or h <= 0, is absurdly large (> MAX_BOX_PX) or lies entirely outside the
-        image (when its size is known); a score that is not a number in [0, 1]; an embedding that
-        is not finite or whose length differs from the first one seen."""
-        kept: list[Detection] = []
-        problems: list[str] = []
-        for i, det in enumerate(detections):
-            problem = self._problem(det, image_size)
-            if problem is not None:
-                problems.append(f"detection {i}: {problem}")
-                continue
-            emb = None if det.embedding is None else np.asarray(det.embedding, np.float32).ravel()
-            if emb is not None and self._embedding_dim is None:
-                self._embedding_dim = emb.shape[0]
-            kept.append(Detection(box=np.asarray(det.box, dtype=float), score=float(det.score),
-                                  class_id=int(det.class_id), class_name=det.class_name, embedding=emb))
-        return kept, problems
-
-    def _problem(self, det: Detection, image_size: tuple[int, int] | None) -> str | None:
-        """What is wrong with one detection, or None."""
-        try:
-            box = np.asarray(det.box, dtype=float)
-            score = float(det.score)
-            int(det.class_id)
-            emb = None if det.embedding is None else np.asarray(det.embedding, np.float32).ravel()
-        except (TypeError, ValueError) as exc:
-            return f"not a detection ({exc})"
-        if box.shape != (4,) or not np.all(np.isfinite(box)):
-            return f"box must be four finite numbers cx, cy, w, h, got {np.asarray(det.box).tolist()}"
-        if box[2] <= 0 or box[3] <= 0 or np.any(np.abs(box) > MAX_BOX_PX):
-            return f"box size must be > 0 and every value within {MAX_BOX_PX:g} px, got {box.tolist()}"
-        if image_size is not None and min(image_size) > 0:
-            x1, y1, x2, y2 = box[0] - box[2] / 2, box[1] - box[3] / 2, box[0] + box[2] / 2, box[1] + box[3] / 2
-            if x2 <= 0 or y2 <= 0 or x1 >= image_size[0] or y1 >= image_size[1]:
-                return f"box {box.tolist()} lies entirely outside the {image_size[0]}x{image_size[1]} image"
-        if not 0.0 <= score <= 1.0:
-            return f"score must lie in [0, 1], got {score}"
-        if emb is not None:
-            if not np.all(np.isfinite(emb)):
-                return "embedding is not finite"
-            if self._embedding_dim is not None and emb.shape[0] != self._embedding_dim:
-                return f"embedding has {emb.shape[0]} values, earlier ones {self._embedding_dim}"
-        return None
-
-    def _associate(self, stamp: float, dets: list[Detection]) -> tuple[dict[int, int], set[int]]:
-        """Run the cascade; returns {track index: detection index} and the track indices
-        re-identified outside their motion gate (to be re-initialised)."""
-        cfg = self.config
-        n, m = len(self._tracks), len(dets)
+    def _associate(self, stamp: float, dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the cascade; returns the matched track rows (K,) and detection rows (K,), and a
+        (K,) mask of the pairs re-identified outside their motion gate (to be re-initialised)."""
+        cfg, t = self.config, self._table
+        n, m = len(t), len(dets)
+        empty = np.zeros(0, np.intp)
         if n == 0 or m == 0:
-            return {}, set()
-        det_boxes = np.stack([d.box for d in dets])
-        det_cls = np.array([d.class_id for d in dets])
-        trk_boxes = np.stack([t.filter.box for t in self._tracks])
-        trk_S = np.stack([t.filter.innovation_covariance for t in self._tracks])
-        trk_cls = np.array([t.class_id for t in self._tracks])
-        states = np.array([int(t.state) for t in self._tracks])
-        unseen_s = stamp - np.array([t.last_seen_stamp for t in self._tracks])
+            return empty, empty, np.zeros(0, bool)
+        trk_boxes = t.filters.boxes
+        states = t.state
+        unseen_s = stamp - t.last_seen_stamp
 
-        d2 = mahalanobis_sq_matrix(trk_boxes, trk_S, det_boxes)  # (N, M)
-        iou = iou_matrix(trk_boxes, det_boxes)
-        app = self._appearance_matrix(dets)  # NaN where either side has no embedding
-        class_ok = trk_cls[:, None] == det_cls[None, :]
+        d2 = t.filters.mahalanobis_sq(dets.boxes)  # (N, M), Cholesky-whitened
+        iou = iou_matrix(trk_boxes, dets.boxes)
+        # cosine distance; NaN where either side has no embedding (a zero row)
+        app = appearance_cost(t.embedding, dets.embeddings) if self._embedding_dim is not None \
+            else np.full((n, m), np.nan)
+        class_ok = t.class_id[:, None] == dets.class_ids[None, :]
         in_gate = d2 <= self._gate
         w = cfg.appearance_weight
         has_app = np.isfinite(app)
+        app0 = np.where(has_app, app, 0.0)
 
         def mix(motion: np.ndarray) -> np.ndarray:
-            return np.where(has_app, (1 - w) * motion + w * np.nan_to_num(app), motion)
+            return np.where(has_app, (1 - w) * motion + w * app0, motion)
 
-        matched: dict[int, int] = {}
-        free_dets = np.arange(m)
+        match_rows: list[np.ndarray] = []
+        match_cols: list[np.ndarray] = []
+        free = np.ones(m, bool)
 
-        def run(rows: np.ndarray, cost: np.ndarray, max_cost: float) -> np.ndarray:
-            nonlocal free_dets
-            sub = cost[np.ix_(rows, free_dets)]
-            pairs, _, _ = assign(sub, max_cost)
-            for r, c in pairs:
-                matched[int(rows[r])] = int(free_dets[c])
-            taken = free_dets[pairs[:, 1]]
-            free_dets = np.setdiff1d(free_dets, taken)
-            return rows[pairs[:, 0]]
+        def run(rows: np.ndarray, cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
+            free_cols = np.flatnonzero(free)
+            if rows.size == 0 or free_cols.size == 0:
+                return empty, empty
+            pairs, _, _ = assign(cost[np.ix_(rows, free_cols)], max_cost)
+            r, c = rows[pairs[:, 0]], free_cols[pairs[:, 1]]
+            free[c] = False
+            match_rows.append(r)
+            match_cols.append(c)
+            return r, c
 
         # Motion evidence: IoU with the predicted box or the Mahalanobis gate; the motion cost is
         # the mean of (1 - IoU) and the gated d², in [0, 1].
         motion_ok = class_ok & ((iou >= cfg.iou_gate) | in_gate)
         motion = 0.5 * (1.0 - iou) + 0.5 * np.minimum(d2 / self._gate, 1.0)
+        mixed = mix(motion)
 
         # Stage 1: VISIBLE and recent ghosts.
-        recent = (states == TrackState.VISIBLE) | (
-            (states == TrackState.OCCLUDED) & (unseen_s <= cfg.recent_ghost_s))
-        cost1 = np.where(motion_ok, mix(motion), np.inf)
-        run(np.flatnonzero(recent), cost1, max_cost=2.0)
+        recent = (states == _VISIBLE) | ((states == _OCCLUDED) & (unseen_s <= cfg.recent_ghost_s))
+        run(np.flatnonzero(recent), np.where(motion_ok, mixed, np.inf), max_cost=2.0)
 
         # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) the
         # same mixed cost; without it, but inside the loose gate, appearance alone, ranked after
         # every pair with motion evidence.
-        ghosts = np.flatnonzero((states == TrackState.OCCLUDED) & ~recent)
-        loose = class_ok & (d2 <= self._gate * cfg.reid_gate_scale) & has_app & (
-            np.nan_to_num(app, nan=np.inf) <= cfg.reid_max_appearance_cost)
-        cost2 = np.where(motion_ok, mix(motion), np.where(loose, 2.0 + np.nan_to_num(app), np.inf))
-        reid_rows = run(ghosts, cost2, max_cost=4.0)
-        reinit = {int(i) for i in reid_rows if not motion_ok[i, matched[int(i)]]}
+        ghosts = np.flatnonzero((states == _OCCLUDED) & ~recent)
+        reinit_parts: list[np.ndarray] = [np.zeros(sum(r.size for r in match_rows), bool)]
+        if ghosts.size:
+            loose = class_ok & (d2 <= self._gate * cfg.reid_gate_scale) & has_app & (
+                np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost)
+            cost2 = np.where(motion_ok, mixed, np.where(loose, 2.0 + app0, np.inf))
+            r, c = run(ghosts, cost2, max_cost=4.0)
+            reinit_parts.append(~motion_ok[r, c])
 
         # Stage 3: TENTATIVE tracks by IoU.
-        cost3 = 1.0 - iou
-        cost3[~(class_ok & (iou >= cfg.iou_gate))] = np.inf
-        run(np.flatnonzero(states == TrackState.TENTATIVE), cost3, max_cost=1.0 - cfg.iou_gate)
-        return matched, reinit
+        tentative = np.flatnonzero(states == _TENTATIVE)
+        if tentative.size:
+            cost3 = np.where(class_ok & (iou >= cfg.iou_gate), 1.0 - iou, np.inf)
+            r, _ = run(tentative, cost3, max_cost=1.0 - cfg.iou_gate)
+            reinit_parts.append(np.zeros(r.size, bool))
+        if not match_rows:
+            return empty, empty, np.zeros(0, bool)
+        return np.concatenate(match_rows), np.concatenate(match_cols), np.concatenate(reinit_parts)
 
-    def _appearance_matrix(self, dets: list[Detection]) -> np.ndarray:
-        """(N, M) cosine distance between track and detection embeddings, NaN where one is missing."""
-        n, m = len(self._tracks), len(dets)
-        out = np.full((n, m), np.nan)
-        if self._embedding_dim is None:
-            return out
-        rows = [i for i, t in enumerate(self._tracks) if t.embedding is not None]
-        cols = [j for j, d in enumerate(dets) if d.embedding is not None]
-        if rows and cols:
-            out[np.ix_(rows, cols)] = appearance_cost(
-                np.stack([self._tracks[i].embedding for i in rows]),
-                np.stack([dets[j].embedding for j in cols]))
-        return out
-
-    def _hit(self, t: _TrackRecord, det: Detection, stamp: float, reinit: bool,
-             events: list[TrackEvent]) -> None:
-        """Update a matched track and emit BIRTH / REACQUIRED."""
-        if reinit:
-            gap = stamp - t.last_seen_stamp
+    def _hit(self, rows: np.ndarray, cols: np.ndarray, reinit: np.ndarray, dets: DetectionBatch,
+             stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Update the matched tracks ``rows`` with detections ``cols``; returns the BIRTH /
+        REACQUIRED events as (rows, order within the row, kinds, frames unseen) arrays."""
+        t = self._table
+        z = dets.boxes[cols]
+        if reinit.any():
+            r, zr = rows[reinit], z[reinit]
+            gap = stamp - t.last_seen_stamp[r]
             # Mean velocity over the gap: the state restarts at the detection, with no jump.
-            velocity = (det.box[:2] - t.last_seen_center) / gap if gap > 0 else np.zeros(2)
-            t.filter.reinitialize(det.box, velocity)
-        else:
-            t.filter.update(det.box)
-        unseen = t.frames_since_seen
-        t.hits += 1
-        t.age += 1
-        t.misses = 0
-        t.frames_since_seen = 0
-        t.last_seen_stamp = stamp
-        t.last_seen_center = det.box[:2].copy()
-        t.measurement = det.box
-        t.score = det.score
-        t.embedding = self._blend(t.embedding, det.embedding)
-        if t.state == TrackState.TENTATIVE and t.hits >= self.config.min_hits:
-            t.state = TrackState.VISIBLE
-            events.append(self._event(t, EventKind.BIRTH))
-        elif t.state == TrackState.OCCLUDED:
-            t.state = TrackState.VISIBLE
-            events.append(self._event(t, EventKind.REACQUIRED, unseen))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                velocity = np.where(gap[:, None] > 0, (zr[:, :2] - t.last_seen_center[r]) / gap[:, None], 0.0)
+            t.filters.reinitialize(r, zr, velocity)
+        t.filters.update(rows[~reinit], z[~reinit])
+        unseen = t.frames_since_seen[rows]
+        t.hits[rows] += 1
+        t.age[rows] += 1
+        t.misses[rows] = 0
+        t.frames_since_seen[rows] = 0
+        t.last_seen_stamp[rows] = stamp
+        t.last_seen_center[rows] = z[:, :2]
+        t.measurement[rows] = z
+        t.has_measurement[rows] = True
+        t.score[rows] = dets.scores[cols]
+        t.blend_embeddings(rows, dets.embeddings[cols], dets.has_embedding[cols], self.config.embedding_momentum)
+        state = t.state[rows]
+        born = (state == _TENTATIVE) & (t.hits[rows] >= self.config.min_hits)
+        back = state == _OCCLUDED
+        t.state[rows[born | back]] = _VISIBLE
+        kinds = np.where(born, int(EventKind.BIRTH), int(EventKind.REACQUIRED))
+        emit = born | back
+        return rows[emit], np.zeros(int(emit.sum()), np.int64), kinds[emit], np.where(born, 0, unseen)[emit]
 
-    def _ghost_life_s(self, t: _TrackRecord) -> float:
-        cfg = self.config
-        return min(cfg.max_ghost_age_s, max(cfg.recent_ghost_s, cfg.ghost_age_per_hit_s * t.hits))
+    def _miss(self, missed: np.ndarray, stamp: float, boxes: np.ndarray,
+              image_size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Age the unmatched tracks (mask (N,)); returns the OCCLUDED / LOST events as (rows,
+        order within the row, kinds, frames unseen) arrays."""
+        cfg, t = self.config, self._table
+        t.age[missed] += 1
+        t.misses[missed] += 1
+        t.frames_since_seen[missed] += 1
+        t.has_measurement[missed] = False
+        occluded = missed & (t.state == _VISIBLE)
+        t.state[occluded] = _OCCLUDED
+        # ghost life = min(max_ghost_age_s, max(recent_ghost_s, ghost_age_per_hit_s * hits))
+        life = np.minimum(cfg.max_ghost_age_s, np.maximum(cfg.recent_ghost_s, cfg.ghost_age_per_hit_s * t.hits))
+        expired = stamp - t.last_seen_stamp > life
+        if image_size is not None and min(image_size) > 0:
+            cx, cy = boxes[:, 0], boxes[:, 1]
+            expired |= ~((cx >= 0.0) & (cx < image_size[0]) & (cy >= 0.0) & (cy < image_size[1]))
+        lost = missed & (t.state == _OCCLUDED) & expired
+        t.state[lost] = _LOST
+        occ_rows, lost_rows = np.flatnonzero(occluded), np.flatnonzero(lost)
+        rows = np.concatenate([occ_rows, lost_rows])
+        order = np.concatenate([np.ones(occ_rows.size, np.int64), np.full(lost_rows.size, 2, np.int64)])
+        kinds = np.concatenate([np.full(occ_rows.size, int(EventKind.OCCLUDED)),
+                                np.full(lost_rows.size, int(EventKind.LOST))])
+        return rows, order, kinds, t.frames_since_seen[rows]
 
-    @staticmethod
-    def _outside(t: _TrackRecord, image_size: tuple[int, int] | None) -> bool:
-        if image_size is None or min(image_size) <= 0:
-            return False
-        cx, cy = t.filter.box[:2]
-        return not (0.0 <= cx < image_size[0] and 0.0 <= cy < image_size[1])
-
-    def _miss(self, t: _TrackRecord, stamp: float, events: list[TrackEvent],
-              image_size: tuple[int, int] | None = None) -> None:
-        """Age an unmatched track and emit OCCLUDED / LOST."""
-        t.age += 1
-        t.misses += 1
-        t.frames_since_seen += 1
-        t.measurement = None
-        if t.state == TrackState.VISIBLE:
-            t.state = TrackState.OCCLUDED
-            events.append(self._event(t, EventKind.OCCLUDED, t.frames_since_seen))
-        if t.state == TrackState.OCCLUDED and (stamp - t.last_seen_stamp > self._ghost_life_s(t)
-                                               or self._outside(t, image_size)):
-            t.state = TrackState.LOST
-            events.append(self._event(t, EventKind.LOST, t.frames_since_seen))
-
-    def _new_track(self, det: Detection, stamp: float, events: list[TrackEvent]) -> _TrackRecord:
-        """Start a TENTATIVE track (VISIBLE at once, with BIRTH, when ``min_hits == 1``)."""
-        t = _TrackRecord(
-            track_id=self._ids.allocate(), filter=self._filter_factory(det.box, self._kalman_params),
-            state=TrackState.TENTATIVE, class_id=det.class_id, class_name=det.class_name,
-            score=det.score, embedding=self._blend(None, det.embedding), last_seen_stamp=stamp,
-            last_seen_center=det.box[:2].copy(), measurement=det.box)
-        if self.config.min_hits <= 1:
-            t.state = TrackState.VISIBLE
-            events.append(self._event(t, EventKind.BIRTH))
-        return t
-
-    def _blend(self, old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
-        """EMA of L2-normalised embeddings: ``e = m e_old + (1 - m) e_new``, renormalised (the new
-        one is normalised first: an outside detector may send any scale)."""
-        if new is None:
-            return old
-        norm_new = float(np.linalg.norm(new))
-        if norm_new == 0.0:
-            return old
-        new = new / norm_new
-        e = new if old is None else self.config.embedding_momentum * old \
-            + (1.0 - self.config.embedding_momentum) * new
-        norm = float(np.linalg.norm(e))
-        return (e / norm).astype(np.float32) if norm > 0 else old
-
-    @staticmethod
-    def _event(t: _TrackRecord, kind: EventKind, frames_unseen: int = 0) -> TrackEvent:
-        return TrackEvent(track_id=t.track_id, kind=kind, state=t.state, box=t.filter.box,
-                          frames_unseen=frames_unseen)
-
-    @staticmethod
-    def _publish(t: _TrackRecord) -> Track:
-        return Track(track_id=t.track_id, state=t.state, box=t.filter.box,
-                     velocity=t.filter.velocity, covariance=t.filter.box_covariance,
-                     score=t.score, class_id=t.class_id, class_name=t.class_name, age=t.age,
-                     hits=t.hits, frames_since_seen=t.frames_since_seen,
-                     embedding=None if t.embedding is None else t.embedding.copy(),
-                     measurement=None if t.measurement is None else t.measurement.copy())
+    def _publish(self, rows: np.ndarray) -> list[Track]:
+        """The tracks ``rows`` as published :class:`Track` objects (arrays copied out of the table)."""
+        t = self._table
+        if rows.size == 0:
+            return []
+        boxes = t.filters.boxes[rows]
+        velocities = t.filters.velocities[rows]
+        covariances = t.filters.box_covariances[rows]
+        embeddings = t.embedding[rows]
+        measurements = t.measurement[rows]
+        has_emb = t.has_embedding[rows].tolist()
+        has_meas = t.has_measurement[rows].tolist()
+        return [Track(track_id=i, state=STATES[s], box=boxes[k], velocity=velocities[k],
+                      covariance=covariances[k], score=sc, class_id=c, class_name=name, age=a, hits=h,
+                      frames_since_seen=f, embedding=embeddings[k] if has_emb[k] else None,
+                      measurement=measurements[k] if has_meas[k] else None)
+                for k, (i, s, sc, c, name, a, h, f) in enumerate(zip(
+                    t.ids[rows].tolist(), t.state[rows].tolist(), t.score[rows].tolist(),
+                    t.class_id[rows].tolist(), t.class_name[rows].tolist(), t.age[rows].tolist(),
+                    t.hits[rows].tolist(), t.frames_since_seen[rows].tolist()))]

@@ -1,0 +1,142 @@
+"""One frame's detections as stacked arrays, validated as arrays.
+
+The world model reads a ``list[Detection]`` once into a :class:`DetectionBatch` (boxes (M, 4),
+scores (M,), classes (M,), embeddings (M, D)) and checks every rule on whole arrays; a per-item
+path runs only for entries that cannot be converted at all. Each dropped detection gets one line
+naming its index and its first problem, in the order of the checks below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from object_permanence.core.types import Detection
+
+#: Boxes with a coordinate or size beyond this (pixels) are rejected as invalid: no camera is that
+#: large, and such values overflow the filter's covariance.
+MAX_BOX_PX = 1e5
+
+
+@dataclass
+class DetectionBatch:
+    """The usable detections of one frame, row j: detection j of the batch.
+
+    boxes: (M, 4) float64 ``cx, cy, w, h`` pixels; scores: (M,) float64 in [0, 1];
+    class_ids: (M,) int64; class_names: M strings; embeddings: (M, D) float32 (raw scale, zero
+    rows where none), has_embedding: (M,) bool.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    class_names: list[str]
+    embeddings: np.ndarray
+    has_embedding: np.ndarray
+
+    def __len__(self) -> int:
+        return self.boxes.shape[0]
+
+
+def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        list[np.ndarray | None], dict[int, str]]:
+    """Boxes (M, 4), scores (M,), classes (M,), embeddings (1-D float32 or None) and the problems
+    of entries that are not detections at all (their rows hold NaN)."""
+    m = len(detections)
+    problems: dict[int, str] = {}
+    try:  # the fast path: every entry converts
+        boxes = np.array([d.box for d in detections], dtype=float).reshape(-1, 4) if m == 0 else \
+            np.array([d.box for d in detections], dtype=float)
+        scores = np.fromiter((float(d.score) for d in detections), float, count=m)
+        class_ids = np.fromiter((int(d.class_id) for d in detections), np.int64, count=m)
+        embs = [None if d.embedding is None else np.asarray(d.embedding, np.float32).ravel()
+                for d in detections]
+        if boxes.shape == (m, 4):
+            return boxes, scores, class_ids, embs, problems
+    except (TypeError, ValueError):
+        pass
+    boxes, scores = np.full((m, 4), np.nan), np.full(m, np.nan)
+    class_ids = np.zeros(m, np.int64)
+    embs = [None] * m
+    for i, d in enumerate(detections):  # the slow path, only when some entry is malformed
+        try:
+            box = np.asarray(d.box, dtype=float)
+            score = float(d.score)
+            class_id = int(d.class_id)
+            emb = None if d.embedding is None else np.asarray(d.embedding, np.float32).ravel()
+        except (TypeError, ValueError) as exc:
+            problems[i] = f"not a detection ({exc})"
+            continue
+        if box.shape != (4,):
+            problems[i] = f"box must be four finite numbers cx, cy, w, h, got {np.asarray(d.box).tolist()}"
+            continue
+        boxes[i], scores[i], class_ids[i], embs[i] = box, score, class_id, emb
+    return boxes, scores, class_ids, embs, problems
+
+
+def validate_detections(detections: Sequence[Detection], image_size: tuple[int, int] | None,
+                        embedding_dim: int | None) -> tuple[DetectionBatch, list[str], int | None]:
+    """The usable detections and, for each one dropped, why.
+
+    Dropped: an entry that is not a detection; a box that is not four finite numbers, has w or
+    h <= 0, is absurdly large (> MAX_BOX_PX) or lies entirely outside the image (when its size
+    ``(width, height)`` is known and positive); a score that is not in [0, 1]; an embedding that is
+    not finite or whose length differs from ``embedding_dim`` (or, when that is None, from the first
+    usable embedding of this frame).
+
+    Returns:
+        the batch of kept detections (input order), one line per dropped detection
+        (``"detection <index>: <problem>"``, by index), and the embedding length now known.
+    """
+    m = len(detections)
+    boxes, scores, class_ids, embs, problems = _convert(detections)
+    bad = np.zeros(m, dtype=bool)
+    bad[list(problems)] = True
+
+    def flag(fails: np.ndarray, message) -> None:
+        for i in np.flatnonzero(fails & ~bad):
+            problems[int(i)] = message(int(i))
+        bad[fails] = True
+
+    finite = np.all(np.isfinite(boxes), axis=1)
+    flag(~finite, lambda i: f"box must be four finite numbers cx, cy, w, h, got {boxes[i].tolist()}")
+    with np.errstate(invalid="ignore"):
+        flag((boxes[:, 2] <= 0) | (boxes[:, 3] <= 0) | np.any(np.abs(boxes) > MAX_BOX_PX, axis=1),
+             lambda i: f"box size must be > 0 and every value within {MAX_BOX_PX:g} px, got {boxes[i].tolist()}")
+        if image_size is not None and min(image_size) > 0:
+            lo = boxes[:, :2] - boxes[:, 2:] / 2  # x1, y1
+            hi = boxes[:, :2] + boxes[:, 2:] / 2  # x2, y2
+            outside = (hi[:, 0] <= 0) | (hi[:, 1] <= 0) | (lo[:, 0] >= image_size[0]) | (lo[:, 1] >= image_size[1])
+            flag(outside, lambda i: f"box {boxes[i].tolist()} lies entirely outside the "
+                                    f"{image_size[0]}x{image_size[1]} image")
+        flag(~((scores >= 0.0) & (scores <= 1.0)), lambda i: f"score must lie in [0, 1], got {scores[i]}")
+    has_emb = np.fromiter((e is not None for e in embs), bool, count=m)
+    lengths = np.fromiter((-1 if e is None else e.shape[0] for e in embs), np.int64, count=m)
+    dims = np.unique(lengths[has_emb])
+    stacked = None  # (M, D) when every embedding has one length D: checked as one array
+    if dims.size == 1:
+        stacked = np.zeros((m, int(dims[0])), dtype=np.float32)
+        stacked[has_emb] = np.stack([e for e in embs if e is not None])
+        flag(~np.all(np.isfinite(stacked), axis=1), lambda i: "embedding is not finite")
+    elif dims.size > 1:
+        flag(np.fromiter((e is not None and not np.isfinite(e).all() for e in embs), bool, count=m),
+             lambda i: "embedding is not finite")
+    if embedding_dim is None:
+        first = np.flatnonzero(has_emb & ~bad)
+        embedding_dim = int(lengths[first[0]]) if first.size else None
+    if embedding_dim is not None:
+        flag(has_emb & (lengths != embedding_dim),
+             lambda i: f"embedding has {lengths[i]} values, earlier ones {embedding_dim}")
+    keep = np.flatnonzero(~bad)
+    kept_has_emb = has_emb[keep]
+    if stacked is not None and stacked.shape[1] == embedding_dim:
+        embeddings = stacked[keep]
+    else:
+        embeddings = np.zeros((keep.size, embedding_dim or 0), dtype=np.float32)
+        if kept_has_emb.any():
+            embeddings[kept_has_emb] = np.stack([embs[i] for i in keep[kept_has_emb]])
+    names = [detections[i].class_name for i in keep]
+    batch = DetectionBatch(boxes=boxes[keep], scores=scores[keep], class_ids=class_ids[keep],
+                           class_names=names, embeddings=embeddings, has_embedding=kept_has_emb)
+    return batch, [f"detection {i}: {problems[i]}" for i in sorted(problems)], embedding_dim

@@ -1,0 +1,141 @@
+"""`make bench` (world model): step time of our world model against ``trackers``' ByteTrack, SORT
+and OC-SORT on the same detections, in the same run.
+
+For each n (default 10, 100, 500): n objects move with constant velocity (random directions and
+speeds, 20-90 px boxes, in a field that grows with n so the density stays alike) and are detected
+every frame with Gaussian jitter, so each frame has n detections (the same ones for every tracker).
+Each tracker gets warm-up frames, then its step is timed over ``--frames`` frames (median):
+
+* ``ours``: :meth:`WorldModel.step` on a ``list[Detection]`` (with ``--embedding-dim`` appearance
+  embeddings, as the detector node sends them; 0 for none), publishing ``Track`` objects;
+* ``bytetrack``, ``sort``, ``ocsort``: the peer's ``update`` on a ``supervision.Detections`` built
+  beforehand (library defaults, 30 fps), returning its arrays.
+
+Writes ``<out>/world_model.json``: rows ``tracker``, ``n``, ``step_ms_median`` and ``ratio_to_ours``
+(the peer's median over ours at that n: > 1 means ours is faster), plus the load average before
+and after; prints a table. Timings depend on the machine's load: run it on a quiet machine.
+
+    python -m object_permanence.tools.bench_world_model --out out/bench [--sizes 10,100,500]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from object_permanence.core.eval.peers import _trackers_classes
+from object_permanence.core.types import Detection
+from object_permanence.core.world_model import WorldModel, WorldModelConfig
+
+FPS = 30.0
+PEERS = ("bytetrack", "sort", "ocsort")
+
+
+def make_frames(n: int, frames: int, embedding_dim: int, seed: int = 0) -> list[np.ndarray]:
+    """Detections of n constant-velocity objects for each frame: a list of (n, 4) boxes
+    ``cx, cy, w, h`` px, with the per-object embedding index implied by the row."""
+    rng = np.random.default_rng(seed)
+    side = 400.0 * np.sqrt(n)  # field side (px): about 1600 px² per object
+    pos = rng.uniform(0, side, (n, 2))
+    vel = rng.uniform(-120, 120, (n, 2))  # px/s
+    size = rng.uniform(20, 90, (n, 2))
+    out = []
+    for k in range(frames):
+        xy = pos + vel * k / FPS + rng.normal(0, 1.0, (n, 2))  # x = x0 + v t + noise
+        wh = size + rng.normal(0, 0.5, (n, 2))
+        out.append(np.column_stack([xy, wh]))
+    return out
+
+
+def _embeddings(n: int, dim: int, seed: int = 1) -> np.ndarray | None:
+    if dim <= 0:
+        return None
+    e = np.random.default_rng(seed).random((n, dim)).astype(np.float32)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def time_ours(frames: list[np.ndarray], embeddings: np.ndarray | None, warmup: int) -> list[float]:
+    """Step times (ms) of our world model after ``warmup`` frames."""
+    wm = WorldModel(WorldModelConfig())
+    inputs = [[Detection(box=b, score=0.9, class_id=0, class_name="thing",
+                         embedding=None if embeddings is None else embeddings[i])
+               for i, b in enumerate(boxes)] for boxes in frames]
+    times = []
+    for k, dets in enumerate(inputs):
+        t0 = time.perf_counter()
+        wm.step(k / FPS, dets)
+        if k >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def time_peer(name: str, frames: list[np.ndarray], warmup: int) -> list[float]:
+    """Step times (ms) of one ``trackers`` peer after ``warmup`` frames."""
+    import supervision as sv
+
+    tracker = _trackers_classes()[name](frame_rate=FPS)
+    inputs = []
+    for boxes in frames:
+        xyxy = np.concatenate([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], axis=1)
+        inputs.append(sv.Detections(xyxy=xyxy.astype(np.float32), confidence=np.full(len(boxes), 0.9, np.float32),
+                                    class_id=np.zeros(len(boxes), int)))
+    times = []
+    for k, dets in enumerate(inputs):
+        t0 = time.perf_counter()
+        tracker.update(dets)
+        if k >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def run(sizes: list[int], frames: int, warmup: int, embedding_dim: int) -> list[dict]:
+    """The benchmark rows, ours first for each n."""
+    rows = []
+    for n in sizes:
+        boxes = make_frames(n, warmup + frames, embedding_dim)
+        ours = float(np.median(time_ours(boxes, _embeddings(n, embedding_dim), warmup)))
+        rows.append({"tracker": "ours", "n": n, "step_ms_median": round(ours, 4), "ratio_to_ours": 1.0})
+        for name in PEERS:
+            peer = float(np.median(time_peer(name, boxes, warmup)))
+            rows.append({"tracker": name, "n": n, "step_ms_median": round(peer, 4),
+                         "ratio_to_ours": round(peer / ours, 3)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="out/bench", help="output folder (default out/bench)")
+    parser.add_argument("--sizes", default="10,100,500", help="tracks x detections per frame, comma-separated")
+    parser.add_argument("--frames", type=int, default=60, help="timed frames per tracker and size (>= 50)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed frames first (default 10)")
+    parser.add_argument("--embedding-dim", type=int, default=128,
+                        help="appearance embedding length given to ours (default 128, the detector's; 0: none)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if not sizes or min(sizes) < 1:
+        parser.error(f"--sizes must be positive integers, got {args.sizes!r}")
+    if args.frames < 50:
+        parser.error(f"--frames must be >= 50, got {args.frames}")
+    if args.warmup < 0 or args.embedding_dim < 0:
+        parser.error("--warmup and --embedding-dim must be >= 0")
+    load_before = os.getloadavg()
+    rows = run(sizes, args.frames, args.warmup, args.embedding_dim)
+    load_after = os.getloadavg()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"rows": rows, "frames": args.frames, "warmup": args.warmup, "embedding_dim": args.embedding_dim,
+           "load_average_1m": {"before": load_before[0], "after": load_after[0]}, "cpu_count": os.cpu_count()}
+    (out / "world_model.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"{'tracker':<10} {'n':>5} {'step_ms_median':>15} {'ratio_to_ours':>14}")
+    for r in rows:
+        print(f"{r['tracker']:<10} {r['n']:>5} {r['step_ms_median']:>15.3f} {r['ratio_to_ours']:>14.2f}")
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}; wrote {out / 'world_model.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
