@@ -22,8 +22,8 @@ from object_permanence.core.explain import (
     TemplateExplainer,
     make_explainer,
 )
-from object_permanence.core.types import Track, TrackState
-from object_permanence.msg import Explanation as ExplanationMsg, PersistenceDecisionArray, TrackArray
+from object_permanence.core.types import TrackState
+from object_permanence.msg import Explanation as ExplanationMsg, PersistenceDecisionArray, Track as TrackMsg, TrackArray
 from object_permanence.ros.conversions import (
     ConversionError,
     decision_from_msg,
@@ -70,7 +70,9 @@ class LlmExplainerNode(Node):
         except ValueError as exc:
             raise ParameterError(f"explainer backend '{p['backend']}': {exc}") from exc
         self._min_frames = p["min_frames"]
-        self._tracks: dict[tuple[str, int], Track] = {}
+        # the newest message of each live track, converted only when one of its decisions is explained
+        # (a few a second) rather than every track every frame
+        self._tracks: dict[tuple[str, int], TrackMsg] = {}
         self._score_sums: dict[tuple[str, int], tuple[float, int]] = {}
         self._last_keep: dict[tuple[str, int], bool] = {}
         self._pub = self.create_publisher(ExplanationMsg, "explanations", RELIABLE_QOS)
@@ -102,7 +104,7 @@ class LlmExplainerNode(Node):
             key = (camera, m.id)
             if key not in alive:
                 continue
-            self._tracks[key] = track_from_msg(m)
+            self._tracks[key] = m
             if m.frames_since_seen == 0:
                 total, n = self._score_sums.get(key, (0.0, 0))
                 self._score_sums[key] = (total + m.score, n + 1)
@@ -111,13 +113,19 @@ class LlmExplainerNode(Node):
         stamp = stamp_to_sec(msg.header.stamp)
         for m in msg.decisions:
             key = (m.camera, m.track_id)
-            track = self._tracks.get(key)
-            if track is None or m.frames_observed < self._min_frames or self._last_keep.get(key) == m.keep:
+            track_msg = self._tracks.get(key)
+            if track_msg is None or m.frames_observed < self._min_frames or self._last_keep.get(key) == m.keep:
                 continue
-            try:  # one bad decision is reported and skipped; the rest of the message is explained
+            try:  # one bad decision (or track) is reported and skipped; the rest of the message is explained
                 decision = decision_from_msg(m)
             except ConversionError as exc:
                 self.get_logger().error(f"persistence/decisions: {exc}; that decision is skipped",
+                                        throttle_duration_sec=2.0)
+                continue
+            try:
+                track = track_from_msg(track_msg)
+            except ConversionError as exc:
+                self.get_logger().error(f"stereo/{m.camera}/tracks: track {m.track_id}: {exc}; its decision is skipped",
                                         throttle_duration_sec=2.0)
                 continue
             total, n = self._score_sums.get(key, (track.score, 1))

@@ -61,7 +61,8 @@ class StereoCaptureNode(Node):
         p = declare(self, PARAMS)
         self._frame_ids = {"left": p["frame_id_left"], "right": p["frame_id_right"]}
         self._source, info_fields, self._maps = self._open(p)
-        self._info = {cam: info_fields[cam] for cam in ("left", "right")}
+        # built once: per frame only the header changes (publish serialises the message at once)
+        self._info = {cam: camera_info_msg(info_fields[cam], Header()) for cam in ("left", "right")}
         self._publish_truth = p["source"] == "sim" and p["publish_ground_truth"]
         self._max_frames = p["max_frames"]
         self._live = p["source"] == "camera"
@@ -138,7 +139,8 @@ class StereoCaptureNode(Node):
         for cam, image in images.items():
             header = Header(stamp=stamp, frame_id=self._frame_ids[cam])
             self._pub_image[cam].publish(numpy_to_image(image, header, "bgr8"))
-            self._pub_info[cam].publish(camera_info_msg(self._info[cam], header))
+            self._info[cam].header = header
+            self._pub_info[cam].publish(self._info[cam])
         if self._pub_truth is not None:
             truth = self._source.truth
             self._pub_truth.publish(SimGroundTruth(

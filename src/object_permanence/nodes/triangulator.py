@@ -169,8 +169,11 @@ class TriangulatorNode(Node):
         self._last_stamp = stamp
         header = Header(stamp=left.header.stamp, frame_id=self._info["left"].header.frame_id or left.header.frame_id)
         self._pub_tracks.publish(Track3DArray(header=header, tracks=[track3d_to_msg(t) for t in tracks]))
-        self._pub_points.publish(tracks_to_cloud(tracks, header))
-        if self._publish_markers:
+        # Visualisation is built only for someone who listens (RViz, a recorder): with no
+        # subscriber it is pure cost on the frame's path.
+        if self._pub_points.get_subscription_count():
+            self._pub_points.publish(tracks_to_cloud(tracks, header))
+        if self._publish_markers and self._pub_markers.get_subscription_count():
             self._pub_markers.publish(tracks_to_markers(tracks, header))
 
 

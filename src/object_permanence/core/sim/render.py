@@ -9,6 +9,7 @@ added with numpy slicing.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -128,12 +129,19 @@ class SceneRenderer:
         self._textures = dict(textures)
         self._textures.setdefault(GLARE_KEY, glare_profile())
         self._cache: dict[tuple[int, bool], np.ndarray] = {}
+        # per view, (key, flip, rect, image size) -> (row0, row1, col0, col1, patch, coverage) of this
+        # and the previous rendering: a sprite that did not move (a static occluder) is not warped
+        # again, and the cache holds two renderings' sprites at most
+        self._patches: dict[int, dict[tuple, tuple]] = {}
+        self._previous_patches: dict[int, dict[tuple, tuple]] = {}
 
     def render(self, view: int, sprites: list[Sprite]) -> np.ndarray:
         """(H, W, 3) uint8 BGR image of one view (0 left, 1 right) with ``sprites`` painted in order."""
         image = self._backgrounds[view].copy()
+        self._previous_patches[view] = self._patches.get(view, {})
+        self._patches[view] = {}
         for sprite in sprites:
-            self._paint(image, sprite)
+            self._paint(image, sprite, view)
         return image
 
     def _texture(self, key: int, flip: bool) -> np.ndarray:
@@ -147,16 +155,47 @@ class SceneRenderer:
             self._cache[cache_key] = texture
         return texture
 
-    def _paint(self, image: np.ndarray, sprite: Sprite) -> None:
+    def _paint(self, image: np.ndarray, sprite: Sprite, view: int = 0) -> None:
         """Paint one sprite with sub-pixel geometry: the texture is warped onto its exact
         (fractional) rect and blended by its coverage of each pixel, so a rect moved by 0.3 px
         moves the image content by 0.3 px (the stereo matcher measures disparity from it)."""
-        height, width = image.shape[:2]
-        x1, y1, x2, y2 = (float(c) for c in sprite.rect)
-        col0, col1 = max(0, int(np.floor(x1))), min(width, int(np.ceil(x2)))
-        row0, row1 = max(0, int(np.floor(y1))), min(height, int(np.ceil(y2)))
-        if col1 <= col0 or row1 <= row0 or x2 <= x1 or y2 <= y1:
+        located = self._patch(image.shape[:2], sprite, view)
+        if located is None:
             return
+        row0, row1, col0, col1, patch, coverage = located
+        region = image[row0:row1, col0:col1]
+        base = region.astype(np.float32)  # the one conversion of the region; the lines below keep
+        # the operation order of out = region + weight * (patch - region), so the result is exact
+        if sprite.blend == Blend.GLARE:
+            weight = (patch * np.float32(sprite.alpha) * coverage)[:, :, None]
+            blended = np.subtract(np.float32(255.0), base)
+            blended *= weight
+            blended += base  # out = image + weight * (255 - image): saturate towards white
+        else:
+            weight = (coverage * np.float32(sprite.alpha if sprite.blend == Blend.DIMMED else 1.0))[:, :, None]
+            blended = np.subtract(patch, base)
+            blended *= weight
+            blended += base  # out = (1 - a) image + a texture
+        region[:] = blended
+
+    def _patch(self, shape: tuple[int, int], sprite: Sprite, view: int = 0):
+        """``(row0, row1, col0, col1, patch, coverage)`` of a sprite in an image of ``shape`` (H, W):
+        the in-image pixel range, the texture warped onto it ((h, w, 3) float32, or (h, w) for the
+        glare profile) and the exact area of each pixel inside the rect ((h, w) float32); None when
+        the sprite is off the image or empty. Reused from the view's previous rendering for a sprite
+        that has not moved (the same rect exactly: the result is the same to the bit)."""
+        cache_key = (sprite.key, sprite.flip_vertical, sprite.rect, shape)
+        current = self._patches.setdefault(view, {})
+        located = current.get(cache_key) or self._previous_patches.get(view, {}).get(cache_key)
+        if located is not None:
+            current[cache_key] = located
+            return located
+        height, width = shape
+        x1, y1, x2, y2 = (float(c) for c in sprite.rect)
+        col0, col1 = max(0, math.floor(x1)), min(width, math.ceil(x2))
+        row0, row1 = max(0, math.floor(y1)), min(height, math.ceil(y2))
+        if col1 <= col0 or row1 <= row0 or x2 <= x1 or y2 <= y1:
+            return None
         texture = self._texture(sprite.key, sprite.flip_vertical)
         th, tw = texture.shape[:2]
         sx, sy = tw / (x2 - x1), th / (y2 - y1)
@@ -173,10 +212,6 @@ class SceneRenderer:
         cover_x = np.clip(np.minimum(cols + 1, x2) - np.maximum(cols, x1), 0.0, 1.0)
         cover_y = np.clip(np.minimum(rows + 1, y2) - np.maximum(rows, y1), 0.0, 1.0)
         coverage = cover_y[:, None] * cover_x[None, :]
-        region = image[row0:row1, col0:col1]
-        if sprite.blend == Blend.GLARE:
-            weight = (patch * np.float32(sprite.alpha) * coverage)[:, :, None]
-            region[:] = region + weight * (np.float32(255.0) - region)  # saturate towards white
-            return
-        weight = (coverage * np.float32(sprite.alpha if sprite.blend == Blend.DIMMED else 1.0))[:, :, None]
-        region[:] = region + weight * (patch - region)  # out = (1 - a) image + a texture
+        located = (row0, row1, col0, col1, patch, coverage)
+        current[cache_key] = located
+        return located
