@@ -12,7 +12,7 @@ DEMO_ARGS ?= --scenario cluttered --seed 1000 --frames 300
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo eval test test-core clean
+.PHONY: setup build demo eval bench test test-core clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -25,6 +25,11 @@ demo: setup
 # Every scenario x 5 held-out seeds (realistic and hard) and TUD-Campus, ours vs trackers' peers.
 eval: setup
 	$(ENV) && python -m object_permanence.tools.eval_tracking --out out/eval $(EVAL_ARGS)
+
+# Timings (not tests): the world model against trackers' peers, the composed pipeline at 30 Hz.
+bench: setup
+	$(ENV) && python -m object_permanence.tools.bench_world_model --out out/bench
+	$(ENV) && python -m object_permanence.tools.bench_pipeline --out out/bench
 
 # Inside make test the ROS tests must run: a missing rclpy is an error, not a skip.
 test: setup
