@@ -12,7 +12,7 @@ DEMO_ARGS ?= --scenario cluttered --seed 1000 --frames 300
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo eval bench test test-core clean
+.PHONY: setup build demo eval eval-persistence train-persistence bench test test-core clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -26,10 +26,24 @@ demo: setup
 eval: setup
 	$(ENV) && python -m object_permanence.tools.eval_tracking --out out/eval $(EVAL_ARGS)
 
+# The learned persistence filter: the shipped weights' data (train seeds 0-11, validation 12-13,
+# held-out 1000-1003); training is deterministic and writes models/persistence/ (weights, model
+# card, curves). PERSISTENCE_DATA_ARGS= (empty) uses the tools' larger default seed ranges.
+PERSISTENCE_DATA_ARGS ?= --train-seeds 0-11 --val-seeds 12-13 --test-seeds 1000-1003 --nuisance-seeds 1000-1003
+train-persistence: setup
+	$(ENV) && python -m object_permanence.tools.make_persistence_data --out out/persistence/data $(PERSISTENCE_DATA_ARGS)
+	$(ENV) && python -m object_permanence.tools.train_persistence
+
+# Transformer vs min-hits vs existence probability vs gradient boosting on held-out seeds and a
+# held-out nuisance setting -> out/eval/persistence.json / .md
+eval-persistence: setup
+	$(ENV) && python -m object_permanence.tools.eval_persistence
+
 # Timings (not tests): the world model against trackers' peers, the composed pipeline at 30 Hz.
 bench: setup
 	$(ENV) && python -m object_permanence.tools.bench_world_model --out out/bench
 	$(ENV) && python -m object_permanence.tools.bench_pipeline --out out/bench
+	$(ENV) && python -m object_permanence.tools.bench_persistence
 
 # Inside make test the ROS tests must run: a missing rclpy is an error, not a skip.
 test: setup

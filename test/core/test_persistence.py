@@ -14,6 +14,7 @@ from object_permanence.core.persistence import (
     TrackHistory,
     track_features,
 )
+from object_permanence.core.persistence.history import TRACK_FEATURES
 from object_permanence.core.types import Track, TrackState
 
 
@@ -25,7 +26,7 @@ def track(track_id: int, state: TrackState = TrackState.VISIBLE, score: float = 
 
 def test_features_of_a_matched_and_of_a_ghost_frame() -> None:
     seen, ghost = track_features(track(1)), track_features(track(1, TrackState.OCCLUDED, unseen=3))
-    assert seen.shape == ghost.shape == (N_FEATURES,) and seen.dtype == np.float32
+    assert seen.shape == ghost.shape == (len(TRACK_FEATURES),) and seen.dtype == np.float32
     col = {name: i for i, name in enumerate(FEATURES)}
     assert (seen[col["matched"]], seen[col["det_score"]], seen[col["occluded"]]) == (1.0, pytest.approx(0.9), 0.0)
     assert (ghost[col["matched"]], ghost[col["det_score"]], ghost[col["occluded"]]) == (0.0, 0.0, 1.0)

@@ -1,57 +1,141 @@
 """persistence_filter: scores every 2D track as persistent or transient and passes on the
 persistent ones (``stereo/<cam>/tracks`` -> ``stereo/<cam>/tracks/filtered``,
-``persistence/decisions``)."""
+``persistence/decisions``).
+
+The two cameras' track arrays are paired by stamp (:class:`ros.sync.ApproximateTimeSynchronizer`)
+so each camera's filter sees the other view's tracks of the same frame (stereo consistency is
+evidence). A message whose partner has not come within ``pair_timeout_s`` is decided alone (a
+monocular stream, a camera that stopped), so one silent camera never stalls the other.
+"""
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 from rclpy.node import Node
 
 from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
+from object_permanence.core.persistence.history import HISTORY_LEN
+from object_permanence.core.persistence.transformer_filter import DEVICES, WEIGHTS_NAME, torch_available
 from object_permanence.msg import PersistenceDecisionArray, TrackArray
 from object_permanence.ros.conversions import decision_to_msg, track_from_msg, track_to_msg
-from object_permanence.ros.params import Param, declare
 from object_permanence.ros.guard import subscribe
+from object_permanence.ros.params import Param, declare
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
+from object_permanence.ros.sync import ApproximateTimeSynchronizer, header_stamp_key
 
 CAMERAS = ("left", "right")
-MODELS = ("min_hits_baseline",)
+MODELS = ("min_hits_baseline", "transformer")
 
 PARAMS = (
     Param("model", "min_hits_baseline", "Persistence model. min_hits_baseline: enough matched frames with enough "
-          "mean confidence (the honest baseline the learned model is compared against).", choices=MODELS),
+          "mean confidence (the honest baseline). transformer: the learned model (models/persistence); without "
+          "torch or without weights the node warns and falls back to min_hits_baseline.", choices=MODELS),
+    Param("weights", "", "transformer: checkpoint path; empty = the shipped "
+          f"share/object_permanence/models/persistence/{WEIGHTS_NAME}."),
+    Param("device", "auto", "transformer: auto (CUDA when available), cpu or cuda.", choices=DEVICES),
     Param("min_hits", 3, "Baseline: matched frames needed before a track is kept.", low=1, high=1000),
-    Param("min_mean_score", 0.5, "Baseline: floor on the mean detection confidence of a kept track.", low=0.0, high=1.0),
-    Param("history_len", 30, "Frames of each track's history a model looks at.", low=1, high=10000),
+    Param("min_mean_score", 0.5, "Baseline: floor on the mean detection confidence of a kept track.",
+          low=0.0, high=1.0),
+    Param("history_len", HISTORY_LEN, "Frames of each track's history a model looks at.", low=1, high=10000),
     Param("sticky", True, "A track once kept stays kept while it lives (its ghost is not dropped)."),
+    Param("stereo_slop_s", 0.005, "Largest stamp difference (s) of a left/right track pair.", low=0.0, high=1.0),
+    Param("pair_timeout_s", 0.1, "A track array without a partner after this long (s) is decided alone.",
+          low=0.0, high=10.0),
 )
 
 
-def make_model(values: dict):
-    """The persistence model the parameters name."""
-    return MinHitsBaseline(MinHitsConfig(min_hits=values["min_hits"], min_mean_score=values["min_mean_score"]))
+def shipped_weights() -> Path:
+    """The installed weights (share/object_permanence/models/persistence), else the source tree's."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            return Path(get_package_share_directory("object_permanence")) / "models" / "persistence" / WEIGHTS_NAME
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[3] / "models" / "persistence" / WEIGHTS_NAME
+
+
+def make_model(values: dict, warn=lambda message: None):
+    """The persistence model the parameters name; ``transformer`` falls back to the min-hits rule
+    (calling ``warn`` with the reason) when torch or the weights are missing or unusable."""
+    baseline = MinHitsBaseline(MinHitsConfig(min_hits=values["min_hits"], min_mean_score=values["min_mean_score"]))
+    if values["model"] != "transformer":
+        return baseline
+    if not torch_available():
+        warn("model 'transformer' asked for but torch is not installed: falling back to min_hits_baseline")
+        return baseline
+    from object_permanence.core.persistence.transformer_filter import TransformerPersistence
+
+    weights = Path(values["weights"]) if values["weights"] else shipped_weights()
+    try:
+        return TransformerPersistence(weights, values["device"])
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        warn(f"model 'transformer' could not be loaded ({e}): falling back to min_hits_baseline")
+        return baseline
 
 
 class PersistenceFilterNode(Node):
-    """One :class:`PersistenceFilter` per camera over a shared model."""
+    """One :class:`PersistenceFilter` per camera over a shared model, fed stereo pairs."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("persistence_filter", **kwargs)
         p = declare(self, PARAMS)
-        model = make_model(p)
-        self._filters = {cam: PersistenceFilter(model, p["history_len"], p["sticky"]) for cam in CAMERAS}
+        model = make_model(p, warn=self.get_logger().warning)
+        self._filters = {cam: PersistenceFilter(model, p["history_len"], p["sticky"], camera=cam) for cam in CAMERAS}
         self._model_name = model.name
+        self._timeout_s = p["pair_timeout_s"]
+        self._pending: dict[str, dict] = {cam: {} for cam in CAMERAS}  # stamp key -> (arrival s, msg, tracks)
+        self._sync = ApproximateTimeSynchronizer(2, self._on_pair, queue_size=10, slop_s=p["stereo_slop_s"])
         self._pub_decisions = self.create_publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
         self._pub_tracks = {}
-        for cam in CAMERAS:
+        for i, cam in enumerate(CAMERAS):
             self._pub_tracks[cam] = self.create_publisher(TrackArray, f"stereo/{cam}/tracks/filtered", RELIABLE_QOS)
-            subscribe(self, TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam: self._on_tracks(c, m), RELIABLE_QOS)
+            subscribe(self, TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam, j=i: self._on_tracks(c, j, m),
+                      RELIABLE_QOS)
+        self._timer = self.create_timer(max(self._timeout_s / 2.0, 0.01), self._flush_unpaired)
         self.get_logger().info(f"persistence model: {self._model_name}")
 
-    def _on_tracks(self, camera: str, msg: TrackArray) -> None:
-        result = self._filters[camera].step([track_from_msg(t) for t in msg.tracks])
+    def _on_tracks(self, camera: str, index: int, msg: TrackArray) -> None:
+        tracks = [track_from_msg(t) for t in msg.tracks]  # raises on a malformed message: dropped by the guard
+        self._pending[camera][header_stamp_key(msg)] = (time.monotonic(), msg, tracks)
+        self._sync.add(index, header_stamp_key(msg), msg)
+
+    def _on_pair(self, left: TrackArray, right: TrackArray) -> None:
+        for cam, msg in (("left", left), ("right", right)):
+            self._flush(cam, lambda key, _t, k=header_stamp_key(msg): key < k)  # each filter sees stamp order
+        lp = self._pending["left"].pop(header_stamp_key(left), None)
+        rp = self._pending["right"].pop(header_stamp_key(right), None)
+        if lp is not None:
+            self._decide("left", left, lp[2], rp[2] if rp is not None else None)
+        if rp is not None:
+            self._decide("right", right, rp[2], lp[2] if lp is not None else None)
+
+    def _flush_unpaired(self) -> None:
+        """Decide alone every message that waited longer than pair_timeout_s."""
+        now = time.monotonic()
+        for cam in CAMERAS:
+            self._flush(cam, lambda _key, arrival: now - arrival >= self._timeout_s)
+
+    def _flush(self, camera: str, due) -> None:
+        """Decide alone, in stamp order, the pending messages of ``camera`` for which
+        ``due(stamp_key, arrival_s)`` holds (with every older one, so the filter sees stamp order)."""
+        pending = self._pending[camera]
+        keys = sorted(pending)
+        due_keys = [k for k in keys if due(k, pending[k][0])]
+        for key in [k for k in keys if due_keys and k <= due_keys[-1]]:
+            _, msg, tracks = pending.pop(key)
+            self._decide(camera, msg, tracks, None)
+
+    def _decide(self, camera: str, msg: TrackArray, tracks: list, other_view: list | None) -> None:
+        result = self._filters[camera].step(tracks, other_view)
         if result.duplicate_ids:
-            self.get_logger().error(f"duplicate track ids {result.duplicate_ids} in one stereo/{camera}/tracks message: "
-                                    "those tracks are left out of this frame, the rest is decided",
+            self.get_logger().error(f"duplicate track ids {result.duplicate_ids} in one stereo/{camera}/tracks "
+                                    "message: those tracks are left out of this frame, the rest is decided",
                                     throttle_duration_sec=2.0)
         self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.kept]))
         self._pub_decisions.publish(PersistenceDecisionArray(

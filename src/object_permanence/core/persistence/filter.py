@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from object_permanence.core.persistence.base import PersistenceModel
+from object_permanence.core.persistence.features import StereoConfig, context_rows
 from object_permanence.core.persistence.history import TrackHistory
 from object_permanence.core.types import PersistenceDecision, Track, TrackState, duplicate_track_ids
 
@@ -22,20 +23,32 @@ class PersistenceFilter:
     A track once judged persistent stays kept for the rest of its life (sticky): object
     permanence means its ghost must not be dropped because it stopped producing evidence.
     Tentative tracks are scored but never passed on.
+
+    camera: ``"left"`` or ``"right"``, the view whose tracks this filter sees (the sign of the
+    disparity to the other view's tracks, given to :meth:`step`); stereo: how a partner there is
+    recognised (:class:`features.StereoConfig`).
     """
 
-    def __init__(self, model: PersistenceModel, history_len: int = 30, sticky: bool = True) -> None:
+    def __init__(self, model: PersistenceModel, history_len: int = 30, sticky: bool = True,
+                 camera: str = "left", stereo: StereoConfig | None = None) -> None:
         if history_len < 1:
             raise ValueError(f"history_len must be >= 1, got {history_len}")
+        if camera not in ("left", "right"):
+            raise ValueError(f"camera must be 'left' or 'right', got {camera!r}")
         self.model = model
+        self.camera = camera
+        self.stereo = stereo or StereoConfig()
         self.history_len = history_len
         self.sticky = sticky
         self._histories: dict[int, TrackHistory] = {}
         self._kept_ids: set[int] = set()
 
-    def step(self, tracks: list[Track]) -> FilterResult:
+    def step(self, tracks: list[Track], other_view_tracks: list[Track] | None = None) -> FilterResult:
         """Decide on this frame's tracks. Tracks whose id occurs twice in ``tracks`` are left out
-        (their histories would merge two objects) and reported in ``duplicate_ids``."""
+        (their histories would merge two objects) and reported in ``duplicate_ids``.
+
+        other_view_tracks: the other camera's tracks of the same stamp (stereo consistency
+        evidence); None when not available (every track then has no partner this frame)."""
         duplicates = duplicate_track_ids(tracks)
         if duplicates:
             tracks = [t for t in tracks if t.track_id not in duplicates]
@@ -43,13 +56,13 @@ class PersistenceFilter:
         for gone in [i for i in self._histories if i not in present]:
             del self._histories[gone]
             self._kept_ids.discard(gone)
-        histories = []
-        for t in tracks:
-            hist = self._histories.get(t.track_id)
-            if hist is None:
-                hist = self._histories[t.track_id] = TrackHistory(t.track_id, self.history_len)
-            hist.append(t)
-            histories.append(hist)
+        histories = [self._histories.get(t.track_id) for t in tracks]
+        context = context_rows(tracks, other_view_tracks, 1.0 if self.camera == "left" else -1.0, self.stereo,
+                               [h.last_embedding if h is not None else None for h in histories])
+        for i, (t, row) in enumerate(zip(tracks, context)):
+            if histories[i] is None:
+                histories[i] = self._histories[t.track_id] = TrackHistory(t.track_id, self.history_len)
+            histories[i].append(t, row)
         decisions = self.model.decide(histories) if histories else []
         kept = []
         for t, d in zip(tracks, decisions):

@@ -1,18 +1,26 @@
 """Per-track feature histories: what a persistence model looks at.
 
 Each frame a track appears in adds one feature row, so a model sees the track's sequence of
-appearance and motion evidence (the learned model consumes the same (T, F) arrays).
+appearance and motion evidence (the learned model consumes the same (T, F) arrays). A row is the
+track's own state (:func:`track_features`) followed by its context in the frame
+(:data:`features.CONTEXT_FEATURES`: stereo consistency, innovation, appearance stability).
 """
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 
+from object_permanence.core.persistence.features import CONTEXT_FEATURES, N_CONTEXT
 from object_permanence.core.types import Track, TrackState
 
-#: Columns of a history row.
-FEATURES = (
+#: History window (frames) the learned model is trained for and the filter keeps by default
+#: (``history_len`` in config/persistence_filter.yaml).
+HISTORY_LEN = 32
+
+#: Columns of the track's own state (the first columns of a history row).
+TRACK_FEATURES = (
     "matched",            # 1 when a detection was matched this frame
     "det_score",          # detection confidence of the match (0 when unmatched)
     "log_w", "log_h",     # log box size (pixels)
@@ -21,11 +29,15 @@ FEATURES = (
     "occluded",           # 1 while the track is a ghost
     "frames_since_seen",
 )
+#: Columns of a history row.
+FEATURES = TRACK_FEATURES + CONTEXT_FEATURES
 N_FEATURES = len(FEATURES)
+#: The context row of a track seen without context (no other view, no innovation, no appearance change).
+NO_CONTEXT = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0], np.float32)
 
 
 def track_features(track: Track) -> np.ndarray:
-    """(N_FEATURES,) float32 feature row of one track at one frame."""
+    """(len(TRACK_FEATURES),) float32 own-state row of one track at one frame."""
     w, h = max(float(track.box[2]), 1.0), max(float(track.box[3]), 1.0)
     size = np.sqrt(w * h)
     matched = track.frames_since_seen == 0
@@ -50,8 +62,33 @@ class TrackHistory:
         self._rows: deque[np.ndarray] = deque(maxlen=max_len)
         self.last: Track | None = None
 
-    def append(self, track: Track) -> None:
-        self._rows.append(track_features(track))
+    @classmethod
+    def from_rows(cls, track_id: int, rows: np.ndarray, max_len: int) -> "TrackHistory":
+        """A history holding prepared (T, N_FEATURES) rows (the newest ``max_len``), e.g. for
+        benchmarks and replay; ``last`` stays None.
+
+        Raises:
+            ValueError: rows not (T, N_FEATURES).
+        """
+        rows = np.asarray(rows, np.float32)
+        if rows.ndim != 2 or rows.shape[1] != N_FEATURES:
+            raise ValueError(f"rows must have shape (T, {N_FEATURES}), got {rows.shape}")
+        hist = cls(track_id, max_len)
+        hist._rows.extend(rows)
+        return hist
+
+    @property
+    def last_embedding(self) -> np.ndarray | None:
+        """The embedding of the last appended track (None when none or it had none)."""
+        return None if self.last is None else self.last.embedding
+
+    def append(self, track: Track, context: np.ndarray | None = None) -> None:
+        """Add the row of ``track`` at this frame; ``context``: its (N_CONTEXT,) row from
+        :func:`features.context_rows` (default :data:`NO_CONTEXT`)."""
+        context = NO_CONTEXT if context is None else np.asarray(context, np.float32)
+        if context.shape != (N_CONTEXT,):
+            raise ValueError(f"context must have shape ({N_CONTEXT},), got {context.shape}")
+        self._rows.append(np.concatenate([track_features(track), context]))
         self.last = track
 
     def __len__(self) -> int:
@@ -60,3 +97,15 @@ class TrackHistory:
     def features(self) -> np.ndarray:
         """(T, N_FEATURES) float32, oldest first."""
         return np.stack(self._rows) if self._rows else np.zeros((0, N_FEATURES), np.float32)
+
+
+def pad_histories(features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Left-aligned zero-padded batch: (B, T_max, F) float32 and (B,) int64 lengths."""
+    lengths = np.array([len(f) for f in features], np.int64)
+    n_feat = features[0].shape[1]
+    batch = np.zeros((len(features), int(lengths.max()), n_feat), np.float32)
+    rows = np.concatenate(features)
+    b = np.repeat(np.arange(len(features)), lengths)
+    t = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    batch[b, t] = rows                                            # scatter each history's rows into its slot
+    return batch, lengths
