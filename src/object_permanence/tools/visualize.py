@@ -42,7 +42,8 @@ def draw_tracks(image: np.ndarray, tracks: Sequence[Track], kept_ids: set[int]) 
             _dashed_rect(image, p1, p2, color)
         else:
             cv2.rectangle(image, p1, p2, color, 2, cv2.LINE_AA)
-        label = f"{t.track_id}{' ghost' if ghost else ''}"
+        # clock-seeded ids are long: the last four digits tell the tracks of one scene apart
+        label = f"#{t.track_id % 10000:04d}{' ghost' if ghost else ''}"
         cv2.putText(image, label, (p1[0], max(p1[1] - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 2, cv2.LINE_AA)
 
 
