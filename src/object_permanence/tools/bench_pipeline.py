@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from object_permanence.tools.demo import merged_params, package_share, pipeline_executable
+from object_permanence.tools.demo import merged_params, package_share, pipeline_executable, stop_pipeline
 
 KEYS = ("fps_requested", "fps_delivered", "latency_ms_p50", "latency_ms_p95", "rss_growth_mb_per_1000_frames")
 
@@ -146,13 +145,7 @@ def run_once(params_file: Path, run_frames: int, log_path: Path, timeout_s: floa
                 if len(arrivals) >= run_frames or (arrivals and time.time() - arrivals[-1][1] > 3.0):
                     break
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_pipeline(proc, timeout_s=20.0)
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown()

@@ -45,6 +45,18 @@ def merged_params(config_dir: Path, overrides: dict[str, dict]) -> dict:
     return merged
 
 
+def stop_pipeline(proc: subprocess.Popen, timeout_s: float) -> None:
+    """SIGINT the pipeline's process group (a clean ROS shutdown), SIGKILL it after ``timeout_s``."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def record(params_file: Path, run_frames: int, log_path: Path, timeout_s: float):
     """Start the pipeline process, record until frame ``run_frames - 1`` is through (or nothing
     arrives for 2 s), stop it (SIGINT) and check that it stopped cleanly."""
@@ -78,13 +90,7 @@ def record(params_file: Path, run_frames: int, log_path: Path, timeout_s: float)
                 if newest >= last or (complete and time.monotonic() - recorder.last_message_time > 2.0):
                     break
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_pipeline(proc, timeout_s=10.0)
         executor.shutdown()
         recorder.destroy_node()
         rclpy.shutdown()
