@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from object_permanence.core.association import appearance_cost, assign, iou_matrix
-from object_permanence.core.box_filter_bank import BatchedBoxKalman, BoxFilterBank, FilterFactory, FilterList
+from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
 from object_permanence.core.id_allocator import IdAllocator
+from object_permanence.core.motion_models import make_bank
 from object_permanence.core.track_table import STATES, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
@@ -100,7 +101,7 @@ class WorldModel:
 
     def _new_bank(self) -> BoxFilterBank:
         if self._filter_factory is None:
-            return BatchedBoxKalman(self._kalman_params)
+            return make_bank(self.config.motion_model, self._kalman_params)
         return FilterList(self._filter_factory, self._kalman_params)
 
     def reset(self) -> None:

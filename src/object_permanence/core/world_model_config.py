@@ -11,6 +11,7 @@ import numpy as np
 from scipy.stats import chi2
 
 from object_permanence.core.kalman import BoxKalmanParams
+from object_permanence.core.motion_models import MOTION_MODELS
 
 _KALMAN_FIELDS = tuple(f.name for f in fields(BoxKalmanParams))
 
@@ -38,6 +39,8 @@ class WorldModelConfig:
         Mahalanobis gate (on d²).
     embedding_momentum: weight of the old value in a track's appearance EMA, in [0, 1).
     publish_tentative: whether TENTATIVE tracks are in the published list.
+    motion_model: the box filter the tracks (and their ghosts) are predicted with
+        (:mod:`object_permanence.core.motion_models`).
     measurement_std_frac .. min_std_px: Kalman noise scales (see ``BoxKalmanParams``).
 
     Raises:
@@ -56,6 +59,7 @@ class WorldModelConfig:
     reid_gate_scale: float = 16.0
     embedding_momentum: float = 0.9
     publish_tentative: bool = False
+    motion_model: str = "cv"
     measurement_std_frac: float = BoxKalmanParams.measurement_std_frac
     accel_std_frac: float = BoxKalmanParams.accel_std_frac
     size_accel_std_frac: float = BoxKalmanParams.size_accel_std_frac
@@ -95,6 +99,7 @@ class WorldModelConfig:
         check("embedding_momentum", is_num(self.embedding_momentum)
               and 0 <= self.embedding_momentum < 1, "in [0, 1)")
         check("publish_tentative", isinstance(self.publish_tentative, bool), "a bool")
+        check("motion_model", self.motion_model in MOTION_MODELS, f"one of {tuple(MOTION_MODELS)}")
         for name in _KALMAN_FIELDS:
             check(name, is_num(getattr(self, name)) and getattr(self, name) > 0,
                   "a positive finite number")
