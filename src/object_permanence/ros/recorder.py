@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rclpy.node import Node
@@ -68,11 +69,15 @@ class PipelineRecorder(Node):
 
     ``latency_s`` of a stamp is the wall time at which its Track3DArray arrived minus the stamp:
     meaningful when the capture node stamps with the system clock on the same machine (it stamps
-    before it captures or renders the frame, so the latency includes capture).
+    before it captures or renders the frame, so the latency includes capture). Under simulated time
+    ``latency_origin(stamp)`` gives the wall time the stamp's frame was started at instead (see
+    :class:`~object_permanence.ros.sim_clock.SimClockDriver`).
     """
 
-    def __init__(self, name: str = "pipeline_recorder", **kwargs) -> None:
+    def __init__(self, name: str = "pipeline_recorder",
+                 latency_origin: Callable[[Stamp], float | None] | None = None, **kwargs) -> None:
         super().__init__(name, **kwargs)
+        self._latency_origin = latency_origin
         self.records: dict[Stamp, StampRecord] = defaultdict(StampRecord)
         self.events: list[tuple[Stamp, str, TrackEvent]] = []
         self.explanations: list[Explanation] = []
@@ -117,7 +122,11 @@ class PipelineRecorder(Node):
         now = time.time()
         rec = self.records[_key(msg)]
         rec.tracks3d = [track3d_from_msg(t) for t in msg.tracks]
-        rec.latency_s = now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+        if self._latency_origin is None:
+            rec.latency_s = now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+        else:
+            origin = self._latency_origin(_key(msg))
+            rec.latency_s = None if origin is None else now - origin
         self._touch()
 
     def _on_points(self, msg: PointCloud2) -> None:

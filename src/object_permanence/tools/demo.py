@@ -57,18 +57,29 @@ def stop_pipeline(proc: subprocess.Popen, timeout_s: float) -> None:
         proc.wait()
 
 
-def record(params_file: Path, run_frames: int, log_path: Path, timeout_s: float):
+def record(params_file: Path, run_frames: int, log_path: Path, timeout_s: float, fps: float,
+           sim_time: bool = False, frame_timeout_s: float = 10.0):
     """Start the pipeline process, record until frame ``run_frames - 1`` is through (or nothing
-    arrives for 2 s), stop it (SIGINT) and check that it stopped cleanly."""
+    arrives for 2 s), stop it (SIGINT) and check that it stopped cleanly.
+
+    ``sim_time``: the pipeline runs on simulated time that this process publishes, one frame at a
+    time (:class:`~object_permanence.ros.sim_clock.SimClockDriver`): a frame is started when the
+    previous one is through (or ``frame_timeout_s`` passed), so a slow detector drops nothing, and
+    latency is measured on the wall clock from the frame's start."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     from object_permanence.ros.recorder import PipelineRecorder
     from object_permanence.ros.runner import use_package_dds_profile
+    from object_permanence.ros.sim_clock import SimClockDriver
 
     use_package_dds_profile()  # the recorder on loopback only, as the pipeline it records
     rclpy.init()
-    recorder = PipelineRecorder()
+    clock_box: list[SimClockDriver] = []
+    recorder = PipelineRecorder(latency_origin=(lambda stamp: clock_box[0].latency_origin(stamp)) if sim_time else None)
+    if sim_time:
+        # rclpy's timer period in ns is int(1e9 / fps): stepping by exactly that fires it once per step
+        clock_box.append(SimClockDriver(recorder, period_ns=int(1e9 / fps)))
     executor = SingleThreadedExecutor()
     executor.add_node(recorder)
     with open(log_path, "w") as log:
@@ -79,16 +90,27 @@ def record(params_file: Path, run_frames: int, log_path: Path, timeout_s: float)
 
         deadline = time.monotonic() + timeout_s
         last = run_frames - 1
+        step_started = last_publish = time.monotonic()
         with tqdm(total=run_frames, desc="frames through the pipeline", unit="frame", disable=None) as bar:
             while time.monotonic() < deadline:
-                executor.spin_once(timeout_sec=0.1)
+                executor.spin_once(timeout_sec=0.01 if sim_time else 0.1)
                 complete = recorder.complete()
                 newest = complete[-1][1].frame_index if complete else -1
                 bar.update(newest + 1 - bar.n)
                 if proc.poll() is not None:
                     raise RuntimeError(f"pipeline exited early with code {proc.returncode}; see {log_path}")
-                if newest >= last or (complete and time.monotonic() - recorder.last_message_time > 2.0):
+                if newest >= last or (complete and time.monotonic() - recorder.last_message_time > 2.0
+                                      and not sim_time):
                     break
+                if sim_time:
+                    driver = clock_box[0]
+                    through = recorder.records.get(driver.stamp)
+                    waited = time.monotonic() - step_started
+                    if through is not None and through.tracks3d is not None or (complete and waited > frame_timeout_s):
+                        driver.advance()
+                        step_started = last_publish = time.monotonic()
+                    elif waited > 0.1 * (1 + int(waited / 0.1)) - 0.1:
+                        driver.publish()  # until discovery is done the first publications may be lost
     finally:
         stop_pipeline(proc, timeout_s=10.0)
         executor.shutdown()
@@ -164,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--config-dir", type=Path, default=None, help="default: the installed config/")
     parser.add_argument("--gif-frames", type=int, default=150, help="frames in the annotated GIF (0: none)")
+    parser.add_argument("--pace", choices=("wall", "sim"), default="wall",
+                        help="wall: the capture node publishes at --fps on the wall clock (frames the pipeline "
+                        "cannot keep up with are dropped and count against it); sim: simulated time advances one "
+                        "frame when the previous one is through (nothing dropped on a slow CPU; latency measured "
+                        "on the wall clock from each frame's start)")
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")
@@ -183,10 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "events.jsonl").unlink(missing_ok=True)
     params_file = args.out / "params.yaml"
     params = merged_params(args.config_dir or package_share() / "config", overrides)
+    if args.pace == "sim":
+        for block in params.values():
+            block["ros__parameters"]["use_sim_time"] = True
     params_file.write_text(yaml.safe_dump(params))
     print(f"running `pipeline` on scenario '{args.scenario}' (seed {args.seed}), {run_frames} frames at "
-          f"{args.fps:g} Hz; ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}", flush=True)
-    recorder = record(params_file, run_frames, args.out / "pipeline.log", timeout_s=30.0 + 3.0 * run_frames / args.fps)
+          f"{args.fps:g} Hz ({args.pace} time); ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}", flush=True)
+    timeout_s = 30.0 + (3.0 * run_frames / args.fps if args.pace == "wall" else 2.0 * run_frames)
+    recorder = record(params_file, run_frames, args.out / "pipeline.log", timeout_s=timeout_s, fps=args.fps,
+                      sim_time=args.pace == "sim")
     world = SimWorld(make_scenario(args.scenario), seed=args.seed)
     # Evaluate a fixed window, the last --frames frames: the same frames every run, whatever
     # DDS discovery cost at start-up (the pipeline itself sees every frame from 0).
