@@ -8,7 +8,9 @@ prove that the facts arrived. Switches, settable before or between requests:
 * ``status``: answer with this HTTP status and an OpenAI-style error body (e.g. 500) whose
   message is ``error_message``;
 * ``malformed``: answer 200 with a body that is not JSON;
-* ``empty``: answer 200 with an empty message content.
+* ``empty``: answer 200 with an empty message content;
+* ``reply``: answer this canned text instead of the derived one (e.g. one that invents a number,
+  to check that the explainer rejects it).
 
 ``port`` (default 0: any free one) lets a test bring a stopped server back at the same URL.
 
@@ -83,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.malformed:
             self._send(HTTPStatus.OK, b'{"id": "chatcmpl-fake", "choices": [')
             return
-        text = "" if owner.empty else _reply_text(body)
+        text = "" if owner.empty else owner.reply if owner.reply is not None else _reply_text(body)
         completion = {
             "id": f"chatcmpl-fake-{owner.request_count}",
             "object": "chat.completion",
@@ -109,8 +111,9 @@ class FakeOpenAIServer:
     """
 
     def __init__(self, delay_s: float = 0.0, status: int = HTTPStatus.OK, malformed: bool = False, empty: bool = False,
-                 port: int = 0, error_message: str = "fake failure"):
+                 port: int = 0, error_message: str = "fake failure", reply: str | None = None):
         self.port = port
+        self.reply = reply
         self.error_message = error_message
         self.delay_s = delay_s
         self.status = int(status)

@@ -37,7 +37,8 @@ KEY = "test-key"
 
 
 def make_request(**overrides: object) -> ExplanationRequest:
-    """A kept ghost: box track 7, seen 24 of 30 frames, attention peaked on frames 3-5."""
+    """A kept ghost: box track 7, seen 24 of 30 frames, the transformer's attention peaked on frames
+    3-5 (no per-frame flags: see test_explain_faithfulness.py for those)."""
     attention = np.full(30, 1.0)
     attention[2:5] = 10.0
     fields: dict[str, object] = dict(
@@ -56,6 +57,7 @@ def make_request(**overrides: object) -> ExplanationRequest:
         frames_since_seen=12,
         mean_score=0.83,
         box=np.array([320.0, 240.0, 40.0, 60.0]),
+        model="transformer",
     )
     fields.update(overrides)
     return ExplanationRequest(**fields)  # type: ignore[arg-type]
@@ -128,6 +130,10 @@ class Results:
         ({"attention": np.array([0.5, -0.1])}, "attention"),
         ({"hits": -1}, "hits"),
         ({"box": np.array([1.0, 2.0, np.nan, 4.0])}, "box"),
+        ({"frame_flags": np.ones(29, np.uint8)}, "frame_flags"),  # one per attention weight (30)
+        ({"frame_flags": np.full(30, 16)}, "frame_flags"),  # a bit no FRAME_* constant names
+        ({"frame_scores": np.full(30, 1.5)}, "frame_scores"),
+        ({"frame_scores": np.full(3, 0.5)}, "frame_scores"),
     ],
 )
 def test_request_rejects_bad_fields_naming_them(overrides: dict, name: str) -> None:
@@ -165,10 +171,20 @@ def test_attention_focus(weights: np.ndarray, focus: tuple[int, int] | None) -> 
 
 def test_facts_are_json_with_the_decision() -> None:
     facts = json.loads(json.dumps(make_request().facts()))
-    assert facts["track_id"] == 7 and facts["decision"] == "kept" and facts["persistence_score"] == 0.97
-    assert facts["attention_focus_frames"] == [3, 5] and facts["attention_frames_total"] == 30
-    assert facts["state"] == "OCCLUDED" and facts["frames_since_seen"] == 12
-    assert facts["box_cx_cy_w_h_px"] == [320.0, 240.0, 40.0, 60.0]
+    assert facts["track_id"] == 7 and facts["decision"] == "kept" and facts["score"] == 0.97
+    assert facts["attention_model"] is True and facts["persistence_model"] == "transformer"
+    assert facts["attention_focus_frames"] == [3, 5] and facts["frames_total"] == 30
+    assert [f["frame"] for f in facts["top_frames"]] == [3, 4, 5]
+    assert facts["event_counts"] is None and facts["runner_up"] is None  # no frame flags in this request
+    assert facts["state"] == "OCCLUDED" and facts["frames_since_seen"] == 12 and facts["other_view"] == "right"
+    assert "box_cx_cy_w_h_px" not in facts  # pixel coordinates would ground invented numbers
+
+
+def test_min_hits_attention_is_not_called_a_focus() -> None:
+    weights = np.array([0, 0, 1, 1, 0, 0, 0, 0, 0, 0.0]) / 2  # uniform over the matched frames it counted
+    assert make_request(attention=weights).attention_focus() == (3, 4)
+    request = make_request(attention=weights, model="min_hits_baseline")
+    assert request.attention_focus() is None and request.facts()["top_frames"] == []
 
 
 # --- template -------------------------------------------------------------------------------------
@@ -176,19 +192,19 @@ def test_facts_are_json_with_the_decision() -> None:
 
 def test_template_kept_ghost() -> None:
     result = TemplateExplainer().explain(make_request())
-    assert result.source == "template" and result.request.track_id == 7
+    assert result.source == "template" and result.request.track_id == 7 and result.rejected_reply is None
     assert result.text == (
-        "Kept track 7 (box, left camera): seen in 24 of 30 frames with mean confidence 0.83; "
-        "the filter scored it 0.97. It is currently hidden (ghost for 12 frames) and is predicted to reappear. "
-        "The decision weighed frames 3-5 of 30 most (oldest first)."
+        "Kept track 7 (box, left camera): score 0.97, seen in 24 of 30 frames with mean confidence 0.83. "
+        "It is currently hidden (ghost for 12 frames) and is predicted to reappear. "
+        "The model looked most at frames 3-5 of 30."
     )
 
 
 def test_template_filtered_single_frame() -> None:
     text = TemplateExplainer().explain(single_frame_glare()).text
     assert text == (
-        "Filtered track 12 (right camera): seen in only 1 frame with mean confidence 0.41; "
-        "the filter scored it 0.08. Most likely a single-frame false positive or glare."
+        "Filtered track 12 (right camera): score 0.08, seen in only 1 frame with mean confidence 0.41. "
+        "Most likely a single-frame false positive or glare. The model had only frame 1 to weigh."
     )
 
 
@@ -202,15 +218,16 @@ def test_template_filtered_single_frame() -> None:
 )
 def test_template_filtered_causes(overrides: dict, phrase: str) -> None:
     text = TemplateExplainer().explain(make_request(kept=False, score=0.2, state="VISIBLE", **overrides)).text
-    assert text.startswith("Filtered track 7 (box, left camera)")
-    assert phrase in text and "0.20" in text
-    assert 2 <= text.count(". ") + 1 <= 3
+    assert text.startswith("Filtered track 7 (box, left camera): score 0.20")
+    assert phrase in text
+    assert text.count(". ") + 1 == 3
 
 
-def test_template_visible_uniform_is_one_sentence() -> None:
+def test_template_visible_uniform_attention() -> None:
     text = TemplateExplainer().explain(make_request(state="VISIBLE", attention=np.full(30, 1 / 30))).text
     assert text == (
-        "Kept track 7 (box, left camera): seen in 24 of 30 frames with mean confidence 0.83; the filter scored it 0.97."
+        "Kept track 7 (box, left camera): score 0.97, seen in 24 of 30 frames with mean confidence 0.83. "
+        "The model's attention was spread almost evenly over the 30 frames, no frame stood out."
     )
 
 

@@ -89,3 +89,112 @@ def test_missing_weights_fall_back_to_min_hits_with_a_warning(ros, tmp_path: Pat
 def test_bad_device_is_rejected(ros) -> None:
     with pytest.raises(ParameterError, match="device"):
         ros.start(PersistenceFilterNode, {"device": "tpu"})
+
+
+# --- the decision's per-frame evidence and the explainer that reads it ----------------------------
+
+def test_decisions_carry_what_happened_in_each_frame(ros) -> None:
+    from object_permanence.core.persistence import evidence
+    from object_permanence.msg import PersistenceDecision as PersistenceDecisionMsg
+
+    assert (PersistenceDecisionMsg.FRAME_MATCHED, PersistenceDecisionMsg.FRAME_OCCLUDED,
+            PersistenceDecisionMsg.FRAME_STEREO_MISMATCH, PersistenceDecisionMsg.FRAME_CONFIDENCE_DIP) == \
+        (evidence.FRAME_MATCHED, evidence.FRAME_OCCLUDED, evidence.FRAME_STEREO_MISMATCH,
+         evidence.FRAME_CONFIDENCE_DIP)
+    decisions = ros.collect(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
+    pubs = {c: ros.publisher(TrackArray, f"stereo/{c}/tracks", RELIABLE_QOS) for c in ("left", "right")}
+    ros.start(PersistenceFilterNode, {"pair_timeout_s": 5.0})
+    ros.wait_connected()
+    scores = [0.9, 0.9, 0.5]  # the third frame dips below the median confidence
+    for k, s in enumerate(scores):
+        left = TrackArray(header=header(k, "left"), tracks=[track_msg(5, 300.0 + k, s), track_msg(6, 600.0)])
+        right = TrackArray(header=header(k, "right"), tracks=[track_msg(9, 280.0 + k)])
+        pubs["left"].publish(left)
+        pubs["right"].publish(right)
+        ros.spin_until(lambda: by_stamp_and_camera(decisions, left.header.stamp, "left"), f"decisions of frame {k}")
+    verdicts = {d.track_id: d for d in by_stamp_and_camera(decisions, left.header.stamp, "left").decisions}
+    M, S, D = evidence.FRAME_MATCHED, evidence.FRAME_STEREO_MISMATCH, evidence.FRAME_CONFIDENCE_DIP
+    assert list(verdicts[5].frame_flags) == [M, M, M | D]  # partner 9 in the right view every frame
+    assert list(verdicts[6].frame_flags) == [M | S] * 3  # never a partner
+    np.testing.assert_allclose(verdicts[5].frame_scores, scores, rtol=1e-6)
+    assert all(len(d.frame_flags) == len(d.frame_scores) == len(d.attention) for d in verdicts.values())
+
+
+def test_decision_evidence_round_trips_and_bad_evidence_is_named() -> None:
+    from object_permanence.core.types import PersistenceDecision
+    from object_permanence.msg import PersistenceDecision as PersistenceDecisionMsg
+    from object_permanence.ros.conversions import ConversionError, decision_from_msg, decision_to_msg
+
+    decision = PersistenceDecision(track_id=7, score=0.8, keep=True, attention=np.array([0.2, 0.3, 0.5]),
+                                   frames_observed=3, reason="transformer:0.80>=0.50",
+                                   frame_flags=np.array([1, 2, 13], np.uint8), frame_scores=np.array([0.9, 0.0, 0.4]))
+    back = decision_from_msg(decision_to_msg(decision, "left"))
+    np.testing.assert_array_equal(back.frame_flags, decision.frame_flags)
+    np.testing.assert_allclose(back.frame_scores, decision.frame_scores, rtol=1e-6)
+    bare = decision_from_msg(decision_to_msg(PersistenceDecision(7, 0.8, True, np.array([1.0]), 1, "min_hits:1/1"),
+                                             "left"))
+    assert bare.frame_flags is None and bare.frame_scores is None
+    for bad, needle in (({"frame_flags": [1, 1]}, "2 frame_flags for 3 attention weights"),
+                        ({"frame_flags": [1, 1, 64]}, "bits other than FRAME_"),
+                        ({"frame_scores": [0.5, 0.5, 1.5]}, "frame_scores must be in")):
+        msg = PersistenceDecisionMsg(track_id=7, camera="left", score=0.8, keep=True, attention=[0.2, 0.3, 0.5],
+                                     frames_observed=3, **bad)
+        with pytest.raises(ConversionError, match=needle):
+            decision_from_msg(msg)
+
+
+class ExplainerFeed:
+    """A kept track 17 and the transformer's decision on it, with its per-frame evidence."""
+
+    def __init__(self, ros, params: dict) -> None:
+        from object_permanence.msg import Explanation as ExplanationMsg
+        from object_permanence.nodes.llm_explainer import LlmExplainerNode
+
+        self.ros = ros
+        self.explanations = ros.collect(ExplanationMsg, "explanations", RELIABLE_QOS)
+        self._tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
+        self._decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
+        ros.start(LlmExplainerNode, params)
+        ros.wait_connected()
+
+    def send(self, k: int) -> None:
+        from object_permanence.msg import PersistenceDecision as PersistenceDecisionMsg
+
+        M, D = PersistenceDecisionMsg.FRAME_MATCHED, PersistenceDecisionMsg.FRAME_CONFIDENCE_DIP
+        self._tracks.publish(TrackArray(header=header(k, "left"), tracks=[track_msg(17, 300.0, 0.9)]))
+        self._decisions.publish(PersistenceDecisionArray(header=header(k, "left"), model="transformer", decisions=[
+            PersistenceDecisionMsg(track_id=17, camera="left", score=0.93, keep=True,
+                                   attention=[0.05, 0.15, 0.05, 0.25, 0.3, 0.2], frames_observed=6,
+                                   reason="transformer:0.93>=0.50 top_frame:4",
+                                   frame_flags=[M, M | D, M, M, M, M], frame_scores=[0.9, 0.6, 0.9, 0.91, 0.93, 0.92])]))
+
+    def explanation(self):
+        self.ros.retry_until(self.send, lambda: len(self.explanations) > 0, "an explanation")
+        return self.explanations[0]
+
+
+def test_explainer_node_words_the_frames_the_attention_weighed(ros) -> None:
+    explanation = ExplainerFeed(ros, {"backend": "template"}).explanation()
+    assert explanation.source == "template" and explanation.rejected_reply == ""
+    assert explanation.text == (
+        "Kept track 17 (ball, left camera): score 0.93, seen in 3 of 3 frames with mean confidence 0.90. "
+        "The model looked most at frames 4-6, where it was matched at steady confidence 0.91 to 0.93, with a "
+        "partner in the right view; the runner-up evidence was frame 2 (matched at a dipped confidence of 0.60, "
+        "with a partner in the right view)."
+    )
+
+
+def test_explainer_node_rejects_an_ungrounded_llm_reply(ros, monkeypatch) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+    from fake_openai_server import FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with FakeOpenAIServer(reply="Track 17 was kept with score 0.97 after frame 9.") as server:
+        explanation = ExplainerFeed(ros, {"backend": "openai", "base_url": server.base_url, "model": "fake-model",
+                                          "timeout_s": 5.0}).explanation()
+    assert explanation.source == "template (llm:fake-model reply rejected: ungrounded 0.97, frame 9)"
+    assert explanation.rejected_reply == "Track 17 was kept with score 0.97 after frame 9."
+    assert explanation.text.startswith("Kept track 17 (ball, left camera): score 0.93")
+    assert "The model looked most at frames 4-6" in explanation.text and "frame 2" in explanation.text

@@ -107,6 +107,10 @@ class PersistenceDecision:
 
     attention: per-frame weights over the track's history, oldest first, summing to 1
     (a baseline without attention reports uniform weights over the frames it used).
+    frame_flags: (T,) uint8 per frame of ``attention``, what happened in it as bits of
+    ``persistence.evidence.FRAME_*`` (matched, occluded, stereo mismatch, confidence dip);
+    frame_scores: (T,) float32 detection confidence per frame (0 when unmatched). Both None
+    when not recorded (see ``persistence.evidence.WithFrameEvidence``).
     """
 
     track_id: int
@@ -115,6 +119,8 @@ class PersistenceDecision:
     attention: np.ndarray
     frames_observed: int
     reason: str
+    frame_flags: np.ndarray | None = None
+    frame_scores: np.ndarray | None = None
 
 
 @dataclass

@@ -4,7 +4,12 @@
 Never in the control loop: requests go to a bounded, rate-limited queue served by a worker
 thread; a failing or absent language model falls back to the offline template explainer, and
 a circuit breaker stops asking a server that is down or slow (templates at once, one retry per
-back-off period)."""
+back-off period).
+
+Each explanation is grounded in the decision's facts: the score, the frames the attention weighed
+most and what happened in them (the decision's ``frame_flags`` / ``frame_scores``), the runner-up
+evidence; a language-model reply naming a number or frame not among them is replaced by the
+template's text, the ``source`` saying so."""
 from __future__ import annotations
 
 import logging
@@ -129,8 +134,13 @@ class LlmExplainerNode(Node):
                                         throttle_duration_sec=2.0)
                 continue
             total, n = self._score_sums.get(key, (track.score, 1))
-            request = ExplanationRequest.from_decision(decision, track, m.camera, stamp, total / max(n, 1),
-                                                       context=msg.header)
+            try:
+                request = ExplanationRequest.from_decision(decision, track, m.camera, stamp, total / max(n, 1),
+                                                           context=msg.header, model=msg.model)
+            except ValueError as exc:  # e.g. a camera name other than left / right
+                self.get_logger().error(f"persistence/decisions: decision on track {m.track_id} ({m.camera}): {exc}; "
+                                        "that decision is skipped", throttle_duration_sec=2.0)
+                continue
             if self._worker.submit(request):
                 self._last_keep[key] = m.keep
             else:  # not remembered: the next decision on this track is offered again
@@ -144,11 +154,14 @@ class LlmExplainerNode(Node):
         header = r.context if isinstance(r.context, Header) else Header(stamp=sec_to_stamp(r.stamp))
         self._pub.publish(ExplanationMsg(
             header=header, track_id=r.track_id, camera=r.camera, kept=r.kept,
-            score=float(r.score), text=explanation.text, source=explanation.source))
+            score=float(r.score), text=explanation.text, source=explanation.source,
+            rejected_reply=explanation.rejected_reply or ""))
 
     def close(self) -> None:
         stats = self._worker.stats()
         self._worker.close()
+        if stats.get("rejected"):
+            self.get_logger().warning(f"explainer replies rejected as ungrounded (template used): {stats['rejected']}")
         if stats.get("failures") or stats.get("short_circuited"):
             self.get_logger().warning(f"explainer failures: {stats['failures']}, requests served by the template while "
                                       f"the server was skipped: {stats['short_circuited']} (last error: "

@@ -15,6 +15,7 @@ from pathlib import Path
 from rclpy.node import Node
 
 from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
+from object_permanence.core.persistence.evidence import WithFrameEvidence
 from object_permanence.core.persistence.history import HISTORY_LEN
 from object_permanence.core.persistence.transformer_filter import DEVICES, WEIGHTS_NAME, torch_available
 from object_permanence.msg import PersistenceDecisionArray, TrackArray
@@ -85,7 +86,8 @@ class PersistenceFilterNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("persistence_filter", **kwargs)
         p = declare(self, PARAMS)
-        model = make_model(p, warn=self.get_logger().warning)
+        # the decisions also carry what happened in each frame they weighed (for the explainer)
+        model = WithFrameEvidence(make_model(p, warn=self.get_logger().warning))
         self._filters = {cam: PersistenceFilter(model, p["history_len"], p["sticky"], camera=cam) for cam in CAMERAS}
         self._model_name = model.name
         self._timeout_s = p["pair_timeout_s"]

@@ -225,23 +225,42 @@ def track3d_from_msg(m: Track3DMsg) -> Track3D:
 
 
 def decision_to_msg(d: PersistenceDecision, camera: str) -> PersistenceDecisionMsg:
+    """The message of a decision; frame_flags and frame_scores stay empty when the decision has none."""
+    flags = array.array("B")
+    if d.frame_flags is not None and len(d.frame_flags):
+        flags.frombytes(np.ascontiguousarray(d.frame_flags, dtype=np.uint8).tobytes())
     return PersistenceDecisionMsg(
         track_id=int(d.track_id), camera=camera, score=float(d.score), keep=bool(d.keep),
-        attention=_float_array(d.attention), frames_observed=int(d.frames_observed), reason=d.reason)
+        attention=_float_array(d.attention), frames_observed=int(d.frames_observed), reason=d.reason,
+        frame_flags=flags, frame_scores=_float_array(d.frame_scores))
 
 
 def decision_from_msg(m: PersistenceDecisionMsg) -> PersistenceDecision:
     """The decision of a PersistenceDecision message; ConversionError naming the track and the
-    problem for a score outside [0, 1] or attention weights that are not finite and >= 0."""
+    problem for a score outside [0, 1], attention weights that are not finite and >= 0, or frame
+    flags / scores neither empty nor one per attention weight (scores in [0, 1], flags of known
+    bits). Empty frame flags and scores become None (not recorded)."""
+    where = f"decision on track {m.track_id} ({m.camera})"
     if not 0.0 <= m.score <= 1.0:  # also rejects NaN
-        raise ConversionError(f"decision on track {m.track_id} ({m.camera}): score {m.score} is not in [0, 1]")
+        raise ConversionError(f"{where}: score {m.score} is not in [0, 1]")
     attention = np.asarray(m.attention, dtype=np.float32)
     if not np.all(np.isfinite(attention) & (attention >= 0.0)):
-        raise ConversionError(f"decision on track {m.track_id} ({m.camera}): attention weights must be finite "
-                              "and >= 0")
+        raise ConversionError(f"{where}: attention weights must be finite and >= 0")
+    flags = np.frombuffer(bytes(m.frame_flags), dtype=np.uint8).copy() if len(m.frame_flags) else None
+    scores = np.asarray(m.frame_scores, dtype=np.float32) if len(m.frame_scores) else None
+    all_bits = (PersistenceDecisionMsg.FRAME_MATCHED | PersistenceDecisionMsg.FRAME_OCCLUDED
+                | PersistenceDecisionMsg.FRAME_STEREO_MISMATCH | PersistenceDecisionMsg.FRAME_CONFIDENCE_DIP)
+    for name, value in (("frame_flags", flags), ("frame_scores", scores)):
+        if value is not None and len(value) != len(attention):
+            raise ConversionError(f"{where}: {len(value)} {name} for {len(attention)} attention weights")
+    if flags is not None and np.any(flags & ~np.uint8(all_bits)):
+        raise ConversionError(f"{where}: frame_flags hold bits other than FRAME_*")
+    if scores is not None and not np.all((scores >= 0.0) & (scores <= 1.0)):
+        raise ConversionError(f"{where}: frame_scores must be in [0, 1]")
     return PersistenceDecision(
         track_id=m.track_id, score=float(m.score), keep=bool(m.keep),
-        attention=attention, frames_observed=m.frames_observed, reason=m.reason)
+        attention=attention, frames_observed=m.frames_observed, reason=m.reason,
+        frame_flags=flags, frame_scores=scores)
 
 
 def event_to_msg(e: TrackEvent, header: Header, camera: str) -> TrackEventMsg:

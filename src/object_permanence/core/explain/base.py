@@ -11,15 +11,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from object_permanence.core.persistence import evidence
 from object_permanence.core.types import PersistenceDecision, Track
 
 CAMERAS = ("left", "right")
-
-# Attention counts as "focused" when its largest weight is at least this many times the
-# uniform weight 1/T; below that no frame stands out and nothing is said about frames.
-FOCUS_RATIO = 1.5
-# Frames whose weight is at least this fraction of the peak weight belong to the peak run.
-PEAK_FRACTION = 0.5
 
 
 class ExplainerError(RuntimeError):
@@ -28,7 +23,9 @@ class ExplainerError(RuntimeError):
 
 @dataclass
 class ExplanationRequest:
-    """The facts about one decision on one 2D track, as the explainer sees them.
+    """The facts about one decision on one 2D track, as the explainer sees them; :meth:`facts`
+    gives them to every explainer alike (the template words them, a language model is prompted
+    with them, and either's text is checked against them).
 
     stamp: seconds, the header stamp of the decision (never the wall clock).
     camera: "left" or "right".
@@ -41,13 +38,20 @@ class ExplanationRequest:
     frames_since_seen: frames since the last matched detection (> 0 for a ghost).
     mean_score: mean detection confidence over the track's hits, [0, 1].
     box: (4,) float64 ``cx, cy, w, h`` in pixels.
+    model: the persistence model that decided (the decision array's ``model``, e.g.
+        ``"transformer"``); its attention is a learned model's only when it is one of
+        :data:`evidence.ATTENTION_MODELS`, otherwise no attention model ran.
+    frame_flags: (T,) uint8 ``evidence.FRAME_*`` bits per frame of ``attention`` (matched,
+        occluded, stereo mismatch, confidence dip), None when not recorded; frame_scores: (T,)
+        float32 detection confidence per frame, None when not recorded.
     context: opaque data of the caller that travels with the request to its Explanation (the
         node puts the decision's ROS header here, so that no table shared between threads
         is needed); explainers never read it.
 
     Raises:
         ValueError: on an unknown camera, a score or mean_score outside [0, 1], a non-1-D or negative attention,
-            negative counters or a box that is not 4 finite numbers.
+            negative counters, a box that is not 4 finite numbers, frame flags with unknown bits or frame
+            scores outside [0, 1], or either of another length than attention.
     """
 
     stamp: float
@@ -65,6 +69,9 @@ class ExplanationRequest:
     frames_since_seen: int
     mean_score: float
     box: np.ndarray
+    model: str = ""
+    frame_flags: np.ndarray | None = None
+    frame_scores: np.ndarray | None = None
     context: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +90,19 @@ class ExplanationRequest:
         self.box = np.asarray(self.box, dtype=np.float64)
         if self.box.shape != (4,) or not np.all(np.isfinite(self.box)):
             raise ValueError(f"box must be 4 finite numbers (cx, cy, w, h), got {self.box!r}")
+        n = self.attention.size
+        if self.frame_flags is not None:
+            flags = np.asarray(self.frame_flags)
+            if flags.shape != (n,) or np.any(flags < 0) or np.any(flags > evidence.FRAME_ALL):
+                raise ValueError(f"frame_flags must be {n} values of FRAME_* bits (one per attention weight), "
+                                 f"got {self.frame_flags!r}")
+            self.frame_flags = flags.astype(np.uint8)
+        if self.frame_scores is not None:
+            scores = np.asarray(self.frame_scores, dtype=np.float32)
+            if scores.shape != (n,) or not np.all((scores >= 0.0) & (scores <= 1.0)):
+                raise ValueError(f"frame_scores must be {n} confidences in [0, 1] (one per attention weight), "
+                                 f"got {self.frame_scores!r}")
+            self.frame_scores = scores
 
     @classmethod
     def from_decision(
@@ -93,11 +113,12 @@ class ExplanationRequest:
         stamp: float,
         mean_score: float | None = None,
         context: Any = None,
+        model: str = "",
     ) -> ExplanationRequest:
         """Build a request from a filter decision and the track it was made on.
 
         mean_score defaults to ``track.score`` when the caller has no mean over the hits;
-        context is carried as it is (see the class).
+        model names the persistence model that decided; context is carried as it is (see the class).
         """
         return cls(
             stamp=float(stamp),
@@ -115,49 +136,42 @@ class ExplanationRequest:
             frames_since_seen=int(track.frames_since_seen),
             mean_score=float(track.score if mean_score is None else mean_score),
             box=track.box,
+            model=model,
+            frame_flags=decision.frame_flags,
+            frame_scores=decision.frame_scores,
             context=context,
         )
 
-    def attention_focus(self) -> tuple[int, int] | None:
-        """The run of frames the decision weighed most, 1-based and inclusive, oldest first.
+    @property
+    def attention_model(self) -> bool:
+        """Whether the attention is a learned model's (see :data:`evidence.ATTENTION_MODELS`)."""
+        return self.model in evidence.ATTENTION_MODELS
 
-        None when the attention is (near) uniform, i.e. its peak is below ``FOCUS_RATIO / T``,
-        or when there are fewer than 2 frames. The run is the contiguous stretch around the
-        peak frame whose weights are at least ``PEAK_FRACTION`` of the peak.
-        """
-        w = self.attention
-        if w.size < 2 or w.sum() <= 0.0:
-            return None
-        w = w / w.sum()
-        peak = int(np.argmax(w))
-        if w[peak] < FOCUS_RATIO / w.size:
-            return None
-        low = w < PEAK_FRACTION * w[peak]
-        before = np.flatnonzero(low[:peak])
-        after = np.flatnonzero(low[peak + 1 :])
-        start = int(before[-1]) + 1 if before.size else 0
-        end = peak + int(after[0]) if after.size else w.size - 1
-        return start + 1, end + 1
+    def attention_focus(self) -> tuple[int, int] | None:
+        """The run of frames the decision weighed most, 1-based and inclusive, oldest first
+        (:func:`evidence.attention_focus`); None when no attention model ran or nothing stands out."""
+        return evidence.attention_focus(self.attention) if self.attention_model else None
 
     def facts(self) -> dict[str, Any]:
-        """JSON-serialisable facts (rounded for readability) for a language model prompt."""
-        focus = self.attention_focus()
+        """The facts of this decision, JSON-serialisable and rounded as they are to be written:
+        the track (id, camera, class, state, hits, age, frames since seen, mean confidence), the
+        persistence model and whether it has attention, and :func:`evidence.evidence_facts` (score,
+        decision, the frames the attention weighted most and what happened in them, the runner-up
+        evidence, event counts). Every explainer words these and only these."""
         return {
             "track_id": self.track_id,
             "camera": self.camera,
-            "decision": "kept" if self.kept else "filtered",
-            "persistence_score": round(self.score, 3),
-            "filter_reason": self.reason,
-            "frames_observed": self.frames_observed,
-            "attention_focus_frames": None if focus is None else list(focus),
-            "attention_frames_total": int(self.attention.size),
-            "state": self.state,
+            "other_view": "right" if self.camera == "left" else "left",
             "class_name": self.class_name,
+            "state": self.state,
+            "persistence_model": self.model,
+            "sticky": "sticky" in self.reason.split(),
             "hits": self.hits,
             "age_frames": self.age,
             "frames_since_seen": self.frames_since_seen,
-            "mean_detection_score": round(self.mean_score, 3),
-            "box_cx_cy_w_h_px": [round(float(v), 1) for v in self.box],
+            "mean_confidence": round(self.mean_score, 2),
+            **evidence.evidence_facts(self.attention, self.score, self.kept, self.frame_flags, self.frame_scores,
+                                      self.attention_model),
         }
 
 
@@ -165,12 +179,15 @@ class ExplanationRequest:
 class Explanation:
     """A finished explanation: the request it answers, the text, and who wrote it.
 
-    source: ``"template"`` or ``"llm:<model>"``.
+    source: ``"template"``, ``"llm:<model>"``, or ``"template (llm:<model> reply rejected:
+    ungrounded <what>)"`` when the language model's reply held a number or frame not in the facts.
+    rejected_reply: that rejected reply, else None.
     """
 
     request: ExplanationRequest
     text: str
     source: str
+    rejected_reply: str | None = None
 
 
 @runtime_checkable

@@ -12,14 +12,21 @@ import re
 import openai
 
 from object_permanence.core.explain.base import Explanation, ExplanationRequest, ExplainerError
+from object_permanence.core.explain.template import explanation_text
+from object_permanence.core.persistence.evidence import ungrounded
 
 SYSTEM_PROMPT = (
     "You explain the decisions of a persistence filter in a stereo camera tracker. The filter keeps "
     "tracks of real, persistent objects (also while they are hidden, as 'ghosts') and filters out "
-    "transient ones such as reflections, glare, flicker and single-frame false positives. Given one "
-    "decision as JSON, write 1-3 short plain sentences saying why the track was kept or filtered, "
-    "citing the evidence (frames seen, confidence, score, which frames the attention weighed most; "
-    "attention frames are 1-based, oldest first). No preamble, no lists, no speculation beyond the facts."
+    "transient ones such as reflections, glare, flicker and single-frame false positives. Given the facts "
+    "of one decision as JSON, write 2-3 short plain sentences for a robotics engineer saying why the track "
+    "was kept or filtered: the score, the frames the model's attention weighted most (top_frames, "
+    "attention_focus_frames) and what happened in them (matched with a confidence, occluded, stereo_mismatch: "
+    "no partner in the other view, confidence_dip), and the runner-up evidence. Frames are numbered 1.. "
+    "within the track's history, oldest first. If attention_model is false, say that no attention model ran "
+    "and do not claim which frames mattered. Use only numbers that appear in the JSON, written as they appear "
+    "there; compute nothing new (no sums, differences, percentages). No preamble, no lists, no speculation "
+    "beyond the facts."
 )
 # Placeholder key for OpenAI-compatible local servers (vLLM, llama.cpp, Ollama) that ignore keys;
 # the client refuses to start without one.
@@ -88,19 +95,24 @@ class OpenAIExplainer:
         return KEY_LIKE.sub("sk-***", text)
 
     def explain(self, request: ExplanationRequest) -> Explanation:
-        """Ask the model; return its first choice, stripped.
+        """Ask the model with the request's facts; return its first choice, stripped, when every
+        number and frame index in it is one of the facts (:func:`evidence.ungrounded`). A reply
+        that invents one is rejected: the template's text of the same facts is returned instead,
+        its source saying so (``"template (llm:<model> reply rejected: ungrounded 0.97)"``) and
+        the reply kept in ``rejected_reply``.
 
         Raises:
             ExplainerError: on any API, HTTP, timeout or decoding error, or an empty answer;
                 the message names the server (:attr:`endpoint`) and the cause, never the key.
         """
         where = self.endpoint
+        facts = request.facts()
         try:
             response = self._client.chat.completions.create(
                 model=self.model,
                 messages=[
                     {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": json.dumps(request.facts())},
+                    {"role": "user", "content": json.dumps(facts)},
                 ],
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
@@ -112,4 +124,9 @@ class OpenAIExplainer:
         text = (choices[0].message.content or "").strip() if choices else ""
         if not text:
             raise ExplainerError(f"explainer request to {where} returned an empty answer")
+        bad = ungrounded(text, facts)
+        if bad:
+            return Explanation(request=request, text=explanation_text(facts),
+                               source=f"template ({self.source} reply rejected: ungrounded {', '.join(bad)})",
+                               rejected_reply=text)
         return Explanation(request=request, text=text, source=self.source)

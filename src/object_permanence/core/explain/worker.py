@@ -66,7 +66,8 @@ class ExplainerWorker:
     open: the fallback serves each request at once, without waiting for a rate-limit token, so
     the queue drains instead of overflowing, and the primary gets one trial request per back-off
     period. Failures and breaker changes go to ``log`` as ``(logging level, text)``, at most one
-    line per ``log_period_s`` (a recovery is always logged); the text names the explainer's
+    line per ``log_period_s`` (a recovery is always logged), as are replies the explainer rejected
+    as ungrounded (counted as ``rejected``; the server itself answered); the text names the explainer's
     ``endpoint`` (the URL it actually uses) and the error, never a key.
 
     Args:
@@ -118,7 +119,7 @@ class ExplainerWorker:
         self._closing = False
         self._counts = dict.fromkeys(
             ("submitted", "replaced", "dropped", "explained", "failures", "fallbacks", "unexplained", "callback_errors",
-             "short_circuited", "slow_calls"),
+             "short_circuited", "slow_calls", "rejected"),
             0,
         )
         self._last_error = ""
@@ -147,7 +148,8 @@ class ExplainerWorker:
     def stats(self) -> dict[str, Any]:
         """Counters (submitted, replaced, dropped, explained, failures, fallbacks, unexplained,
         callback_errors, short_circuited: requests not sent because the breaker was open,
-        slow_calls: answers slower than the breaker's slow_call_s, used but counted against it),
+        slow_calls: answers slower than the breaker's slow_call_s, used but counted against it,
+        rejected: answers the explainer itself rejected as ungrounded and replaced by its template),
         ``pending``, ``last_error`` ("" when none), ``breaker`` (its state, "none" without one)
         and ``alive``."""
         with self._cond:
@@ -251,6 +253,10 @@ class ExplainerWorker:
             else:
                 self._record("explained")
                 self._on_primary_success(self._clock() - start)
+                if result.rejected_reply is not None:  # the server answered; what it wrote was not grounded
+                    self._record("rejected")
+                    self._emit(logging.WARNING, f"explainer reply rejected, {result.source}: "
+                                                f"{result.rejected_reply[:200]!r}")
                 return result
         else:
             self._record("short_circuited")
