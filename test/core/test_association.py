@@ -9,8 +9,13 @@ import pytest
 from object_permanence.core.association import (
     appearance_cost,
     assign,
+    candidate_pairs,
+    diagonal_mahalanobis_sq,
+    diagonal_mahalanobis_sq_pairs,
     iou_matrix,
+    iou_pairs,
     mahalanobis_sq_matrix,
+    mahalanobis_sq_pairs,
 )
 
 
@@ -113,3 +118,71 @@ def test_assign_all_infeasible_and_rectangular() -> None:
     assert len(matches) == 3 and len(ur) == 0 and len(uc) == 4
     best = min(sum(cost[r, c] for r, c in enumerate(p)) for p in itertools.permutations(range(7), 3))
     assert cost[matches[:, 0], matches[:, 1]].sum() == pytest.approx(best)
+
+
+def _plain_gated_assignment(cost: np.ndarray, max_cost: float) -> set[tuple[int, int]]:
+    """The reference: one Hungarian step on the whole gated matrix, infeasible pairs dropped after."""
+    from scipy.optimize import linear_sum_assignment
+
+    feasible = np.isfinite(cost) & (cost <= max_cost)
+    rows, cols = linear_sum_assignment(np.where(feasible, cost, max_cost + 1.0))
+    return {(int(r), int(c)) for r, c in zip(rows, cols) if feasible[r, c]}
+
+
+@pytest.mark.parametrize("density", [0.002, 0.01, 0.05, 0.3, 1.0])
+def test_assign_by_components_equals_one_hungarian_step(density: float) -> None:
+    """Leaving out rows and columns without a feasible pair and matching one-edge components
+    directly gives the plain gated assignment (random costs: the optimum is unique)."""
+    rng = np.random.default_rng(int(density * 1000))
+    for shape in ((60, 80), (90, 40), (150, 150)):
+        cost = rng.uniform(0.0, 1.0, shape)
+        cost[rng.random(shape) > density] = np.inf
+        cost[rng.random(shape) < 0.01] = np.nan
+        cost[rng.random(shape) < 0.02] = 1.5  # finite but above the gate
+        matches, free_rows, free_cols = assign(cost, max_cost=1.0)
+        assert {tuple(p) for p in matches.tolist()} == _plain_gated_assignment(cost, 1.0)
+        assert np.all(np.diff(matches[:, 0]) > 0)
+        assert sorted([*matches[:, 0], *free_rows]) == list(range(shape[0]))
+        assert sorted([*matches[:, 1], *free_cols]) == list(range(shape[1]))
+
+
+def _random_boxes(rng: np.random.Generator, n: int, side: float) -> np.ndarray:
+    return np.column_stack([rng.uniform(0, side, (n, 2)), rng.uniform(5, 80, (n, 2))])
+
+
+@pytest.mark.parametrize("n,m,side", [(40, 50, 300.0), (120, 100, 2000.0), (1, 30, 100.0), (30, 1, 100.0)])
+def test_candidate_pairs_are_the_overlapping_rectangles_and_cover_every_gate(n: int, m: int, side: float) -> None:
+    rng = np.random.default_rng(n * 7 + m)
+    tracks, boxes = _random_boxes(rng, n, side), _random_boxes(rng, m, side)
+    cov = np.array([np.diag(rng.uniform(4, 400, 4)) for _ in range(n)])
+    cov[:, 0, 1] = cov[:, 1, 0] = 0.5 * np.sqrt(cov[:, 0, 0] * cov[:, 1, 1])  # correlated x, y
+    cap = 13.3 * 4
+    reach = np.maximum(tracks[:, 2:] / 2, np.sqrt(cap * cov[:, [0, 1], [0, 1]]))
+    rows, cols = candidate_pairs(tracks[:, :2], reach, boxes)
+    got = set(zip(rows.tolist(), cols.tolist()))
+    brute = {(i, j) for i in range(n) for j in range(m)
+             if np.all(np.abs(boxes[j, :2] - tracks[i, :2]) <= reach[i] + boxes[j, 2:] / 2)}
+    assert got == brute
+    assert len(got) == rows.size and np.all(np.diff(rows) >= 0)
+    d2 = mahalanobis_sq_matrix(tracks, cov, boxes)
+    iou = iou_matrix(tracks, boxes)
+    needed = {(int(i), int(j)) for i, j in zip(*np.nonzero((d2 <= cap) | (iou > 0)))}
+    assert needed <= got  # no pair that passes a gate is missed
+    if rows.size:
+        np.testing.assert_allclose(iou_pairs(tracks[rows], boxes[cols]), iou[rows, cols], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(mahalanobis_sq_pairs(tracks, cov, boxes, rows, cols), d2[rows, cols], rtol=1e-9)
+        diag = cov[:, [0, 1, 2, 3], [0, 1, 2, 3]]
+        np.testing.assert_allclose(diagonal_mahalanobis_sq_pairs(tracks, diag, boxes, rows, cols),
+                                   diagonal_mahalanobis_sq(tracks, diag, boxes)[rows, cols], rtol=1e-12)
+    empty = candidate_pairs(np.zeros((0, 2)), np.zeros((0, 2)), boxes)
+    assert empty[0].size == 0 and empty[1].size == 0
+
+
+def test_diagonal_mahalanobis_equals_the_general_one() -> None:
+    rng = np.random.default_rng(3)
+    means, z = _random_boxes(rng, 7, 200.0), _random_boxes(rng, 9, 200.0)
+    var = rng.uniform(1, 300, (7, 4))
+    full = np.zeros((7, 4, 4))
+    full[:, np.arange(4), np.arange(4)] = var
+    np.testing.assert_allclose(diagonal_mahalanobis_sq(means, var, z), mahalanobis_sq_matrix(means, full, z),
+                               rtol=1e-12)

@@ -15,10 +15,11 @@ import yaml
 
 from object_permanence.core.eval.mot_io import read_mot_detections
 from object_permanence.core.eval.peers import PEER_NAMES
+from object_permanence.core.eval.reentry import REENTRY_KEYS
 from object_permanence.core.eval.sequences import reload_detections, simulate_sequences, write_sequence
 from object_permanence.core.eval.tracking_eval import ROW_KEYS, SequenceScore, aggregate
 from object_permanence.core.world_model import WorldModelConfig
-from object_permanence.tools import eval_tracking
+from object_permanence.tools import ablate_appearance, eval_tracking
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,8 @@ def test_short_run_writes_every_output_with_every_key(short_run: Path) -> None:
     assert [(r["difficulty"], r["tracker"]) for r in rows] == [
         ("realistic", "ours"), ("realistic", "bytetrack"), ("hard", "ours"), ("hard", "bytetrack")]
     for row in rows:
-        assert tuple(row) == ROW_KEYS
+        assert tuple(row) == ROW_KEYS + REENTRY_KEYS
+        assert row["reentry_returns"] == 0 and row["lookalike_newcomers"] == 0  # 30 frames of crossing
         assert row["dataset"] == "crossing" and row["seeds"] == [1000]
         for key in ("hota", "idf1", "mota", "id_switches_per_100_frames"):
             assert isinstance(row[key], float) and row[key] >= (-np.inf if key == "mota" else 0.0)
@@ -45,6 +47,7 @@ def test_short_run_writes_every_output_with_every_key(short_run: Path) -> None:
     assert all(r["ghost_precision"] is None and r["reacquire_error_px"] is None for r in peers)
     table = (short_run / "tracking.md").read_text()
     assert "| crossing | ours |" in table and "`hard`" in table and "—" in table
+    assert "### Re-entry" in table
     assert "Not a held-out figure" not in table
     assert (short_run / "tracking.png").stat().st_size > 10_000
     assert len(json.loads((short_run / "sequences.json").read_text())) == 4
@@ -180,3 +183,31 @@ def test_worker_processes_do_not_change_a_figure(tmp_path: Path) -> None:
                                    "--no-tud", "--workers", workers, "--config-dir", str(REPO / "config")]) == 0
         outputs.append([(out / name).read_text() for name in ("tracking.json", "sequences.json")])
     assert outputs[0] == outputs[1]
+
+
+def test_reentry_columns_for_every_tracker_and_the_look_alikes(tmp_path: Path) -> None:
+    """On the reentry scenario (tuning seed 0, 300 frames) every tracker gets re-entry counts, and
+    the newcomers are the simulator's look-alikes."""
+    assert eval_tracking.lookalike_newcomers("reentry", 0) == (5, 6)
+    assert eval_tracking.lookalike_newcomers("crossing", 0) == ()
+    assert eval_tracking.main(["--out", str(tmp_path), "--scenarios", "reentry", "--seeds", "0", "--frames", "300",
+                               "--difficulties", "realistic", "--trackers", "ours,sort", "--no-tud",
+                               "--config-dir", str(REPO / "config")]) == 0
+    rows = json.loads((tmp_path / "tracking.json").read_text())
+    assert [r["tracker"] for r in rows] == ["ours", "sort"]
+    for row in rows:
+        assert row["reentry_returns"] >= 2 and row["lookalike_newcomers"] >= 2
+        assert 0.0 <= row["reentry_identity"] <= 1.0 and 0.0 <= row["lookalike_errors"] <= 1.0
+    table = (tmp_path / "tracking.md").read_text()
+    assert "| realistic | reentry | ours |" in table and "| realistic | reentry | sort |" in table
+    assert "Not a held-out figure" in table
+
+
+def test_appearance_ablation_writes_a_row_per_memory_and_scenario(tmp_path: Path) -> None:
+    assert ablate_appearance.main(["--out", str(tmp_path), "--seeds", "0", "--scenarios", "crossing",
+                                   "--workers", "1", "--config-dir", str(REPO / "config")]) == 0
+    rows = json.loads((tmp_path / "appearance_ablation.json").read_text())
+    assert [(r["memory"], r["dataset"]) for r in rows] == [(m, "crossing") for m in ("ema", "bank", "dual")]
+    assert all(tuple(r) == ablate_appearance.ROW_KEYS and 0.0 <= r["idf1"] <= 1.0 for r in rows)
+    assert "| crossing | realistic | dual |" in (tmp_path / "appearance_ablation.md").read_text()
+    assert ablate_appearance.main(["--out", str(tmp_path), "--scenarios", "nowhere"]) == 2

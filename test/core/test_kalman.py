@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from object_permanence.core.kalman import BoxFilter, BoxKalmanFilter, BoxKalmanParams
+from object_permanence.core.kalman import BoxFilter, BoxKalmanFilter, BoxKalmanParams, positive_finite
 
 PARAMS = BoxKalmanParams(measurement_std_frac=0.05, accel_std_frac=1.0, size_accel_std_frac=0.25,
                          init_velocity_std_frac=1.0, min_std_px=1.0)
@@ -177,6 +177,18 @@ def test_reinitialize_sets_state_without_jump(make) -> None:
 def test_bad_initial_box_raises(box) -> None:
     with pytest.raises(ValueError, match="box"):
         BoxKalmanFilter(np.array(box, dtype=float))
+
+
+def test_bad_model_raises() -> None:
+    with pytest.raises(ValueError, match="model"):
+        BoxKalmanFilter(np.array([10.0, 10.0, 5.0, 5.0]), model=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_positive_finite(value) -> None:
+    with pytest.raises(ValueError, match="tau must be a positive finite number"):
+        positive_finite("tau", value)
+    assert positive_finite("tau", 2) == 2.0
 
 
 @pytest.mark.parametrize("name", ["measurement_std_frac", "accel_std_frac", "size_accel_std_frac",

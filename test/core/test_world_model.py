@@ -112,7 +112,7 @@ def test_empty_step_only_predicts_and_equal_stamp_does_not(make_model) -> None:
 
 
 def test_ghost_covariance_grows_monotonically(make_model) -> None:
-    wm = make_model()
+    wm = make_model(ghost_age_per_hit_s=0.2)
     for k in range(15):
         wm.step(k / FPS, [det(300 + 2 * k, 200)])
     diag_prev = wm.tracks[0].covariance.diagonal()
@@ -276,7 +276,7 @@ def test_long_gap_reidentified_by_appearance_without_jump() -> None:
 
 def test_long_gap_other_appearance_is_a_new_track() -> None:
     rng = np.random.default_rng(4)
-    wm = WorldModel(WorldModelConfig())
+    wm = WorldModel(WorldModelConfig(ghost_age_per_hit_s=0.2))  # the ghost outlives the 3 s gap
     for k in range(30):
         wm.step(k / FPS, [det(100 + 150 * k / FPS, 300, emb=noisy(unit(np.random.default_rng(0)), rng))])
     for k in range(30, 120):
@@ -288,12 +288,33 @@ def test_long_gap_other_appearance_is_a_new_track() -> None:
     assert [(e.kind, e.track_id) for e in events] == [(EventKind.BIRTH, 2)]
 
 
-def test_class_must_match() -> None:
-    wm = WorldModel(WorldModelConfig(min_hits=1))
+def test_class_must_match_when_mismatch_is_forbidden() -> None:
+    wm = WorldModel(WorldModelConfig(min_hits=1, class_mismatch_cost=3.0))
     wm.step(0.0, [det(100, 100, class_id=1)])
     r = wm.step(0.1, [det(100, 100, class_id=2)])
     assert {(t.track_id, t.class_id, t.state) for t in r.tracks} == {
         (1, 1, TrackState.OCCLUDED), (2, 2, TrackState.VISIBLE)}
+
+
+def test_a_confused_class_keeps_the_track_and_its_class() -> None:
+    """The detector calls the object class 2 for three frames: same track, its class stays 1
+    (the most frequent of its recent detections); a distant detection of another class is not it."""
+    wm = WorldModel(WorldModelConfig(min_hits=1))
+    for k in range(10):
+        wm.step(k / FPS, [det(100 + k, 100, class_id=1)])
+    for k in range(10, 13):
+        r = wm.step(k / FPS, [det(100 + k, 100, class_id=2)])
+        assert [(t.track_id, t.class_id, t.state) for t in r.tracks] == [(1, 1, TrackState.VISIBLE)]
+    r = wm.step(13 / FPS, [det(100 + 13 + 45, 100, class_id=2)])  # IoU with the track < 0.3
+    assert {(t.track_id, t.state) for t in r.tracks} == {(1, TrackState.OCCLUDED), (2, TrackState.VISIBLE)}
+
+
+def test_a_track_takes_the_class_its_detections_agree_on() -> None:
+    wm = WorldModel(WorldModelConfig(min_hits=1))
+    wm.step(0.0, [det(100, 100, class_id=1)])
+    for k in range(1, 10):
+        r = wm.step(k / FPS, [det(100, 100, class_id=2)])
+    assert [(t.track_id, t.class_id) for t in r.tracks] == [(1, 2)]
 
 
 def test_thousand_detections_in_one_frame() -> None:
@@ -328,6 +349,12 @@ def test_100_objects_tracked_at_once() -> None:
     ("iou_gate", 0.0), ("iou_gate", 1.5), ("gate_probability", 1.0), ("appearance_weight", 1.2),
     ("reid_max_appearance_cost", 3.0), ("reid_gate_scale", 0.5), ("embedding_momentum", 1.0),
     ("publish_tentative", 1), ("measurement_std_frac", 0.0), ("accel_std_frac", float("inf")),
+    ("appearance_memory", "lstm"), ("working_memory_size", 0), ("episodic_memory_size", 1.5),
+    ("bank_size", False), ("gallery_capacity", -1), ("gallery_min_hits", 0), ("gallery_retention_s", -1.0),
+    ("gallery_max_appearance_cost", 2.5), ("gallery_distance_per_s", float("nan")),
+    ("gallery_exit_distance_per_s", -0.1), ("gallery_max_scale_ratio", 0.9), ("gallery_veto_margin", -0.1),
+    ("ghost_cover_frac", 0.0), ("ghost_plain_view_age_s", -1.0), ("ghost_covered_age_s", float("inf")),
+    ("class_mismatch_cost", -1.0), ("class_mismatch_min_iou", 0.0),
     ("min_std_px", -1.0),
 ])
 def test_config_validation(field: str, value) -> None:
@@ -338,6 +365,8 @@ def test_config_validation(field: str, value) -> None:
 def test_config_combination_and_derived_values() -> None:
     with pytest.raises(ValueError, match="recent_ghost_s .* max_ghost_age_s"):
         WorldModelConfig(max_ghost_age_s=0.1, recent_ghost_s=0.5)
+    with pytest.raises(ValueError, match="recent_ghost_s .* ghost_plain_view_age_s"):
+        WorldModelConfig(ghost_plain_view_age_s=0.1, recent_ghost_s=0.5)
     cfg = WorldModelConfig()
     assert cfg.mahalanobis_gate == pytest.approx(13.2767, abs=1e-3)  # chi2.ppf(0.99, 4)
     assert dataclasses.asdict(cfg.kalman_params) == {
@@ -478,3 +507,131 @@ def test_occluded_and_lost_in_one_step_keep_their_own_states(make_model) -> None
 def test_filter_factory_must_be_callable() -> None:
     with pytest.raises(ValueError, match="filter_factory"):
         WorldModel(WorldModelConfig(), filter_factory=3)  # type: ignore[arg-type]
+
+
+# --- ghost lifetime: covered, in plain view, leaving ------------------------------------------------
+
+IMAGE = (640, 480)
+
+
+def test_ghost_in_plain_view_ends_sooner_than_a_covered_one() -> None:
+    """Two tracks, 60 hits each; then object A is undetected. Alone in view its ghost ends after
+    ghost_plain_view_age_s; when object B's visible box covers A's prediction it lives on (to
+    ghost_covered_age_s)."""
+    def ghost_frames(cover: bool) -> int:
+        wm = WorldModel(WorldModelConfig(ghost_plain_view_age_s=0.7, ghost_covered_age_s=4.0))
+        b_x = 300.0 if cover else 500.0
+        for k in range(60):
+            wm.step(k / FPS, [det(300, 200), det(b_x, 200, w=60, h=100)], IMAGE)
+        for k in range(60, 300):
+            r = wm.step(k / FPS, [det(b_x, 200, w=60, h=100)], IMAGE)
+            if any(e.kind == EventKind.LOST and e.track_id == 1 for e in r.events):
+                return k - 59
+        return 240
+
+    plain, covered = ghost_frames(False), ghost_frames(True)
+    assert 20 <= plain <= 23  # 0.7 s at 30 fps
+    assert 119 <= covered <= 122  # 4 s
+
+
+# --- re-identification of LOST tracks (the gallery) -------------------------------------------------
+
+def _leave_and_return(kind: str, back_row: float, away_s: float = 3.0, emb_scale: float = 0.02,
+                      **config) -> tuple[WorldModel, list, list]:
+    """An object seen 60 frames moving right at 150 px/s leaves the 640 px image on the right; an
+    object of the same look enters ``away_s`` later at the right edge on row ``back_row``, moving
+    left. Returns the model, the events of the departure and those of the return."""
+    rng = np.random.default_rng(7)
+    emb = unit(np.random.default_rng(0))
+    wm = WorldModel(WorldModelConfig(appearance_memory=kind, **config))
+    out: list = []
+    x, k = 450.0, 0
+    while x < 700:  # visible until the box centre leaves, then a few frames past the edge
+        dets = [det(x, 200, emb=noisy(emb, rng, emb_scale))] if x < 630 else []
+        out += wm.step(k / FPS, dets, IMAGE).events
+        x += 150.0 / FPS
+        k += 1
+    back: list = []
+    k0 = k + int(away_s * FPS)
+    for j in range(k, k0):
+        out += wm.step(j / FPS, [], IMAGE).events
+    for j in range(10):
+        back += wm.step((k0 + j) / FPS, [det(625 - 3 * j, back_row, emb=noisy(emb, rng, emb_scale))], IMAGE).events
+    return wm, out, back
+
+
+@pytest.mark.parametrize("kind", ["ema", "bank", "dual"])
+def test_an_object_that_left_the_view_gets_its_identity_back(kind: str) -> None:
+    wm, out, back = _leave_and_return(kind, back_row=205)
+    assert [e.kind for e in out] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST]
+    assert [(e.kind, e.track_id) for e in back] == [(EventKind.REACQUIRED, 1)]  # no BIRTH of a new id
+    assert back[0].frames_unseen >= 3.0 * FPS and wm.gallery_ids == []
+    assert [t.track_id for t in wm.tracks] == [1]
+
+
+def test_a_look_alike_entering_elsewhere_gets_a_new_identity() -> None:
+    """Same look, but it enters 220 px lower than where the object left: not plausible."""
+    wm, _, back = _leave_and_return("dual", back_row=420)
+    assert [(e.kind, e.track_id) for e in back] == [(EventKind.BIRTH, 2)] and wm.gallery_ids == [1]
+
+
+def test_the_gallery_forgets_after_its_retention() -> None:
+    _, _, back = _leave_and_return("dual", back_row=205, away_s=3.0, gallery_retention_s=2.0)
+    assert [(e.kind, e.track_id) for e in back] == [(EventKind.BIRTH, 2)]
+
+
+def test_a_brief_track_does_not_enter_the_gallery_and_the_gallery_is_bounded() -> None:
+    wm = WorldModel(WorldModelConfig(min_hits=1, gallery_min_hits=5, gallery_capacity=3))
+    rng = np.random.default_rng(1)
+    for i in range(6):  # six objects, each seen 10 frames then leaving the image at once
+        base = 100 * i
+        for k in range(10):
+            wm.step((base + k) / FPS, [det(600 + 4 * k, 50 + 60 * i, emb=unit(rng))], IMAGE)
+        wm.step((base + 10) / FPS, [det(20, 400, emb=unit(rng))], IMAGE)  # a 1-frame track elsewhere
+        for k in range(11, 30):
+            wm.step((base + k) / FPS, [], IMAGE)
+    assert len(wm.gallery_ids) == 3 and wm.gallery_ids == sorted(wm.gallery_ids)
+
+
+def test_a_copy_of_a_visible_object_is_not_given_a_lost_identity() -> None:
+    """Object B (look b) left the view; object A (look a, close to b) is visible. A detection with
+    A's look appears where B left: it looks clearly more like the visible A, so B's id is not given
+    to it (a reflection or duplicate of A)."""
+    a = np.zeros(32, np.float32)
+    a[0] = 1.0
+    b = a.copy()
+    b[1] = 0.5
+    b /= np.linalg.norm(b)  # cos(a, b) ~ 0.89: gallery cost ~ 0.11 < 0.2
+    wm = WorldModel(WorldModelConfig())
+    for k in range(40):
+        wm.step(k / FPS, [det(100, 100, emb=a), det(560 + 3 * k, 300, emb=b)], IMAGE)
+    k = 40
+    while 2 in [t.track_id for t in wm.tracks if t.state != TrackState.LOST] or k < 45:
+        wm.step(k / FPS, [det(100, 100, emb=a)], IMAGE)
+        k += 1
+    assert wm.gallery_ids == [2]
+    events = []
+    for j in range(60, 65):
+        events += wm.step((k + j) / FPS, [det(100, 100, emb=a), det(625, 300, emb=a)], IMAGE).events
+    assert [e.kind for e in events] == [EventKind.BIRTH] and events[0].track_id > 2
+    assert wm.gallery_ids == [2]
+
+
+def test_a_young_track_takes_over_the_ghost_it_continues() -> None:
+    """The object vanishes behind something at x = 300 while slowing down; its ghost runs on at the
+    old speed; it shows again at x = 330: the new detections take the ghost's id, and the ghost
+    is not left behind as a second track."""
+    rng = np.random.default_rng(5)
+    emb = unit(rng)
+    wm = WorldModel(WorldModelConfig())
+    for k in range(40):
+        wm.step(k / FPS, [det(120 + 4.5 * k, 200, emb=noisy(emb, rng))], IMAGE)
+    for k in range(40, 55):
+        r = wm.step(k / FPS, [], IMAGE)
+    assert [t.state for t in r.tracks] == [TrackState.OCCLUDED]
+    events = []
+    for k in range(55, 60):
+        r = wm.step(k / FPS, [det(330, 200, emb=noisy(emb, rng))], IMAGE)
+        events += r.events
+    assert [(e.kind, e.track_id) for e in events] == [(EventKind.REACQUIRED, 1)]
+    assert [(t.track_id, t.state) for t in r.tracks] == [(1, TrackState.VISIBLE)]

@@ -81,12 +81,28 @@ def appearance_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (1.0 - np.clip(cos, -1.0, 1.0)).astype(np.float64)
 
 
+def whitening(covariances: np.ndarray) -> np.ndarray:
+    """(N, K, K) ``W = L^-1`` with ``S = L L'`` (one batched ``np.linalg.cholesky``, then forward
+    substitution ``L W = I`` vectorised over the N matrices, a loop over the K rows only), so that
+    ``y' S^-1 y = |W y|²`` without inverting ``S``.
+
+    Raises:
+        numpy.linalg.LinAlgError: when an ``S`` is not positive definite.
+    """
+    L = np.linalg.cholesky(covariances)  # S = L L', (N, K, K) lower triangular
+    n, k_dim = L.shape[0], L.shape[1]
+    W = np.zeros_like(L)
+    for i in range(k_dim):
+        row = -np.einsum("nk,nkj->nj", L[:, i, :i], W[:, :i, :]) if i else np.zeros((n, k_dim))
+        row[:, i] += 1.0
+        W[:, i, :] = row / L[:, i, i, None]  # W_i = (e_i - sum_k<i L_ik W_k) / L_ii
+    return W
+
+
 def mahalanobis_sq_matrix(means: np.ndarray, covariances: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Squared Mahalanobis distance of every measurement to every predicted measurement.
 
-    The residuals are whitened with the Cholesky factor of each ``S``: one batched
-    ``np.linalg.cholesky``, then forward substitution ``L W = I`` for the whitening matrices
-    ``W = L^-1`` (vectorised over the N tracks, a loop over the K components only), and one
+    The residuals are whitened with the Cholesky factor of each ``S`` (:func:`whitening`), in one
     batched product ``u = W y`` for all N x M pairs; ``d² = |u|²``. ``S`` itself is never inverted.
 
     Args:
@@ -105,17 +121,120 @@ def mahalanobis_sq_matrix(means: np.ndarray, covariances: np.ndarray, z: np.ndar
     z = np.asarray(z, dtype=float)
     if means.shape[0] == 0 or z.shape[0] == 0:
         return np.zeros((means.shape[0], z.shape[0]))
-    L = np.linalg.cholesky(covariances)  # S = L L', (N, K, K) lower triangular
-    n, k_dim = means.shape
-    W = np.zeros_like(L)  # W = L^-1 by forward substitution of L W = I, row by row
-    for i in range(k_dim):
-        row = -np.einsum("nk,nkj->nj", L[:, i, :i], W[:, :i, :]) if i else np.zeros((n, k_dim))
-        row[:, i] += 1.0
-        W[:, i, :] = row / L[:, i, i, None]  # W_i = (e_i - sum_k<i L_ik W_k) / L_ii
+    W = whitening(covariances)
     # u = W (z - H x) = W z - W H x, all pairs in one batched product: (N, K, K) @ (K, M)
     u = W @ z.T
     u -= (W @ means[:, :, None])
     return np.einsum("nkm,nkm->nm", u, u)  # d^2 = |u|^2 = y' S^-1 y
+
+
+def mahalanobis_sq_pairs(means: np.ndarray, covariances: np.ndarray, z: np.ndarray, rows: np.ndarray,
+                         cols: np.ndarray) -> np.ndarray:
+    """(P,) ``y' S^-1 y`` of the pairs ``(rows[p], cols[p])`` only: track ``rows[p]`` (``means``
+    (N, K), ``covariances`` (N, K, K)) and measurement ``cols[p]`` of ``z`` (M, K).
+
+    Raises:
+        numpy.linalg.LinAlgError: when an ``S`` is not positive definite.
+    """
+    means = np.asarray(means, dtype=float)
+    z = np.asarray(z, dtype=float)
+    rows, cols = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
+    if rows.size == 0:
+        return np.zeros(0)
+    W = whitening(np.asarray(covariances, dtype=float))
+    u = np.einsum("pij,pj->pi", W[rows], z[cols] - means[rows])  # u = W (z - H x)
+    return np.einsum("pi,pi->p", u, u)  # d² = |u|²
+
+
+def diagonal_mahalanobis_sq(means: np.ndarray, variances: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """:func:`mahalanobis_sq_matrix` for diagonal ``S``: ``d² = sum_k (z_k - m_k)² / S_kk``.
+
+    Args:
+        means: (N, K) predicted measurements; variances: (N, K) diagonals of ``S`` (> 0);
+        z: (M, K) measurements.
+
+    Returns:
+        (N, M) squared distances.
+    """
+    means = np.asarray(means, dtype=float)
+    z = np.asarray(z, dtype=float)
+    inv = 1.0 / np.asarray(variances, dtype=float)
+    d2 = np.zeros((means.shape[0], z.shape[0]))
+    y = np.empty_like(d2)
+    for k in range(means.shape[1]):  # one (N, M) plane per component
+        np.subtract(z[None, :, k], means[:, k, None], out=y)  # y_k = z_k - m_k
+        np.multiply(y, y, out=y)
+        y *= inv[:, k, None]
+        d2 += y  # d² += y_k² / S_kk
+    return d2
+
+
+def diagonal_mahalanobis_sq_pairs(means: np.ndarray, variances: np.ndarray, z: np.ndarray, rows: np.ndarray,
+                                  cols: np.ndarray) -> np.ndarray:
+    """(P,) ``sum_k (z_k - m_k)² / S_kk`` of the pairs ``(rows[p], cols[p])`` (diagonal ``S``:
+    ``variances`` (N, K))."""
+    rows, cols = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
+    y = np.asarray(z, dtype=float)[cols] - np.asarray(means, dtype=float)[rows]  # y = z - H x
+    return np.einsum("pk,pk->p", y * y, 1.0 / np.asarray(variances, dtype=float)[rows])
+
+
+def iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(P,) IoU of aligned boxes ``a[p]`` and ``b[p]`` (both (P, 4) ``cx, cy, w, h``); 0 where the
+    union is empty. The same numbers as :func:`iou_matrix` on the pairs."""
+    a = _as_boxes(a, "a")
+    b = _as_boxes(b, "b")
+    half_a, half_b = a[:, 2:] / 2, b[:, 2:] / 2
+    overlap = np.minimum(a[:, :2] + half_a, b[:, :2] + half_b) - np.maximum(a[:, :2] - half_a, b[:, :2] - half_b)
+    inter = np.prod(np.maximum(overlap, 0.0), axis=1)  # |A n B|
+    union = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None) \
+        + np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
+    union -= inter  # |A u B| = |A| + |B| - |A n B|
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (track, box) pair that may pass a gate, found without an (N, M) matrix.
+
+    Track ``i`` reaches the rectangle ``centres[i] ± reach[i]``; box ``j`` (``cx, cy, w, h``)
+    is a candidate when it overlaps that rectangle. A gate that needs ``|dx| <= r_x`` and
+    ``|dy| <= r_y`` between the centres, or any overlap of the track's own box (IoU > 0), passes
+    only candidates when ``reach`` is at least ``r`` and half the track's box size: for a
+    Mahalanobis gate ``d² <= g``, ``r = sqrt(g S_kk)`` (``d² >= y_k² / S_kk`` for any ``S``).
+
+    Sweep and prune: the boxes sorted by ``cx``, each track's x-window found by ``searchsorted``
+    (widened by the largest half-width), then the exact x and y overlap tested on those pairs.
+    Cost O((N + M) log M + pairs in the windows).
+
+    Args:
+        centres: (N, 2) track centres, pixels; reach: (N, 2) half-extents >= 0, pixels;
+        boxes: (M, 4) boxes ``cx, cy, w, h``.
+
+    Returns:
+        ``rows``, ``cols`` (P,) int, the candidate pairs sorted by row then column.
+    """
+    centres = np.asarray(centres, dtype=float).reshape(-1, 2)
+    reach = np.asarray(reach, dtype=float).reshape(-1, 2)
+    boxes = _as_boxes(boxes, "boxes")
+    n, m = centres.shape[0], boxes.shape[0]
+    if n == 0 or m == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    order = np.argsort(boxes[:, 0], kind="stable")
+    cx = boxes[order, 0]
+    widest = float(np.max(boxes[:, 2])) / 2
+    lo = np.searchsorted(cx, centres[:, 0] - reach[:, 0] - widest, side="left")
+    hi = np.searchsorted(cx, centres[:, 0] + reach[:, 0] + widest, side="right")
+    counts = hi - lo
+    total = int(counts.sum())
+    rows = np.repeat(np.arange(n), counts)
+    # position within each track's window: 0 .. count-1, then shifted to that window's start
+    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    cols = order[np.repeat(lo, counts) + offsets]
+    d = np.abs(boxes[cols, :2] - centres[rows])
+    ok = np.all(d <= reach[rows] + boxes[cols, 2:] / 2, axis=1)  # the rectangles overlap in x and y
+    rows, cols = rows[ok], cols[ok]
+    by_row = np.lexsort((cols, rows))
+    return rows[by_row], cols[by_row]
 
 
 def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,6 +244,13 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, n
     cost ``max_cost + 1`` before solving (DeepSORT's gating trick: taking such a pair is no
     better than leaving both unmatched, so it never displaces a feasible match) and are
     reported as unmatched afterwards.
+
+    With that convention the problem splits over the connected components of the graph of
+    feasible pairs (the total is ``const - sum over matched feasible pairs of (max_cost + 1 - c)``,
+    a maximum-weight matching with positive weights), so before the Hungarian step: rows and
+    columns without a feasible pair are left out, and a feasible pair whose row and column have
+    no other feasible pair (a component of one edge) is matched directly. Only the rest, usually
+    few rows when the gate is tight, goes to ``linear_sum_assignment``.
 
     Args:
         cost: (N, M) cost matrix.
@@ -140,15 +266,30 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, n
     n, m = cost.shape
     if n == 0 or m == 0:
         return np.empty((0, 2), dtype=int), np.arange(n), np.arange(m)
-    feasible = np.isfinite(cost) & (cost <= max_cost)
-    if not feasible.any():
-        return np.empty((0, 2), dtype=int), np.arange(n), np.arange(m)
-    gated = np.where(feasible, cost, max_cost + 1.0)
-    rows, cols = linear_sum_assignment(gated)
-    keep = feasible[rows, cols]
-    matches = np.stack([rows[keep], cols[keep]], axis=1).astype(int)
-    free_rows = np.ones(n, bool)
-    free_rows[matches[:, 0]] = False
+    with np.errstate(invalid="ignore"):
+        feasible = cost <= max_cost  # NaN compares False; +inf > max_cost
+    row_deg = np.count_nonzero(feasible, axis=1)
+    col_deg = np.count_nonzero(feasible, axis=0)
+    single_rows = np.flatnonzero(row_deg == 1)
+    single_cols = feasible[single_rows].argmax(axis=1)  # the one feasible column of each such row
+    lone = col_deg[single_cols] == 1  # ... which no other row can take: a one-edge component
+    pair_rows, pair_cols = [single_rows[lone]], [single_cols[lone]]
+    rest_row_mask, rest_col_mask = row_deg > 0, col_deg > 0
+    rest_row_mask[pair_rows[0]] = False
+    rest_col_mask[pair_cols[0]] = False
+    rest_rows, rest_cols = np.flatnonzero(rest_row_mask), np.flatnonzero(rest_col_mask)
+    if rest_rows.size and rest_cols.size:
+        sub = cost[np.ix_(rest_rows, rest_cols)]
+        sub_feasible = feasible[np.ix_(rest_rows, rest_cols)]
+        rows, cols = linear_sum_assignment(np.where(sub_feasible, sub, max_cost + 1.0))
+        keep = sub_feasible[rows, cols]
+        pair_rows.append(rest_rows[rows[keep]])
+        pair_cols.append(rest_cols[cols[keep]])
+    col_of = np.full(n, -1, dtype=int)  # the matched column of each row, -1: none
+    for r, c in zip(pair_rows, pair_cols):
+        col_of[r] = c
+    matched = col_of >= 0
+    matches = np.stack([np.flatnonzero(matched), col_of[matched]], axis=1)
     free_cols = np.ones(m, bool)
     free_cols[matches[:, 1]] = False
-    return matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
+    return matches, np.flatnonzero(~matched), np.flatnonzero(free_cols)

@@ -40,20 +40,26 @@ class DetectionBatch:
 
 
 def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                        list[np.ndarray | None], dict[int, str]]:
-    """Boxes (M, 4), scores (M,), classes (M,), embeddings (1-D float32 or None) and the problems
+                                                        list[np.ndarray | None], np.ndarray | None, dict[int, str]]:
+    """Boxes (M, 4), scores (M,), classes (M,), embeddings (1-D float32 or None), the embeddings
+    stacked (M, D) float32 when every entry has one of one length D (else None), and the problems
     of entries that are not detections at all (their rows hold NaN)."""
     m = len(detections)
     problems: dict[int, str] = {}
     try:  # the fast path: every entry converts
-        boxes = np.array([d.box for d in detections], dtype=float).reshape(-1, 4) if m == 0 else \
-            np.array([d.box for d in detections], dtype=float)
+        boxes = np.array([d.box for d in detections], dtype=float).reshape(m, 4)
         scores = np.fromiter((float(d.score) for d in detections), float, count=m)
         class_ids = np.fromiter((int(d.class_id) for d in detections), np.int64, count=m)
-        embs = [None if d.embedding is None else np.asarray(d.embedding, np.float32).ravel()
-                for d in detections]
-        if boxes.shape == (m, 4):
-            return boxes, scores, class_ids, embs, problems
+        raw = [d.embedding for d in detections]
+        if m and not any(e is None for e in raw):
+            try:  # one length for all (the detector's case): one array, no per-entry conversion
+                stacked = np.array(raw, dtype=np.float32)
+                if stacked.ndim == 2:
+                    return boxes, scores, class_ids, list(stacked), stacked, problems
+            except ValueError:
+                pass
+        embs = [None if e is None else np.asarray(e, np.float32).ravel() for e in raw]
+        return boxes, scores, class_ids, embs, None, problems
     except (TypeError, ValueError):
         pass
     boxes, scores = np.full((m, 4), np.nan), np.full(m, np.nan)
@@ -72,7 +78,7 @@ def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, n
             problems[i] = f"box must be four finite numbers cx, cy, w, h, got {np.asarray(d.box).tolist()}"
             continue
         boxes[i], scores[i], class_ids[i], embs[i] = box, score, class_id, emb
-    return boxes, scores, class_ids, embs, problems
+    return boxes, scores, class_ids, embs, None, problems
 
 
 def validate_detections(detections: Sequence[Detection], image_size: tuple[int, int] | None,
@@ -90,7 +96,7 @@ def validate_detections(detections: Sequence[Detection], image_size: tuple[int, 
         (``"detection <index>: <problem>"``, by index), and the embedding length now known.
     """
     m = len(detections)
-    boxes, scores, class_ids, embs, problems = _convert(detections)
+    boxes, scores, class_ids, embs, all_stacked, problems = _convert(detections)
     bad = np.zeros(m, dtype=bool)
     bad[list(problems)] = True
 
@@ -111,13 +117,19 @@ def validate_detections(detections: Sequence[Detection], image_size: tuple[int, 
             flag(outside, lambda i: f"box {boxes[i].tolist()} lies entirely outside the "
                                     f"{image_size[0]}x{image_size[1]} image")
         flag(~((scores >= 0.0) & (scores <= 1.0)), lambda i: f"score must lie in [0, 1], got {scores[i]}")
-    has_emb = np.fromiter((e is not None for e in embs), bool, count=m)
-    lengths = np.fromiter((-1 if e is None else e.shape[0] for e in embs), np.int64, count=m)
-    dims = np.unique(lengths[has_emb])
-    stacked = None  # (M, D) when every embedding has one length D: checked as one array
+    if all_stacked is not None:  # every detection has an embedding, all of one length
+        has_emb = np.ones(m, bool)
+        lengths = np.full(m, all_stacked.shape[1], np.int64)
+        dims = lengths[:1]
+    else:
+        has_emb = np.fromiter((e is not None for e in embs), bool, count=m)
+        lengths = np.fromiter((-1 if e is None else e.shape[0] for e in embs), np.int64, count=m)
+        dims = np.unique(lengths[has_emb])
+    stacked = all_stacked  # (M, D) when every embedding has one length D: checked as one array
     if dims.size == 1:
-        stacked = np.zeros((m, int(dims[0])), dtype=np.float32)
-        stacked[has_emb] = np.stack([e for e in embs if e is not None])
+        if stacked is None:
+            stacked = np.zeros((m, int(dims[0])), dtype=np.float32)
+            stacked[has_emb] = np.stack([e for e in embs if e is not None])
         flag(~np.all(np.isfinite(stacked), axis=1), lambda i: "embedding is not finite")
     elif dims.size > 1:
         flag(np.fromiter((e is not None and not np.isfinite(e).all() for e in embs), bool, count=m),

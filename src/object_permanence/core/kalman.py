@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 from filterpy.kalman import KalmanFilter
@@ -30,6 +30,10 @@ from object_permanence.core.constant_velocity import constant_velocity_model
 
 DIM_X = 8
 DIM_Z = 4
+
+#: A linear motion model: ``(dt, n_axes) -> (F, Q_unit)``, both (2 n_axes, 2 n_axes), state order
+#: all positions then all velocities (e.g. :func:`constant_velocity_model`).
+MotionModel = Callable[[float, int], tuple[np.ndarray, np.ndarray]]
 
 # H: the measurement picks the box out of the state.
 _H = np.hstack([np.eye(DIM_Z), np.zeros((DIM_Z, DIM_Z))])
@@ -46,6 +50,9 @@ class BoxKalmanParams:
     init_velocity_std_frac: std of the (unknown) velocity of a new track, box sizes per s.
     min_std_px: floor on every std in pixels (and on w, h after a prediction), so that tiny
         boxes keep a non-singular covariance.
+    velocity_time_constant_s: motion_model damped: seconds in which an unobserved velocity decays to 1/e (an Ornstein-Uhlenbeck velocity).
+    imm_jerk_std_frac: motion_model imm: square root of the spectral density of the centre's white-noise jerk in the constant-acceleration mode, box sizes per s^2.5.
+    imm_switch_time_s: motion_model imm: mean time between switches of the motion mode, s.
     """
 
     measurement_std_frac: float = 0.05
@@ -53,12 +60,25 @@ class BoxKalmanParams:
     size_accel_std_frac: float = 0.046
     init_velocity_std_frac: float = 1.0
     min_std_px: float = 1.0
+    velocity_time_constant_s: float = 8.0
+    imm_jerk_std_frac: float = 0.1
+    imm_switch_time_s: float = 1.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{f.name} must be a positive finite number, got {value!r}")
+            positive_finite(f.name, getattr(self, f.name))
+
+
+def positive_finite(name: str, value: float) -> float:
+    """``value`` as a float when it is a positive finite number (not a bool).
+
+    Raises:
+        ValueError: naming ``name`` and the value, otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def size_scale(boxes: np.ndarray) -> np.ndarray:
@@ -136,13 +156,20 @@ class BoxKalmanFilter:
     Args:
         box: (4,) initial ``cx, cy, w, h`` pixels (w, h > 0); the velocity starts at zero.
         params: noise scales.
+        model: the transition and unit process noise for a ``dt``; default constant velocity,
+            e.g. ``functools.partial(damped_velocity_model, time_constant_s=2.0)`` for the
+            reference of :class:`~object_permanence.core.damped_velocity.DampedVelocityBank`.
 
     Raises:
-        ValueError: if ``box`` is not 4 finite numbers with positive w, h.
+        ValueError: if ``box`` is not 4 finite numbers with positive w, h, or ``model`` is not callable.
     """
 
-    def __init__(self, box: np.ndarray, params: BoxKalmanParams | None = None) -> None:
+    def __init__(self, box: np.ndarray, params: BoxKalmanParams | None = None,
+                 model: MotionModel = constant_velocity_model) -> None:
+        if not callable(model):
+            raise ValueError(f"model must be callable, got {model!r}")
         self.params = params if params is not None else BoxKalmanParams()
+        self._model = model
         self._kf = KalmanFilter(dim_x=DIM_X, dim_z=DIM_Z)
         self._kf.H = _H.copy()
         self.reinitialize(box, np.zeros(2))
@@ -172,7 +199,7 @@ class BoxKalmanFilter:
         """
         if not (math.isfinite(dt) and dt >= 0.0):
             raise ValueError(f"dt must be a finite number >= 0, got {dt!r}")
-        F, Q_unit = constant_velocity_model(float(dt), DIM_Z)
+        F, Q_unit = self._model(float(dt), DIM_Z)
         a = np.tile(accel_std(self.box[None], self.params)[0], 2)
         self._kf.F = F
         self._kf.Q = Q_unit * np.outer(a, a)  # Q_ij = q_ij sqrt(s_i s_j), s the spectral densities

@@ -4,6 +4,8 @@ track i, in creation order (so by increasing id).
 Keeping each field as one array lets the world model update all tracks of a frame with a few numpy
 operations (hits, misses, ages, lifecycle states, the appearance EMA) instead of one Python object
 per track.
+The appearance memories are stacked the same way (:class:`AppearanceMemory`), and so are the LOST
+tracks kept for re-identification (:class:`LostGallery`).
 """
 from __future__ import annotations
 
@@ -11,40 +13,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from object_permanence.core.appearance_memory import AppearanceMemory
 from object_permanence.core.box_filter_bank import BoxFilterBank
 from object_permanence.core.types import TrackState
 
-
-def normalise_rows(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``e`` (K, D) divided by their L2 norm, and a (K,) mask of the rows whose norm is
-    positive (the others are left as they are)."""
-    norm = np.sqrt(np.einsum("kd,kd->k", e, e))  # |e|
-    ok = norm > 0
-    out = e.copy()
-    out[ok] /= norm[ok, None]  # e / |e|
-    return out, ok
+#: Matched detections whose classes vote for a track's class (the most frequent one wins).
+CLASS_WINDOW = 8
 
 
 @dataclass
 class TrackTable:
     """Every live track of one world model as arrays of N rows.
 
-    filters: the N box filters; ids: (N,) uint64; state: (N,) int8 :class:`TrackState`;
-    class_id: (N,) int64; class_name: (N,) object (str); score: (N,) float64 of the last matched
-    detection; embedding: (N, D) float32 L2-normalised appearance EMA (zero rows where none),
-    has_embedding: (N,) bool; last_seen_stamp: (N,) s; last_seen_center: (N, 2) px of the last
-    matched detection; measurement: (N, 4) px, the detection box matched this frame, has_measurement:
-    (N,) bool; age, hits, misses (consecutive), frames_since_seen: (N,) int64.
+    filters: the N box filters; memory: the N appearance memories (its ``summary`` (N, D) float32
+    is the published embedding, zero rows where none; ``has`` (N,) bool); ids: (N,) uint64; state:
+    (N,) int8 :class:`TrackState`; class_id: (N,) int64; class_name: (N,) object (str); score: (N,)
+    float64 of the last matched detection; class_recent: (N, CLASS_WINDOW) int64 classes of the
+    last matched detections (a ring indexed by hits); last_seen_stamp: (N,) s; last_seen_center: (N, 2) px of
+    the last matched detection; measurement: (N, 4) px, the detection box matched last (this frame
+    when has_measurement (N,) bool); age, hits, misses (consecutive), frames_since_seen: (N,) int64.
     """
 
     filters: BoxFilterBank
+    memory: AppearanceMemory = field(default_factory=AppearanceMemory)
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     state: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     class_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     class_name: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
     score: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    embedding: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    has_embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    class_recent: np.ndarray = field(default_factory=lambda: np.zeros((0, CLASS_WINDOW), np.int64))
     last_seen_stamp: np.ndarray = field(default_factory=lambda: np.zeros(0))
     last_seen_center: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     measurement: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
@@ -54,64 +51,128 @@ class TrackTable:
     misses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     frames_since_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
-    _ROW_FIELDS = ("ids", "state", "class_id", "class_name", "score", "embedding", "has_embedding",
-                   "last_seen_stamp", "last_seen_center", "measurement", "has_measurement", "age",
-                   "hits", "misses", "frames_since_seen")
+    _ROW_FIELDS = ("ids", "state", "class_id", "class_name", "score", "class_recent", "last_seen_stamp",
+                   "last_seen_center",
+                   "measurement", "has_measurement", "age", "hits", "misses", "frames_since_seen")
 
     def __len__(self) -> int:
         return self.ids.shape[0]
 
+    def vote_class(self, rows: np.ndarray, class_ids: np.ndarray, class_names: np.ndarray) -> None:
+        """Record the classes (K,) (names (K,)) of the detections matched to ``rows`` (K,) and make
+        each track's class the most frequent of its last :data:`CLASS_WINDOW` (ties: the current
+        one stays unless outvoted): one confused detection does not relabel a track."""
+        if rows.size == 0:
+            return
+        self.class_recent[rows, (self.hits[rows] - 1) % CLASS_WINDOW] = class_ids
+        recent = self.class_recent[rows]
+        votes = (recent[:, :, None] == recent[:, None, :]).sum(axis=2)  # (K, W) votes of each entry's class
+        current = (recent == self.class_id[rows][:, None]).sum(axis=1)
+        switch = (votes.max(axis=1) > current) & (class_ids == recent[np.arange(rows.size), votes.argmax(axis=1)])
+        self.class_id[rows[switch]] = class_ids[switch]
+        self.class_name[rows[switch]] = class_names[switch]
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """(N, D) float32 published embeddings (the memory's summary; zero rows where none)."""
+        return self.memory.summary
+
+    @property
+    def has_embedding(self) -> np.ndarray:
+        """(N,) bool: the track has an appearance memory."""
+        return self.memory.has
+
     def set_embedding_dim(self, dim: int) -> None:
-        """Give the embedding array ``dim`` columns (once the first embedding's length is known;
-        no track has an embedding before)."""
-        if self.embedding.shape[1] != dim:
-            self.embedding = np.zeros((len(self), dim), np.float32)
-            self.has_embedding[:] = False
+        """Give the memory ``dim`` columns (once the first embedding's length is known; no track
+        has an embedding before)."""
+        self.memory.set_dim(dim)
 
     def select(self, rows: np.ndarray) -> None:
-        """Keep only ``rows`` (int (K,)), in that order, in every array and in the filter bank."""
+        """Keep only ``rows`` (int (K,)), in that order, in every array, the memory and the filters."""
         for name in self._ROW_FIELDS:
             setattr(self, name, getattr(self, name)[rows])
+        self.memory.select(rows)
         self.filters.select(rows)
 
     def append(self, ids: np.ndarray, state: int, boxes: np.ndarray, scores: np.ndarray,
                class_ids: np.ndarray, class_names: list[str], embeddings: np.ndarray,
                has_embedding: np.ndarray, stamp: float) -> None:
         """Add K new tracks seen at ``stamp`` in ``state``, one per detection: ``boxes`` (K, 4),
-        ``scores``, ``class_ids`` (K,), ``embeddings`` (K, D) raw (normalised here; a zero or
-        missing one leaves the track without appearance), ``has_embedding`` (K,)."""
+        ``scores``, ``class_ids`` (K,), ``embeddings`` (K, D) raw (normalised by the memory; a zero
+        or missing one leaves the track without appearance), ``has_embedding`` (K,)."""
         k = boxes.shape[0]
-        emb, nonzero = normalise_rows(embeddings.astype(np.float32, copy=False))
-        has = has_embedding & nonzero
-        emb[~has] = 0.0
         names = np.empty(k, object)
         names[:] = class_names
         new = {"ids": np.asarray(ids, np.uint64), "state": np.full(k, state, np.int8),
-               "class_id": class_ids, "class_name": names, "score": scores, "embedding": emb,
-               "has_embedding": has, "last_seen_stamp": np.full(k, stamp),
-               "last_seen_center": boxes[:, :2], "measurement": boxes, "has_measurement": np.ones(k, bool),
-               "age": np.zeros(k, np.int64), "hits": np.ones(k, np.int64), "misses": np.zeros(k, np.int64),
-               "frames_since_seen": np.zeros(k, np.int64)}
+               "class_id": class_ids, "class_name": names, "score": scores,
+               "class_recent": np.repeat(np.asarray(class_ids, np.int64)[:, None], CLASS_WINDOW, axis=1),
+               "last_seen_stamp": np.full(k, stamp), "last_seen_center": boxes[:, :2], "measurement": boxes,
+               "has_measurement": np.ones(k, bool), "age": np.zeros(k, np.int64), "hits": np.ones(k, np.int64),
+               "misses": np.zeros(k, np.int64), "frames_since_seen": np.zeros(k, np.int64)}
         for name in self._ROW_FIELDS:
             setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
+        self.memory.append(embeddings, has_embedding)
         self.filters.append(boxes)
 
-    def blend_embeddings(self, rows: np.ndarray, new: np.ndarray, has_new: np.ndarray,
-                         momentum: float) -> None:
-        """Appearance EMA of tracks ``rows`` (K,) with the embeddings ``new`` (K, D) of their
-        detections (``has_new`` (K,): a detection without one leaves the track's as it is):
-        ``e = m e_old + (1 - m) e_new / |e_new|``, renormalised; a track without an embedding takes
-        the new one."""
-        if rows.size == 0 or new.shape[1] == 0:
+
+@dataclass
+class LostGallery:
+    """LOST tracks kept for re-identification by appearance (G rows, oldest first).
+
+    ids: (G,) uint64; class_id: (G,) int64; class_name: (G,) object; hits: (G,) int64 of the track;
+    last_seen_stamp: (G,) s; box: (G, 4) px, the last detection matched to the track; velocity:
+    (G, 2) px/s of its box centre when it was lost; left_view: (G,) bool, lost because its
+    prediction left the image (else: unseen too long in view); frames_since_seen: (G,) int64;
+    memory: their appearance memories (moved out of the track table).
+    """
+
+    memory: AppearanceMemory
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    class_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    class_name: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+    hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_seen_stamp: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    box: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    left_view: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    frames_since_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    _ROW_FIELDS = ("ids", "class_id", "class_name", "hits", "last_seen_stamp", "box", "velocity", "left_view",
+                   "frames_since_seen")
+
+    def __len__(self) -> int:
+        return self.ids.shape[0]
+
+    def add(self, table: TrackTable, rows: np.ndarray, left_view: np.ndarray) -> None:
+        """Copy the tracks ``rows`` (int (K,)) of ``table`` in (their memory too); ``left_view``
+        (K,) bool: lost because the prediction left the image."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if rows.size == 0:
             return
-        new_n, nonzero = normalise_rows(new.astype(np.float32, copy=False))
-        use = has_new & nonzero
-        old_has = self.has_embedding[rows][:, None]
-        e = np.where(old_has, momentum * self.embedding[rows] + (1.0 - momentum) * new_n, new_n)
-        e, ok = normalise_rows(e.astype(np.float32, copy=False))
-        use &= ok
-        self.embedding[rows[use]] = e[use]
-        self.has_embedding[rows[use]] = True
+        new = {"ids": table.ids[rows], "class_id": table.class_id[rows], "class_name": table.class_name[rows],
+               "hits": table.hits[rows], "last_seen_stamp": table.last_seen_stamp[rows],
+               "box": table.measurement[rows], "velocity": table.filters.velocities[rows],
+               "left_view": np.asarray(left_view, bool),
+               "frames_since_seen": table.frames_since_seen[rows]}
+        for name in self._ROW_FIELDS:
+            setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
+        self.memory.extend(table.memory.take(rows))
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (int (K,)), in that order."""
+        for name in self._ROW_FIELDS:
+            setattr(self, name, getattr(self, name)[rows])
+        self.memory.select(rows)
+
+    def forget(self, stamp: float, retention_s: float, capacity: int) -> None:
+        """Drop the entries unseen longer than ``retention_s`` at ``stamp``, then the oldest ones
+        beyond ``capacity`` (memory stays bounded)."""
+        keep = np.flatnonzero(stamp - self.last_seen_stamp <= retention_s)
+        if keep.size > capacity:
+            keep = keep[np.argsort(self.last_seen_stamp[keep], kind="stable")[keep.size - capacity:]]
+            keep.sort()
+        if keep.size != len(self):
+            self.select(keep)
 
 
 #: TrackState members by value, to turn an int8 state array into enum members without a lookup.

@@ -19,8 +19,23 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
    re-initialised at the detection instead of being pulled across the gap).
 3. TENTATIVE tracks: IoU.
 4. Leftover detections start TENTATIVE tracks.
+5. Young tracks (TENTATIVE, matched this frame, or new) that match a LOST track of the gallery
+   (kept ``gallery_retention_s``, at most ``gallery_capacity``) or an older ghost by long-term
+   appearance, inside a motion-plausibility reach, take its identity back (REACQUIRED): an object
+   that left the view, or whose ghost's prediction missed it, keeps its id.
 
-Classes must match in every stage. Time comes only from the ``stamp`` arguments (seconds).
+Ghost lifetime is explicit state: it grows with the track's hits and is capped by where the
+prediction is: behind a VISIBLE track's box (``ghost_covered_age_s``), in plain view
+(``ghost_plain_view_age_s``; the image size known) or unknown (``max_ghost_age_s``); a prediction
+leaving the image ends the ghost at once. Appearance lives in a per-track memory
+(:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
+
+A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
+of ``class_mismatch_min_iou`` with the predicted box (a detector confuses classes now and then; a
+hard gate would end the track and start a new one); the appearance-only re-identification of older
+ghosts needs the track's class, the most frequent class of its last matched detections (one confused
+detection does not relabel it); in stage 5 another class only ranks a candidate lower. Time comes
+only from the ``stamp`` arguments (seconds).
 Detections are validated as one array (:mod:`object_permanence.core.detection_batch`).
 """
 from __future__ import annotations
@@ -30,12 +45,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from object_permanence.core.association import appearance_cost, assign, iou_matrix
+from object_permanence.core.appearance_memory import AppearanceMemory
+from object_permanence.core.association import assign, candidate_pairs, iou_matrix, iou_pairs
 from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
-from object_permanence.core.track_table import STATES, TrackTable
+from object_permanence.core.track_table import STATES, LostGallery, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
 
@@ -104,9 +120,16 @@ class WorldModel:
             return make_bank(self.config.motion_model, self._kalman_params)
         return FilterList(self._filter_factory, self._kalman_params)
 
+    def _new_memory(self) -> AppearanceMemory:
+        cfg = self.config
+        return AppearanceMemory(cfg.appearance_memory, cfg.embedding_momentum, cfg.working_memory_size,
+                                cfg.episodic_memory_size, cfg.bank_size)
+
     def reset(self) -> None:
-        """Forget all tracks and the last stamp (ids keep increasing: they are never reused)."""
-        self._table = TrackTable(filters=self._new_bank())
+        """Forget all tracks, the gallery and the last stamp (ids keep increasing: never reused)."""
+        self._table = TrackTable(filters=self._new_bank(), memory=self._new_memory())
+        self._gallery = LostGallery(memory=self._new_memory())
+        self._outside = np.zeros(0, bool)  # (N,) of the last _miss: prediction outside the image
         self._last_stamp: float | None = None
         self._embedding_dim: int | None = None
 
@@ -114,6 +137,11 @@ class WorldModel:
     def last_stamp(self) -> float | None:
         """Stamp of the last step (seconds), None before the first one or after :meth:`reset`."""
         return self._last_stamp
+
+    @property
+    def gallery_ids(self) -> list[int]:
+        """Ids of the LOST tracks held for re-identification (oldest first)."""
+        return [int(i) for i in self._gallery.ids]
 
     @property
     def tracks(self) -> list[Track]:
@@ -147,6 +175,7 @@ class WorldModel:
         if dim is not None and self._embedding_dim is None:
             self._embedding_dim = dim
             t.set_embedding_dim(dim)
+            self._gallery.memory.set_dim(dim)
         if dt > 0:
             t.filters.predict(dt)
         rows, cols, reinit = self._associate(stamp, dets)
@@ -172,29 +201,129 @@ class WorldModel:
         new_cols = np.flatnonzero(unmatched)
         new_state = _VISIBLE if cfg.min_hits <= 1 else _TENTATIVE
         ids = np.array([self._ids.allocate() for _ in range(new_cols.size)], dtype=np.uint64)
+        g = self._gallery
+        g.frames_since_seen += 1
+        to_gallery = np.flatnonzero(lost & (t.hits >= cfg.gallery_min_hits) & t.memory.has)
+        g.add(t, to_gallery, self._outside[to_gallery])
+        g.forget(stamp, cfg.gallery_retention_s, cfg.gallery_capacity)
         t.append(ids, new_state, dets.boxes[new_cols], dets.scores[new_cols], dets.class_ids[new_cols],
                  [dets.class_names[j] for j in new_cols], dets.embeddings[new_cols],
                  dets.has_embedding[new_cols], stamp)
         new_rows = np.arange(n, n + new_cols.size)
+        young = np.zeros(len(t), bool)
+        young[new_rows] = True
+        young[:n] = (t.state[:n] == _TENTATIVE) & (t.misses[:n] == 0)
+        back_rows, back_unseen, merged = self._reidentify_lost(np.flatnonzero(young), stamp)
         order = np.lexsort((event_order, event_rows))
         events = [TrackEvent(track_id=int(t.ids[i]), kind=_KINDS[k], state=_STATE_AFTER[_KINDS[k]],
                              box=boxes[i].copy(), frames_unseen=int(u))
                   for i, k, u in zip(event_rows[order].tolist(), event_kinds[order].tolist(),
                                      event_unseen[order].tolist())]
+        now_boxes = t.filters.boxes
+        events += [TrackEvent(track_id=int(t.ids[i]), kind=EventKind.REACQUIRED, state=TrackState.VISIBLE,
+                              box=now_boxes[i].copy(), frames_unseen=int(u))
+                   for i, u in zip(back_rows.tolist(), back_unseen.tolist())]
         if new_state == _VISIBLE:
-            new_boxes = dets.boxes[new_cols]
+            born = new_rows[t.state[new_rows] == _VISIBLE]
+            born = born[~np.isin(born, back_rows)]
             events += [TrackEvent(track_id=int(t.ids[i]), kind=EventKind.BIRTH, state=TrackState.VISIBLE,
-                                  box=new_boxes[j].copy(), frames_unseen=0) for j, i in enumerate(new_rows)]
-        if new_state == _VISIBLE or cfg.publish_tentative:
-            published = self._publish(np.concatenate([np.flatnonzero(shown), new_rows]))
-        else:
-            published = self._publish(np.flatnonzero(shown))
-        t.select(np.concatenate([survivors, new_rows]))
+                                  box=now_boxes[i].copy(), frames_unseen=0) for i in born.tolist()]
+        shown_all = np.concatenate([shown, np.full(new_cols.size, new_state == _VISIBLE or cfg.publish_tentative)])
+        shown_all[back_rows] = True
+        shown_all[merged] = False
+        published = self._publish(np.flatnonzero(shown_all))
+        t.select(np.concatenate([survivors[~np.isin(survivors, merged)], new_rows]))
         return StepResult(tracks=published, events=events, rejections=rejections)
+
+    def _reidentify_lost(self, rows: np.ndarray, stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Give young tracks ``rows`` (TENTATIVE and matched this frame, or new) the identity of a
+        LOST track in the gallery or of an older ghost (unseen > ``recent_ghost_s``: its prediction
+        missed the object, which came back elsewhere) they match: long-term appearance cost at most
+        ``gallery_max_appearance_cost`` (another class adds ``class_mismatch_cost`` to the cost the
+        assignment ranks by, without a gate: the first detections of a re-entering object are
+        often partial and confused), a plausible motion (centre within
+        ``h (gallery_distance_base + per_s gap)`` of the path from the last detection on at the
+        velocity it had, over the gap: stopped or carried on; ``h`` its height, ``gap`` the seconds
+        unseen; ``per_s`` is ``gallery_exit_distance_per_s`` for a track lost by leaving the image,
+        which comes back through the border where it left, else ``gallery_distance_per_s``; height
+        ratio at most ``gallery_max_scale_ratio``), and no VISIBLE track that looks clearly more like
+        it (by ``gallery_veto_margin``: a reflection or duplicate of a visible object keeps a new
+        identity). An identity is never on two tracks: the gallery holds LOST tracks only and an
+        entry leaves it when taken back; a ghost taken over is removed. Stereo
+        consistency (a reflection has no consistent disparity) is judged downstream, by the
+        persistence filter and the triangulator, which see both cameras; this model sees one.
+
+        The matched rows become VISIBLE with the old id, hits and memory (then their own recent
+        looks). Returns the rows (K,), the frames each was unseen (K,) and the ghost rows taken
+        over (to be dropped)."""
+        cfg, t, g = self.config, self._table, self._gallery
+        empty = np.zeros(0, np.intp)
+        ghosts = np.flatnonzero((t.state == _OCCLUDED) & (stamp - t.last_seen_stamp > cfg.recent_ghost_s)
+                                & t.memory.has)
+        rows = rows[t.memory.has[rows]] if (len(g) or ghosts.size) and rows.size else empty
+        if rows.size == 0:
+            return empty, np.zeros(0, np.int64), empty
+        query = t.memory.summary[rows]
+        # candidates: the gallery's G entries, then the H older ghosts
+        app = np.concatenate([g.memory.cost(query, long_term=True),
+                              t.memory.cost(query, ghosts, long_term=True)]).T  # (R, G + H)
+        cand_box = np.concatenate([g.box, t.measurement[ghosts]])
+        cand_class = np.concatenate([g.class_id, t.class_id[ghosts]])
+        gap = stamp - np.concatenate([g.last_seen_stamp, t.last_seen_stamp[ghosts]])  # s unseen
+        box = t.measurement[rows]
+        per_s = np.where(np.concatenate([g.left_view, np.zeros(ghosts.size, bool)]),
+                         cfg.gallery_exit_distance_per_s, cfg.gallery_distance_per_s)
+        reach = cand_box[None, :, 3] * (cfg.gallery_distance_base + per_s * gap)[None, :]
+        # distance to the path it was on: the segment from its last detection a to a + v gap
+        a = cand_box[:, :2]
+        ab = np.concatenate([g.velocity, t.filters.velocities[ghosts]]) * gap[:, None]  # v gap, (C, 2)
+        ap = box[:, None, :2] - a[None, :, :]  # (R, C, 2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = np.clip(np.einsum("rcd,cd->rc", ap, ab) / np.einsum("cd,cd->c", ab, ab)[None, :], 0.0, 1.0)
+        u = np.nan_to_num(u)  # no motion: the point a itself
+        closest = ap - u[:, :, None] * ab[None, :, :]  # p - (a + u (b - a))
+        dist = np.hypot(closest[:, :, 0], closest[:, :, 1])
+        scale = box[:, None, 3] / cand_box[None, :, 3]
+        ok = (dist <= reach) \
+            & (scale <= cfg.gallery_max_scale_ratio) & (scale * cfg.gallery_max_scale_ratio >= 1.0) \
+            & (np.nan_to_num(app, nan=np.inf) <= cfg.gallery_max_appearance_cost)
+        visible = np.flatnonzero(t.state == _VISIBLE)
+        if visible.size and ok.any():
+            # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
+            rival = np.nan_to_num(t.memory.cost(query, visible, long_term=True), nan=np.inf).min(axis=0)  # (R,)
+            ok &= ~(rival[:, None] + cfg.gallery_veto_margin < app)
+        if not ok.any():
+            return empty, np.zeros(0, np.int64), empty
+        # another class ranks a candidate lower (a detector confuses classes) but does not forbid it
+        penalty = np.where(t.class_id[rows][:, None] == cand_class[None, :], 0.0, cfg.class_mismatch_cost)
+        pairs, _, _ = assign(np.where(ok, app + penalty, np.inf),
+                             cfg.gallery_max_appearance_cost + cfg.class_mismatch_cost)
+        r, e = rows[pairs[:, 0]], pairs[:, 1]
+        from_gallery = e < len(g)
+        rg, eg = r[from_gallery], e[from_gallery]
+        rh, eh = r[~from_gallery], ghosts[e[~from_gallery] - len(g)]
+        own = t.memory.take(r)
+        unseen = np.concatenate([g.frames_since_seen[eg], t.frames_since_seen[eh]])
+        t.ids[rg], t.ids[rh] = g.ids[eg], t.ids[eh]
+        t.hits[rg] += g.hits[eg]
+        t.hits[rh] += t.hits[eh]
+        t.memory.put(rg, g.memory, eg)
+        t.memory.put(rh, t.memory.take(eh), np.arange(eh.size))
+        order = np.concatenate([np.flatnonzero(from_gallery), np.flatnonzero(~from_gallery)])
+        t.memory.update(np.concatenate([rg, rh]), own.summary[order], own.has[order])
+        t.state[r] = _VISIBLE
+        keep = np.ones(len(g), bool)
+        keep[eg] = False
+        g.select(np.flatnonzero(keep))
+        return np.concatenate([rg, rh]), unseen, eh
 
     def _associate(self, stamp: float, dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the cascade; returns the matched track rows (K,) and detection rows (K,), and a
-        (K,) mask of the pairs re-identified outside their motion gate (to be re-initialised)."""
+        (K,) mask of the pairs re-identified outside their motion gate (to be re-initialised).
+
+        Costs are computed only on the candidate pairs (:func:`candidate_pairs`: every pair with
+        IoU > 0 or inside the loose re-identification gate; no other pair can pass any stage), and
+        each stage scatters its pairs into the dense matrix it hands to :func:`assign`."""
         cfg, t = self.config, self._table
         n, m = len(t), len(dets)
         empty = np.zeros(0, np.intp)
@@ -203,62 +332,88 @@ class WorldModel:
         trk_boxes = t.filters.boxes
         states = t.state
         unseen_s = stamp - t.last_seen_stamp
-
-        d2 = t.filters.mahalanobis_sq(dets.boxes)  # (N, M), Cholesky-whitened
-        iou = iou_matrix(trk_boxes, dets.boxes)
-        # cosine distance; NaN where either side has no embedding (a zero row)
-        app = appearance_cost(t.embedding, dets.embeddings) if self._embedding_dim is not None \
-            else np.full((n, m), np.nan)
-        class_ok = t.class_id[:, None] == dets.class_ids[None, :]
-        in_gate = d2 <= self._gate
+        gate = self._gate
+        # Candidate pairs: the only ones any stage can accept (IoU > 0, or d² within the loose
+        # re-identification gate), found by sweep and prune; every cost is computed on them only.
+        cap = gate * cfg.reid_gate_scale
+        S = t.filters.innovation_covariances
+        reach = np.maximum(trk_boxes[:, 2:4] / 2, np.sqrt(cap * S[:, [0, 1], [0, 1]]))
+        pr, pc = candidate_pairs(trk_boxes[:, :2], reach, dets.boxes)
+        d2 = t.filters.mahalanobis_sq_pairs(dets.boxes, pr, pc)
+        iou = iou_pairs(trk_boxes[pr], dets.boxes[pc])
+        app = t.memory.cost_pairs(dets.embeddings, pr, pc) if self._embedding_dim is not None \
+            else np.full(pr.size, np.nan)
+        class_ok = t.class_id[pr] == dets.class_ids[pc]
         w = cfg.appearance_weight
         has_app = np.isfinite(app)
         app0 = np.where(has_app, app, 0.0)
-
-        def mix(motion: np.ndarray) -> np.ndarray:
-            return np.where(has_app, (1 - w) * motion + w * app0, motion)
+        # Motion evidence: IoU with the predicted box or the Mahalanobis gate; the motion cost is
+        # the mean of (1 - IoU) and the gated d², in [0, 1]. Another class costs class_mismatch_cost
+        # more, and needs the boxes to overlap by class_mismatch_min_iou (> 0: a candidate) at least.
+        penalty = np.where(class_ok, 0.0, cfg.class_mismatch_cost)
+        motion_ok = np.where(class_ok, (iou >= cfg.iou_gate) | (d2 <= gate), iou >= cfg.class_mismatch_min_iou)
+        motion = 0.5 * (1.0 - iou) + 0.5 * np.minimum(d2 / gate, 1.0) + penalty
+        mixed = np.where(has_app, (1 - w) * motion + w * app0, motion)  # motion mixed with appearance
 
         match_rows: list[np.ndarray] = []
         match_cols: list[np.ndarray] = []
         free = np.ones(m, bool)
 
         def run(rows: np.ndarray, cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
+            """Assign track ``rows`` to the free detections; ``cost`` (P,) of the candidate pairs
+            (inf: not allowed); only pairs of those rows and free columns enter a dense matrix."""
             free_cols = np.flatnonzero(free)
             if rows.size == 0 or free_cols.size == 0:
                 return empty, empty
-            pairs, _, _ = assign(cost[np.ix_(rows, free_cols)], max_cost)
+            row_pos = np.full(n, -1, np.intp)
+            row_pos[rows] = np.arange(rows.size)
+            col_pos = np.full(m, -1, np.intp)
+            col_pos[free_cols] = np.arange(free_cols.size)
+            sel = (row_pos[pr] >= 0) & (col_pos[pc] >= 0) & np.isfinite(cost)
+            dense = np.full((rows.size, free_cols.size), np.inf)
+            dense[row_pos[pr[sel]], col_pos[pc[sel]]] = cost[sel]
+            pairs, _, _ = assign(dense, max_cost)
             r, c = rows[pairs[:, 0]], free_cols[pairs[:, 1]]
             free[c] = False
             match_rows.append(r)
             match_cols.append(c)
             return r, c
 
-        # Motion evidence: IoU with the predicted box or the Mahalanobis gate; the motion cost is
-        # the mean of (1 - IoU) and the gated d², in [0, 1].
-        motion_ok = class_ok & ((iou >= cfg.iou_gate) | in_gate)
-        motion = 0.5 * (1.0 - iou) + 0.5 * np.minimum(d2 / self._gate, 1.0)
-        mixed = mix(motion)
+        def pair_index(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+            """Positions in the candidate list of pairs (r, c) (all are candidates)."""
+            return np.searchsorted(pr * m + pc, r * m + c)  # candidates are sorted by row then column
 
         # Stage 1: VISIBLE and recent ghosts.
         recent = (states == _VISIBLE) | ((states == _OCCLUDED) & (unseen_s <= cfg.recent_ghost_s))
         run(np.flatnonzero(recent), np.where(motion_ok, mixed, np.inf), max_cost=2.0)
-
         # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) the
         # same mixed cost; without it, but inside the loose gate, appearance alone, ranked after
         # every pair with motion evidence.
         ghosts = np.flatnonzero((states == _OCCLUDED) & ~recent)
         reinit_parts: list[np.ndarray] = [np.zeros(sum(r.size for r in match_rows), bool)]
+        if ghosts.size and self._embedding_dim is not None and t.memory.kind == "dual":
+            is_ghost = np.zeros(n, bool)
+            is_ghost[ghosts] = True
+            g = is_ghost[pr]
+            if g.any():  # older ghosts are re-identified with the long-term (working + episodic) similarity
+                long_cost = t.memory.cost(dets.embeddings, ghosts, long_term=True)  # (G, M), ghosts only
+                ghost_pos = np.full(n, -1, np.intp)
+                ghost_pos[ghosts] = np.arange(ghosts.size)
+                app = app.copy()
+                app[g] = long_cost[ghost_pos[pr[g]], pc[g]]
+                has_app = np.isfinite(app)
+                app0 = np.where(has_app, app, 0.0)
+                mixed = np.where(has_app, (1 - w) * motion + w * app0, motion)
         if ghosts.size:
-            loose = class_ok & (d2 <= self._gate * cfg.reid_gate_scale) & has_app & (
+            loose = class_ok & (d2 <= cap) & has_app & (
                 np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost)
             cost2 = np.where(motion_ok, mixed, np.where(loose, 2.0 + app0, np.inf))
             r, c = run(ghosts, cost2, max_cost=4.0)
-            reinit_parts.append(~motion_ok[r, c])
-
+            reinit_parts.append(~motion_ok[pair_index(r, c)])
         # Stage 3: TENTATIVE tracks by IoU.
         tentative = np.flatnonzero(states == _TENTATIVE)
         if tentative.size:
-            cost3 = np.where(class_ok & (iou >= cfg.iou_gate), 1.0 - iou, np.inf)
+            cost3 = np.where(motion_ok & (iou >= cfg.iou_gate), 1.0 - iou + penalty, np.inf)
             r, _ = run(tentative, cost3, max_cost=1.0 - cfg.iou_gate)
             reinit_parts.append(np.zeros(r.size, bool))
         if not match_rows:
@@ -289,7 +444,10 @@ class WorldModel:
         t.measurement[rows] = z
         t.has_measurement[rows] = True
         t.score[rows] = dets.scores[cols]
-        t.blend_embeddings(rows, dets.embeddings[cols], dets.has_embedding[cols], self.config.embedding_momentum)
+        t.memory.update(rows, dets.embeddings[cols], dets.has_embedding[cols])
+        names = np.empty(cols.size, object)
+        names[:] = [dets.class_names[j] for j in cols.tolist()]
+        t.vote_class(rows, dets.class_ids[cols], names)
         state = t.state[rows]
         born = (state == _TENTATIVE) & (t.hits[rows] >= self.config.min_hits)
         back = state == _OCCLUDED
@@ -309,13 +467,20 @@ class WorldModel:
         t.has_measurement[missed] = False
         occluded = missed & (t.state == _VISIBLE)
         t.state[occluded] = _OCCLUDED
-        # ghost life = min(max_ghost_age_s, max(recent_ghost_s, ghost_age_per_hit_s * hits))
-        life = np.minimum(cfg.max_ghost_age_s, np.maximum(cfg.recent_ghost_s, cfg.ghost_age_per_hit_s * t.hits))
-        expired = stamp - t.last_seen_stamp > life
+        ghosts = missed & (t.state == _OCCLUDED)
+        cap = np.full(len(t), cfg.max_ghost_age_s)
+        outside = np.zeros(len(t), bool)
         if image_size is not None and min(image_size) > 0:
             cx, cy = boxes[:, 0], boxes[:, 1]
-            expired |= ~((cx >= 0.0) & (cx < image_size[0]) & (cy >= 0.0) & (cy < image_size[1]))
-        lost = missed & (t.state == _OCCLUDED) & expired
+            outside = ~((cx >= 0.0) & (cx < image_size[0]) & (cy >= 0.0) & (cy < image_size[1]))
+            cap[:] = cfg.ghost_plain_view_age_s
+        cap[self._covered(ghosts, boxes)] = cfg.ghost_covered_age_s
+        # ghost life = min(cap, max(recent_ghost_s, ghost_age_per_hit_s * hits)); cap: covered,
+        # in plain view (image size known) or unknown (max_ghost_age_s)
+        life = np.minimum(cap, np.maximum(cfg.recent_ghost_s, cfg.ghost_age_per_hit_s * t.hits))
+        expired = (stamp - t.last_seen_stamp > life) | outside
+        self._outside = outside
+        lost = ghosts & expired
         t.state[lost] = _LOST
         occ_rows, lost_rows = np.flatnonzero(occluded), np.flatnonzero(lost)
         rows = np.concatenate([occ_rows, lost_rows])
@@ -323,6 +488,21 @@ class WorldModel:
         kinds = np.concatenate([np.full(occ_rows.size, int(EventKind.OCCLUDED)),
                                 np.full(lost_rows.size, int(EventKind.LOST))])
         return rows, order, kinds, t.frames_since_seen[rows]
+
+    def _covered(self, ghosts: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(N,) mask of the ``ghosts`` (mask (N,)) whose predicted box (``boxes`` (N, 4)) has at
+        least ``ghost_cover_frac`` of its area inside the box of a VISIBLE track."""
+        t = self._table
+        covered = np.zeros(len(t), bool)
+        g, v = np.flatnonzero(ghosts), np.flatnonzero(t.state == _VISIBLE)
+        if g.size == 0 or v.size == 0:
+            return covered
+        iou = iou_matrix(boxes[g], boxes[v])  # (G, V)
+        area_g = boxes[g, 2] * boxes[g, 3]
+        area_v = boxes[v, 2] * boxes[v, 3]
+        inter = iou * (area_g[:, None] + area_v[None, :]) / (1.0 + iou)  # IoU = I / (A + B - I)
+        covered[g] = (inter / area_g[:, None]).max(axis=1) >= self.config.ghost_cover_frac
+        return covered
 
     def _publish(self, rows: np.ndarray) -> list[Track]:
         """The tracks ``rows`` as published :class:`Track` objects (arrays copied out of the table)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy.stats import chi2
 
+from object_permanence.core.appearance_memory import MEMORY_KINDS
 from object_permanence.core.kalman import BoxKalmanParams
 from object_permanence.core.motion_models import MOTION_MODELS
 
@@ -22,14 +23,31 @@ class WorldModelConfig:
 
     min_hits: matched frames that confirm a TENTATIVE track (BIRTH).
     max_tentative_misses: consecutive misses after which a TENTATIVE track is deleted.
-    max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST;
-        4 s lets a 3-second occlusion survive with margin.
+    max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST, when
+        the image size is not known; 4 s lets a 3-second occlusion survive with margin.
     ghost_age_per_hit_s: a ghost's lifetime also grows with the evidence behind it: it is
-        ``min(max_ghost_age_s, max(recent_ghost_s, ghost_age_per_hit_s * hits))``, so a track
+        ``min(cap, max(recent_ghost_s, ghost_age_per_hit_s * hits))``, the cap being
+        ``max_ghost_age_s``, ``ghost_covered_age_s`` or ``ghost_plain_view_age_s``, so a track
         confirmed by a few frames (glare, a brief reflection) does not haunt the scene for seconds
         (the hit-counter idea of Norfair).
+    ghost_covered_age_s: the cap on that lifetime while the
+        ghost's predicted box lies behind a VISIBLE track's box (at least ``ghost_cover_frac`` of
+        its area): an object hidden by a nearer one it is seen next to is expected to be unseen.
+    ghost_plain_view_age_s: the cap while the image size is known and the predicted box is neither
+        covered nor outside the image: an object in plain view that stays undetected this long is
+        more likely gone (or never was) than hidden; a ghost whose predicted centre leaves the image
+        ends at once. Static occluders are not known here: an object hidden behind one for longer
+        is LOST and gets its identity back from the gallery when it shows again (tuned on seeds
+        0-999: 0.7 s).
+    ghost_cover_frac: the fraction of a ghost's predicted box area inside a VISIBLE track's box
+        that counts as covered.
     recent_ghost_s: ghosts unseen at most this long are associated with the VISIBLE tracks
         (stage 1) rather than in the re-identification stage.
+    class_mismatch_cost: added to the association cost of a detection of another class than the
+        track's (a detector confuses classes at times); above the stage's largest cost (2 for
+        VISIBLE tracks) it forbids such a match; in the gallery it only ranks a candidate lower.
+    class_mismatch_min_iou: the IoU with the predicted box such a detection needs (motion evidence
+        alone, the Mahalanobis gate, is not enough across classes).
     iou_gate: smallest IoU that counts as motion evidence (stages 1 and 3).
     gate_probability: the Mahalanobis gate is the chi² quantile of this probability, 4 dof.
     appearance_weight: weight of the appearance (cosine) cost against the motion cost, in [0, 1].
@@ -37,11 +55,37 @@ class WorldModelConfig:
         its Mahalanobis gate.
     reid_gate_scale: the loose motion gate of that re-identification, as a multiple of the
         Mahalanobis gate (on d²).
+    appearance_memory: each track's appearance memory (core/appearance_memory.py): ``dual`` (a
+        working memory of the last ``working_memory_size`` embeddings and a diverse episodic memory
+        of up to ``episodic_memory_size``, after VLM²), ``ema`` (``embedding_momentum``, as
+        StrongSORT / BoT-SORT) or ``bank`` (the last ``bank_size``, DeepSORT's nn_budget).
     embedding_momentum: weight of the old value in a track's appearance EMA, in [0, 1).
+    working_memory_size: embeddings in the dual memory's FIFO working memory.
+    episodic_memory_size: capacity of the dual memory's episodic memory.
+    bank_size: embeddings in the bank memory.
+    gallery_retention_s: seconds a LOST track stays in the gallery, where a new track (while
+        TENTATIVE) that matches it by appearance takes its identity back (REACQUIRED).
+    gallery_capacity: most entries in the gallery (the oldest leave first): memory stays bounded.
+    gallery_min_hits: matched frames a track needs to enter the gallery when it is LOST (glare, a
+        brief reflection or a fragment does not).
+    gallery_max_appearance_cost: largest long-term cosine distance of a gallery re-identification.
+    gallery_distance_base, gallery_distance_per_s: motion plausibility of a gallery or ghost
+        re-identification: the new track's centre must lie within ``h (base + per_s * gap)`` of
+        the path from where the track was last seen on at its velocity for the gap (stopped or
+        carried on), ``h`` its box height and ``gap`` the seconds unseen. The velocity of an object
+        vanishing behind something is poorly known (its visible part shrinks), hence the growth.
+    gallery_exit_distance_per_s: ``per_s`` for a track lost by leaving the image: it can only come
+        back through the border, where it left (a look-alike entering elsewhere is not it).
+    gallery_max_scale_ratio: largest ratio of the new and the last box heights (either way); the
+        height, as an object entering by a side edge is boxed only in part.
+    gallery_veto_margin: a gallery re-identification is vetoed when a VISIBLE track looks clearly
+        more like the new track (its cosine distance + this margin below the gallery one): a
+        reflection or duplicate of a visible object is not given a lost identity.
     publish_tentative: whether TENTATIVE tracks are in the published list.
     motion_model: the box filter the tracks (and their ghosts) are predicted with
         (:mod:`object_permanence.core.motion_models`).
-    measurement_std_frac .. min_std_px: Kalman noise scales (see ``BoxKalmanParams``).
+    measurement_std_frac .. imm_switch_time_s: Kalman noise scales and motion-model constants
+        (see ``BoxKalmanParams``).
 
     Raises:
         ValueError: naming the field and its value, also for inconsistent combinations.
@@ -50,14 +94,32 @@ class WorldModelConfig:
     min_hits: int = 3
     max_tentative_misses: int = 1
     max_ghost_age_s: float = 4.0
-    ghost_age_per_hit_s: float = 0.2
+    ghost_age_per_hit_s: float = 0.1
+    ghost_covered_age_s: float = 4.0
+    ghost_plain_view_age_s: float = 0.7
+    ghost_cover_frac: float = 0.3
     recent_ghost_s: float = 0.5
+    class_mismatch_cost: float = 0.3
+    class_mismatch_min_iou: float = 0.3
     iou_gate: float = 0.1
     gate_probability: float = 0.99
     appearance_weight: float = 0.5
     reid_max_appearance_cost: float = 0.25
     reid_gate_scale: float = 16.0
+    appearance_memory: str = "dual"
     embedding_momentum: float = 0.9
+    working_memory_size: int = 8
+    episodic_memory_size: int = 32
+    bank_size: int = 100
+    gallery_retention_s: float = 30.0
+    gallery_capacity: int = 64
+    gallery_min_hits: int = 10
+    gallery_max_appearance_cost: float = 0.2
+    gallery_distance_base: float = 1.0
+    gallery_distance_per_s: float = 1.0
+    gallery_exit_distance_per_s: float = 0.1
+    gallery_max_scale_ratio: float = 2.0
+    gallery_veto_margin: float = 0.05
     publish_tentative: bool = False
     motion_model: str = "cv"
     measurement_std_frac: float = BoxKalmanParams.measurement_std_frac
@@ -65,6 +127,9 @@ class WorldModelConfig:
     size_accel_std_frac: float = BoxKalmanParams.size_accel_std_frac
     init_velocity_std_frac: float = BoxKalmanParams.init_velocity_std_frac
     min_std_px: float = BoxKalmanParams.min_std_px
+    velocity_time_constant_s: float = BoxKalmanParams.velocity_time_constant_s
+    imm_jerk_std_frac: float = BoxKalmanParams.imm_jerk_std_frac
+    imm_switch_time_s: float = BoxKalmanParams.imm_switch_time_s
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, what: str) -> None:
@@ -85,6 +150,24 @@ class WorldModelConfig:
               "a finite number >= 0")
         check("ghost_age_per_hit_s", is_num(self.ghost_age_per_hit_s) and self.ghost_age_per_hit_s > 0,
               "a finite number > 0")
+        for name in ("ghost_covered_age_s", "ghost_plain_view_age_s", "gallery_retention_s",
+                     "gallery_distance_base", "gallery_distance_per_s", "gallery_exit_distance_per_s"):
+            check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
+        check("class_mismatch_cost", is_num(self.class_mismatch_cost) and self.class_mismatch_cost >= 0,
+              "a finite number >= 0")
+        check("class_mismatch_min_iou", is_num(self.class_mismatch_min_iou)
+              and 0 < self.class_mismatch_min_iou <= 1, "in (0, 1]")
+        check("ghost_cover_frac", is_num(self.ghost_cover_frac) and 0 < self.ghost_cover_frac <= 1, "in (0, 1]")
+        check("appearance_memory", self.appearance_memory in MEMORY_KINDS, f"one of {MEMORY_KINDS}")
+        for name in ("working_memory_size", "episodic_memory_size", "bank_size", "gallery_min_hits"):
+            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
+        check("gallery_capacity", is_int(self.gallery_capacity) and self.gallery_capacity >= 0, "an integer >= 0")
+        check("gallery_max_appearance_cost", is_num(self.gallery_max_appearance_cost)
+              and 0 <= self.gallery_max_appearance_cost <= 2, "in [0, 2]")
+        check("gallery_max_scale_ratio", is_num(self.gallery_max_scale_ratio)
+              and self.gallery_max_scale_ratio >= 1, "a finite number >= 1")
+        check("gallery_veto_margin", is_num(self.gallery_veto_margin) and 0 <= self.gallery_veto_margin <= 2,
+              "in [0, 2]")
         check("recent_ghost_s", is_num(self.recent_ghost_s) and self.recent_ghost_s >= 0,
               "a finite number >= 0")
         check("iou_gate", is_num(self.iou_gate) and 0 < self.iou_gate <= 1, "in (0, 1]")
@@ -103,9 +186,10 @@ class WorldModelConfig:
         for name in _KALMAN_FIELDS:
             check(name, is_num(getattr(self, name)) and getattr(self, name) > 0,
                   "a positive finite number")
-        if self.recent_ghost_s > self.max_ghost_age_s:
-            raise ValueError(f"recent_ghost_s ({self.recent_ghost_s!r}) must not exceed "
-                             f"max_ghost_age_s ({self.max_ghost_age_s!r})")
+        for cap in ("max_ghost_age_s", "ghost_covered_age_s", "ghost_plain_view_age_s"):
+            if self.recent_ghost_s > getattr(self, cap):
+                raise ValueError(f"recent_ghost_s ({self.recent_ghost_s!r}) must not exceed "
+                                 f"{cap} ({getattr(self, cap)!r})")
 
     @property
     def kalman_params(self) -> BoxKalmanParams:

@@ -7,7 +7,9 @@ every frame with Gaussian jitter, so each frame has n detections (the same ones 
 Each tracker gets warm-up frames, then its step is timed over ``--frames`` frames (median):
 
 * ``ours``: :meth:`WorldModel.step` on a ``list[Detection]`` (with ``--embedding-dim`` appearance
-  embeddings, as the detector node sends them; 0 for none), publishing ``Track`` objects;
+  embeddings, as the detector node sends them; 0 for none), publishing ``Track`` objects, with the
+  default configuration; ``ours[<model>]`` the same with ``motion_model=<model>`` for each of
+  ``--motion-models`` (default none);
 * ``bytetrack``, ``sort``, ``ocsort``: the peer's ``update`` on a ``supervision.Detections`` built
   beforehand (library defaults, 30 fps), returning its arrays.
 
@@ -20,6 +22,7 @@ and after; prints a table. Timings depend on the machine's load: run it on a qui
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from object_permanence.core.eval.peers import _trackers_classes
+from object_permanence.core.motion_models import BASE_MODELS
 from object_permanence.core.types import Detection
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
 
@@ -58,9 +62,10 @@ def _embeddings(n: int, dim: int, seed: int = 1) -> np.ndarray | None:
     return e / np.linalg.norm(e, axis=1, keepdims=True)
 
 
-def time_ours(frames: list[np.ndarray], embeddings: np.ndarray | None, warmup: int) -> list[float]:
-    """Step times (ms) of our world model after ``warmup`` frames."""
-    wm = WorldModel(WorldModelConfig())
+def time_ours(frames: list[np.ndarray], embeddings: np.ndarray | None, warmup: int,
+              config: WorldModelConfig | None = None) -> list[float]:
+    """Step times (ms) of our world model (default configuration unless ``config``) after ``warmup`` frames."""
+    wm = WorldModel(config if config is not None else WorldModelConfig())
     inputs = [[Detection(box=b, score=0.9, class_id=0, class_name="thing",
                          embedding=None if embeddings is None else embeddings[i])
                for i, b in enumerate(boxes)] for boxes in frames]
@@ -92,13 +97,19 @@ def time_peer(name: str, frames: list[np.ndarray], warmup: int) -> list[float]:
     return times
 
 
-def run(sizes: list[int], frames: int, warmup: int, embedding_dim: int) -> list[dict]:
-    """The benchmark rows, ours first for each n."""
+def run(sizes: list[int], frames: int, warmup: int, embedding_dim: int,
+        motion_models: tuple[str, ...] = ()) -> list[dict]:
+    """The benchmark rows, ours first for each n, then ours with each of ``motion_models``, then the peers."""
     rows = []
     for n in sizes:
         boxes = make_frames(n, warmup + frames, embedding_dim)
         ours = float(np.median(time_ours(boxes, _embeddings(n, embedding_dim), warmup)))
         rows.append({"tracker": "ours", "n": n, "step_ms_median": round(ours, 4), "ratio_to_ours": 1.0})
+        for model in motion_models:
+            config = dataclasses.replace(WorldModelConfig(), motion_model=model)
+            t = float(np.median(time_ours(boxes, _embeddings(n, embedding_dim), warmup, config)))
+            rows.append({"tracker": f"ours[{model}]", "n": n, "step_ms_median": round(t, 4),
+                         "ratio_to_ours": round(t / ours, 3)})
         for name in PEERS:
             peer = float(np.median(time_peer(name, boxes, warmup)))
             rows.append({"tracker": name, "n": n, "step_ms_median": round(peer, 4),
@@ -114,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10, help="untimed frames first (default 10)")
     parser.add_argument("--embedding-dim", type=int, default=128,
                         help="appearance embedding length given to ours (default 128, the detector's; 0: none)")
+    parser.add_argument("--motion-models", default="",
+                        help=f"also time ours with these motion models, comma-separated from {','.join(BASE_MODELS)}")
     args = parser.parse_args(argv)
+    models = tuple(m.strip() for m in args.motion_models.split(",") if m.strip())
+    if any(m not in BASE_MODELS for m in models):
+        parser.error(f"--motion-models must be a comma-separated subset of {','.join(BASE_MODELS)}, "
+                     f"got {args.motion_models!r}")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if not sizes or min(sizes) < 1:
         parser.error(f"--sizes must be positive integers, got {args.sizes!r}")
@@ -123,16 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup < 0 or args.embedding_dim < 0:
         parser.error("--warmup and --embedding-dim must be >= 0")
     load_before = os.getloadavg()
-    rows = run(sizes, args.frames, args.warmup, args.embedding_dim)
+    rows = run(sizes, args.frames, args.warmup, args.embedding_dim, models)
     load_after = os.getloadavg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"rows": rows, "frames": args.frames, "warmup": args.warmup, "embedding_dim": args.embedding_dim,
            "load_average_1m": {"before": load_before[0], "after": load_after[0]}, "cpu_count": os.cpu_count()}
     (out / "world_model.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"{'tracker':<10} {'n':>5} {'step_ms_median':>15} {'ratio_to_ours':>14}")
+    print(f"{'tracker':<14} {'n':>5} {'step_ms_median':>15} {'ratio_to_ours':>14}")
     for r in rows:
-        print(f"{r['tracker']:<10} {r['n']:>5} {r['step_ms_median']:>15.3f} {r['ratio_to_ours']:>14.2f}")
+        print(f"{r['tracker']:<14} {r['n']:>5} {r['step_ms_median']:>15.3f} {r['ratio_to_ours']:>14.2f}")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}; wrote {out / 'world_model.json'}")
     return 0
 

@@ -11,6 +11,11 @@ the shared metrics; see :mod:`object_permanence.core.eval.tracking_eval` for the
     python -m object_permanence.tools.eval_tracking --out out/eval [--seeds 1000-1004]
         [--scenarios clean,crossing] [--difficulties realistic,hard] [--frames N] [--workers 2]
 
+Every tracker is also judged on re-entry (:mod:`object_permanence.core.eval.reentry`): the share of
+returns after >= 2 s out of view that keep their identity and the share of look-alike newcomers
+(the simulator's objects with ``lookalike_of``) wrongly given an old one (row keys
+:data:`~object_permanence.core.eval.reentry.REENTRY_KEYS`, a table of its own in ``tracking.md``).
+
 Writes ``tracking.json`` (one row per dataset, difficulty and tracker), ``tracking.md``,
 ``tracking.png``, ``sequences.json`` (every sequence's figures and counts), the detections and
 ground truth as MOTChallenge sequences (``detections/<seq>-<camera>/``: ``seqinfo.ini``,
@@ -35,7 +40,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,8 @@ from object_permanence.core.appearance import ColorHistogramEmbedder
 from object_permanence.core.eval.mot import track_rows
 from object_permanence.core.eval.mot_io import MotTrackRow, write_mot_tracks
 from object_permanence.core.eval.peer_tuning import tune_peers
+from object_permanence.core.eval.records import CameraIndex
+from object_permanence.core.eval.reentry import ReentryCounts, add_reentry_columns, reentry_counts, reentry_markdown
 from object_permanence.core.eval.peers import (
     ACTIVATION_VALUES,
     IOU_VALUES,
@@ -68,6 +75,7 @@ from object_permanence.core.eval.sequences import (
 )
 from object_permanence.core.eval.tracking_eval import (
     SequenceScore,
+    build_records,
     rows_from_scores,
     run_tracker,
     score_run,
@@ -76,7 +84,8 @@ from object_permanence.core.eval.tracking_report import markdown_tables, plot_id
 from object_permanence.core.eval.tud_campus import DATASET as TUD_DATASET
 from object_permanence.core.eval.tud_campus import DIFFICULTY as TUD_DIFFICULTY
 from object_permanence.core.eval.tud_campus import tud_sequence
-from object_permanence.core.sim.scenarios import SCENARIOS
+from object_permanence.core.sim.scenarios import SCENARIOS, make_scenario
+from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.types import Track, TrackState
 from object_permanence.core.world_model import WorldModelConfig
 from object_permanence.tools.shared_data import SHARED_DATA_ENV, shared_data_root
@@ -172,17 +181,47 @@ def _track_file_rows(frames: list[list[Track]], state: TrackState) -> list[MotTr
     return rows
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """One tracker on one sequence: the shared figures and the re-entry counts (all cameras)."""
+
+    score: SequenceScore
+    reentry: ReentryCounts
+
+
+def lookalike_newcomers(scenario: str, seed: int) -> tuple[int, ...]:
+    """Ids of the look-alike newcomers of the simulated world ``scenario`` with ``seed`` (its plan
+    only: the textures do not change it, so the cheap synthetic ones are drawn)."""
+    world = SimWorld(replace(make_scenario(scenario), textures="synthetic"), seed=seed)
+    return tuple(spec.object_id for spec in world.objects if spec.lookalike_of)
+
+
+def sequence_reentry(seq: EvalSequence, tracks: dict[str, list[list[Track]]],
+                     newcomers: Sequence[int] = ()) -> ReentryCounts:
+    """Re-entry counts of one tracker's ``tracks`` on ``seq``, summed over its cameras."""
+    records = build_records(seq, tracks)
+    total = ReentryCounts()
+    for cam in seq.streams:
+        total += reentry_counts(records, cam, seq.fps, newcomers, index=CameraIndex(records, cam))
+    return total
+
+
 def evaluate_sequence(seq: EvalSequence, trackers: Sequence[str], wm_config: WorldModelConfig,
-                      peer_params: dict[str, dict[str, Any]], out: Path) -> list[SequenceScore]:
+                      peer_params: dict[str, dict[str, Any]], out: Path | None,
+                      newcomers: Sequence[int] = ()) -> list[RunResult]:
     """Write ``seq``'s detections and ground truth, read them back, run and score each tracker,
     write its tracks (``tracks/<tracker>/data/``, TrackEval's layout) and ghosts (``ghosts/<tracker>/``,
-    ours only: the peers have none); returns one score per tracker."""
-    folders = write_sequence(seq, out / "detections")
-    seq = reload_detections(seq, folders)
-    scores = []
+    ours only: the peers have none); returns one result per tracker. ``out`` None: nothing is
+    written (the detections are then used as simulated). ``newcomers``: the look-alike ids."""
+    if out is not None:
+        folders = write_sequence(seq, out / "detections")
+        seq = reload_detections(seq, folders)
+    results = []
     for name in trackers:
         tracks = run_tracker(seq, lambda: make_tracker(name, wm_config, peer_params, seq.fps))
-        scores.append(score_run(seq, name, tracks))
+        results.append(RunResult(score_run(seq, name, tracks), sequence_reentry(seq, tracks, newcomers)))
+        if out is None:
+            continue
         for cam, frames in tracks.items():
             for folder, state in ((out / "tracks" / name / "data", TrackState.VISIBLE),
                                   (out / "ghosts" / name, TrackState.OCCLUDED)):
@@ -190,7 +229,7 @@ def evaluate_sequence(seq: EvalSequence, trackers: Sequence[str], wm_config: Wor
                     continue
                 folder.mkdir(parents=True, exist_ok=True)
                 write_mot_tracks(folder / f"{folders[cam].name}.txt", _track_file_rows(frames, state), exact=True)
-    return scores
+    return results
 
 
 @dataclass(frozen=True)
@@ -218,26 +257,27 @@ class EvalJob:
     tud: Path | None = None
 
 
-def run_job(setup: EvalSetup, job: EvalJob) -> list[SequenceScore]:
+def run_job(setup: EvalSetup, job: EvalJob) -> list[RunResult]:
     """Evaluate every tracker on the sequence(s) of ``job``."""
     if job.tud is not None:
         seq = tud_sequence(job.tud, job.seed)
         if setup.frames is not None and setup.frames < seq.n_frames:
             seq.streams = {c: CameraStream(s.detections[:setup.frames], s.truth[:setup.frames])
                            for c, s in seq.streams.items()}
-        sequences = [seq]
+        sequences, newcomers = [seq], ()
     else:
         embedder = ColorHistogramEmbedder(bins=setup.embedding_bins)
         sequences = list(simulate_sequences(job.scenario, job.seed, setup.difficulties, setup.frames,
                                             embedder=embedder).values())
-    return [score for seq in sequences
-            for score in evaluate_sequence(seq, setup.trackers, setup.wm_config, setup.peer_params, setup.out)]
+        newcomers = lookalike_newcomers(job.scenario, job.seed)
+    return [result for seq in sequences for result in evaluate_sequence(
+        seq, setup.trackers, setup.wm_config, setup.peer_params, setup.out, newcomers)]
 
 
-def run_jobs(setup: EvalSetup, jobs: Sequence[EvalJob], workers: int) -> list[SequenceScore]:
+def run_jobs(setup: EvalSetup, jobs: Sequence[EvalJob], workers: int) -> list[RunResult]:
     """Run ``jobs``, in ``workers`` forked processes when > 1, with a progress bar; the scores
     come back sorted by dataset, difficulty, seed and tracker."""
-    scores: list[SequenceScore] = []
+    scores: list[RunResult] = []
     work = functools.partial(run_job, setup)
     with tqdm(total=len(jobs), desc="eval sequences", unit="job", disable=None) as bar:
         if workers <= 1:
@@ -254,7 +294,7 @@ def run_jobs(setup: EvalSetup, jobs: Sequence[EvalJob], workers: int) -> list[Se
                 pool.close()
                 pool.join()
     # the order the workers finish in must not change a figure (float sums) or the files
-    return sorted(scores, key=lambda s: (s.dataset, s.difficulty, s.seed, s.tracker))
+    return sorted(scores, key=lambda r: (r.score.dataset, r.score.difficulty, r.score.seed, r.score.tracker))
 
 
 def _titles(seeds: Sequence[int], frames: int | None) -> dict[str, str]:
@@ -266,11 +306,12 @@ def _titles(seeds: Sequence[int], frames: int | None) -> dict[str, str]:
     return titles
 
 
-def write_report(rows: list[dict[str, Any]], scores: Sequence[SequenceScore], out: Path, seeds: Sequence[int],
+def write_report(rows: list[dict[str, Any]], results: Sequence[RunResult], out: Path, seeds: Sequence[int],
                  frames: int | None, command: str, elapsed_s: float) -> None:
     """``tracking.json``, ``sequences.json``, ``tracking.md`` and ``tracking.png`` in ``out``."""
     (out / "tracking.json").write_text(json.dumps(rows, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    (out / "sequences.json").write_text(json.dumps([asdict(s) for s in scores], indent=1, allow_nan=False) + "\n",
+    (out / "sequences.json").write_text(json.dumps([{**asdict(r.score), "reentry": asdict(r.reentry)}
+                                                    for r in results], indent=1, allow_nan=False) + "\n",
                                         encoding="utf-8")
     warning = "" if min(seeds) >= HELD_OUT_SEED else (
         f"**Not a held-out figure: seeds below {HELD_OUT_SEED} are tuning seeds.**\n\n")
@@ -278,7 +319,8 @@ def write_report(rows: list[dict[str, Any]], scores: Sequence[SequenceScore], ou
               f"`{command}` — {elapsed_s / 60:.1f} min. HOTA, IDF1, MOTA, occlusion recovery and ghost "
               f"precision in %; — where a tracker has no samples (the peers publish no ghosts). "
               f"Bold: best HOTA / IDF1 per dataset.\n\n")
-    (out / "tracking.md").write_text(header + markdown_tables(rows, _titles(seeds, frames)), encoding="utf-8")
+    (out / "tracking.md").write_text(header + markdown_tables(rows, _titles(seeds, frames)) + "\n"
+                                     + reentry_markdown(rows), encoding="utf-8")
     plot_identity(rows, out / "tracking.png")
 
 
@@ -358,13 +400,16 @@ def _evaluate(args: argparse.Namespace, command: str, seeds: list[int], scenario
     jobs = [EvalJob(seed, scenario=s) for s in scenarios for seed in seeds]
     jobs += [EvalJob(seed, tud=tud) for seed in seeds] if tud is not None else []
     start = time.perf_counter()
-    scores = run_jobs(setup, jobs, args.workers)
+    results = run_jobs(setup, jobs, args.workers)
     write_seqmap(args.out / "detections")
     elapsed = time.perf_counter() - start
-    rows = rows_from_scores(scores, trackers, (*DIFFICULTIES, TUD_DIFFICULTY), (*SCENARIOS, TUD_DATASET))
-    write_report(rows, scores, args.out, seeds, args.frames, command, elapsed)
+    rows = rows_from_scores([r.score for r in results], trackers, (*DIFFICULTIES, TUD_DIFFICULTY),
+                            (*SCENARIOS, TUD_DATASET))
+    add_reentry_columns(rows, [(r.score.dataset, r.score.difficulty, r.score.tracker, r.reentry) for r in results])
+    write_report(rows, results, args.out, seeds, args.frames, command, elapsed)
     print(markdown_tables(rows, _titles(seeds, args.frames)))
-    print(f"eval_tracking: {len(scores)} runs in {elapsed / 60:.1f} min; wrote {args.out / 'tracking.json'}, "
+    print(reentry_markdown(rows))
+    print(f"eval_tracking: {len(results)} runs in {elapsed / 60:.1f} min; wrote {args.out / 'tracking.json'}, "
           f"tracking.md, tracking.png", file=sys.stderr)
     return 0
 
