@@ -1,10 +1,14 @@
 """Per-track persistence scores and decision latency (``core.eval.persistence``) on hand-built records."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
-from test_metrics import GLARE, add_nuisance, dec, det, gt, perfect_records, trk
+from test_metrics import GAP, GLARE, POS1, POS2, add_nuisance, dec, det, gt, perfect_records, t3, trk
 
 from object_permanence.core.eval.persistence import persistence_counts, persistence_tracks
+from object_permanence.core.eval.records import CameraIndex
 from object_permanence.core.types import ObjectKind, TrackState
 
 
@@ -82,3 +86,49 @@ def test_tracks_without_decisions_or_detections_are_not_scored():
     records[3].tracks_left.append(trk(40, TrackState.VISIBLE, GLARE))  # never decided
     records[4].decisions_left.append(dec(41, True))  # decided, never published
     assert persistence_tracks(records).tracks == 4
+
+
+def _eval_tool():
+    pytest.importorskip("rclpy")  # the tool builds the shipped configs through ros.params
+    from object_permanence.tools import eval_persistence
+
+    return eval_persistence
+
+
+def test_spurious_3d_points_are_named_by_cause():
+    ep = _eval_tool()
+    records = perfect_records()
+    add_nuisance(records, keep=True)  # frames 5-14: a kept glare triangulated at (1, -1, 2)
+    off = np.array([0.0, 0.0, 1.0])
+    for t in GAP:  # object 1 hidden: its 3D ghost drifts 1 m; from frame 30 its left 2D ghost is off too
+        rec = records[t]
+        rec.tracks3d[0] = replace(rec.tracks3d[0], position=np.add(POS1, off))
+        if t >= 30:
+            rec.tracks_left[0] = trk(10, TrackState.OCCLUDED, [500.0, 400.0, 40.0, 80.0])
+    records[1].tracks3d[1] = replace(records[1].tracks3d[1], position=np.add(POS2, off))   # a young 3D track
+    records[50].tracks3d[1] = replace(records[50].tracks3d[1], position=np.add(POS2, off))  # a seen pair off
+    swapped = replace(t3(9, TrackState.VISIBLE, (3.0, 3.0, 3.0), 10), right_track_id=20)
+    records[45].tracks3d.append(swapped)  # left track of object 1 paired with the right track of object 2
+    indexes = {c: CameraIndex(records, c) for c in ("left", "right")}
+    causes = ep.spurious_causes(records, indexes)
+    assert dict(causes) == {"nuisance_track": 10, "ghost_3d_drift": 10, "ghost_2d_off_object": 5,
+                            "first_3d_frames": 1, "visible_pair_error": 1, "wrong_pairing": 1}
+    assert set(causes) <= set(ep.CAUSES)
+    assert dict(ep.spurious_causes(records, indexes, filtered=False)) == {"nuisance_track": 10}
+
+
+def test_track_start_latency_and_the_decision_at_three_frames():
+    ep = _eval_tool()
+    tracks = ep.TrackDecisions(
+        decisions={("left", 1): [(t, True) for t in range(2, 11)],                  # real, kept at once
+                   ("left", 2): [(t, t >= 6) for t in range(2, 11)],                # real, kept late
+                   ("left", 3): [(t, t < 4) for t in range(2, 11)],                 # nuisance kept 2 frames
+                   ("right", 4): [(t, False) for t in range(50, 60)]},              # nuisance, never kept
+        birth={("left", 1): 0, ("left", 2): 0, ("left", 3): 0, ("right", 4): 48}, max_score={})
+    real = {("left", 1): True, ("left", 2): True, ("left", 3): False, ("right", 4): False}
+    assert ep.track_start_figures(tracks, real) == {"tracks": 4, "real": 2, "fast": 2, "kept_at": 2,
+                                                    "kept_real_at": 1}
+    assert ep.track_start_figures(tracks, real, within=5)["fast"] == 3  # the nuisance is out by frame 4
+    collected = ep.collect_decisions(perfect_records(10))
+    assert collected.birth[("left", 10)] == -10 and len(collected.decisions[("right", 20)]) == 10
+    assert collected.max_score[("left", 20)] == pytest.approx(0.9)

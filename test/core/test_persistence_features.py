@@ -8,7 +8,15 @@ import pytest
 from object_permanence.core.persistence import FEATURES, N_FEATURES, PersistenceFilter, PersistenceModel, TrackHistory
 from object_permanence.core.persistence.dataset import TrackSequences
 from object_permanence.core.persistence.existence import BayesianExistence, ExistenceConfig, existence_curves
-from object_permanence.core.persistence.features import StereoConfig, context_rows, cosine, stereo_features
+from object_permanence.core.persistence.features import (
+    HISTOGRAM_BINS,
+    StereoConfig,
+    context_rows,
+    cosine,
+    histogram_moments,
+    stereo_features,
+    twin_similarity,
+)
 from object_permanence.core.persistence.history import NO_CONTEXT, pad_histories
 from object_permanence.core.persistence.training import choose_threshold, make_windows, prefix_scores_to_track
 from object_permanence.core.types import Track, TrackState
@@ -52,6 +60,36 @@ def test_context_rows_carry_appearance_and_innovation() -> None:
     assert cosine(None, e1) == 1.0 and cosine(e1, e2) == 0.0
     with pytest.raises(ValueError, match="previous_embeddings"):
         context_rows([a], None, 1.0, StereoConfig(), [])
+
+
+def test_histogram_moments_read_brightness_and_saturation_of_the_embedder() -> None:
+    from object_permanence.core.appearance import ColorHistogramEmbedder
+
+    embedder = ColorHistogramEmbedder()
+    assert embedder.bins == HISTOGRAM_BINS
+    box = np.array([[25.0, 25.0, 40.0, 40.0]])
+    glare = np.full((50, 50, 3), 255, np.uint8)                      # white: no saturation, full value
+    dim_red = np.zeros((50, 50, 3), np.uint8)
+    dim_red[..., 2] = 120                                            # BGR red at V = 120: S = 255, V bin 1 of 4
+    assert histogram_moments(embedder.embed(glare, box)[0]) == pytest.approx((0.0, 1.0))
+    assert histogram_moments(embedder.embed(dim_red, box)[0]) == pytest.approx((1.0, 1.0 / 3.0))
+    assert histogram_moments(None) == histogram_moments(np.ones(5)) == histogram_moments(np.zeros(128)) == (0.5, 0.5)
+    row = TrackHistory(1, 2)
+    row.append(trk(1, 100, 100, embedding=embedder.embed(glare, box)[0]))
+    assert (row.features()[0, COL["app_saturation"]], row.features()[0, COL["app_value"]]) == (0.0, 1.0)
+
+
+def test_twin_similarity_finds_the_look_alike_in_the_same_view() -> None:
+    e = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 0.0, 1.0]])
+    tracks = [trk(i, 100 * i, 100, embedding=e[i]) for i in range(3)]
+    sim = twin_similarity(tracks)
+    cos01 = 0.9 / np.hypot(0.9, 0.1)                                 # cos = <a, b> / (|a| |b|)
+    np.testing.assert_allclose(sim, [cos01, cos01, 0.0], rtol=1e-6)
+    assert twin_similarity(tracks[:1]).tolist() == [0.0]             # alone: no twin
+    assert twin_similarity([trk(1, 0, 0), *tracks[:1]]).tolist() == [0.0, 0.0]  # an embedding missing
+    rows = context_rows(tracks, None, 1.0, StereoConfig(), [None] * 3)
+    np.testing.assert_allclose(rows[:, -1], sim)
+    assert rows.shape[1] == len(NO_CONTEXT)
 
 
 def test_filter_step_uses_the_other_view_and_validates_camera() -> None:

@@ -137,7 +137,8 @@ def write_model_card(path: Path, weights: Path, n_params: int, summary: dict) ->
         f"{summary['val']['precision']:.4f}, recall {summary['val']['recall']:.4f}, F1 {summary['val']['f1']:.4f}.",
         "- Curves: `training_curves.png`. Held-out figures: `make eval-persistence` (`out/eval/persistence.json`).",
         "",
-        "## Reproduce", "```", summary["command"], "```", "",
+        "## Reproduce", "```", *([summary["data_command"]] if summary.get("data_command") else []),
+        summary["command"], "```", "",
         "## Limits",
         "- Trained on the simulator only; retrain (or at least re-choose the thresholds) for a real detector.",
     ]
@@ -207,8 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.load_state_dict(best_state)
     keep = best_row["val_threshold"]
     release = max(0.0, keep - args.hysteresis)
+    made = args.data / "summary.json"  # written by make_persistence_data: how the data was generated
     summary = {
         "command": "python -m object_permanence.tools.train_persistence " + " ".join(argv or sys.argv[1:]),
+        "data_command": json.loads(made.read_text()).get("command") if made.is_file() else None,
         "seed": args.seed, "device": device, "threads": args.threads, "parameters": n_params,
         "config": model.config.as_dict(), "epochs_run": len(history), "best_epoch": best_row["epoch"],
         "patience": args.patience, "train_seconds": seconds, "keep_threshold": keep, "release_threshold": release,

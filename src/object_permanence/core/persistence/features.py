@@ -6,6 +6,11 @@ confidences alone cannot tell it from an object. It rarely has a partner in the 
 on the same rows with a plausible disparity and a similar size and appearance, and its appearance
 and measured box jump more than an object's. All functions work on whole frames (vectorised over
 the tracks of both views).
+
+Appearance also separates nuisances by itself: a glare spot is a bright, unsaturated blob; a
+reflection is a dimmed copy of an object in the same view (an appearance twin).
+:func:`histogram_moments` reads brightness and saturation from the colour-histogram embedding and
+:func:`twin_similarity` the closest appearance twin in the same view.
 """
 from __future__ import annotations
 
@@ -25,10 +30,15 @@ CONTEXT_FEATURES = (
     "stereo_app_sim",      # cosine similarity of the embeddings of track and partner (0 when none)
     "innovation_rel",      # |measured centre - filtered centre| / box size (0 when unmatched)
     "app_sim_prev",        # cosine similarity of this frame's embedding with the previous one (1 when unknown)
+    "twin_app_sim",        # largest cosine similarity with another track of the same view (0 when none)
 )
 N_CONTEXT = len(CONTEXT_FEATURES)
 
 _CLIP = 1.0  # the relative errors above are clipped to [0, _CLIP]
+
+#: Hue, saturation and value bins of the colour-histogram embedding (C order, as
+#: :class:`appearance.ColorHistogramEmbedder` writes it by default).
+HISTOGRAM_BINS = (8, 4, 4)
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,37 @@ def stereo_features(tracks: Sequence[Track], others: Sequence[Track] | None, dis
     return out
 
 
+def histogram_moments(embedding: np.ndarray | None,
+                      bins: tuple[int, int, int] = HISTOGRAM_BINS) -> tuple[float, float]:
+    """(mean saturation, mean value), each in [0, 1], of a colour-histogram embedding of ``bins``
+    (H, S, V) bins: the histogram mass per bin is proportional to the embedding (an L2-normalised
+    count vector), w = e / sum(e), and mean_S = sum_i w_i s_i / (S - 1) with s_i the bin's
+    saturation index (value alike). (0.5, 0.5) when the embedding is missing, empty or of another
+    size (no evidence)."""
+    if embedding is None:
+        return 0.5, 0.5
+    e = np.clip(np.asarray(embedding, np.float64).ravel(), 0.0, None)
+    total = e.sum()
+    if e.size != int(np.prod(bins)) or not total > 0:
+        return 0.5, 0.5
+    w = e.reshape(bins) / total                                     # w_hsv = e_hsv / sum e
+    sat = w.sum(axis=(0, 2)) @ np.arange(bins[1]) / max(bins[1] - 1, 1)   # mean_S = sum_s w_s s / (S-1)
+    val = w.sum(axis=(0, 1)) @ np.arange(bins[2]) / max(bins[2] - 1, 1)   # mean_V = sum_v w_v v / (V-1)
+    return float(sat), float(val)
+
+
+def twin_similarity(tracks: Sequence[Track]) -> np.ndarray:
+    """(N,) largest cosine similarity of each track's embedding with any other track of the same
+    view (a reflection's source looks like it); 0 when alone or when embeddings are missing."""
+    out = np.zeros(len(tracks), np.float32)
+    e = _unit_embeddings(tracks)
+    if e is None or len(tracks) < 2:
+        return out
+    sim = e @ e.T                                                   # cos_ij = <e_i, e_j> of unit vectors
+    np.fill_diagonal(sim, -np.inf)
+    return np.clip(sim.max(axis=1), 0.0, 1.0).astype(np.float32)
+
+
 def innovation_features(tracks: Sequence[Track]) -> np.ndarray:
     """(N,) |measured centre - filtered centre| / sqrt(w h) per track (0 when unmatched this frame)."""
     out = np.zeros(len(tracks), np.float32)
@@ -136,4 +177,5 @@ def context_rows(tracks: Sequence[Track], others: Sequence[Track] | None, dispar
     innov = innovation_features(tracks)
     app = np.array([cosine(t.embedding, p) if t.frames_since_seen == 0 else 1.0
                     for t, p in zip(tracks, previous_embeddings)], np.float32)
-    return np.concatenate([stereo, innov[:, None], app[:, None]], axis=1).astype(np.float32)
+    twin = twin_similarity(tracks)
+    return np.concatenate([stereo, innov[:, None], app[:, None], twin[:, None]], axis=1).astype(np.float32)

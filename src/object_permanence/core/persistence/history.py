@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from object_permanence.core.persistence.features import CONTEXT_FEATURES, N_CONTEXT
+from object_permanence.core.persistence.features import CONTEXT_FEATURES, N_CONTEXT, histogram_moments
 from object_permanence.core.types import Track, TrackState
 
 #: History window (frames) the learned model is trained for and the filter keeps by default
@@ -28,12 +28,14 @@ TRACK_FEATURES = (
     "cov_trace_rel",      # sqrt(trace of the centre covariance) / box size
     "occluded",           # 1 while the track is a ghost
     "frames_since_seen",
+    "app_saturation",     # mean saturation of the track's colour histogram, [0, 1] (glare: low)
+    "app_value",          # mean brightness of the track's colour histogram, [0, 1] (glare: high; reflection: dimmed)
 )
 #: Columns of a history row.
 FEATURES = TRACK_FEATURES + CONTEXT_FEATURES
 N_FEATURES = len(FEATURES)
 #: The context row of a track seen without context (no other view, no innovation, no appearance change).
-NO_CONTEXT = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0], np.float32)
+NO_CONTEXT = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0], np.float32)
 
 
 def track_features(track: Track) -> np.ndarray:
@@ -41,6 +43,7 @@ def track_features(track: Track) -> np.ndarray:
     w, h = max(float(track.box[2]), 1.0), max(float(track.box[3]), 1.0)
     size = np.sqrt(w * h)
     matched = track.frames_since_seen == 0
+    saturation, value = histogram_moments(track.embedding)
     return np.array([
         float(matched),
         float(track.score) if matched else 0.0,
@@ -49,6 +52,7 @@ def track_features(track: Track) -> np.ndarray:
         np.sqrt(max(float(track.covariance[0, 0] + track.covariance[1, 1]), 0.0)) / size,
         float(track.state == TrackState.OCCLUDED),
         float(track.frames_since_seen),
+        saturation, value,
     ], dtype=np.float32)
 
 
