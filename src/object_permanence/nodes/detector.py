@@ -1,12 +1,16 @@
 """detector: detects objects in both views of a stereo pair in one batch and computes one
 appearance embedding per detection (``stereo/<cam>/image_raw`` -> ``stereo/<cam>/detections``).
 
-Backends: ``ultralytics`` (any YOLO weights file, on ``device``) and ``simulated`` — a simulator
-of a detector (ground truth from ``sim/ground_truth`` turned into what a real detector reports:
-visible-part boxes, bursty misses, persistent confidences, nuisances, confusions, duplicates and
-merges; ``sim.difficulty`` easy | realistic | hard), for evaluating the rest of the pipeline on the sim."""
+Backends: ``onnxruntime`` (a YOLO model exported to ``.onnx`` by ``tools/export_detector``: no torch
+at run time, the fastest on a CPU), ``ultralytics`` (any YOLO ``.pt`` weights through torch, on
+``device``, float16 on CUDA with ``half``) and ``simulated`` — a simulator of a detector (ground
+truth from ``sim/ground_truth`` turned into what a real detector reports: visible-part boxes, bursty
+misses, persistent confidences, nuisances, confusions, duplicates and merges; ``sim.difficulty``
+easy | realistic | hard), for evaluating the rest of the pipeline on the sim. ``classes`` keeps
+only the named classes, whatever the backend."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -15,6 +19,8 @@ from sensor_msgs.msg import Image
 
 from object_permanence.core.appearance import ColorHistogramEmbedder
 from object_permanence.core.detection.simulated import DIFFICULTIES, SimulatedDetector, SimulatedDetectorConfig
+from object_permanence.core.detection.yolo_output import YoloDetector, resolve_classes
+from object_permanence.core.sim.scenarios import CLASS_NAMES
 from object_permanence.core.types import Detection
 from object_permanence.msg import DetectionArray, SimGroundTruth
 from object_permanence.ros.conversions import (
@@ -30,7 +36,11 @@ from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
 from object_permanence.ros.runner import main_for
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, SyncMonitor, header_stamp_key
 
-BACKENDS = ("simulated", "ultralytics")
+BACKENDS = ("simulated", "ultralytics", "onnxruntime")
+WEIGHTS_SUFFIXES = {"ultralytics": (".pt", ".yaml"), "onnxruntime": (".onnx",)}
+# The YOLO backends' constructor arguments (named first in their ValueErrors) -> node parameters.
+CORE_ARGUMENTS = {"weights": "weights", "device": "device", "imgsz": "imgsz", "half": "half", "threads": "threads",
+                  "classes": "classes", "conf": "conf_threshold", "iou": "iou_threshold", "max_det": "max_detections"}
 CAMERAS = ("left", "right")
 FROM_PRESET = -1  # a sim.<rate> parameter at this value takes the sim.difficulty preset's value
 
@@ -60,14 +70,32 @@ def _sim_config(p: dict) -> SimulatedDetectorConfig:
     return build_config(SimulatedDetectorConfig, values, prefix="sim.")
 
 
+def _class_list(text: str) -> list[str]:
+    """The ``classes`` parameter's entries: comma-separated ids or names, blanks dropped."""
+    return [entry.strip() for entry in text.split(",") if entry.strip()]
+
+
 PARAMS = (
     Param("backend", "simulated", "Detector backend. simulated: a detector simulator over the sim's ground "
-          "truth (for tracker evaluation); ultralytics: YOLO weights (AGPL-3.0, optional).", choices=BACKENDS),
-    Param("weights", "", "ultralytics: weights file (.pt). Nothing is downloaded."),
-    Param("device", "auto", "ultralytics: inference device.", choices=("auto", "cpu", "cuda")),
-    Param("imgsz", 640, "ultralytics: inference size (multiple of 32).", low=32, high=4096),
-    Param("conf_threshold", 0.25, "ultralytics: minimum confidence.", low=0.0, high=1.0),
-    Param("iou_threshold", 0.7, "ultralytics: NMS IoU threshold.", low=0.0, high=1.0),
+          "truth (for tracker evaluation); onnxruntime: a YOLO model exported to .onnx (tools/export_detector; "
+          "no torch, the faster on a CPU); ultralytics: YOLO .pt weights through torch (AGPL-3.0, optional).",
+          choices=BACKENDS),
+    Param("weights", "", "ultralytics: weights file (.pt, or a model .yaml for an untrained network); "
+          "onnxruntime: the exported .onnx. Nothing is downloaded."),
+    Param("device", "auto", "ultralytics, onnxruntime: inference device (auto: CUDA when torch, or the installed "
+          "onnxruntime build, sees it; else cpu).", choices=("auto", "cpu", "cuda")),
+    Param("imgsz", 0, "ultralytics, onnxruntime: inference size, long side in pixels (multiple of 32). 0: the "
+          "weights' own (an .onnx file's fixed input; a .pt's training size).", low=0, high=4096,
+          check=lambda v: None if v % 32 == 0 else f"parameter 'imgsz' is {v}; allowed: 0 or a multiple of 32"),
+    Param("half", False, "ultralytics: float16 inference on CUDA (ignored, with a log line, where device auto "
+          "finds no GPU; an error with device cpu). onnxruntime runs the .onnx file's own precision."),
+    Param("threads", 0, "onnxruntime: intra-op threads. 0: onnxruntime's default (one per physical core).",
+          low=0, high=256),
+    Param("conf_threshold", 0.25, "ultralytics, onnxruntime: minimum confidence.", low=0.0, high=1.0),
+    Param("iou_threshold", 0.7, "ultralytics, onnxruntime: class-aware NMS IoU threshold.", low=0.0, high=1.0),
+    Param("classes", "", "Classes to report: comma-separated class ids or names of the backend's model (e.g. "
+          "'person,car', or '0,2'; the simulated backend's are box, ball, bottle). Empty: every class. An "
+          "unknown entry fails at start-up, listing the model's classes."),
     Param("max_detections", 300, "Per image; the highest-scoring are kept beyond it (logged).", low=1, high=100000),
     Param("embedding_bins", [8, 4, 4], "HSV histogram bins of the appearance embedding (H, S, V)."),
     Param("sync_slop_s", 0.01, "Largest stamp difference (s) within one synchronised set (left image, right "
@@ -85,16 +113,15 @@ class DetectorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("detector", **kwargs)
         p = declare(self, PARAMS)
-        bins = tuple(p["embedding_bins"])
-        if len(bins) != 3 or min(bins) < 1:
-            raise ParameterError(f"parameter 'embedding_bins' must be three positive integers, got {list(bins)}")
-        self._embedder = ColorHistogramEmbedder(bins=bins)
+        self._embedder = self._make_embedder(p)
         self._max_detections = p["max_detections"]
         self._backend = p["backend"]
+        self._classes: tuple[int, ...] | None = None  # a filter the node applies (simulated backend)
         if self._backend == "simulated":
             self._sim = SimulatedDetector(_sim_config(p))
+            self._classes = self._resolve_classes(p["classes"], dict(enumerate(CLASS_NAMES)))
         else:
-            self._yolo = self._load_ultralytics(p)
+            self._yolo = self._load_yolo(p)
         self._pubs = {c: self.create_publisher(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS)
                       for c in CAMERAS}
         n_inputs = 3 if self._backend == "simulated" else 2
@@ -107,16 +134,61 @@ class DetectorNode(Node):
             subscribe(self, Image, f"stereo/{cam}/image_raw", callback, SENSOR_QOS)
         if self._backend == "simulated":
             subscribe(self, SimGroundTruth, "sim/ground_truth", inputs[2], RELIABLE_QOS)
-        self.get_logger().info(f"backend '{self._backend}'")
+        self.get_logger().info(f"backend '{self._backend}'" + (f" ({self._describe_yolo()})"
+                                                               if self._backend != "simulated" else ""))
 
-    def _load_ultralytics(self, p: dict):
-        from object_permanence.core.detection.ultralytics_backend import UltralyticsDetector
+    @staticmethod
+    def _make_embedder(p: dict) -> ColorHistogramEmbedder:
+        """The appearance embedder (the one place it is made; it embeds every published detection)."""
+        bins = tuple(p["embedding_bins"])
+        if len(bins) != 3 or min(bins) < 1:
+            raise ParameterError(f"parameter 'embedding_bins' must be three positive integers, got {list(bins)}")
+        return ColorHistogramEmbedder(bins=bins)
 
+    @staticmethod
+    def _resolve_classes(text: str, names: dict[int, str]) -> tuple[int, ...] | None:
         try:
-            return UltralyticsDetector(p["weights"], p["device"], p["imgsz"], p["conf_threshold"],
-                                       p["iou_threshold"], p["max_detections"])
-        except (OSError, ValueError) as exc:
-            raise ParameterError(f"backend 'ultralytics': {exc}") from exc
+            return resolve_classes(_class_list(text), names)
+        except ValueError as exc:
+            raise ParameterError(f"parameter 'classes': {exc}") from exc
+
+    def _load_yolo(self, p: dict) -> YoloDetector:
+        """The ultralytics or onnxruntime detector; a bad parameter raises ParameterError naming it."""
+        backend, weights = p["backend"], p["weights"]
+        allowed = WEIGHTS_SUFFIXES[backend]
+        if not weights.endswith(allowed):
+            raise ParameterError(f"parameter 'weights' is {weights!r}; backend '{backend}' takes a "
+                                 f"{' or '.join(allowed)} file" + (" (export one with tools/export_detector)"
+                                                                   if backend == "onnxruntime" else ""))
+        classes = _class_list(p["classes"])
+        try:
+            if backend == "onnxruntime":
+                from object_permanence.core.detection.onnx_backend import OnnxDetector
+
+                if p["half"]:
+                    self.get_logger().warning("parameter 'half' applies to the ultralytics backend; onnxruntime "
+                                              "runs the .onnx file's own precision")
+                return OnnxDetector(weights, p["device"], p["imgsz"], p["conf_threshold"], p["iou_threshold"],
+                                    p["max_detections"], classes, p["threads"])
+            from object_permanence.core.detection.ultralytics_backend import UltralyticsDetector
+
+            detector = UltralyticsDetector(weights, p["device"], p["imgsz"], p["conf_threshold"],
+                                           p["iou_threshold"], p["max_detections"], classes, p["half"])
+            if p["half"] and not detector.half:
+                self.get_logger().warning("parameter 'half' ignored: device 'auto' found no CUDA device (float32)")
+            return detector
+        except FileNotFoundError as exc:
+            raise ParameterError(f"parameter 'weights': {exc}") from exc
+        except ValueError as exc:  # the core names its argument first: map it to the parameter
+            argument = re.match(r"[a-z_]*", str(exc)).group()
+            raise ParameterError(f"parameter '{CORE_ARGUMENTS.get(argument, 'weights')}' (backend '{backend}'): "
+                                 f"{exc}") from exc
+
+    def _describe_yolo(self) -> str:
+        names = self._yolo.names
+        return (f"{self._yolo.device}, imgsz {self._yolo.imgsz}, {len(names)} classes"
+                + (f", reporting {[names[i] for i in self._yolo.settings.classes]}" if self._yolo.settings.classes
+                   else ""))
 
     def _on_frame(self, left: Image, right: Image, truth: SimGroundTruth | None = None) -> None:
         try:
@@ -132,6 +204,8 @@ class DetectorNode(Node):
         if truth is not None:
             per_camera = [self._sim.detect(sim_objects_from_msg(objs), truth.frame_index, cam, image.shape[:2])
                           for cam, objs, image in zip(CAMERAS, (truth.left, truth.right), images)]
+            if self._classes is not None:
+                per_camera = [[d for d in dets if d.class_id in self._classes] for dets in per_camera]
         else:
             per_camera = self._yolo.detect(images)
         for cam, msg, image, detections in zip(CAMERAS, (left, right), images, per_camera):
