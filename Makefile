@@ -9,10 +9,13 @@ export PYTHONUNBUFFERED := 1
 ENV := source $(ROOT)/scripts/ros_env.sh
 # The demo runs a held-out seed (>= 1000): everything was tuned on seeds 0-999.
 DEMO_ARGS ?= --scenario cluttered --seed 1000 --frames 300
+# sim: the detector simulator over the ground truth; yolo: the shipped YOLO on the rendered pixels (sim-time paced).
+DETECTOR ?= sim
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo eval eval-persistence train-persistence bench test test-core clean
+.PHONY: setup build demo eval eval-detector eval-persistence train-persistence train-detector train-reid \
+	export-detector bench test test-core clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -20,19 +23,42 @@ setup:
 build: setup
 
 demo: setup
-	$(ENV) && python -m object_permanence.tools.demo --out out/demo $(DEMO_ARGS)
+	$(ENV) && python -m object_permanence.tools.demo --out out/demo --detector $(DETECTOR) $(DEMO_ARGS)
 
 # Every scenario x 5 held-out seeds (realistic and hard) and TUD-Campus, ours vs trackers' peers.
 eval: setup
 	$(ENV) && python -m object_permanence.tools.eval_tracking --out out/eval $(EVAL_ARGS)
 
-# The learned persistence filter: the shipped weights' data (train seeds 0-11, validation 12-13,
+# The trained detector and the learned re-ID embedding on held-out scenes / identities, and the
+# detector simulator's statistics next to the trained detector's -> out/eval/detector.json,
+# reid.json, detector_calibration.json/.md. Renders the detector data set first when missing.
+eval-detector: setup
+	$(ENV) && { test -f out/detector/data/data.yaml || python -m object_permanence.tools.make_detector_data; }
+	$(ENV) && python -m object_permanence.tools.eval_reid
+	$(ENV) && python -m object_permanence.tools.eval_detector
+
+# A YOLO trained from its YAML on rendered sim scenes (train seeds 0-29, val 900-901, test 1000-1004),
+# shipped to models/detector/ with its model card, then exported to ONNX (the CPU default).
+train-detector: setup
+	$(ENV) && python -m object_permanence.tools.make_detector_data
+	$(ENV) && python -m object_permanence.tools.train_detector
+	$(MAKE) export-detector
+
+export-detector: setup
+	$(ENV) && python -m object_permanence.tools.export_detector --weights models/detector/sim_yolo.pt \
+		--out models/detector/sim_yolo.onnx --imgsz 320 --fp16-weights --report out/eval/detector_export.json
+
+# The re-ID embedding network (seeds 0-899, validation 900-999) -> models/reid/.
+train-reid: setup
+	$(ENV) && python -m object_permanence.tools.train_reid
+
+# The learned persistence filter: the shipped weights' data (train seeds 0-17, validation 24-29,
 # held-out 1000-1003); training is deterministic and writes models/persistence/ (weights, model
 # card, curves). PERSISTENCE_DATA_ARGS= (empty) uses the tools' larger default seed ranges.
-PERSISTENCE_DATA_ARGS ?= --train-seeds 0-11 --val-seeds 12-13 --test-seeds 1000-1003 --nuisance-seeds 1000-1003
+PERSISTENCE_DATA_ARGS ?= --train-seeds 0-17 --val-seeds 24-29 --splits train,val
 train-persistence: setup
 	$(ENV) && python -m object_permanence.tools.make_persistence_data --out out/persistence/data $(PERSISTENCE_DATA_ARGS)
-	$(ENV) && python -m object_permanence.tools.train_persistence
+	$(ENV) && python -m object_permanence.tools.train_persistence --patience 5
 
 # Transformer vs min-hits vs existence probability vs gradient boosting on held-out seeds and a
 # held-out nuisance setting -> out/eval/persistence.json / .md
@@ -44,6 +70,7 @@ bench: setup
 	$(ENV) && python -m object_permanence.tools.bench_world_model --out out/bench
 	$(ENV) && python -m object_permanence.tools.bench_pipeline --out out/bench
 	$(ENV) && python -m object_permanence.tools.bench_persistence
+	$(ENV) && python -m object_permanence.tools.bench_detector --out out/bench
 
 # Inside make test the ROS tests must run: a missing rclpy is an error, not a skip.
 test: setup

@@ -54,12 +54,13 @@ def generate_launch_description() -> LaunchDescription:
             description='Stereo calibration YAML (camera_calibration_parsers format, left:/right: '
                         'blocks); the sim uses its own rig when empty.'),
         DeclareLaunchArgument(
-            'detector_backend', default_value='simulated', choices=['simulated', 'ultralytics'],
+            'detector_backend', default_value='simulated', choices=['simulated', 'ultralytics', 'onnxruntime'],
             description='simulated: detector simulator over sim/ground_truth (sim sources and sim '
-                        'bags only); ultralytics: YOLO weights (AGPL-3.0, optional dependency).'),
+                        'bags only); ultralytics: YOLO weights through torch (AGPL-3.0, optional dependency); '
+                        'onnxruntime: an exported YOLO (.onnx), the faster path on a CPU.'),
         DeclareLaunchArgument(
             'weights', default_value='',
-            description='ultralytics: YOLO weights file (.pt); nothing is downloaded.'),
+            description='YOLO weights: .pt for ultralytics, .onnx for onnxruntime; nothing is downloaded.'),
         DeclareLaunchArgument(
             'device', default_value='auto', choices=['auto', 'cpu', 'cuda'],
             description='ultralytics: inference device (auto: cuda when available).'),

@@ -55,12 +55,12 @@ def generate_launch_description() -> LaunchDescription:
             description='Seconds to wait for the nodes to subscribe before giving up (nothing is played).'),
         DeclareLaunchArgument('rviz', default_value='true', description='Start RViz2.'),
         DeclareLaunchArgument(
-            'detector_backend', default_value='simulated', choices=['simulated', 'ultralytics'],
+            'detector_backend', default_value='simulated', choices=['simulated', 'ultralytics', 'onnxruntime'],
             description='simulated: needs /sim/ground_truth in the bag (bags written from the sim); '
                         'ultralytics: YOLO weights (AGPL-3.0, optional dependency).'),
         DeclareLaunchArgument(
             'weights', default_value='',
-            description='ultralytics: YOLO weights file (.pt); nothing is downloaded.'),
+            description='YOLO weights: .pt for ultralytics, .onnx for onnxruntime; nothing is downloaded.'),
         DeclareLaunchArgument(
             'device', default_value='auto', choices=['auto', 'cpu', 'cuda'],
             description='ultralytics: inference device (auto: cuda when available).'),

@@ -148,3 +148,22 @@ def test_onnxruntime_start_up_errors_name_the_parameter(ros, tiny_onnx) -> None:
         ros.start(DetectorNode, {**base, "classes": "person"})
     with pytest.raises(ParameterError, match=r"parameter 'imgsz' \(backend 'onnxruntime'\): imgsz 320 does not match"):
         ros.start(DetectorNode, {**base, "imgsz": 320})
+
+
+def test_learned_embedding_of_the_shipped_reid_network(ros, tiny_onnx) -> None:
+    """embedding:=learned puts the re-ID network's unit vectors (not histograms) on every detection."""
+    pytest.importorskip("torch", reason="the learned embedder needs torch")
+    probe = Probe(ros, {"backend": "onnxruntime", "weights": str(tiny_onnx["onnx"]), "device": "cpu",
+                        "conf_threshold": 0.5, "max_detections": 6, "embedding": "learned"})
+    t = probe.send_until_published()
+    detections = [d for c in CAMERAS for d in by_stamp(probe.out[c], t).detections]
+    assert detections
+    for det in detections:
+        assert len(det.embedding) == 128  # the shipped ReidNet's dimension, not the 128-bin histogram's layout
+        assert np.linalg.norm(det.embedding) == pytest.approx(1.0, abs=1e-4)
+        assert np.min(det.embedding) < 0.0, "a CNN embedding has negative entries, a histogram never"
+
+
+def test_learned_embedding_with_missing_weights_fails_at_start_up(ros) -> None:
+    with pytest.raises(ParameterError, match="parameter 'embedding_weights'.*nonexistent"):
+        ros.start(DetectorNode, {"embedding": "learned", "embedding_weights": "/nonexistent/reid.pt"})

@@ -34,6 +34,7 @@ from object_permanence.ros.params import Param, ParameterError, build_config, co
 from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
 from object_permanence.ros.runner import main_for
+from object_permanence.ros.shipped import shipped_model
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, SyncMonitor, header_stamp_key
 
 BACKENDS = ("simulated", "ultralytics", "onnxruntime")
@@ -97,7 +98,15 @@ PARAMS = (
           "'person,car', or '0,2'; the simulated backend's are box, ball, bottle). Empty: every class. An "
           "unknown entry fails at start-up, listing the model's classes."),
     Param("max_detections", 300, "Per image; the highest-scoring are kept beyond it (logged).", low=1, high=100000),
-    Param("embedding_bins", [8, 4, 4], "HSV histogram bins of the appearance embedding (H, S, V)."),
+    Param("embedding", "colour_histogram", "Appearance embedding of every detection: colour_histogram (HSV "
+          "histogram of the box) or learned (the re-ID CNN of embedding_weights, trained on simulated identities; "
+          "rank-1 0.898 vs 0.771 on held-out identities, about 10x the CPU time).",
+          choices=("colour_histogram", "learned")),
+    Param("embedding_bins", [8, 4, 4], "colour_histogram: HSV histogram bins (H, S, V)."),
+    Param("embedding_weights", "", "learned: re-ID weights (tools/train_reid); empty: the shipped "
+          "share/object_permanence/models/reid/reid_net.pt."),
+    Param("embedding_threads", 1, "learned: onnxruntime threads of the embedder (1 is fastest on a loaded 2-core "
+          "CPU).", low=1, high=64),
     Param("sync_slop_s", 0.01, "Largest stamp difference (s) within one synchronised set (left image, right "
           "image, sim truth). 0: identical stamps only (this package's capture node stamps both alike); "
           "independent camera drivers need about their stamp jitter, below half the frame period.",
@@ -138,8 +147,16 @@ class DetectorNode(Node):
                                                                if self._backend != "simulated" else ""))
 
     @staticmethod
-    def _make_embedder(p: dict) -> ColorHistogramEmbedder:
+    def _make_embedder(p: dict):
         """The appearance embedder (the one place it is made; it embeds every published detection)."""
+        if p["embedding"] == "learned":
+            from object_permanence.core.reid.embedder import LearnedEmbedder
+
+            weights = p["embedding_weights"] or str(shipped_model("reid/reid_net.pt"))
+            try:
+                return LearnedEmbedder(weights, p["device"], threads=p["embedding_threads"])
+            except (OSError, ValueError) as exc:
+                raise ParameterError(f"parameter 'embedding_weights' ({weights}): {exc}") from exc
         bins = tuple(p["embedding_bins"])
         if len(bins) != 3 or min(bins) < 1:
             raise ParameterError(f"parameter 'embedding_bins' must be three positive integers, got {list(bins)}")

@@ -24,6 +24,7 @@ from object_permanence.ros.guard import subscribe
 from object_permanence.ros.params import Param, declare
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
+from object_permanence.ros.shipped import shipped_model
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, header_stamp_key
 
 CAMERAS = ("left", "right")
@@ -49,16 +50,7 @@ PARAMS = (
 
 def shipped_weights() -> Path:
     """The installed weights (share/object_permanence/models/persistence), else the source tree's."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-        try:
-            return Path(get_package_share_directory("object_permanence")) / "models" / "persistence" / WEIGHTS_NAME
-        except PackageNotFoundError:
-            pass
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[3] / "models" / "persistence" / WEIGHTS_NAME
+    return shipped_model(f"persistence/{WEIGHTS_NAME}")
 
 
 def make_model(values: dict, warn=lambda message: None):

@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     from object_permanence.core.eval.metrics import evaluate_with_counts
     from object_permanence.core.sim.scenarios import SCENARIOS, make_scenario
     from object_permanence.core.sim.world import SimWorld
+    from object_permanence.ros.shipped import shipped_model
     from object_permanence.tools.visualize import annotated_gif, plot_trajectories
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -186,12 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--config-dir", type=Path, default=None, help="default: the installed config/")
     parser.add_argument("--gif-frames", type=int, default=150, help="frames in the annotated GIF (0: none)")
-    parser.add_argument("--pace", choices=("wall", "sim"), default="wall",
+    parser.add_argument("--detector", choices=("sim", "yolo"), default="sim",
+                        help="sim: the detector simulator (realistic) over the ground truth; yolo: the shipped YOLO "
+                        "trained on the simulated world (models/detector/sim_yolo.onnx, ONNX Runtime) on the rendered "
+                        "pixels (implies --pace sim unless given)")
+    parser.add_argument("--pace", choices=("wall", "sim"), default=None,
                         help="wall: the capture node publishes at --fps on the wall clock (frames the pipeline "
                         "cannot keep up with are dropped and count against it); sim: simulated time advances one "
                         "frame when the previous one is through (nothing dropped on a slow CPU; latency measured "
                         "on the wall clock from each frame's start)")
     args = parser.parse_args(argv)
+    if args.pace is None:
+        args.pace = "sim" if args.detector == "yolo" else "wall"
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")
     if args.seed < 1000:
@@ -205,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                            "max_frames": run_frames, "publish_ground_truth": True},
         "world_model": {"events_jsonl": str((args.out / "events.jsonl").resolve())},
         # the detector simulator's noise is seeded with the scene: one held-out seed for both
-        "detector": {"backend": "simulated", "sim.seed": args.seed},
+        "detector": {"backend": "simulated", "sim.seed": args.seed} if args.detector == "sim" else
+        {"backend": "onnxruntime", "weights": str(shipped_model("detector/sim_yolo.onnx"))},
     }
     (args.out / "events.jsonl").unlink(missing_ok=True)
     params_file = args.out / "params.yaml"
@@ -215,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             block["ros__parameters"]["use_sim_time"] = True
     params_file.write_text(yaml.safe_dump(params))
     print(f"running `pipeline` on scenario '{args.scenario}' (seed {args.seed}), {run_frames} frames at "
-          f"{args.fps:g} Hz ({args.pace} time); ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}", flush=True)
+          f"{args.fps:g} Hz ({args.pace} time, {args.detector} detector); ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}", flush=True)
     timeout_s = 30.0 + (3.0 * run_frames / args.fps if args.pace == "wall" else 2.0 * run_frames)
     recorder = record(params_file, run_frames, args.out / "pipeline.log", timeout_s=timeout_s, fps=args.fps,
                       sim_time=args.pace == "sim")
