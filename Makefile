@@ -33,15 +33,21 @@ eval: setup
 # detector simulator's statistics next to the trained detector's -> out/eval/detector.json,
 # reid.json, detector_calibration.json/.md. Renders the detector data set first when missing.
 eval-detector: setup
-	$(ENV) && { test -f out/detector/data/data.yaml || python -m object_permanence.tools.make_detector_data; }
+	$(ENV) && { test -f out/detector/data/data.yaml || python -m object_permanence.tools.make_detector_data --out out/detector/data --splits test; }
 	$(ENV) && python -m object_permanence.tools.eval_reid
-	$(ENV) && python -m object_permanence.tools.eval_detector
+	$(ENV) && python -m object_permanence.tools.eval_detector --out out/eval
 
-# A YOLO trained from its YAML on rendered sim scenes (train seeds 0-29, val 900-901, test 1000-1004),
-# shipped to models/detector/ with its model card, then exported to ONNX (the CPU default).
+# A YOLO trained from its YAML on rendered sim scenes (train seeds 0-29, val 900-901, test 1000-1004):
+# stage 1 from the YAML, stage 2 from stage 1's best weights (no mosaic, low LR); ships
+# models/detector/{sim_yolo.pt,MODEL_CARD.md,training_curves.png}, then exports ONNX (the CPU default).
+DETECTOR_DATA_ARGS ?=
 train-detector: setup
-	$(ENV) && python -m object_permanence.tools.make_detector_data
-	$(ENV) && python -m object_permanence.tools.train_detector
+	$(ENV) && python -m object_permanence.tools.make_detector_data --out out/detector/data $(DETECTOR_DATA_ARGS)
+	$(ENV) && python -m object_permanence.tools.train_detector --model models/detector/sim_yolo.yaml --epochs 30 \
+		--patience 6 --time-hours 0.9 --no-ship
+	$(ENV) && python -m object_permanence.tools.train_detector --model out/detector/runs/sim_yolo/weights/best.pt \
+		--epochs 2 --close-mosaic 2 --warmup-epochs 0 --optimizer SGD --lr0 0.002 --patience 3 --time-hours 0.33 \
+		--name sim_yolo_ft
 	$(MAKE) export-detector
 
 export-detector: setup
