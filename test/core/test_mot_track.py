@@ -128,8 +128,9 @@ def test_image_size_ends_ghosts_that_leave_the_image(tmp_path: Path) -> None:
     det_path = tmp_path / "det.txt"
     det_path.write_text(_leaver())
     inside, unbounded = tmp_path / "inside.txt", tmp_path / "unbounded.txt"
-    assert main([str(det_path), "-o", str(inside), "--include-ghosts", "--image-size", "640x480"]) == 0
-    assert main([str(det_path), "-o", str(unbounded), "--include-ghosts"]) == 0
+    # at 30 fps the 6-hit track's ghost would live 0.6 s (18 frames) without the image border
+    assert main([str(det_path), "-o", str(inside), "--include-ghosts", "--image-size", "640x480", "--fps", "30"]) == 0
+    assert main([str(det_path), "-o", str(unbounded), "--include-ghosts", "--fps", "30"]) == 0
     bounded, free = _ghost_centres(inside), _ghost_centres(unbounded)
     last = max(bounded)
     assert sorted(bounded) == list(range(7, last + 1))  # a ghost from the first missed frame ...
