@@ -13,6 +13,26 @@ import numpy as np
 _HSV_RANGES = [0, 180, 0, 256, 0, 256]
 
 
+def check_image_and_boxes(image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Validate an (H, W, 3) uint8 image and (N, 4) boxes; returns the boxes as float64 (N, 4).
+
+    Raises:
+        ValueError: on an image that is not (H, W, 3) uint8 or boxes that are not (N, 4).
+    """
+    if not (isinstance(image_bgr, np.ndarray) and image_bgr.dtype == np.uint8
+            and image_bgr.ndim == 3 and image_bgr.shape[2] == 3):
+        shape = getattr(image_bgr, "shape", None)
+        dtype = getattr(image_bgr, "dtype", type(image_bgr).__name__)
+        raise ValueError(f"image_bgr must be an (H, W, 3) uint8 array, got shape {shape} dtype {dtype}")
+    boxes = np.asarray(boxes, dtype=float)
+    if boxes.size == 0:
+        return np.zeros((0, 4))
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
+    return boxes
+
+
+
 class ColorHistogramEmbedder:
     """L2-normalised joint HSV histogram of the inner part of each box.
 
@@ -68,16 +88,9 @@ class ColorHistogramEmbedder:
         Raises:
             ValueError: on an image that is not (H, W, 3) uint8 or boxes that are not (N, 4).
         """
-        if not (isinstance(image_bgr, np.ndarray) and image_bgr.dtype == np.uint8
-                and image_bgr.ndim == 3 and image_bgr.shape[2] == 3):
-            shape = getattr(image_bgr, "shape", None)
-            dtype = getattr(image_bgr, "dtype", type(image_bgr).__name__)
-            raise ValueError(f"image_bgr must be an (H, W, 3) uint8 array, got shape {shape} dtype {dtype}")
-        boxes = np.asarray(boxes, dtype=float)
-        if boxes.size == 0:
+        boxes = check_image_and_boxes(image_bgr, boxes)
+        if boxes.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
         height, width = image_bgr.shape[:2]
         out = np.zeros((boxes.shape[0], self.dim), dtype=np.float32)
         for i, (x0, y0, x1, y1) in enumerate(self._pixel_rects(boxes, width, height)):

@@ -12,26 +12,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from object_permanence.core.appearance import check_image_and_boxes
+
 DEFAULT_CROP_SIZE: tuple[int, int] = (64, 32)  # (H, W) pixels: upright objects (bottles are 2.5:1)
-
-
-def check_image_and_boxes(image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Validate an (H, W, 3) uint8 image and (N, 4) boxes; returns the boxes as float64 (N, 4).
-
-    Raises:
-        ValueError: on an image that is not (H, W, 3) uint8 or boxes that are not (N, 4).
-    """
-    if not (isinstance(image_bgr, np.ndarray) and image_bgr.dtype == np.uint8
-            and image_bgr.ndim == 3 and image_bgr.shape[2] == 3):
-        shape = getattr(image_bgr, "shape", None)
-        dtype = getattr(image_bgr, "dtype", type(image_bgr).__name__)
-        raise ValueError(f"image_bgr must be an (H, W, 3) uint8 array, got shape {shape} dtype {dtype}")
-    boxes = np.asarray(boxes, dtype=float)
-    if boxes.size == 0:
-        return np.zeros((0, 4))
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
-    return boxes
 
 
 def check_crop_size(size: tuple[int, int]) -> tuple[int, int]:

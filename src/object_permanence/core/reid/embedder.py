@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from object_permanence.core.reid.crops import check_image_and_boxes, crop_batch, rect_log_aspect
+from object_permanence.core.appearance import check_image_and_boxes
+from object_permanence.core.reid.crops import crop_batch, rect_log_aspect
 
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "onnxruntime", "torch")
