@@ -22,7 +22,8 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
 5. Young tracks (TENTATIVE, matched this frame, or new) that match a LOST track of the gallery
    (kept ``gallery_retention_s``, at most ``gallery_capacity``) or an older ghost by long-term
    appearance, inside a motion-plausibility reach, take its identity back (REACQUIRED): an object
-   that left the view, or whose ghost's prediction missed it, keeps its id.
+   that left the view, or whose ghost's prediction missed it, keeps its id
+   (:mod:`object_permanence.core.reidentification`).
 
 Ghost lifetime is explicit state: it grows with the track's hits and is capped by where the
 prediction is: behind a VISIBLE track's box (``ghost_covered_age_s``), in plain view
@@ -46,11 +47,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from object_permanence.core.appearance_memory import AppearanceMemory
-from object_permanence.core.association import assign, candidate_pairs, iou_matrix, iou_pairs
+from object_permanence.core.association import assign, candidate_pairs, iou_pairs
 from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
+from object_permanence.core.reidentification import covered_by_visible, reidentify_lost
 from object_permanence.core.track_table import STATES, LostGallery, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
@@ -213,7 +215,7 @@ class WorldModel:
         young = np.zeros(len(t), bool)
         young[new_rows] = True
         young[:n] = (t.state[:n] == _TENTATIVE) & (t.misses[:n] == 0)
-        back_rows, back_unseen, merged = self._reidentify_lost(np.flatnonzero(young), stamp)
+        back_rows, back_unseen, merged = reidentify_lost(self._table, self._gallery, self.config, np.flatnonzero(young), stamp)
         order = np.lexsort((event_order, event_rows))
         events = [TrackEvent(track_id=int(t.ids[i]), kind=_KINDS[k], state=_STATE_AFTER[_KINDS[k]],
                              box=boxes[i].copy(), frames_unseen=int(u))
@@ -234,88 +236,6 @@ class WorldModel:
         published = self._publish(np.flatnonzero(shown_all))
         t.select(np.concatenate([survivors[~np.isin(survivors, merged)], new_rows]))
         return StepResult(tracks=published, events=events, rejections=rejections)
-
-    def _reidentify_lost(self, rows: np.ndarray, stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Give young tracks ``rows`` (TENTATIVE and matched this frame, or new) the identity of a
-        LOST track in the gallery or of an older ghost (unseen > ``recent_ghost_s``: its prediction
-        missed the object, which came back elsewhere) they match: long-term appearance cost at most
-        ``gallery_max_appearance_cost`` (another class adds ``class_mismatch_cost`` to the cost the
-        assignment ranks by, without a gate: the first detections of a re-entering object are
-        often partial and confused), a plausible motion (centre within
-        ``h (gallery_distance_base + per_s gap)`` of the path from the last detection on at the
-        velocity it had, over the gap: stopped or carried on; ``h`` its height, ``gap`` the seconds
-        unseen; ``per_s`` is ``gallery_exit_distance_per_s`` for a track lost by leaving the image,
-        which comes back through the border where it left, else ``gallery_distance_per_s``; height
-        ratio at most ``gallery_max_scale_ratio``), and no VISIBLE track that looks clearly more like
-        it (by ``gallery_veto_margin``: a reflection or duplicate of a visible object keeps a new
-        identity). An identity is never on two tracks: the gallery holds LOST tracks only and an
-        entry leaves it when taken back; a ghost taken over is removed. Stereo
-        consistency (a reflection has no consistent disparity) is judged downstream, by the
-        persistence filter and the triangulator, which see both cameras; this model sees one.
-
-        The matched rows become VISIBLE with the old id, hits and memory (then their own recent
-        looks). Returns the rows (K,), the frames each was unseen (K,) and the ghost rows taken
-        over (to be dropped)."""
-        cfg, t, g = self.config, self._table, self._gallery
-        empty = np.zeros(0, np.intp)
-        ghosts = np.flatnonzero((t.state == _OCCLUDED) & (stamp - t.last_seen_stamp > cfg.recent_ghost_s)
-                                & t.memory.has)
-        rows = rows[t.memory.has[rows]] if (len(g) or ghosts.size) and rows.size else empty
-        if rows.size == 0:
-            return empty, np.zeros(0, np.int64), empty
-        query = t.memory.summary[rows]
-        # candidates: the gallery's G entries, then the H older ghosts
-        app = np.concatenate([g.memory.cost(query, long_term=True),
-                              t.memory.cost(query, ghosts, long_term=True)]).T  # (R, G + H)
-        cand_box = np.concatenate([g.box, t.measurement[ghosts]])
-        cand_class = np.concatenate([g.class_id, t.class_id[ghosts]])
-        gap = stamp - np.concatenate([g.last_seen_stamp, t.last_seen_stamp[ghosts]])  # s unseen
-        box = t.measurement[rows]
-        per_s = np.where(np.concatenate([g.left_view, np.zeros(ghosts.size, bool)]),
-                         cfg.gallery_exit_distance_per_s, cfg.gallery_distance_per_s)
-        reach = cand_box[None, :, 3] * (cfg.gallery_distance_base + per_s * gap)[None, :]
-        # distance to the path it was on: the segment from its last detection a to a + v gap
-        a = cand_box[:, :2]
-        ab = np.concatenate([g.velocity, t.filters.velocities[ghosts]]) * gap[:, None]  # v gap, (C, 2)
-        ap = box[:, None, :2] - a[None, :, :]  # (R, C, 2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            u = np.clip(np.einsum("rcd,cd->rc", ap, ab) / np.einsum("cd,cd->c", ab, ab)[None, :], 0.0, 1.0)
-        u = np.nan_to_num(u)  # no motion: the point a itself
-        closest = ap - u[:, :, None] * ab[None, :, :]  # p - (a + u (b - a))
-        dist = np.hypot(closest[:, :, 0], closest[:, :, 1])
-        scale = box[:, None, 3] / cand_box[None, :, 3]
-        ok = (dist <= reach) \
-            & (scale <= cfg.gallery_max_scale_ratio) & (scale * cfg.gallery_max_scale_ratio >= 1.0) \
-            & (np.nan_to_num(app, nan=np.inf) <= cfg.gallery_max_appearance_cost)
-        visible = np.flatnonzero(t.state == _VISIBLE)
-        if visible.size and ok.any():
-            # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
-            rival = np.nan_to_num(t.memory.cost(query, visible, long_term=True), nan=np.inf).min(axis=0)  # (R,)
-            ok &= ~(rival[:, None] + cfg.gallery_veto_margin < app)
-        if not ok.any():
-            return empty, np.zeros(0, np.int64), empty
-        # another class ranks a candidate lower (a detector confuses classes) but does not forbid it
-        penalty = np.where(t.class_id[rows][:, None] == cand_class[None, :], 0.0, cfg.class_mismatch_cost)
-        pairs, _, _ = assign(np.where(ok, app + penalty, np.inf),
-                             cfg.gallery_max_appearance_cost + cfg.class_mismatch_cost)
-        r, e = rows[pairs[:, 0]], pairs[:, 1]
-        from_gallery = e < len(g)
-        rg, eg = r[from_gallery], e[from_gallery]
-        rh, eh = r[~from_gallery], ghosts[e[~from_gallery] - len(g)]
-        own = t.memory.take(r)
-        unseen = np.concatenate([g.frames_since_seen[eg], t.frames_since_seen[eh]])
-        t.ids[rg], t.ids[rh] = g.ids[eg], t.ids[eh]
-        t.hits[rg] += g.hits[eg]
-        t.hits[rh] += t.hits[eh]
-        t.memory.put(rg, g.memory, eg)
-        t.memory.put(rh, t.memory.take(eh), np.arange(eh.size))
-        order = np.concatenate([np.flatnonzero(from_gallery), np.flatnonzero(~from_gallery)])
-        t.memory.update(np.concatenate([rg, rh]), own.summary[order], own.has[order])
-        t.state[r] = _VISIBLE
-        keep = np.ones(len(g), bool)
-        keep[eg] = False
-        g.select(np.flatnonzero(keep))
-        return np.concatenate([rg, rh]), unseen, eh
 
     def _associate(self, stamp: float, dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the cascade; returns the matched track rows (K,) and detection rows (K,), and a
@@ -474,7 +394,7 @@ class WorldModel:
             cx, cy = boxes[:, 0], boxes[:, 1]
             outside = ~((cx >= 0.0) & (cx < image_size[0]) & (cy >= 0.0) & (cy < image_size[1]))
             cap[:] = cfg.ghost_plain_view_age_s
-        cap[self._covered(ghosts, boxes)] = cfg.ghost_covered_age_s
+        cap[covered_by_visible(self._table.state == _VISIBLE, ghosts, boxes, cfg.ghost_cover_frac)] = cfg.ghost_covered_age_s
         # ghost life = min(cap, max(recent_ghost_s, ghost_age_per_hit_s * hits)); cap: covered,
         # in plain view (image size known) or unknown (max_ghost_age_s)
         life = np.minimum(cap, np.maximum(cfg.recent_ghost_s, cfg.ghost_age_per_hit_s * t.hits))
@@ -488,21 +408,6 @@ class WorldModel:
         kinds = np.concatenate([np.full(occ_rows.size, int(EventKind.OCCLUDED)),
                                 np.full(lost_rows.size, int(EventKind.LOST))])
         return rows, order, kinds, t.frames_since_seen[rows]
-
-    def _covered(self, ghosts: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """(N,) mask of the ``ghosts`` (mask (N,)) whose predicted box (``boxes`` (N, 4)) has at
-        least ``ghost_cover_frac`` of its area inside the box of a VISIBLE track."""
-        t = self._table
-        covered = np.zeros(len(t), bool)
-        g, v = np.flatnonzero(ghosts), np.flatnonzero(t.state == _VISIBLE)
-        if g.size == 0 or v.size == 0:
-            return covered
-        iou = iou_matrix(boxes[g], boxes[v])  # (G, V)
-        area_g = boxes[g, 2] * boxes[g, 3]
-        area_v = boxes[v, 2] * boxes[v, 3]
-        inter = iou * (area_g[:, None] + area_v[None, :]) / (1.0 + iou)  # IoU = I / (A + B - I)
-        covered[g] = (inter / area_g[:, None]).max(axis=1) >= self.config.ghost_cover_frac
-        return covered
 
     def _publish(self, rows: np.ndarray) -> list[Track]:
         """The tracks ``rows`` as published :class:`Track` objects (arrays copied out of the table)."""

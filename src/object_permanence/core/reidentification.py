@@ -1,0 +1,117 @@
+"""The world model's long-range re-identification stage and the cover test of its ghosts.
+
+A young track (TENTATIVE and matched this frame, or new) may be an object the model has seen
+before: one that left the view or was lost (a LOST track kept in the gallery) or one whose ghost's
+prediction missed it (an older ghost). :func:`reidentify_lost` gives it that identity back when
+appearance, scale and motion all agree; :func:`covered_by_visible` tells which ghosts are hidden
+behind a visible track (they live longer). Both work on the stacked arrays of
+:class:`~object_permanence.core.track_table.TrackTable`, all candidates at once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from object_permanence.core.association import assign, iou_matrix
+from object_permanence.core.track_table import LostGallery, TrackTable
+from object_permanence.core.types import TrackState
+from object_permanence.core.world_model_config import WorldModelConfig
+
+_VISIBLE, _OCCLUDED = int(TrackState.VISIBLE), int(TrackState.OCCLUDED)
+
+
+def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: np.ndarray,
+                    stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Give young tracks ``rows`` (TENTATIVE and matched this frame, or new) the identity of a
+    LOST track in the gallery or of an older ghost (unseen > ``recent_ghost_s``: its prediction
+    missed the object, which came back elsewhere) they match: long-term appearance cost at most
+    ``gallery_max_appearance_cost`` (another class adds ``class_mismatch_cost`` to the cost the
+    assignment ranks by, without a gate: the first detections of a re-entering object are
+    often partial and confused), a plausible motion (centre within
+    ``h (gallery_distance_base + per_s gap)`` of the path from the last detection on at the
+    velocity it had, over the gap: stopped or carried on; ``h`` its height, ``gap`` the seconds
+    unseen; ``per_s`` is ``gallery_exit_distance_per_s`` for a track lost by leaving the image,
+    which comes back through the border where it left, else ``gallery_distance_per_s``; height
+    ratio at most ``gallery_max_scale_ratio``), and no VISIBLE track that looks clearly more like
+    it (by ``gallery_veto_margin``: a reflection or duplicate of a visible object keeps a new
+    identity). An identity is never on two tracks: the gallery holds LOST tracks only and an
+    entry leaves it when taken back; a ghost taken over is removed. Stereo
+    consistency (a reflection has no consistent disparity) is judged downstream, by the
+    persistence filter and the triangulator, which see both cameras; this model sees one.
+
+    The matched rows become VISIBLE with the old id, hits and memory (then their own recent
+    looks). Returns the rows (K,), the frames each was unseen (K,) and the ghost rows taken
+    over (to be dropped)."""
+    empty = np.zeros(0, np.intp)
+    ghosts = np.flatnonzero((t.state == _OCCLUDED) & (stamp - t.last_seen_stamp > cfg.recent_ghost_s)
+                            & t.memory.has)
+    rows = rows[t.memory.has[rows]] if (len(g) or ghosts.size) and rows.size else empty
+    if rows.size == 0:
+        return empty, np.zeros(0, np.int64), empty
+    query = t.memory.summary[rows]
+    # candidates: the gallery's G entries, then the H older ghosts
+    app = np.concatenate([g.memory.cost(query, long_term=True),
+                          t.memory.cost(query, ghosts, long_term=True)]).T  # (R, G + H)
+    cand_box = np.concatenate([g.box, t.measurement[ghosts]])
+    cand_class = np.concatenate([g.class_id, t.class_id[ghosts]])
+    gap = stamp - np.concatenate([g.last_seen_stamp, t.last_seen_stamp[ghosts]])  # s unseen
+    box = t.measurement[rows]
+    per_s = np.where(np.concatenate([g.left_view, np.zeros(ghosts.size, bool)]),
+                     cfg.gallery_exit_distance_per_s, cfg.gallery_distance_per_s)
+    reach = cand_box[None, :, 3] * (cfg.gallery_distance_base + per_s * gap)[None, :]
+    # distance to the path it was on: the segment from its last detection a to a + v gap
+    a = cand_box[:, :2]
+    ab = np.concatenate([g.velocity, t.filters.velocities[ghosts]]) * gap[:, None]  # v gap, (C, 2)
+    ap = box[:, None, :2] - a[None, :, :]  # (R, C, 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = np.clip(np.einsum("rcd,cd->rc", ap, ab) / np.einsum("cd,cd->c", ab, ab)[None, :], 0.0, 1.0)
+    u = np.nan_to_num(u)  # no motion: the point a itself
+    closest = ap - u[:, :, None] * ab[None, :, :]  # p - (a + u (b - a))
+    dist = np.hypot(closest[:, :, 0], closest[:, :, 1])
+    scale = box[:, None, 3] / cand_box[None, :, 3]
+    ok = (dist <= reach) \
+        & (scale <= cfg.gallery_max_scale_ratio) & (scale * cfg.gallery_max_scale_ratio >= 1.0) \
+        & (np.nan_to_num(app, nan=np.inf) <= cfg.gallery_max_appearance_cost)
+    visible = np.flatnonzero(t.state == _VISIBLE)
+    if visible.size and ok.any():
+        # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
+        rival = np.nan_to_num(t.memory.cost(query, visible, long_term=True), nan=np.inf).min(axis=0)  # (R,)
+        ok &= ~(rival[:, None] + cfg.gallery_veto_margin < app)
+    if not ok.any():
+        return empty, np.zeros(0, np.int64), empty
+    # another class ranks a candidate lower (a detector confuses classes) but does not forbid it
+    penalty = np.where(t.class_id[rows][:, None] == cand_class[None, :], 0.0, cfg.class_mismatch_cost)
+    pairs, _, _ = assign(np.where(ok, app + penalty, np.inf),
+                         cfg.gallery_max_appearance_cost + cfg.class_mismatch_cost)
+    r, e = rows[pairs[:, 0]], pairs[:, 1]
+    from_gallery = e < len(g)
+    rg, eg = r[from_gallery], e[from_gallery]
+    rh, eh = r[~from_gallery], ghosts[e[~from_gallery] - len(g)]
+    own = t.memory.take(r)
+    unseen = np.concatenate([g.frames_since_seen[eg], t.frames_since_seen[eh]])
+    t.ids[rg], t.ids[rh] = g.ids[eg], t.ids[eh]
+    t.hits[rg] += g.hits[eg]
+    t.hits[rh] += t.hits[eh]
+    t.memory.put(rg, g.memory, eg)
+    t.memory.put(rh, t.memory.take(eh), np.arange(eh.size))
+    order = np.concatenate([np.flatnonzero(from_gallery), np.flatnonzero(~from_gallery)])
+    t.memory.update(np.concatenate([rg, rh]), own.summary[order], own.has[order])
+    t.state[r] = _VISIBLE
+    keep = np.ones(len(g), bool)
+    keep[eg] = False
+    g.select(np.flatnonzero(keep))
+    return np.concatenate([rg, rh]), unseen, eh
+
+
+def covered_by_visible(visible: np.ndarray, ghosts: np.ndarray, boxes: np.ndarray, cover_frac: float) -> np.ndarray:
+    """(N,) mask of the ``ghosts`` (mask (N,)) whose predicted box (``boxes`` (N, 4), cx cy w h) has
+    at least ``cover_frac`` of its area inside the box of a ``visible`` (mask (N,)) track."""
+    covered = np.zeros(ghosts.shape[0], bool)
+    g, v = np.flatnonzero(ghosts), np.flatnonzero(visible)
+    if g.size == 0 or v.size == 0:
+        return covered
+    iou = iou_matrix(boxes[g], boxes[v])  # (G, V)
+    area_g = boxes[g, 2] * boxes[g, 3]
+    area_v = boxes[v, 2] * boxes[v, 3]
+    inter = iou * (area_g[:, None] + area_v[None, :]) / (1.0 + iou)  # IoU = I / (A + B - I)
+    covered[g] = (inter / area_g[:, None]).max(axis=1) >= cover_frac
+    return covered
