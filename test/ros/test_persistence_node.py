@@ -86,6 +86,20 @@ def test_missing_weights_fall_back_to_min_hits_with_a_warning(ros, tmp_path: Pat
     assert any("falling back to min_hits_baseline" in m for m in ros.log_lines("persistence_filter", WARN))
 
 
+def test_transformer_runs_on_the_threads_asked_for(ros, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # another node (or torch's default) may have left it at 1
+    try:
+        ros.start(PersistenceFilterNode, {"model": "transformer", "weights": str(checkpoint(tmp_path)),
+                                          "device": "cpu", "threads": 1})
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ParameterError, match="threads"):
+            ros.start(PersistenceFilterNode, {"model": "transformer", "threads": -1})
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_bad_device_is_rejected(ros) -> None:
     with pytest.raises(ParameterError, match="device"):
         ros.start(PersistenceFilterNode, {"device": "tpu"})
