@@ -64,6 +64,7 @@ class TrackHistory:
             raise ValueError(f"max_len must be >= 1, got {max_len}")
         self.track_id = track_id
         self._rows: deque[np.ndarray] = deque(maxlen=max_len)
+        self._stacked: np.ndarray | None = None  # features() until the next append
         self.last: Track | None = None
 
     @classmethod
@@ -79,6 +80,7 @@ class TrackHistory:
             raise ValueError(f"rows must have shape (T, {N_FEATURES}), got {rows.shape}")
         hist = cls(track_id, max_len)
         hist._rows.extend(rows)
+        hist._stacked = None
         return hist
 
     @property
@@ -93,14 +95,19 @@ class TrackHistory:
         if context.shape != (N_CONTEXT,):
             raise ValueError(f"context must have shape ({N_CONTEXT},), got {context.shape}")
         self._rows.append(np.concatenate([track_features(track), context]))
+        self._stacked = None
         self.last = track
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def features(self) -> np.ndarray:
-        """(T, N_FEATURES) float32, oldest first."""
-        return np.stack(self._rows) if self._rows else np.zeros((0, N_FEATURES), np.float32)
+        """(T, N_FEATURES) float32, oldest first; read-only, stacked once per appended frame (the
+        model and the decision's frame evidence both read it every frame)."""
+        if self._stacked is None:
+            self._stacked = np.stack(self._rows) if self._rows else np.zeros((0, N_FEATURES), np.float32)
+            self._stacked.flags.writeable = False
+        return self._stacked
 
 
 def pad_histories(features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
