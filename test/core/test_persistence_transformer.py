@@ -169,3 +169,21 @@ def test_shipped_weights_are_small_and_beat_min_hits_on_a_held_out_run() -> None
         counts = persistence_tracks(run.records, indexes={c: CameraIndex(run.records, c) for c in ("left", "right")})
         f1[name] = counts.as_counts()["persistence_f1"]
     assert f1["transformer"] >= f1["min_hits"], f1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped weights yet (make train-persistence)")
+def test_cuda_scores_match_the_cpu() -> None:
+    """The shipped model on the GPU: the same scores (float32 tolerance), decisions and attention as
+    on the CPU for one padded batch of histories of different lengths."""
+    rng = np.random.default_rng(3)
+    lengths = [1, 4, 17, 32, 40]
+    histories = [TrackHistory.from_rows(i, rng.normal(size=(n, N_FEATURES)).astype(np.float32), 32)
+                 for i, n in enumerate(lengths)]
+    cpu = TransformerPersistence(SHIPPED, "cpu").decide(histories)
+    gpu_model = TransformerPersistence(SHIPPED, "cuda")
+    assert next(gpu_model.model.parameters()).device.type == "cuda"
+    gpu = gpu_model.decide(histories)
+    for c, g in zip(cpu, gpu):
+        assert abs(c.score - g.score) < 1e-4 and c.keep == g.keep and c.frames_observed == g.frames_observed
+        np.testing.assert_allclose(g.attention, c.attention, atol=1e-4)
