@@ -187,3 +187,18 @@ def test_cuda_scores_match_the_cpu() -> None:
     for c, g in zip(cpu, gpu):
         assert abs(c.score - g.score) < 1e-4 and c.keep == g.keep and c.frames_observed == g.frames_observed
         np.testing.assert_allclose(g.attention, c.attention, atol=1e-4)
+
+
+def test_traced_scoring_matches_the_eager_model(tmp_path: Path) -> None:
+    """The traced, frozen module the filter scores with gives the eager model's scores and attention
+    for batches of other sizes and lengths than it was traced with (1 to max_len frames)."""
+    path = _checkpoint(tmp_path)
+    traced, eager = TransformerPersistence(path, "cpu"), TransformerPersistence(path, "cpu", traced=False)
+    rng = np.random.default_rng(5)
+    for lengths in ([1], [3, 32, 7], [32] * 9, [2, 40, 16, 1, 31]):
+        feats = [rng.normal(size=(n, N_FEATURES)).astype(np.float32) for n in lengths]
+        (s_t, a_t), (s_e, a_e) = traced.score(feats), eager.score(feats)
+        np.testing.assert_allclose(s_t, s_e, atol=1e-6)
+        for x, y, n in zip(a_t, a_e, lengths):
+            assert len(x) == min(n, traced.max_len)
+            np.testing.assert_allclose(x, y, atol=1e-6)

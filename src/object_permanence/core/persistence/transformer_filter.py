@@ -68,7 +68,9 @@ class TransformerPersistence:
 
     weights: a checkpoint written by ``tools/train_persistence`` (:func:`model.save_checkpoint`);
     device: ``auto | cpu | cuda``; hysteresis: thresholds on the score (default: those stored in
-    the checkpoint, chosen on the validation seeds).
+    the checkpoint, chosen on the validation seeds); traced: score through the traced, frozen
+    module (:func:`model.inference_module`, same numbers, about half the per-frame cost on a CPU)
+    instead of the eager one.
 
     Raises:
         ValueError: bad device, a checkpoint trained on other feature columns.
@@ -77,10 +79,11 @@ class TransformerPersistence:
 
     name = "transformer"
 
-    def __init__(self, weights: str | Path, device: str = "auto", hysteresis: Hysteresis | None = None) -> None:
+    def __init__(self, weights: str | Path, device: str = "auto", hysteresis: Hysteresis | None = None,
+                 traced: bool = True) -> None:
         import torch
 
-        from object_permanence.core.persistence.model import load_checkpoint
+        from object_permanence.core.persistence.model import inference_module, load_checkpoint
 
         self.device = resolve_device(device)
         if not Path(weights).is_file():
@@ -92,6 +95,8 @@ class TransformerPersistence:
             raise ValueError(f"{weights}: trained on features {extra.get('features')}, this code has {FEATURES}")
         self.hysteresis = hysteresis or Hysteresis(float(extra["keep_threshold"]), float(extra["release_threshold"]))
         self.max_len = self.model.config.max_len
+        self._forward = inference_module(self.model) if traced else \
+            (lambda x, n: self.model(x, n, last_only=True))
         self._kept: weakref.WeakKeyDictionary[TrackHistory, bool] = weakref.WeakKeyDictionary()
 
     def score(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -103,7 +108,7 @@ class TransformerPersistence:
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device)
             n = torch.from_numpy(lengths).to(self.device)
-            logits, weights = self.model(x, n, last_only=True)
+            logits, weights = self._forward(x, n)
             scores = torch.sigmoid(logits[:, 0]).cpu().numpy()             # p = sigma(logit) at the newest frame
             attention = weights[:, 0].cpu().numpy()                        # (B, T_max), row of the newest frame
         return scores.astype(np.float64), [attention[i, :lengths[i]] for i in range(len(features))]
