@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Sequence
 
@@ -24,9 +23,10 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from object_permanence.core.parameters import ParameterError, build_config
 
-class ParameterError(ValueError):
-    """A node parameter has a value outside what it allows, or names no declared parameter."""
+__all__ = ["ParameterError", "build_config", "Param", "declare", "config_params", "check_unknown_overrides",
+           "unknown_overrides", "FIRST_TRACK_ID_PARAM"]
 
 
 # Declared by rclpy itself on every node, or on demand (qos_overrides.<topic>.<policy> when a
@@ -204,22 +204,3 @@ def config_params(cls: type, prefix: str = "", skip: Sequence[str] = (),
         Param(prefix + f.name, f.default, descriptions.get(f.name, f"{cls.__name__}.{f.name}"))
         for f in fields(cls) if f.name not in skip
     )
-
-
-def build_config(cls: type, values: dict[str, Any], prefix: str = "", **extra: Any) -> Any:
-    """Construct config dataclass ``cls`` from declared parameter values.
-
-    Raises:
-        ParameterError: the dataclass rejected a value (its message names the field).
-    """
-    kwargs = {f.name: values[prefix + f.name] for f in fields(cls) if prefix + f.name in values}
-    kwargs.update(extra)
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        text = str(exc)
-        named = [f.name for f in fields(cls) if re.search(rf"\b{re.escape(f.name)}\b", text)]
-        if named:  # name the ROS parameter (the field the message is about: mentioned first)
-            name = min(named, key=lambda n: re.search(rf"\b{re.escape(n)}\b", text).start())
-            raise ParameterError(f"parameter '{prefix}{name}': {exc}") from exc
-        raise ParameterError(str(exc)) from exc

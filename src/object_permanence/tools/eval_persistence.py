@@ -54,6 +54,7 @@ from object_permanence.core.eval.matching import box_iou
 from object_permanence.core.eval.persistence import PersistenceTrackCounts, persistence_tracks
 from object_permanence.core.eval.points3d import POINT_DISTANCE_M, object_positions, points3d_counts
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, ratio
+from object_permanence.core.parameters import build_config
 from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
 from object_permanence.core.persistence.dataset import (
     HELD_OUT_NUISANCE,
@@ -364,8 +365,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gradient_boosting": lambda: boosting,
     }
     world_model = shipped_world_model_config(args.config_dir)
-    from object_permanence.ros.params import build_config  # ROS-free function in a module importing rclpy
-
     triangulator = build_config(TriangulatorConfig, _node_parameters(args.config_dir, "triangulator"))
     # (scenario, overrides, name, split of a run at a difficulty): each world is rendered once for both presets
     jobs = [(s, None, s, lambda d: f"test_{d}") for s in sorted(SCENARIOS)]

@@ -84,6 +84,7 @@ from object_permanence.core.eval.tracking_report import markdown_tables, plot_id
 from object_permanence.core.eval.tud_campus import DATASET as TUD_DATASET
 from object_permanence.core.eval.tud_campus import DIFFICULTY as TUD_DIFFICULTY
 from object_permanence.core.eval.tud_campus import tud_sequence
+from object_permanence.core.parameters import build_config
 from object_permanence.core.sim.scenarios import SCENARIOS, make_scenario
 from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.types import Track, TrackState
@@ -144,13 +145,11 @@ def _node_parameters(config_dir: Path, node: str) -> dict[str, Any]:
 
 def shipped_world_model_config(config_dir: Path) -> WorldModelConfig:
     """``WorldModelConfig`` from ``config_dir/world_model.yaml``, built as the world_model node
-    builds it (its ``ros__parameters`` through ``ros.params.build_config``): eval measures what ships.
+    builds it (its ``ros__parameters`` through ``core.parameters.build_config``): eval measures what ships.
 
     Raises:
         ValueError: the file lacks the node's block or holds a bad value. OSError: unreadable.
     """
-    from object_permanence.ros.params import build_config  # ROS-free function in a module importing rclpy
-
     return build_config(WorldModelConfig, _node_parameters(config_dir, "world_model"))
 
 

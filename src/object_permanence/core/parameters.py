@@ -1,0 +1,34 @@
+"""Config dataclasses built from flat parameter values (a node's declared ROS parameters, a
+parameter file's ``ros__parameters`` block), with errors that name the parameter.
+
+ROS-free, so that evaluation and data tools build the shipped configurations as the nodes do
+on machines without ROS (a GPU host, a plain Python CI).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from typing import Any
+
+
+class ParameterError(ValueError):
+    """A node parameter has a value outside what it allows, or names no declared parameter."""
+
+
+def build_config(cls: type, values: dict[str, Any], prefix: str = "", **extra: Any) -> Any:
+    """Construct config dataclass ``cls`` from declared parameter values.
+
+    Raises:
+        ParameterError: the dataclass rejected a value (its message names the field).
+    """
+    kwargs = {f.name: values[prefix + f.name] for f in fields(cls) if prefix + f.name in values}
+    kwargs.update(extra)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        text = str(exc)
+        named = [f.name for f in fields(cls) if re.search(rf"\b{re.escape(f.name)}\b", text)]
+        if named:  # name the ROS parameter (the field the message is about: mentioned first)
+            name = min(named, key=lambda n: re.search(rf"\b{re.escape(n)}\b", text).start())
+            raise ParameterError(f"parameter '{prefix}{name}': {exc}") from exc
+        raise ParameterError(str(exc)) from exc
