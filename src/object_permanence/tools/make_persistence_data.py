@@ -7,11 +7,15 @@ Every scenario, both detector presets (``realistic``, ``hard``), the shipped wor
 ``test`` on held-out seeds >= 1000, ``nuisance`` the held-out nuisance setting
 (:data:`dataset.HELD_OUT_NUISANCE`, never in train or val) on held-out seeds. Writes
 ``<out>/<split>.npz`` (:class:`dataset.TrackSequences`) and ``<out>/summary.json``.
+``--workers N`` runs N (scenario, seed) runs at a time in separate processes; the result is the
+same as with one (each run is deterministic by its seed and the parts are joined in job order).
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,16 +36,29 @@ from object_permanence.tools.eval_tracking import parse_seeds, shipped_world_mod
 DIFFICULTIES = ("realistic", "hard")
 
 
+def _run_parts(job: tuple[tuple[str, dict | None, str], int], config, stereo: StereoConfig,
+               frames: int | None) -> list[TrackSequences]:
+    """Labelled sequences of one (scenario, overrides, name) job at one seed, every difficulty."""
+    (scenario, overrides, name), seed = job
+    return [label_sequences(run.records, run.tracks, seed, f"{run.name}-{run.difficulty}", stereo)
+            for run in tracked_runs(scenario, seed, DIFFICULTIES, config, overrides, name, frames)]
+
+
 def build_split(jobs: Sequence[tuple[str, dict | None, str]], seeds: Sequence[int], config, stereo: StereoConfig,
-                frames: int | None, desc: str) -> TrackSequences:
-    """Sequences of every (scenario, overrides, name) job and seed."""
-    parts = []
-    with tqdm(total=len(jobs) * len(seeds), desc=desc, unit="run") as bar:
-        for scenario, overrides, name in jobs:
-            for seed in seeds:
-                for run in tracked_runs(scenario, seed, DIFFICULTIES, config, overrides, name, frames):
-                    parts.append(label_sequences(run.records, run.tracks, seed, f"{run.name}-{run.difficulty}",
-                                                 stereo))
+                frames: int | None, desc: str, workers: int = 1) -> TrackSequences:
+    """Sequences of every (scenario, overrides, name) job and seed, in that order whatever ``workers``."""
+    runs = [(job, seed) for job in jobs for seed in seeds]
+    work = functools.partial(_run_parts, config=config, stereo=stereo, frames=frames)
+    parts: list[TrackSequences] = []
+    with tqdm(total=len(runs), desc=desc, unit="run") as bar:
+        if workers > 1:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for got in pool.imap(work, runs):  # imap keeps job order: same output as one process
+                    parts.extend(got)
+                    bar.update()
+        else:
+            for run in runs:
+                parts.extend(work(run))
                 bar.update()
     return TrackSequences.concat(parts)
 
@@ -56,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None, help="frames per run (default: the scenario's)")
     parser.add_argument("--splits", default="train,val,test,nuisance")
     parser.add_argument("--config-dir", type=Path, default=Path("config"))
+    parser.add_argument("--workers", type=int, default=1, help="runs generated at a time (processes)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     seeds = {s: parse_seeds(getattr(args, f"{s}_seeds")) for s in ("train", "val", "test", "nuisance")}
     if max(seeds["train"] + seeds["val"]) >= 1000 or min(seeds["test"] + seeds["nuisance"]) < 1000:
         parser.error("train/val seeds must lie in 0-999, test/nuisance seeds at 1000 or above")
@@ -69,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {}
     for split in args.splits.split(","):
         jobs = nuisance if split == "nuisance" else every
-        data = build_split(jobs, seeds[split], config, stereo, args.frames, split)
+        data = build_split(jobs, seeds[split], config, stereo, args.frames, split, args.workers)
         data.save(args.out / f"{split}.npz")
         summary[split] = {"seeds": getattr(args, f"{split}_seeds"), "tracks": len(data),
                           "real": int(data.labels.sum()), "rows": int(len(data.features))}
