@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ from test_metrics import GAP, GLARE, POS1, POS2, add_nuisance, dec, det, gt, per
 from object_permanence.core.eval.persistence import persistence_counts, persistence_tracks
 from object_permanence.core.eval.records import CameraIndex
 from object_permanence.core.types import ObjectKind, TrackState
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "persistence" / "persistence_transformer.pt"
 
 
 def test_all_real_tracks_kept_is_perfect():
@@ -132,3 +135,32 @@ def test_track_start_latency_and_the_decision_at_three_frames():
     collected = ep.collect_decisions(perfect_records(10))
     assert collected.birth[("left", 10)] == -10 and len(collected.decisions[("right", 20)]) == 10
     assert collected.max_score[("left", 20)] == pytest.approx(0.9)
+
+
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="no shipped persistence weights")
+def test_a_job_evaluated_in_a_worker_process_equals_one_evaluated_here() -> None:
+    """``--workers``: the methods travel to a spawned process and give the same pooled figures."""
+    import functools
+    import multiprocessing
+
+    from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig
+    from object_permanence.core.persistence.existence import ExistenceConfig
+    from object_permanence.core.triangulator_config import TriangulatorConfig
+    from object_permanence.core.world_model import WorldModelConfig
+    from object_permanence.tools.eval_persistence import Methods, evaluate_job, pool
+
+    methods = Methods(SHIPPED_WEIGHTS, "cpu", MinHitsConfig(), ExistenceConfig(), MinHitsBaseline(MinHitsConfig(3)))
+    work = functools.partial(evaluate_job, methods=methods, world_model=WorldModelConfig(),
+                             triangulator=TriangulatorConfig(), images=True, frames=20)
+    job = ("noisy", None, "noisy", False, 1000)
+    here = work(job)
+    with multiprocessing.get_context("spawn").Pool(1) as workers:
+        (there,) = workers.map(work, [job])
+    assert [(s, m) for s, m, _ in here] == [(s, m) for s, m, _ in there]
+    assert {s for s, _, _ in here} == {"test_realistic", "test_hard"} and len(here) == 8
+    for (_, method, a), (_, _, b) in zip(here, there):
+        pa, pb = pool([a]), pool([b])
+        assert pa.keys() == pb.keys()
+        for key in pa:
+            same_nan = isinstance(pa[key], float) and np.isnan(pa[key]) and np.isnan(pb[key])
+            assert same_nan or pa[key] == pb[key], (method, key)

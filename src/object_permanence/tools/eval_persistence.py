@@ -35,15 +35,20 @@ Beside the headline (the final decision per track, latency from the object's fir
 Writes ``<out>/persistence.json`` (rows: split, method, precision, recall, f1,
 decision_latency_frames, spurious_points_removed, true_points_lost, + details), ``<out>/persistence.md``
 and ``<out>/persistence_pr.png`` (per-track PR curves of the scores on the test split).
+``--workers N`` evaluates N (scenario, seed) runs at a time in separate processes, with the same
+result as one process (runs are deterministic by seed and pooled in job order).
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +273,48 @@ def run_methods(run: TrackedRun, world: SimWorld, models: Mapping[str, object], 
     return out
 
 
+@dataclass(frozen=True)
+class Methods:
+    """What every compared method is built from, picklable for worker processes: the transformer's
+    weights and device, the tuned min-hits and existence settings, the fitted boosting model."""
+
+    weights: Path
+    device: str
+    min_hits: MinHitsConfig
+    existence: ExistenceConfig
+    boosting: Any
+
+    def build(self) -> dict[str, object]:
+        """Fresh models, one per method, in the order of the report."""
+        from object_permanence.core.persistence.transformer_filter import TransformerPersistence
+
+        return {"transformer": TransformerPersistence(self.weights, self.device),
+                "min_hits": MinHitsBaseline(self.min_hits),
+                "existence_probability": BayesianExistence(self.existence),
+                "gradient_boosting": self.boosting}
+
+
+def evaluate_job(job: tuple[str, dict | None, str, bool, int], methods: Methods, world_model, triangulator,
+                 images: bool, frames: int | None) -> list[tuple[str, str, tuple]]:
+    """Every method on one (scenario, overrides, name, held-out nuisance?, seed) job at both
+    presets: ``(split, method, row of run_methods)`` per run and method. The world is rendered
+    once for both presets."""
+    scenario, overrides, name, nuisance, seed = job
+    world = SimWorld(scenario_config(scenario, overrides), seed=seed)
+    out = []
+    for run in tracked_runs(scenario, seed, ("realistic", "hard"), world_model, overrides, name, frames):
+        split = "heldout_nuisance" if nuisance else f"test_{run.difficulty}"
+        for method, row in run_methods(run, world, methods.build(), triangulator, images).items():
+            out.append((split, method, row))
+    return out
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pool(rows: list[tuple]) -> dict:
     """Pooled per-track and 3D figures of many runs (rows of :func:`run_methods`)."""
     tc = PersistenceTrackCounts()
@@ -342,43 +389,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config-dir", type=Path, default=Path("config"))
     parser.add_argument("--no-images", dest="images", action="store_false",
                         help="triangulate from box centres only (default: with the rendered images, as the pipeline)")
+    parser.add_argument("--workers", type=int, default=1, help="runs evaluated at a time (processes)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     seeds = parse_seeds(args.test_seeds)
     if min(seeds) < 1000:
         parser.error("test seeds must be >= 1000")
     import torch
 
     torch.set_num_threads(1)
-    from object_permanence.core.persistence.transformer_filter import TransformerPersistence
-
     train, val = (TrackSequences.load(args.data / f"{s}.npz") for s in ("train", "val"))
     existence_cfg, existence_tune = tune_existence(train)
     boosting, boosting_tune = fit_classical(train, val, seed=0)
     params = yaml.safe_load((args.config_dir / "persistence_filter.yaml").read_text())
     params = params["persistence_filter"]["ros__parameters"]
     min_hits = MinHitsConfig(min_hits=int(params["min_hits"]), min_mean_score=float(params["min_mean_score"]))
-    transformer = TransformerPersistence(args.weights, args.device)
-    methods = {
-        "transformer": lambda: transformer,
-        "min_hits": lambda: MinHitsBaseline(min_hits),
-        "existence_probability": lambda: BayesianExistence(existence_cfg),
-        "gradient_boosting": lambda: boosting,
-    }
+    methods = Methods(args.weights, args.device, min_hits, existence_cfg, boosting)
+    thresholds = methods.build()["transformer"].hysteresis
     world_model = shipped_world_model_config(args.config_dir)
     triangulator = build_config(TriangulatorConfig, _node_parameters(args.config_dir, "triangulator"))
-    # (scenario, overrides, name, split of a run at a difficulty): each world is rendered once for both presets
-    jobs = [(s, None, s, lambda d: f"test_{d}") for s in sorted(SCENARIOS)]
-    jobs.append((*HELD_OUT_NUISANCE, HELD_OUT_NUISANCE_NAME, lambda d: "heldout_nuisance"))
+    jobs = [(s, None, s, False, seed) for s in sorted(SCENARIOS) for seed in seeds]
+    jobs += [(*HELD_OUT_NUISANCE, HELD_OUT_NUISANCE_NAME, True, seed) for seed in seeds]
     splits = ("test_realistic", "test_hard", "heldout_nuisance")
-    results: dict[str, dict[str, list]] = {split: {m: [] for m in methods} for split in splits}
-    for scenario, overrides, name, split_of in tqdm(jobs, desc="evaluate", unit="scenario"):
-        for seed in seeds:
-            world = SimWorld(scenario_config(scenario, overrides), seed=seed)  # renders the frames again
-            for run in tracked_runs(scenario, seed, ("realistic", "hard"), world_model, overrides, name, args.frames):
-                per_method = run_methods(run, world, {m: make() for m, make in methods.items()}, triangulator,
-                                         args.images)
-                for method, row in per_method.items():
-                    results[split_of(run.difficulty)][method].append(row)
+    results: dict[str, dict[str, list]] = {split: {m: [] for m in ("transformer", "min_hits", "existence_probability",
+                                                                   "gradient_boosting")} for split in splits}
+    work = functools.partial(evaluate_job, methods=methods, world_model=world_model, triangulator=triangulator,
+                             images=args.images, frames=args.frames)
+    with tqdm(total=len(jobs), desc="evaluate", unit="run") as bar:
+        if args.workers > 1:
+            with multiprocessing.get_context("spawn").Pool(args.workers, initializer=_one_torch_thread) as workers:
+                done = workers.imap(work, jobs)  # imap keeps job order: same pooled figures as one process
+                for got in done:
+                    for split, method, row in got:
+                        results[split][method].append(row)
+                    bar.update()
+        else:
+            for job in jobs:
+                for split, method, row in work(job):
+                    results[split][method].append(row)
+                bar.update()
     rows, pr = [], {}
     for split, by_method in results.items():
         for method, runs in by_method.items():
@@ -398,8 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   "keep_threshold": existence_cfg.keep_threshold,
                                                   "train": existence_tune},
                         "gradient_boosting": {"keep_threshold": boosting.keep_threshold, "val": boosting_tune},
-                        "transformer": {"keep_threshold": transformer.hysteresis.keep_threshold,
-                                        "release_threshold": transformer.hysteresis.release_threshold}},
+                        "transformer": {"keep_threshold": thresholds.keep_threshold,
+                                        "release_threshold": thresholds.release_threshold}},
               "rows": [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in r.items()}
                        for r in rows]}  # JSON has no NaN: an undecided latency is null
     (args.out / "persistence.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
