@@ -168,3 +168,26 @@ def test_set_dim_clears_and_empty_inputs() -> None:
 def test_constructor_validates(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         AppearanceMemory(**kwargs)
+
+
+@pytest.mark.parametrize("kind", MEMORY_KINDS)
+def test_normalised_entry_points_equal_the_raw_ones(kind: str) -> None:
+    """``update_unit`` / ``cost_pairs_unit`` on a frame normalised once give the very numbers of
+    ``update`` / ``cost_pairs`` on the raw embeddings (rows are normalised each on its own)."""
+    rng = np.random.default_rng(9)
+    raw = 5.0 * rng.random((12, 16)).astype(np.float32)
+    raw[3] = 0.0  # no appearance
+    a = memory(kind, 16, working_size=3, episodic_size=2, bank_size=4)
+    a.append(unit_rows(rng, 6, 16), np.ones(6, bool))
+    b = a.take(np.arange(6))
+    unit, ok = normalise_rows(raw)
+    for _ in range(7):  # enough to fill and consolidate the working memory
+        rows, cols = rng.permutation(6)[:5], rng.permutation(12)[:5]
+        has = rng.random(5) > 0.2
+        a.update(rows, raw[cols], has)
+        b.update_unit(rows, unit[cols], ok[cols], has)
+        for name in AppearanceMemory._FIELDS:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        pr, pc = np.repeat(np.arange(6), 12), np.tile(np.arange(12), 6)
+        np.testing.assert_array_equal(a.cost_pairs(raw, pr, pc), b.cost_pairs_unit(unit, ok, pr, pc))
+        np.testing.assert_allclose(a.cost_pairs(raw, pr, pc).reshape(6, 12), a.cost(raw), rtol=1e-6, atol=1e-6)

@@ -9,6 +9,7 @@ import pytest
 from object_permanence.core.association import (
     appearance_cost,
     assign,
+    assign_pairs,
     candidate_pairs,
     diagonal_mahalanobis_sq,
     diagonal_mahalanobis_sq_pairs,
@@ -186,3 +187,41 @@ def test_diagonal_mahalanobis_equals_the_general_one() -> None:
     full[:, np.arange(4), np.arange(4)] = var
     np.testing.assert_allclose(diagonal_mahalanobis_sq(means, var, z), mahalanobis_sq_matrix(means, full, z),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_assign_pairs_equals_assign_on_the_dense_matrix(seed: int) -> None:
+    """The sparse assignment over a pair list is the dense one, pair for pair, ties included
+    (rounded costs), whatever the order of the list; positions come back sorted by row."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        n, m = rng.integers(1, 14, 2)
+        cost = np.round(rng.uniform(0.0, 2.0, (n, m)), int(rng.integers(1, 4)))
+        cost[rng.random((n, m)) > rng.uniform(0.1, 1.0)] = np.inf
+        cost[rng.random((n, m)) < 0.05] = np.nan
+        rows, cols = np.nonzero(np.isfinite(cost) | np.isnan(cost))  # inf pairs: not listed
+        listed = rng.permutation(rows.size)
+        rows, cols = rows[listed], cols[listed]
+        picked = assign_pairs(rows, cols, cost[rows, cols], 1.5)
+        matches, _, _ = assign(cost, 1.5)
+        np.testing.assert_array_equal(np.stack([rows[picked], cols[picked]], axis=1), matches)
+        assert np.all(cost[rows[picked], cols[picked]] <= 1.5)
+
+
+def test_assign_pairs_empty_and_all_infeasible() -> None:
+    none = np.zeros(0, np.intp)
+    assert assign_pairs(none, none, np.zeros(0), 1.0).size == 0
+    rows, cols = np.array([0, 0, 1]), np.array([0, 1, 1])
+    assert assign_pairs(rows, cols, np.array([np.inf, np.nan, 3.0]), 1.0).size == 0
+    np.testing.assert_array_equal(assign_pairs(rows, cols, np.array([0.5, 0.1, 0.2]), 1.0), [0, 2])
+
+
+def test_iou_pairs_is_iou_matrix_on_the_pairs_degenerate_boxes_included() -> None:
+    rng = np.random.default_rng(5)
+    a, b = _random_boxes(rng, 30, 100.0), _random_boxes(rng, 30, 100.0)
+    a[:4, 2:] = 0.0  # empty boxes: IoU 0
+    b[4:6, 2] = -3.0  # negative width: no area
+    b[6] = a[6]  # identical: IoU 1
+    got = iou_pairs(a, b)
+    np.testing.assert_array_equal(got, np.diag(iou_matrix(a, b)))
+    assert np.all(got[:6] == 0.0) and got[6] == pytest.approx(1.0)

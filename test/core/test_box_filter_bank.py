@@ -123,3 +123,16 @@ def test_filter_list_matches_batched() -> None:
     _close(a.mahalanobis_sq(boxes), b.mahalanobis_sq(boxes))
     with pytest.raises(ValueError, match="factory"):
         FilterList(3)  # type: ignore[arg-type]
+
+
+def test_covariance_matrices_are_diagonal_with_the_per_axis_variances() -> None:
+    bank = BatchedBoxKalman(BoxKalmanParams())
+    bank.append(np.array([[10.0, 20.0, 30.0, 40.0], [50.0, 60.0, 8.0, 9.0]]))
+    bank.predict(0.2)
+    P = bank.P
+    cov, S = bank.box_covariances, bank.innovation_covariances
+    assert cov.shape == S.shape == (2, 4, 4) and cov.flags.c_contiguous
+    for i in range(2):
+        np.testing.assert_array_equal(cov[i], np.diag(np.diag(P[i])[:4]))
+        np.testing.assert_array_equal(S[i] - np.diag(np.diag(S[i])), 0.0)
+    np.testing.assert_array_equal(BatchedBoxKalman().box_covariances.shape, (0, 4, 4))

@@ -4,7 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from object_permanence.core.kalman import BoxFilter, BoxKalmanFilter, BoxKalmanParams, positive_finite
+from object_permanence.core.kalman import (
+    BoxFilter,
+    BoxKalmanFilter,
+    BoxKalmanParams,
+    accel_std,
+    measurement_std,
+    positive_finite,
+    size_scale,
+)
 
 PARAMS = BoxKalmanParams(measurement_std_frac=0.05, accel_std_frac=1.0, size_accel_std_frac=0.25,
                          init_velocity_std_frac=1.0, min_std_px=1.0)
@@ -209,3 +217,14 @@ def test_prediction_over_a_gap_does_not_depend_on_how_it_is_split(steps) -> None
     for _ in range(steps):
         split.predict(2.0 / steps)
     np.testing.assert_allclose(split.P, reference.P, rtol=1e-9, atol=1e-9)
+
+
+def test_noise_scales_per_box_column() -> None:
+    """``w, h, w, h`` scale ``cx, cy, w, h``; the centre and the size have their own acceleration
+    fraction; every std has the pixel floor."""
+    p = BoxKalmanParams(measurement_std_frac=0.05, accel_std_frac=0.2, size_accel_std_frac=0.04, min_std_px=1.5)
+    boxes = np.array([[10.0, 20.0, 40.0, 80.0], [5.0, 6.0, 10.0, 2.0]])
+    np.testing.assert_array_equal(size_scale(boxes), [[40.0, 80.0, 40.0, 80.0], [10.0, 2.0, 10.0, 2.0]])
+    np.testing.assert_array_equal(accel_std(boxes, p), [[0.2 * 40.0, 0.2 * 80.0, 0.04 * 40.0, 0.04 * 80.0],
+                                                        [0.2 * 10.0, 1.5, 1.5, 1.5]])
+    np.testing.assert_array_equal(measurement_std(boxes, p), [[2.0, 4.0, 2.0, 4.0], [1.5, 1.5, 1.5, 1.5]])

@@ -19,7 +19,8 @@ gallery of LOST tracks and the ablation use the same code:
   gate, ``max(cos(working mean, d), max_e cos(episodic_e, d))``: either the current look or a
   remembered one may vouch for the detection.
 
-All memories of N tracks are arrays: ``slots`` (N, S, D) float32 unit vectors, ``valid`` (N, S),
+All memories of N tracks are arrays: ``slots`` (N, S, D) float32 unit vectors (zeros where not
+``valid``: a slot is written and marked valid together, and rows start zeroed), ``valid`` (N, S),
 a FIFO write position ``head`` (N,), the running sum of the FIFO entries ``fifo_sum`` (N, D), and
 the ``summary`` (N, D) each track publishes (the EMA, the normalised working mean, or the
 normalised bank mean). Any embedding dimension D works; a
@@ -165,11 +166,20 @@ class AppearanceMemory:
         rows = np.asarray(rows, dtype=np.intp)
         if rows.size == 0 or self.dim == 0:
             return
-        e, ok = normalise_rows(embeddings)
-        use = np.asarray(has, bool) & ok
-        rows, e = rows[use], e[use]
-        if rows.size == 0:
+        self.update_unit(rows, *normalise_rows(embeddings), has)
+
+    def update_unit(self, rows: np.ndarray, e: np.ndarray, ok: np.ndarray, has: np.ndarray) -> None:
+        """:meth:`update` with the embeddings already through :func:`normalise_rows` (``e`` (K, D),
+        ``ok`` (K,)), e.g. rows of the normalised detections of a frame (rows are normalised each
+        on its own, so the numbers are the same)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if rows.size == 0 or self.dim == 0:
             return
+        use = np.asarray(has, bool) & ok
+        if not use.all():
+            rows, e = rows[use], e[use]
+            if rows.size == 0:
+                return
         if self.kind == "ema":
             old = self.has[rows][:, None]
             m = self.momentum
@@ -179,7 +189,7 @@ class AppearanceMemory:
             return
         # FIFO part (working memory or bank): write at head, advance it; keep the running sum
         slot = self.head[rows]
-        evicted = np.where(self.valid[rows, slot][:, None], self.slots[rows, slot], 0.0)
+        evicted = self.slots[rows, slot]  # zeros where the slot was never written (not valid)
         total = self.fifo_sum[rows] + e - evicted  # sum over the FIFO entries
         self.fifo_sum[rows] = total
         self.slots[rows, slot] = e
@@ -208,7 +218,14 @@ class AppearanceMemory:
     def cost_pairs(self, detections: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(P,) short-term cosine distance of track rows[p] to detection cols[p] (NaN: no memory /
         zero embedding); the pairs of ``cost(detections)``."""
-        d, d_ok = normalise_rows(detections[cols] if len(cols) else detections[:0])
+        return self.cost_pairs_unit(*normalise_rows(detections), rows, cols)
+
+    def cost_pairs_unit(self, unit: np.ndarray, unit_ok: np.ndarray, rows: np.ndarray,
+                        cols: np.ndarray) -> np.ndarray:
+        """:meth:`cost_pairs` with the detections already through :func:`normalise_rows` (``unit``
+        (M, D), ``unit_ok`` (M,)): a frame's detections are normalised once for every use."""
+        cols = np.asarray(cols, dtype=np.intp)
+        d, d_ok = unit.take(cols, axis=0), unit_ok[cols]
         rows = np.asarray(rows, dtype=np.intp)
         if rows.size == 0 or self.dim == 0:
             return np.full(rows.size, np.nan)
@@ -216,8 +233,8 @@ class AppearanceMemory:
             slots, valid = self.slots[rows], self.valid[rows]
             sim = np.where(valid, np.einsum("psd,pd->ps", slots, d), -np.inf).max(axis=1)
         else:
-            sim = np.einsum("pd,pd->p", self.summary[rows], d)  # cos(summary, d)
-        cost = 1.0 - np.clip(sim.astype(np.float64), -1.0, 1.0)
+            sim = np.einsum("pd,pd->p", self.summary.take(rows, axis=0), d)  # cos(summary, d)
+        cost = 1.0 - np.minimum(np.maximum(sim.astype(np.float64), -1.0), 1.0)  # 1 - cos clipped to [-1, 1]
         cost[~self.has[rows] | ~d_ok] = np.nan
         return cost
 

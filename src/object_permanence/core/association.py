@@ -185,12 +185,12 @@ def iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = _as_boxes(b, "b")
     half_a, half_b = a[:, 2:] / 2, b[:, 2:] / 2
     overlap = np.minimum(a[:, :2] + half_a, b[:, :2] + half_b) - np.maximum(a[:, :2] - half_a, b[:, :2] - half_b)
-    inter = np.prod(np.maximum(overlap, 0.0), axis=1)  # |A n B|
-    union = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None) \
-        + np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
+    np.maximum(overlap, 0.0, out=overlap)
+    inter = overlap[:, 0] * overlap[:, 1]  # |A n B|
+    size_a, size_b = np.maximum(a[:, 2:], 0.0), np.maximum(b[:, 2:], 0.0)
+    union = size_a[:, 0] * size_a[:, 1] + size_b[:, 0] * size_b[:, 1]
     union -= inter  # |A u B| = |A| + |B| - |A n B|
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)  # 0 where the union is empty
 
 
 def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -219,22 +219,64 @@ def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -
     n, m = centres.shape[0], boxes.shape[0]
     if n == 0 or m == 0:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    order = np.argsort(boxes[:, 0], kind="stable")
+    # (array methods, not the np.* wrappers: their dispatch costs more than the work on small arrays)
+    order = boxes[:, 0].argsort(kind="stable")
     cx = boxes[order, 0]
-    widest = float(np.max(boxes[:, 2])) / 2
-    lo = np.searchsorted(cx, centres[:, 0] - reach[:, 0] - widest, side="left")
-    hi = np.searchsorted(cx, centres[:, 0] + reach[:, 0] + widest, side="right")
+    widest = float(boxes[:, 2].max()) / 2
+    lo = cx.searchsorted(centres[:, 0] - reach[:, 0] - widest, side="left")
+    hi = cx.searchsorted(centres[:, 0] + reach[:, 0] + widest, side="right")
     counts = hi - lo
     total = int(counts.sum())
-    rows = np.repeat(np.arange(n), counts)
-    # position within each track's window: 0 .. count-1, then shifted to that window's start
-    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    cols = order[np.repeat(lo, counts) + offsets]
-    d = np.abs(boxes[cols, :2] - centres[rows])
-    ok = np.all(d <= reach[rows] + boxes[cols, 2:] / 2, axis=1)  # the rectangles overlap in x and y
-    rows, cols = rows[ok], cols[ok]
-    by_row = np.lexsort((cols, rows))
-    return rows[by_row], cols[by_row]
+    rows = np.arange(n).repeat(counts)
+    # sorted position of each pair's box: its window's start lo plus its place in the window
+    # (0 .. count-1, i.e. the running index minus the window's first running index)
+    cols = order[np.arange(total) + (lo - (counts.cumsum() - counts)).repeat(counts)]
+    for k in (0, 1):  # the rectangles overlap in x, then (on the pairs left) in y; 1-D gathers
+        inside = np.abs(boxes[:, k][cols] - centres[:, k][rows]) <= reach[:, k][rows] + boxes[:, k + 2][cols] / 2
+        rows, cols = rows[inside], cols[inside]
+    key = rows * m + cols  # unique per pair: sorting it sorts by row, then column
+    key.sort()
+    return key // m, key % m
+
+
+def assign_pairs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, max_cost: float) -> np.ndarray:
+    """:func:`assign` on a sparse cost matrix: the listed (row, column) pairs (distinct) with their
+    costs; every pair not listed is infeasible. The same matching as :func:`assign` on the dense
+    matrix (the same components, the same sub-matrix handed to ``linear_sum_assignment``), without
+    building or scanning the N x M matrix.
+
+    Args:
+        rows, cols: (P,) int, row and column of each pair (distinct pairs).
+        cost: (P,) cost of each pair; NaN, infinite or above ``max_cost``: infeasible.
+        max_cost: largest accepted cost.
+
+    Returns:
+        (K,) int positions in the pair list of the matched pairs, sorted by row.
+    """
+    cost = np.asarray(cost, dtype=float)
+    feasible = (cost <= max_cost).nonzero()[0]  # NaN compares False (no warning); +inf > max_cost
+    if feasible.size == 0:
+        return feasible
+    r, c = rows[feasible], cols[feasible]
+    row_deg, col_deg = np.bincount(r), np.bincount(c)
+    lone = (row_deg[r] == 1) & (col_deg[c] == 1)  # the only feasible pair of its row and column
+    picked = feasible[lone]
+    rest = feasible[~lone]
+    if rest.size:
+        # the rows and columns left (sorted), each pair's place in that sub-matrix
+        rest_rows, rest_cols = np.bincount(rows[rest]).nonzero()[0], np.bincount(cols[rest]).nonzero()[0]
+        row_at = np.empty(rest_rows[-1] + 1, np.intp)
+        row_at[rest_rows] = np.arange(rest_rows.size)
+        col_at = np.empty(rest_cols[-1] + 1, np.intp)
+        col_at[rest_cols] = np.arange(rest_cols.size)
+        i, j = row_at[rows[rest]], col_at[cols[rest]]
+        sub = np.full((rest_rows.size, rest_cols.size), max_cost + 1.0)  # infeasible: max_cost + 1
+        sub[i, j] = cost[rest]
+        pair_at = np.full(sub.shape, -1, np.intp)
+        pair_at[i, j] = rest
+        solved = pair_at[linear_sum_assignment(sub)]
+        picked = np.concatenate([picked, solved[solved >= 0]])  # feasible pairs only
+    return picked[rows[picked].argsort(kind="stable")]
 
 
 def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -250,7 +292,8 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, n
     a maximum-weight matching with positive weights), so before the Hungarian step: rows and
     columns without a feasible pair are left out, and a feasible pair whose row and column have
     no other feasible pair (a component of one edge) is matched directly. Only the rest, usually
-    few rows when the gate is tight, goes to ``linear_sum_assignment``.
+    few rows when the gate is tight, goes to ``linear_sum_assignment`` (:func:`assign_pairs` on
+    the feasible pairs).
 
     Args:
         cost: (N, M) cost matrix.
@@ -267,29 +310,10 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, n
     if n == 0 or m == 0:
         return np.empty((0, 2), dtype=int), np.arange(n), np.arange(m)
     with np.errstate(invalid="ignore"):
-        feasible = cost <= max_cost  # NaN compares False; +inf > max_cost
-    row_deg = np.count_nonzero(feasible, axis=1)
-    col_deg = np.count_nonzero(feasible, axis=0)
-    single_rows = np.flatnonzero(row_deg == 1)
-    single_cols = feasible[single_rows].argmax(axis=1)  # the one feasible column of each such row
-    lone = col_deg[single_cols] == 1  # ... which no other row can take: a one-edge component
-    pair_rows, pair_cols = [single_rows[lone]], [single_cols[lone]]
-    rest_row_mask, rest_col_mask = row_deg > 0, col_deg > 0
-    rest_row_mask[pair_rows[0]] = False
-    rest_col_mask[pair_cols[0]] = False
-    rest_rows, rest_cols = np.flatnonzero(rest_row_mask), np.flatnonzero(rest_col_mask)
-    if rest_rows.size and rest_cols.size:
-        sub = cost[np.ix_(rest_rows, rest_cols)]
-        sub_feasible = feasible[np.ix_(rest_rows, rest_cols)]
-        rows, cols = linear_sum_assignment(np.where(sub_feasible, sub, max_cost + 1.0))
-        keep = sub_feasible[rows, cols]
-        pair_rows.append(rest_rows[rows[keep]])
-        pair_cols.append(rest_cols[cols[keep]])
-    col_of = np.full(n, -1, dtype=int)  # the matched column of each row, -1: none
-    for r, c in zip(pair_rows, pair_cols):
-        col_of[r] = c
-    matched = col_of >= 0
-    matches = np.stack([np.flatnonzero(matched), col_of[matched]], axis=1)
-    free_cols = np.ones(m, bool)
+        rows, cols = np.nonzero(cost <= max_cost)  # the feasible pairs
+    picked = assign_pairs(rows, cols, cost[rows, cols], max_cost)
+    matches = np.stack([rows[picked], cols[picked]], axis=1)
+    free_rows, free_cols = np.ones(n, bool), np.ones(m, bool)
+    free_rows[matches[:, 0]] = False
     free_cols[matches[:, 1]] = False
-    return matches, np.flatnonzero(~matched), np.flatnonzero(free_cols)
+    return matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols)

@@ -57,6 +57,14 @@ def _check_boxes(z: np.ndarray, rows: int) -> np.ndarray:
     return z
 
 
+def _diagonal_matrices(diagonals: np.ndarray) -> np.ndarray:
+    """(N, K, K) diagonal matrices from their diagonals (N, K) (strided writes, no index arrays)."""
+    n, k = diagonals.shape
+    out = np.zeros((n, k * k))
+    out[:, ::k + 1] = diagonals  # entries (i, i) of the flattened K x K
+    return out.reshape(n, k, k)
+
+
 class BoxFilterBank(Protocol):
     """N box filters (row i: track i) advanced together; see :class:`BatchedBoxKalman`."""
 
@@ -220,7 +228,7 @@ class BatchedBoxKalman:
         if rows.size == 0:
             return
         z = np.asarray(z, dtype=float).reshape(rows.shape[0], DIM_Z)
-        x, pp, pv, vv = self._x[rows], self._pp[rows], self._pv[rows], self._vv[rows]
+        x, pp, pv, vv = (a.take(rows, axis=0) for a in (self._x, self._pp, self._pv, self._vv))
         r = measurement_std(x[:, :DIM_Z], self.params) ** 2  # R = diag(sigma_z^2), (K, 4)
         inv_s = 1.0 / (pp + r)  # S = H P H' + R = P_pp + r
         kp, kv = pp * inv_s, pv * inv_s  # K = P H' S^-1
@@ -246,10 +254,7 @@ class BatchedBoxKalman:
     @property
     def box_covariances(self) -> np.ndarray:
         """(N, 4, 4) covariances of ``cx, cy, w, h`` (diagonal), pixels²."""
-        cov = np.zeros((len(self), DIM_Z, DIM_Z))
-        diag = np.arange(DIM_Z)
-        cov[:, diag, diag] = self._pp
-        return cov
+        return _diagonal_matrices(self._pp)
 
     def _innovation_variances(self) -> np.ndarray:
         """(N, 4) diagonal of ``S = H P H' + R`` for a measurement of each current state."""
@@ -258,10 +263,7 @@ class BatchedBoxKalman:
     @property
     def innovation_covariances(self) -> np.ndarray:
         """(N, 4, 4) ``S = H P H' + R`` (diagonal) for a measurement of each current state, pixels²."""
-        S = np.zeros((len(self), DIM_Z, DIM_Z))
-        diag = np.arange(DIM_Z)
-        S[:, diag, diag] = self._innovation_variances()
-        return S
+        return _diagonal_matrices(self._innovation_variances())
 
     def mahalanobis_sq(self, z: np.ndarray) -> np.ndarray:
         """(N, M) ``y' S^-1 y``, ``y = z - H x``, for boxes ``z`` (M, 4): with ``S`` diagonal,

@@ -7,11 +7,13 @@ naming its index and its first problem, in the order of the checks below.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from object_permanence.core.appearance_memory import normalise_rows
 from object_permanence.core.types import Detection
 
 #: Boxes with a coordinate or size beyond this (pixels) are rejected as invalid: no camera is that
@@ -24,26 +26,38 @@ class DetectionBatch:
     """The usable detections of one frame, row j: detection j of the batch.
 
     boxes: (M, 4) float64 ``cx, cy, w, h`` pixels; scores: (M,) float64 in [0, 1];
-    class_ids: (M,) int64; class_names: M strings; embeddings: (M, D) float32 (raw scale, zero
-    rows where none), has_embedding: (M,) bool.
+    class_ids: (M,) int64; class_names: (M,) object array of the names (gathered by index arrays);
+    embeddings: (M, D) float32 (raw scale, zero rows where none), has_embedding: (M,) bool.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
-    class_names: list[str]
+    class_names: np.ndarray
     embeddings: np.ndarray
     has_embedding: np.ndarray
+    _unit: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.boxes.shape[0]
 
+    @property
+    def unit(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`~object_permanence.core.appearance_memory.normalise_rows` of the embeddings:
+        (M, D) float32 unit rows and the (M,) mask of the non-zero ones; computed once per frame
+        (association and the memory update both read it)."""
+        if self._unit is None:
+            self._unit = normalise_rows(self.embeddings)
+        return self._unit
+
 
 def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                        list[np.ndarray | None], np.ndarray | None, dict[int, str]]:
-    """Boxes (M, 4), scores (M,), classes (M,), embeddings (1-D float32 or None), the embeddings
-    stacked (M, D) float32 when every entry has one of one length D (else None), and the problems
-    of entries that are not detections at all (their rows hold NaN)."""
+                                                        list[np.ndarray | None] | None, np.ndarray | None,
+                                                        dict[int, str]]:
+    """Boxes (M, 4), scores (M,), classes (M,), embeddings (1-D float32 or None; None instead of
+    the list when they are stacked), the embeddings stacked (M, D) float32 when every entry has one
+    of one length D (else None), and the problems of entries that are not detections at all (their
+    rows hold NaN)."""
     m = len(detections)
     problems: dict[int, str] = {}
     try:  # the fast path: every entry converts
@@ -55,7 +69,7 @@ def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, n
             try:  # one length for all (the detector's case): one array, no per-entry conversion
                 stacked = np.array(raw, dtype=np.float32)
                 if stacked.ndim == 2:
-                    return boxes, scores, class_ids, list(stacked), stacked, problems
+                    return boxes, scores, class_ids, None, stacked, problems
             except ValueError:
                 pass
         embs = [None if e is None else np.asarray(e, np.float32).ravel() for e in raw]
@@ -81,6 +95,30 @@ def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, n
     return boxes, scores, class_ids, embs, None, problems
 
 
+def _object_array(values: list) -> np.ndarray:
+    """``values`` as a (K,) object array, one entry each whatever they are (a list of lists stays 1-D)."""
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
+
+
+def _all_usable(boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray,
+                image_size: tuple[int, int] | None) -> bool:
+    """True when no rule of :func:`validate_detections` drops any of these detections (boxes (M, 4),
+    scores (M,), embeddings (M, D) of the expected length); a few whole-array reductions. False may
+    also mean only that the sum of the embeddings overflowed: the caller then checks rule by rule."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        # |value| <= MAX_BOX_PX is False for NaN and inf too; a NaN or inf entry makes the sum non-finite
+        if not ((np.abs(boxes) <= MAX_BOX_PX).all() and (boxes[:, 2:] > 0).all()
+                and scores.min() >= 0.0 and scores.max() <= 1.0 and math.isfinite(float(embeddings.sum()))):
+            return False
+        if image_size is not None and min(image_size) > 0:
+            half = boxes[:, 2:] / 2
+            # x2, y2 > 0 and x1 < width, y1 < height: every box overlaps the image
+            return bool((boxes[:, :2] + half).min() > 0 and ((boxes[:, :2] - half) < image_size).all())
+    return True
+
+
 def validate_detections(detections: Sequence[Detection], image_size: tuple[int, int] | None,
                         embedding_dim: int | None) -> tuple[DetectionBatch, list[str], int | None]:
     """The usable detections and, for each one dropped, why.
@@ -97,6 +135,13 @@ def validate_detections(detections: Sequence[Detection], image_size: tuple[int, 
     """
     m = len(detections)
     boxes, scores, class_ids, embs, all_stacked, problems = _convert(detections)
+    if not problems and all_stacked is not None and embedding_dim in (None, all_stacked.shape[1]) \
+            and _all_usable(boxes, scores, all_stacked, image_size):
+        # the usual frame: nothing to drop, so no per-rule masks and messages (same result)
+        batch = DetectionBatch(boxes=boxes, scores=scores, class_ids=class_ids,
+                               class_names=_object_array([d.class_name for d in detections]),
+                               embeddings=all_stacked, has_embedding=np.ones(m, bool))
+        return batch, [], all_stacked.shape[1]
     bad = np.zeros(m, dtype=bool)
     bad[list(problems)] = True
 
@@ -148,7 +193,7 @@ def validate_detections(detections: Sequence[Detection], image_size: tuple[int, 
         embeddings = np.zeros((keep.size, embedding_dim or 0), dtype=np.float32)
         if kept_has_emb.any():
             embeddings[kept_has_emb] = np.stack([embs[i] for i in keep[kept_has_emb]])
-    names = [detections[i].class_name for i in keep]
     batch = DetectionBatch(boxes=boxes[keep], scores=scores[keep], class_ids=class_ids[keep],
-                           class_names=names, embeddings=embeddings, has_embedding=kept_has_emb)
+                           class_names=_object_array([detections[i].class_name for i in keep]),
+                           embeddings=embeddings, has_embedding=kept_has_emb)
     return batch, [f"detection {i}: {problems[i]}" for i in sorted(problems)], embedding_dim

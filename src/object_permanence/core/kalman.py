@@ -81,9 +81,13 @@ def positive_finite(name: str, value: float) -> float:
     return float(value)
 
 
+#: The columns ``w, h, w, h`` of a box ``cx, cy, w, h``.
+_SIZE_COLUMNS = np.array([2, 3, 2, 3])
+
+
 def size_scale(boxes: np.ndarray) -> np.ndarray:
     """(N, 4) size each of ``cx, cy, w, h`` is scaled with, ``w, h, w, h``, for boxes (N, 4)."""
-    return boxes[:, [2, 3, 2, 3]]
+    return boxes.take(_SIZE_COLUMNS, axis=1)
 
 
 def measurement_std(boxes: np.ndarray, p: BoxKalmanParams) -> np.ndarray:
@@ -104,9 +108,8 @@ def initial_std(boxes: np.ndarray, p: BoxKalmanParams) -> np.ndarray:
 def accel_std(boxes: np.ndarray, p: BoxKalmanParams) -> np.ndarray:
     """(N, 4) square roots of the white-noise acceleration spectral densities of ``cx, cy, w, h``
     for boxes (N, 4) (pixels per s^1.5)."""
-    size = size_scale(boxes)
-    return np.maximum(np.concatenate([p.accel_std_frac * size[:, :2],
-                                      p.size_accel_std_frac * size[:, 2:]], axis=1), p.min_std_px)
+    fracs = np.array([p.accel_std_frac, p.accel_std_frac, p.size_accel_std_frac, p.size_accel_std_frac])
+    return np.maximum(size_scale(boxes) * fracs, p.min_std_px)
 
 
 def clamp_size(x: np.ndarray, p: BoxKalmanParams) -> None:

@@ -42,8 +42,7 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     looks). Returns the rows (K,), the frames each was unseen (K,) and the ghost rows taken
     over (to be dropped)."""
     empty = np.zeros(0, np.intp)
-    ghosts = np.flatnonzero((t.state == _OCCLUDED) & (stamp - t.last_seen_stamp > cfg.recent_ghost_s)
-                            & t.memory.has)
+    ghosts = ((t.state == _OCCLUDED) & (stamp - t.last_seen_stamp > cfg.recent_ghost_s) & t.memory.has).nonzero()[0]
     rows = rows[t.memory.has[rows]] if (len(g) or ghosts.size) and rows.size else empty
     if rows.size == 0:
         return empty, np.zeros(0, np.int64), empty
@@ -106,7 +105,7 @@ def covered_by_visible(visible: np.ndarray, ghosts: np.ndarray, boxes: np.ndarra
     """(N,) mask of the ``ghosts`` (mask (N,)) whose predicted box (``boxes`` (N, 4), cx cy w h) has
     at least ``cover_frac`` of its area inside the box of a ``visible`` (mask (N,)) track."""
     covered = np.zeros(ghosts.shape[0], bool)
-    g, v = np.flatnonzero(ghosts), np.flatnonzero(visible)
+    g, v = ghosts.nonzero()[0], visible.nonzero()[0]
     if g.size == 0 or v.size == 0:
         return covered
     iou = iou_matrix(boxes[g], boxes[v])  # (G, V)

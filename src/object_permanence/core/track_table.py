@@ -9,13 +9,14 @@ tracks kept for re-identification (:class:`LostGallery`).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from object_permanence.core.appearance_memory import AppearanceMemory
 from object_permanence.core.box_filter_bank import BoxFilterBank
-from object_permanence.core.types import TrackState
+from object_permanence.core.types import Track, TrackState
 
 #: Matched detections whose classes vote for a track's class (the most frequent one wins).
 CLASS_WINDOW = 8
@@ -65,12 +66,41 @@ class TrackTable:
         if rows.size == 0:
             return
         self.class_recent[rows, (self.hits[rows] - 1) % CLASS_WINDOW] = class_ids
+        # only a detection of another class than the track's can switch it: the winning entry must
+        # be of the new detection's class and outvote the current class, so with the same class it
+        # would have exactly the current class's votes
+        other = (class_ids != self.class_id[rows]).nonzero()[0]
+        if other.size == 0:
+            return
+        rows, class_ids, class_names = rows[other], class_ids[other], class_names[other]
         recent = self.class_recent[rows]
         votes = (recent[:, :, None] == recent[:, None, :]).sum(axis=2)  # (K, W) votes of each entry's class
         current = (recent == self.class_id[rows][:, None]).sum(axis=1)
         switch = (votes.max(axis=1) > current) & (class_ids == recent[np.arange(rows.size), votes.argmax(axis=1)])
         self.class_id[rows[switch]] = class_ids[switch]
         self.class_name[rows[switch]] = class_names[switch]
+
+    def publish(self, rows: np.ndarray) -> list[Track]:
+        """The tracks ``rows`` (int (K,)) as published :class:`Track` objects, in that order; their
+        arrays are views of copies taken out of the table (later steps do not change them).
+
+        One ``map`` over column lists builds the K objects, with ``Track``'s fields passed by position
+        (``TRACK_FIELDS``, checked against the dataclass by the tests): keywords and per-row indexing
+        cost more than the rest of a step's bookkeeping for 100 tracks."""
+        if rows.size == 0:
+            return []
+        has_emb = self.has_embedding[rows].tolist()
+        has_meas = self.has_measurement[rows].tolist()
+        embeddings = _rows_or_none(self.embedding.take(rows, axis=0), has_emb)
+        measurements = _rows_or_none(self.measurement.take(rows, axis=0), has_meas)
+        hits = self.hits[rows].tolist()
+        f = self.filters
+        return list(map(Track, self.ids[rows].tolist(), [STATES[s] for s in self.state[rows].tolist()],
+                        list(f.boxes.take(rows, axis=0)), list(f.velocities.take(rows, axis=0)),
+                        list(f.box_covariances.take(rows, axis=0)), self.score[rows].tolist(),
+                        self.class_id[rows].tolist(), self.class_name[rows].tolist(), self.age[rows].tolist(),
+                        hits, self.frames_since_seen[rows].tolist(), embeddings,
+                        itertools.repeat(float("nan"), len(hits)), measurements))
 
     @property
     def embedding(self) -> np.ndarray:
@@ -95,12 +125,14 @@ class TrackTable:
         self.filters.select(rows)
 
     def append(self, ids: np.ndarray, state: int, boxes: np.ndarray, scores: np.ndarray,
-               class_ids: np.ndarray, class_names: list[str], embeddings: np.ndarray,
+               class_ids: np.ndarray, class_names: list[str] | np.ndarray, embeddings: np.ndarray,
                has_embedding: np.ndarray, stamp: float) -> None:
         """Add K new tracks seen at ``stamp`` in ``state``, one per detection: ``boxes`` (K, 4),
         ``scores``, ``class_ids`` (K,), ``embeddings`` (K, D) raw (normalised by the memory; a zero
         or missing one leaves the track without appearance), ``has_embedding`` (K,)."""
         k = boxes.shape[0]
+        if k == 0:  # nothing to add: no copies of every array
+            return
         names = np.empty(k, object)
         names[:] = class_names
         new = {"ids": np.asarray(ids, np.uint64), "state": np.full(k, state, np.int8),
@@ -167,7 +199,7 @@ class LostGallery:
     def forget(self, stamp: float, retention_s: float, capacity: int) -> None:
         """Drop the entries unseen longer than ``retention_s`` at ``stamp``, then the oldest ones
         beyond ``capacity`` (memory stays bounded)."""
-        keep = np.flatnonzero(stamp - self.last_seen_stamp <= retention_s)
+        keep = (stamp - self.last_seen_stamp <= retention_s).nonzero()[0]
         if keep.size > capacity:
             keep = keep[np.argsort(self.last_seen_stamp[keep], kind="stable")[keep.size - capacity:]]
             keep.sort()
@@ -175,5 +207,14 @@ class LostGallery:
             self.select(keep)
 
 
+def _rows_or_none(values: np.ndarray, present: list[bool]) -> list[np.ndarray | None]:
+    """The rows of ``values`` (K, ...) as a list, None where not ``present`` (K bools)."""
+    rows = list(values)
+    return rows if all(present) else [v if p else None for v, p in zip(rows, present)]
+
+
 #: TrackState members by value, to turn an int8 state array into enum members without a lookup.
 STATES = tuple(sorted(TrackState, key=int))
+#: ``Track``'s fields in the order :meth:`TrackTable.publish` passes them.
+TRACK_FIELDS = ("track_id", "state", "box", "velocity", "covariance", "score", "class_id", "class_name", "age",
+                "hits", "frames_since_seen", "embedding", "persistence_score", "measurement")

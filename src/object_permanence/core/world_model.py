@@ -47,13 +47,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from object_permanence.core.appearance_memory import AppearanceMemory
-from object_permanence.core.association import assign, candidate_pairs, iou_pairs
+from object_permanence.core.association import assign_pairs, candidate_pairs, iou_pairs
 from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
 from object_permanence.core.reidentification import covered_by_visible, reidentify_lost
-from object_permanence.core.track_table import STATES, LostGallery, TrackTable
+from object_permanence.core.track_table import LostGallery, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
 
@@ -148,7 +148,7 @@ class WorldModel:
     @property
     def tracks(self) -> list[Track]:
         """All live tracks (TENTATIVE included), sorted by id."""
-        return self._publish(np.arange(len(self._table)))
+        return self._table.publish(np.arange(len(self._table)))
 
     def step(self, stamp: float, detections: list[Detection],
              image_size: tuple[int, int] | None = None) -> StepResult:
@@ -195,27 +195,26 @@ class WorldModel:
         cfg = self.config
         lost = t.state == _LOST
         dead = (t.state == _TENTATIVE) & (t.misses > cfg.max_tentative_misses)
-        survivors = np.flatnonzero(~lost & ~dead)
+        alive = ~lost & ~dead
         shown = lost | (~dead & ((t.state != _TENTATIVE) | cfg.publish_tentative))
 
         unmatched = np.ones(len(dets), bool)
         unmatched[cols] = False
-        new_cols = np.flatnonzero(unmatched)
+        new_cols = unmatched.nonzero()[0]
         new_state = _VISIBLE if cfg.min_hits <= 1 else _TENTATIVE
         ids = np.array([self._ids.allocate() for _ in range(new_cols.size)], dtype=np.uint64)
         g = self._gallery
         g.frames_since_seen += 1
-        to_gallery = np.flatnonzero(lost & (t.hits >= cfg.gallery_min_hits) & t.memory.has)
+        to_gallery = (lost & (t.hits >= cfg.gallery_min_hits) & t.memory.has).nonzero()[0]
         g.add(t, to_gallery, self._outside[to_gallery])
         g.forget(stamp, cfg.gallery_retention_s, cfg.gallery_capacity)
         t.append(ids, new_state, dets.boxes[new_cols], dets.scores[new_cols], dets.class_ids[new_cols],
-                 [dets.class_names[j] for j in new_cols], dets.embeddings[new_cols],
-                 dets.has_embedding[new_cols], stamp)
+                 dets.class_names[new_cols], dets.embeddings[new_cols], dets.has_embedding[new_cols], stamp)
         new_rows = np.arange(n, n + new_cols.size)
         young = np.zeros(len(t), bool)
         young[new_rows] = True
         young[:n] = (t.state[:n] == _TENTATIVE) & (t.misses[:n] == 0)
-        back_rows, back_unseen, merged = reidentify_lost(self._table, self._gallery, self.config, np.flatnonzero(young), stamp)
+        back_rows, back_unseen, merged = reidentify_lost(self._table, self._gallery, self.config, young.nonzero()[0], stamp)
         order = np.lexsort((event_order, event_rows))
         events = [TrackEvent(track_id=int(t.ids[i]), kind=_KINDS[k], state=_STATE_AFTER[_KINDS[k]],
                              box=boxes[i].copy(), frames_unseen=int(u))
@@ -233,8 +232,12 @@ class WorldModel:
         shown_all = np.concatenate([shown, np.full(new_cols.size, new_state == _VISIBLE or cfg.publish_tentative)])
         shown_all[back_rows] = True
         shown_all[merged] = False
-        published = self._publish(np.flatnonzero(shown_all))
-        t.select(np.concatenate([survivors[~np.isin(survivors, merged)], new_rows]))
+        published = self._table.publish(shown_all.nonzero()[0])
+        keep = np.concatenate([alive, np.ones(new_cols.size, bool)])  # new tracks all stay
+        keep[merged] = False  # the ghosts taken over (old rows)
+        keep = keep.nonzero()[0]
+        if keep.size < len(t):  # else every row stays, in order
+            t.select(keep)
         return StepResult(tracks=published, events=events, rejections=rejections)
 
     def _associate(self, stamp: float, dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -243,7 +246,8 @@ class WorldModel:
 
         Costs are computed only on the candidate pairs (:func:`candidate_pairs`: every pair with
         IoU > 0 or inside the loose re-identification gate; no other pair can pass any stage), and
-        each stage scatters its pairs into the dense matrix it hands to :func:`assign`."""
+        each stage hands the pairs of its tracks and the still free detections to
+        :func:`assign_pairs` (the assignment of the dense matrix, without building it)."""
         cfg, t = self.config, self._table
         n, m = len(t), len(dets)
         empty = np.zeros(0, np.intp)
@@ -251,17 +255,16 @@ class WorldModel:
             return empty, empty, np.zeros(0, bool)
         trk_boxes = t.filters.boxes
         states = t.state
-        unseen_s = stamp - t.last_seen_stamp
         gate = self._gate
         # Candidate pairs: the only ones any stage can accept (IoU > 0, or d² within the loose
         # re-identification gate), found by sweep and prune; every cost is computed on them only.
         cap = gate * cfg.reid_gate_scale
-        S = t.filters.innovation_covariances
-        reach = np.maximum(trk_boxes[:, 2:4] / 2, np.sqrt(cap * S[:, [0, 1], [0, 1]]))
+        S_xy = np.diagonal(t.filters.innovation_covariances, axis1=1, axis2=2)[:, :2]  # S_kk of cx, cy
+        reach = np.maximum(trk_boxes[:, 2:4] / 2, np.sqrt(cap * S_xy))
         pr, pc = candidate_pairs(trk_boxes[:, :2], reach, dets.boxes)
         d2 = t.filters.mahalanobis_sq_pairs(dets.boxes, pr, pc)
-        iou = iou_pairs(trk_boxes[pr], dets.boxes[pc])
-        app = t.memory.cost_pairs(dets.embeddings, pr, pc) if self._embedding_dim is not None \
+        iou = iou_pairs(trk_boxes.take(pr, axis=0), dets.boxes.take(pc, axis=0))
+        app = t.memory.cost_pairs_unit(*dets.unit, pr, pc) if self._embedding_dim is not None \
             else np.full(pr.size, np.nan)
         class_ok = t.class_id[pr] == dets.class_ids[pc]
         w = cfg.appearance_weight
@@ -275,47 +278,31 @@ class WorldModel:
         motion = 0.5 * (1.0 - iou) + 0.5 * np.minimum(d2 / gate, 1.0) + penalty
         mixed = np.where(has_app, (1 - w) * motion + w * app0, motion)  # motion mixed with appearance
 
-        match_rows: list[np.ndarray] = []
-        match_cols: list[np.ndarray] = []
+        matched: list[np.ndarray] = []  # per stage, positions in the candidate list
         free = np.ones(m, bool)
 
-        def run(rows: np.ndarray, cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
-            """Assign track ``rows`` to the free detections; ``cost`` (P,) of the candidate pairs
-            (inf: not allowed); only pairs of those rows and free columns enter a dense matrix."""
-            free_cols = np.flatnonzero(free)
-            if rows.size == 0 or free_cols.size == 0:
-                return empty, empty
-            row_pos = np.full(n, -1, np.intp)
-            row_pos[rows] = np.arange(rows.size)
-            col_pos = np.full(m, -1, np.intp)
-            col_pos[free_cols] = np.arange(free_cols.size)
-            sel = (row_pos[pr] >= 0) & (col_pos[pc] >= 0) & np.isfinite(cost)
-            dense = np.full((rows.size, free_cols.size), np.inf)
-            dense[row_pos[pr[sel]], col_pos[pc[sel]]] = cost[sel]
-            pairs, _, _ = assign(dense, max_cost)
-            r, c = rows[pairs[:, 0]], free_cols[pairs[:, 1]]
-            free[c] = False
-            match_rows.append(r)
-            match_cols.append(c)
-            return r, c
-
-        def pair_index(r: np.ndarray, c: np.ndarray) -> np.ndarray:
-            """Positions in the candidate list of pairs (r, c) (all are candidates)."""
-            return np.searchsorted(pr * m + pc, r * m + c)  # candidates are sorted by row then column
+        def run(stage: np.ndarray, cost: np.ndarray, max_cost: float) -> np.ndarray:
+            """Assign the tracks of ``stage`` (mask (N,)) to the free detections; ``cost`` (P,) of
+            the candidate pairs (inf: not allowed). Returns the matched pairs' positions (by row)."""
+            sel = (stage[pr] & free[pc]).nonzero()[0]
+            won = sel[assign_pairs(pr[sel], pc[sel], cost[sel], max_cost)]
+            free[pc[won]] = False
+            matched.append(won)
+            return won
 
         # Stage 1: VISIBLE and recent ghosts.
-        recent = (states == _VISIBLE) | ((states == _OCCLUDED) & (unseen_s <= cfg.recent_ghost_s))
-        run(np.flatnonzero(recent), np.where(motion_ok, mixed, np.inf), max_cost=2.0)
+        occluded = states == _OCCLUDED
+        recent = (states == _VISIBLE) | (occluded & (stamp - t.last_seen_stamp <= cfg.recent_ghost_s))
+        reinit_parts = [np.zeros(run(recent, np.where(motion_ok, mixed, np.inf), max_cost=2.0).size, bool)]
         # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) the
         # same mixed cost; without it, but inside the loose gate, appearance alone, ranked after
         # every pair with motion evidence.
-        ghosts = np.flatnonzero((states == _OCCLUDED) & ~recent)
-        reinit_parts: list[np.ndarray] = [np.zeros(sum(r.size for r in match_rows), bool)]
-        if ghosts.size and self._embedding_dim is not None and t.memory.kind == "dual":
-            is_ghost = np.zeros(n, bool)
-            is_ghost[ghosts] = True
+        is_ghost = occluded & ~recent
+        if is_ghost.any():
             g = is_ghost[pr]
-            if g.any():  # older ghosts are re-identified with the long-term (working + episodic) similarity
+            if self._embedding_dim is not None and t.memory.kind == "dual" and g.any():
+                # older ghosts are re-identified with the long-term (working + episodic) similarity
+                ghosts = np.flatnonzero(is_ghost)
                 long_cost = t.memory.cost(dets.embeddings, ghosts, long_term=True)  # (G, M), ghosts only
                 ghost_pos = np.full(n, -1, np.intp)
                 ghost_pos[ghosts] = np.arange(ghosts.size)
@@ -324,28 +311,24 @@ class WorldModel:
                 has_app = np.isfinite(app)
                 app0 = np.where(has_app, app, 0.0)
                 mixed = np.where(has_app, (1 - w) * motion + w * app0, motion)
-        if ghosts.size:
             loose = class_ok & (d2 <= cap) & has_app & (
                 np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost)
             cost2 = np.where(motion_ok, mixed, np.where(loose, 2.0 + app0, np.inf))
-            r, c = run(ghosts, cost2, max_cost=4.0)
-            reinit_parts.append(~motion_ok[pair_index(r, c)])
+            reinit_parts.append(~motion_ok[run(is_ghost, cost2, max_cost=4.0)])
         # Stage 3: TENTATIVE tracks by IoU.
-        tentative = np.flatnonzero(states == _TENTATIVE)
-        if tentative.size:
+        tentative = states == _TENTATIVE
+        if tentative.any():
             cost3 = np.where(motion_ok & (iou >= cfg.iou_gate), 1.0 - iou + penalty, np.inf)
-            r, _ = run(tentative, cost3, max_cost=1.0 - cfg.iou_gate)
-            reinit_parts.append(np.zeros(r.size, bool))
-        if not match_rows:
-            return empty, empty, np.zeros(0, bool)
-        return np.concatenate(match_rows), np.concatenate(match_cols), np.concatenate(reinit_parts)
+            reinit_parts.append(np.zeros(run(tentative, cost3, max_cost=1.0 - cfg.iou_gate).size, bool))
+        won = np.concatenate(matched)
+        return pr[won], pc[won], np.concatenate(reinit_parts)
 
     def _hit(self, rows: np.ndarray, cols: np.ndarray, reinit: np.ndarray, dets: DetectionBatch,
              stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Update the matched tracks ``rows`` with detections ``cols``; returns the BIRTH /
         REACQUIRED events as (rows, order within the row, kinds, frames unseen) arrays."""
         t = self._table
-        z = dets.boxes[cols]
+        z = dets.boxes.take(cols, axis=0)
         if reinit.any():
             r, zr = rows[reinit], z[reinit]
             gap = stamp - t.last_seen_stamp[r]
@@ -353,7 +336,9 @@ class WorldModel:
             with np.errstate(divide="ignore", invalid="ignore"):
                 velocity = np.where(gap[:, None] > 0, (zr[:, :2] - t.last_seen_center[r]) / gap[:, None], 0.0)
             t.filters.reinitialize(r, zr, velocity)
-        t.filters.update(rows[~reinit], z[~reinit])
+            t.filters.update(rows[~reinit], z[~reinit])
+        else:
+            t.filters.update(rows, z)
         unseen = t.frames_since_seen[rows]
         t.hits[rows] += 1
         t.age[rows] += 1
@@ -364,10 +349,9 @@ class WorldModel:
         t.measurement[rows] = z
         t.has_measurement[rows] = True
         t.score[rows] = dets.scores[cols]
-        t.memory.update(rows, dets.embeddings[cols], dets.has_embedding[cols])
-        names = np.empty(cols.size, object)
-        names[:] = [dets.class_names[j] for j in cols.tolist()]
-        t.vote_class(rows, dets.class_ids[cols], names)
+        unit, unit_ok = dets.unit
+        t.memory.update_unit(rows, unit.take(cols, axis=0), unit_ok[cols], dets.has_embedding[cols])
+        t.vote_class(rows, dets.class_ids[cols], dets.class_names[cols])
         state = t.state[rows]
         born = (state == _TENTATIVE) & (t.hits[rows] >= self.config.min_hits)
         back = state == _OCCLUDED
@@ -381,6 +365,10 @@ class WorldModel:
         """Age the unmatched tracks (mask (N,)); returns the OCCLUDED / LOST events as (rows,
         order within the row, kinds, frames unseen) arrays."""
         cfg, t = self.config, self._table
+        if not missed.any():  # every track matched: no ghost, no event
+            self._outside = np.zeros(len(t), bool)
+            none = np.zeros(0, np.int64)
+            return none, none, none, none
         t.age[missed] += 1
         t.misses[missed] += 1
         t.frames_since_seen[missed] += 1
@@ -402,30 +390,9 @@ class WorldModel:
         self._outside = outside
         lost = ghosts & expired
         t.state[lost] = _LOST
-        occ_rows, lost_rows = np.flatnonzero(occluded), np.flatnonzero(lost)
+        occ_rows, lost_rows = occluded.nonzero()[0], lost.nonzero()[0]
         rows = np.concatenate([occ_rows, lost_rows])
         order = np.concatenate([np.ones(occ_rows.size, np.int64), np.full(lost_rows.size, 2, np.int64)])
         kinds = np.concatenate([np.full(occ_rows.size, int(EventKind.OCCLUDED)),
                                 np.full(lost_rows.size, int(EventKind.LOST))])
         return rows, order, kinds, t.frames_since_seen[rows]
-
-    def _publish(self, rows: np.ndarray) -> list[Track]:
-        """The tracks ``rows`` as published :class:`Track` objects (arrays copied out of the table)."""
-        t = self._table
-        if rows.size == 0:
-            return []
-        boxes = t.filters.boxes[rows]
-        velocities = t.filters.velocities[rows]
-        covariances = t.filters.box_covariances[rows]
-        embeddings = t.embedding[rows]
-        measurements = t.measurement[rows]
-        has_emb = t.has_embedding[rows].tolist()
-        has_meas = t.has_measurement[rows].tolist()
-        return [Track(track_id=i, state=STATES[s], box=boxes[k], velocity=velocities[k],
-                      covariance=covariances[k], score=sc, class_id=c, class_name=name, age=a, hits=h,
-                      frames_since_seen=f, embedding=embeddings[k] if has_emb[k] else None,
-                      measurement=measurements[k] if has_meas[k] else None)
-                for k, (i, s, sc, c, name, a, h, f) in enumerate(zip(
-                    t.ids[rows].tolist(), t.state[rows].tolist(), t.score[rows].tolist(),
-                    t.class_id[rows].tolist(), t.class_name[rows].tolist(), t.age[rows].tolist(),
-                    t.hits[rows].tolist(), t.frames_since_seen[rows].tolist()))]
