@@ -2,6 +2,9 @@
 method choice), on rendered rectified pairs of a textured board (stereo_scenes)."""
 from __future__ import annotations
 
+import dataclasses
+
+import cv2
 import numpy as np
 import pytest
 
@@ -164,7 +167,68 @@ def test_each_method_uses_only_its_estimator(flat_pair):
     ({"sgbm_block_size": 6}, "sgbm_block_size"),
     ({"sgbm_uniqueness_ratio": 101}, "sgbm_uniqueness_ratio"),
     ({"sgbm_min_ncc": 1.1}, "sgbm_min_ncc"),
+    ({"sgbm_split_px": -0.5}, "sgbm_split_px"),
+    ({"sgbm_split_px": float("inf")}, "sgbm_split_px"),
 ])
 def test_config_validation_names_the_field(kwargs, name):
     with pytest.raises(ValueError, match=name):
         BoxDisparityConfig(**kwargs)
+
+
+def test_template_only_never_answers_by_semi_global_matching(flat_pair, slanted_pair):
+    """The flat board's precise template match is kept; the slanted board, which auto measures by
+    SGBM, gets no answer at all."""
+    flat = box_disparities(*flat_pair, board_box(), np.array([TRUE_D + 1.0]), template_only=True)
+    assert flat.source[0] == DisparitySource.NCC and abs(flat.disparity[0] - TRUE_D) < 0.1
+    slanted = box_disparities(*slanted_pair, board_box(), np.array([TRUE_D + 1.3]), template_only=True)
+    auto = box_disparities(*slanted_pair, board_box(), np.array([TRUE_D + 1.3]))
+    assert auto.source[0] == DisparitySource.SGBM
+    assert slanted.source[0] == DisparitySource.NONE and np.isnan(slanted.disparity[0])
+
+
+def _texture(seed: int, shape: tuple[int, int]) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0.0, 1.0, shape).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 1.5)
+    return smooth / smooth.std() * 50.0 + 128.0
+
+
+def _layered_pair(layers: list[tuple[np.ndarray, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rectified pair of fronto-parallel textured layers ``(texture, left column, row, integer
+    disparity)`` painted back to front over a faint background at infinity."""
+    views = []
+    for shift in (False, True):
+        image = _texture(99, (480, 640)) * 0.25 + 96.0
+        for texture, x0, y0, d in layers:
+            x = x0 - d if shift else x0  # u_r = u_l - d
+            image[y0:y0 + texture.shape[0], x:x + texture.shape[1]] = texture
+        views.append(np.repeat(np.clip(np.round(image), 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+    return views[0], views[1]
+
+
+def test_a_box_ending_at_an_occluders_edge_is_measured_on_its_farther_half():
+    """An object (disparity 14 px, columns 300-360) whose right part is hidden by a nearer panel
+    (30 px, columns 340-390 in the left view); its box reaches 14 px onto the panel. SGBM's plane
+    across the depth edge is pixels off; the two halves disagree and the farther one is the object."""
+    left, right = _layered_pair([(_texture(1, (90, 60)), 300, 200, 14), (_texture(2, (160, 50)), 340, 170, 30)])
+    box, guess = np.array([[327.0, 245.0, 54.0, 90.0]]), np.array([20.0])
+    whole = box_disparities(left, right, box, guess, BoxDisparityConfig(method="sgbm", search_px=8.0))
+    split = box_disparities(left, right, box, guess, BoxDisparityConfig(method="sgbm", search_px=8.0,
+                                                                        sgbm_split_px=1.0))
+    assert abs(whole.disparity[0] - 14.0) > 3.0
+    assert abs(split.disparity[0] - 14.0) < 0.2 and split.source[0] == DisparitySource.SGBM
+    flat = box_disparities(left, right, np.array([[315.0, 245.0, 26.0, 80.0]]), guess,
+                           BoxDisparityConfig(method="sgbm", search_px=8.0, sgbm_split_px=1.0))
+    assert abs(flat.disparity[0] - 14.0) < 0.3  # a box on the object alone: halves agree, whole box used
+
+
+def test_a_half_the_views_disagree_on_counts_as_a_depth_edge():
+    """The panel 8 px nearer than the object: the right half's plane fails the warped-NCC check
+    (0.61 < 0.63) while the whole box passes (0.65) pixels off; the answering left half, 2.8 px from
+    the whole box's value, is the object."""
+    left, right = _layered_pair([(_texture(1, (90, 60)), 300, 200, 14), (_texture(2, (160, 50)), 340, 170, 22)])
+    box, guess = np.array([[327.0, 245.0, 54.0, 90.0]]), np.array([20.0])
+    cfg = BoxDisparityConfig(method="sgbm", search_px=8.0, sgbm_min_ncc=0.63)
+    whole = box_disparities(left, right, box, guess, cfg)
+    split = box_disparities(left, right, box, guess, dataclasses.replace(cfg, sgbm_split_px=1.0))
+    assert whole.disparity[0] > 16.0
+    assert abs(split.disparity[0] - 14.0) < 0.2

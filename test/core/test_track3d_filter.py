@@ -1,6 +1,8 @@
 """Tests for core.constant_velocity (the shared motion model) and core.track3d_filter (the 3D filter)."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,38 @@ def test_outlying_measurements_are_gated_out_then_the_filter_restarts():
 def test_filter_validation_names_the_argument(args, name):
     with pytest.raises(ValueError, match=name):
         Track3DFilter(*args)
+
+
+def test_damped_prediction_decays_the_velocity_and_integrates_it():
+    """v' = a v, p' = p + τ (1 - a) v with a = exp(-dt / τ); without damping, constant velocity."""
+    kf = Track3DFilter(np.zeros(3), 1e-4 * np.eye(3), velocity_std_mps=1.0)
+    for k in range(1, 30):  # learn 0.6 m/s along x, -0.3 m/s along z
+        kf.predict(1 / 30, 0.18)
+        kf.update(np.array([0.02 * k, 0.0, -0.01 * k]), 1e-6 * np.eye(3))
+    v0, p0 = kf.velocity, kf.position
+    damped = copy.deepcopy(kf)
+    damped.predict(0.4, 0.18, damping_s=0.5)
+    a = np.exp(-0.4 / 0.5)
+    np.testing.assert_allclose(damped.velocity, a * v0, rtol=1e-12)
+    np.testing.assert_allclose(damped.position, p0 + 0.5 * (1 - a) * v0, rtol=1e-12)
+    kf.predict(0.4, 0.18)  # constant velocity
+    np.testing.assert_allclose(kf.position, p0 + 0.4 * v0, rtol=1e-12)
+    with pytest.raises(ValueError, match="damping_s"):
+        kf.predict(0.1, 0.18, damping_s=0.0)
+
+
+def test_bearing_update_moves_the_point_onto_the_ray_not_along_it():
+    """A pixel measurement of a point 0.2 m to the side: the filter (uncertain) moves laterally onto
+    that ray; its depth, which one pixel does not observe, stays put."""
+    fx = fy = 500.0
+    cx, cy = 320.0, 240.0
+    kf = Track3DFilter(np.array([0.0, 0.0, 4.0]), np.diag([0.25, 0.25, 0.01]), velocity_std_mps=0.5)
+    truth = np.array([0.2, -0.1, 4.0])
+    uv = np.array([fx * truth[0] / truth[2] + cx, fy * truth[1] / truth[2] + cy])  # u = fx X / Z + cx
+    for _ in range(5):
+        assert kf.update_bearing(uv, np.eye(2), fx, fy, cx, cy)
+    np.testing.assert_allclose(kf.position[:2], truth[:2], atol=0.01)
+    assert abs(kf.position[2] - 4.0) < 0.02
+    assert np.all(np.linalg.eigvalsh(kf.covariance) > 0)
+    np.testing.assert_allclose(kf.covariance, kf.covariance.T)
+    assert not kf.update_bearing(np.array([np.nan, 1.0]), np.eye(2), fx, fy, cx, cy)  # nothing to update with

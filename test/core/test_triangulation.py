@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from object_permanence.core.box_disparity import DisparitySource
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.triangulation import StereoTriangulator, raw_measurement
 from object_permanence.core.triangulator_config import TriangulatorConfig
@@ -296,6 +297,9 @@ def test_stamps_going_backwards_raise():
         ({"refine_max_spread_px": 0.0}, "refine_max_spread_px"),
         ({"sgbm_block_size": 4}, "sgbm_block_size"),
         ({"sgbm_uniqueness_ratio": 200}, "sgbm_uniqueness_ratio"),
+        ({"sgbm_split_px": -1.0}, "sgbm_split_px"),
+        ({"ghost_velocity_damping_s": -0.5}, "ghost_velocity_damping_s"),
+        ({"ghost_velocity_damping_s": float("nan")}, "ghost_velocity_damping_s"),
     ],
 )
 def test_config_validation_names_the_argument(kwargs, name):
@@ -427,11 +431,20 @@ def test_malformed_images_raise():
         tri.step(left, right, 0.1, images=(image, image[:, :, 0].astype(np.float32)))
 
 
-@pytest.mark.parametrize("update_from_ghosts", [False, True])
-def test_ghost_pairs_only_predict(update_from_ghosts):
+GHOST_MODES = {
+    "predict": TriangulatorConfig(ghost_velocity_damping_s=0.0, ghost_bearing_update=False),
+    "damped_with_bearing": TriangulatorConfig(ghost_velocity_damping_s=0.5, ghost_bearing_update=True),
+    "update_from_ghosts": TriangulatorConfig(update_from_ghosts=True, ghost_velocity_damping_s=0.0,
+                                             ghost_bearing_update=False),
+}
+
+
+@pytest.mark.parametrize("mode", list(GHOST_MODES))
+def test_ghost_pairs_do_not_triangulate_their_predicted_boxes(mode):
     """While one view is a ghost its (drifting) 2D prediction does not pull the 3D filter, which
-    extrapolates at constant velocity with a growing covariance; the config can opt back in."""
-    tri = StereoTriangulator(*projections(), TriangulatorConfig(update_from_ghosts=update_from_ghosts))
+    extrapolates (at constant velocity by default; or damped and kept on the left box's ray) with a
+    growing depth covariance; the config can opt back in to triangulating the ghost boxes."""
+    tri = StereoTriangulator(*projections(), GHOST_MODES[mode])
 
     def truth(stamp: float) -> np.ndarray:
         return np.array([-0.4 + 0.5 * stamp, 0.1, 3.0 + 0.2 * stamp])
@@ -439,7 +452,7 @@ def test_ghost_pairs_only_predict(update_from_ghosts):
     for k in range(30):
         stamp = k / 30.0
         tri.step(*stereo_tracks(truth(stamp)[None], np.array([0.6])), stamp)
-    traces, errors = [], []
+    var_z, traces, errors = [], [], []
     for k in range(30, 45):
         stamp = k / 30.0
         left, right = stereo_tracks(truth(stamp)[None], np.array([0.6]))
@@ -449,17 +462,46 @@ def test_ghost_pairs_only_predict(update_from_ghosts):
         (out,) = tri.step(left, right, stamp)
         assert out.state == TrackState.OCCLUDED
         np.testing.assert_allclose(out.trail[-1], out.position)
+        var_z.append(out.covariance[2, 2])
         traces.append(np.trace(out.covariance))
         errors.append(np.linalg.norm(out.position - truth(stamp)))
-    if update_from_ghosts:
+    if mode == "update_from_ghosts":
         assert errors[-1] > 0.3
-    else:
-        assert max(errors) < 0.01
+    elif mode == "predict":
+        assert max(errors) < 0.01  # exact constant velocity
         assert np.all(np.diff(traces) > 0)
+    else:  # the damped depth lags 0.2 m/s by a few cm; the lateral position stays on the left box's ray
+        assert max(errors) < 0.03
+        assert np.all(np.diff(var_z) > 0)
     (back,) = tri.step(*stereo_tracks(truth(1.5)[None], np.array([0.6])), 1.5)  # seen again: same id
     assert back.track_id == 1 and back.state == TrackState.VISIBLE
-    if not update_from_ghosts:  # (after following the drift, the true point is first gated out)
-        assert np.trace(back.covariance) < traces[-1]  # updated
+    if mode != "update_from_ghosts":  # (after following the drift, the true point is first gated out)
+        assert back.covariance[2, 2] < var_z[-1]  # updated
+
+
+@pytest.mark.parametrize("damping_s", [0.0, 0.5])
+def test_a_ghosts_velocity_is_damped_and_its_bearing_kept(damping_s):
+    """A resting object whose last depths crept 1 m/s towards the camera (a partial occlusion
+    biased them), then hidden in the right view for 2 s while the left view still sees it moving
+    sideways: constant velocity extrapolates the spurious approach by metres; damped, the depth
+    creeps at most τ v and the left box's ray keeps the lateral position."""
+    tri = StereoTriangulator(*projections(), TriangulatorConfig(ghost_velocity_damping_s=damping_s,
+                                                                ghost_bearing_update=True))
+    for k in range(15):
+        seen = np.array([[0.0, 0.0, 4.0 - k / 30.0]])
+        (out,) = tri.step(*stereo_tracks(seen, np.array([0.6])), k / 30.0)
+    z_last = out.position[2]
+    for k in range(15, 75):
+        truth = np.array([0.25 * (k - 14) / 30.0, 0.0, 4.0])
+        left, right = stereo_tracks(truth[None], np.array([0.6]))
+        right[0].state = TrackState.OCCLUDED
+        (out,) = tri.step(left, right, k / 30.0)
+    if damping_s == 0.0:
+        assert out.position[2] < z_last - 1.0
+    else:
+        assert abs(out.position[2] - z_last) < damping_s * 1.0  # at most τ v of creep (v ≈ 1 m/s)
+        ray = truth[:2] / truth[2]
+        np.testing.assert_allclose(out.position[:2] / out.position[2], ray, atol=2e-3)  # on the left box's ray
 
 
 def test_a_box_cut_by_the_image_border_does_not_update_the_3d_filter():
@@ -477,3 +519,93 @@ def test_a_box_cut_by_the_image_border_does_not_update_the_3d_filter():
     (unknown,) = StereoTriangulator(*projections()).step(left, right, 0.0)  # size unknown: used as is
     assert abs(unknown.position[2] - 3.0) > 0.2
 
+
+
+# --- partial occlusion: where to search, what to trust ------------------------------------------------------
+
+def _board_frames(offsets: list[np.ndarray], cfg: TriangulatorConfig) -> tuple[list, StereoTriangulator]:
+    """Run a triangulator on a board resting at (0.1, 0, 3) m for one frame per offsets entry
+    ((2, 2) px box offsets per view, the filtered and raw boxes alike); returns the outputs."""
+    centre = np.array([0.1, 0.0, 3.0])
+    images = render_stereo(centre, board_texture(4))
+    tri = StereoTriangulator(*projections(), cfg)
+    outs = []
+    for k, offset in enumerate(offsets):
+        left, right = board_tracks(centre, offset)
+        with_measurements(left, np.zeros((1, 2)))
+        with_measurements(right, np.zeros((1, 2)))
+        outs.append(tri.step(left, right, k / 30.0, images=images)[0])
+    return outs, tri
+
+
+def test_the_image_disparity_is_searched_where_the_3d_filter_expects_it():
+    """A partial occlusion puts the boxes' disparity 6 px off (each view boxes another part of the
+    object), beyond a 2.5 px search around it; the 3D filter's predicted disparity still finds the
+    template match."""
+    cfg = TriangulatorConfig(refine_search_px=2.5, disparity_method="ncc")
+    good, biased = np.zeros((2, 2)), np.array([[0.0, 0.0], [-6.0, 0.0]])
+    outs, tri = _board_frames([good] * 5 + [biased] * 5, cfg)
+    assert tri.last_details.source[0] == DisparitySource.NCC
+    assert abs(outs[-1].position[2] - 3.0) < 0.01
+    fresh = StereoTriangulator(*projections(), cfg)  # no filter yet: nothing but the boxes to search around
+    left, right = board_tracks(np.array([0.1, 0.0, 3.0]), biased)
+    fresh.step(left, right, 0.0, images=render_stereo(np.array([0.1, 0.0, 3.0]), board_texture(4)))
+    assert fresh.last_details.source[0] == DisparitySource.NONE
+
+
+@pytest.mark.parametrize("box_depth", [False, True])
+def test_an_unmatched_visible_pair_updates_only_its_bearing(box_depth):
+    """Images given, yet no method matches (the right view shows something else): the box centres'
+    depth (1.5 px of disparity, 0.24 m, short) moves the filter only with box_depth_without_match; by
+    default the left box's bearing alone is taken, which moves the point sideways, not in depth."""
+    centre = np.array([0.1, 0.0, 3.0])
+    cfg = TriangulatorConfig(box_depth_without_match=box_depth, detection_std_px=0.5, detection_std_frac=0.0)
+    blank = render_stereo(centre, board_texture(2), right_board=np.full_like(board_texture(2), 128.0))
+    tri = StereoTriangulator(*projections(), cfg)
+    tri.step(*board_tracks(centre, np.zeros((2, 2))), 0.0)
+    (out,) = tri.step(*board_tracks(centre, np.array([[0.0, 0.0], [1.5, 0.0]])), 1 / 30.0, images=blank)
+    assert tri.last_details.source[0] == DisparitySource.NONE and tri.last_details.measured[0] == box_depth
+    if box_depth:
+        assert out.position[2] > 3.08
+    else:
+        assert abs(out.position[2] - 3.0) < 1e-3
+        (aside,) = tri.step(*board_tracks(centre, np.array([[3.0, 0.0], [1.5, 0.0]])), 2 / 30.0, images=blank)
+        assert aside.position[0] > 0.1 + 0.3 * 3.0 * 3.0 / FX  # towards the left box's ray, 3 px aside
+
+
+def test_a_template_match_restarts_a_filter_no_template_match_has_confirmed():
+    """A pair first triangulated from box centres 4 px of disparity off (0.75 m at 3 m) and then
+    confirmed by more of them; the first template match lies far outside
+    the filter's gate and restarts it at once, where a gated-out box-centre point would wait for
+    max_rejected_updates more."""
+    centre = np.array([0.1, 0.0, 3.0])
+    cfg = TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, max_rejected_updates=5, refine_search_px=8.0)
+    tri = StereoTriangulator(*projections(), cfg)
+    off = np.array([[0.0, 0.0], [4.0, 0.0]])
+    for k in range(5):
+        (out,) = tri.step(*board_tracks(centre, off), k / 30.0)
+    assert out.position[2] > 3.5
+    (out,) = tri.step(*board_tracks(centre, off), 5 / 30.0, images=render_stereo(centre, board_texture(4)))
+    assert tri.last_details.source[0] == DisparitySource.NCC and tri.last_details.fused[0]
+    assert abs(out.position[2] - 3.0) < 0.01
+    # A confirmed filter does gate out a far template match (an occluder's texture matched instead).
+    near = render_stereo(centre * np.array([1.0, 1.0, 0.8]), board_texture(4))
+    left, right = board_tracks(centre * np.array([1.0, 1.0, 0.8]), np.zeros((2, 2)))
+    (out,) = tri.step(left, right, 6 / 30.0, images=near)
+    assert tri.last_details.source[0] == DisparitySource.NCC and not tri.last_details.fused[0]
+    assert abs(out.position[2] - 3.0) < 0.01
+
+
+def test_step_details_describe_the_frames_pairs():
+    centre = np.array([0.1, 0.0, 3.0])
+    tri = StereoTriangulator(*projections())
+    assert len(tri.last_details.left_ids) == 0
+    left, right = board_tracks(centre, np.zeros((2, 2)))
+    tri.step(left, right, 0.0, images=render_stereo(centre, board_texture(4)))
+    d = tri.last_details
+    assert d.left_ids.tolist() == [1] and d.right_ids.tolist() == [101]
+    assert d.source[0] == DisparitySource.NCC and d.measured[0] and d.fused[0]
+    assert abs(d.disparity[0] - FX * B / 3.0) < 0.05  # d = fx B / Z
+    np.testing.assert_allclose(d.positions[0], centre, atol=0.01)
+    tri.step([], right, 1 / 30.0)
+    assert len(tri.last_details.left_ids) == 0

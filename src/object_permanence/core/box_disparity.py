@@ -17,6 +17,10 @@ and the simulated rig):
 own precision estimate, is at most ``max_ncc_spread_px``, and the SGBM one otherwise (an
 imprecise NCC answer is kept only where SGBM has none). Real images then get SGBM's accuracy and
 coverage, precise matches keep NCC's accuracy.
+
+A box that ends at an occluder's edge (a partly hidden object is boxed around its visible part)
+spans a depth edge, across which SGBM's plane is off by pixels; with ``sgbm_split_px`` the box's
+two halves are measured too and, when they disagree, the farther one (the occluded object) is used.
 """
 from __future__ import annotations
 
@@ -57,6 +61,8 @@ class BoxDisparityConfig:
     sgbm_block_size: StereoSGBM's odd block side (pixels).
     sgbm_uniqueness_ratio: StereoSGBM's uniqueness margin (percent).
     sgbm_min_ncc: smallest NCC of the left box with the right image warped by the SGBM plane.
+    sgbm_split_px: when the SGBM disparities of the box's left and right halves differ by more than
+        this (pixels), the farther half's is used (see :func:`_farther_half`); 0: the whole box.
 
     Raises:
         ValueError: naming the field and its value.
@@ -73,6 +79,7 @@ class BoxDisparityConfig:
     sgbm_block_size: int = 5
     sgbm_uniqueness_ratio: int = 10
     sgbm_min_ncc: float = 0.2
+    sgbm_split_px: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in DISPARITY_METHODS:
@@ -86,6 +93,9 @@ class BoxDisparityConfig:
                 raise ValueError(f"{name} must lie in [-1, 1], got {getattr(self, name)!r}")
         if not 0.0 < self.inner_frac <= 1.0:
             raise ValueError(f"inner_frac must lie in (0, 1], got {self.inner_frac!r}")
+        if not (isinstance(self.sgbm_split_px, (int, float)) and math.isfinite(self.sgbm_split_px)
+                and self.sgbm_split_px >= 0):
+            raise ValueError(f"sgbm_split_px must be finite and non-negative, got {self.sgbm_split_px!r}")
         block = self.sgbm_block_size
         if isinstance(block, bool) or not isinstance(block, int) or block % 2 == 0 or not 3 <= block <= 11:
             raise ValueError(f"sgbm_block_size must be an odd integer in [3, 11], got {block!r}")
@@ -114,13 +124,17 @@ class BoxDisparities:
 
 
 def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.ndarray,
-                    disparity_guess: np.ndarray, config: BoxDisparityConfig | None = None) -> BoxDisparities:
+                    disparity_guess: np.ndarray, config: BoxDisparityConfig | None = None,
+                    template_only: bool = False) -> BoxDisparities:
     """Measure the disparity of each left box from a rectified pair by ``config.method``.
 
     Args:
         left_bgr, right_bgr: (H, W, 3) or (H, W) uint8 rectified images of the same shape.
         left_boxes: (N, 4) left boxes ``cx, cy, w, h`` in pixels.
         disparity_guess: (N,) column shifts ``u_left - u_right`` of the box centres, pixels.
+        template_only: answer only by template matching, and with ``auto`` only where it is
+            precise (where ``auto`` would take it): no semi-global matching, whose wide search
+            around a wrong guess finds whatever surface is there.
 
     Raises:
         ValueError: naming the argument, for bad shapes or dtypes.
@@ -140,17 +154,49 @@ def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.
                                            inner_frac=cfg.inner_frac, min_peak_curvature=cfg.min_peak_curvature)
         found = np.isfinite(vote.disparity)
         take = found if cfg.method == "ncc" else found & (vote.spread <= cfg.max_ncc_spread_px)  # NaN: False
-        disparity[found] = vote.disparity[found]  # imprecise ones are kept unless SGBM answers
-        std[found] = np.fmax(cfg.ncc_std_px, vote.spread[found])  # NaN-aware max
-        source[found] = DisparitySource.NCC
+        kept = take if template_only else found  # imprecise ones are kept unless SGBM answers
+        disparity[kept] = vote.disparity[kept]
+        std[kept] = np.fmax(cfg.ncc_std_px, vote.spread[kept])  # NaN-aware max
+        source[kept] = DisparitySource.NCC
         need_sgbm = ~take if cfg.method == "auto" else np.zeros(n, dtype=bool)
+    if template_only:
+        return BoxDisparities(disparity, std, source)
     if need_sgbm.any():
         rows = np.flatnonzero(need_sgbm)
         sgbm, _ = sgbm_box_disparities(left, right, boxes[rows], guess[rows], search_px=cfg.search_px,
                                        block_size=cfg.sgbm_block_size, uniqueness_ratio=cfg.sgbm_uniqueness_ratio,
                                        min_ncc=cfg.sgbm_min_ncc)
         ok = np.isfinite(sgbm)
+        if cfg.sgbm_split_px > 0 and ok.any():
+            sgbm[ok] = _farther_half(left, right, boxes[rows[ok]], guess[rows[ok]], sgbm[ok], cfg)
         disparity[rows[ok]] = sgbm[ok]
         std[rows[ok]] = cfg.sgbm_std_px
         source[rows[ok]] = DisparitySource.SGBM
     return BoxDisparities(disparity, std, source)
+
+
+def _farther_half(left: np.ndarray, right: np.ndarray, boxes: np.ndarray, guess: np.ndarray, whole: np.ndarray,
+                  cfg: BoxDisparityConfig) -> np.ndarray:
+    """(M,) the SGBM disparity of each box, or that of its farther half when the two halves disagree.
+
+    A partly hidden object is boxed around its visible part, so one side of its box ends at the
+    occluder's edge; the occluder (nearer: larger disparity) covers a different part of the object
+    in each view, and SGBM's plane fitted across that edge is off by pixels. The left and right
+    halves of the box are measured on their own: when they differ by more than ``sgbm_split_px``,
+    or only one half passes the views' consistency check (``sgbm_min_ncc``) and it differs from the
+    whole box by more than that, the box spans a depth edge, and the farther (smaller-disparity)
+    answering half is the occluded object.
+    """
+    halves = []
+    for side in (-1.0, 1.0):
+        half = boxes.copy()
+        half[:, 0] += side * boxes[:, 2] / 4  # cx ± w/4, width w/2
+        half[:, 2] = boxes[:, 2] / 2
+        d, _ = sgbm_box_disparities(left, right, half, guess, search_px=cfg.search_px, block_size=cfg.sgbm_block_size,
+                                    uniqueness_ratio=cfg.sgbm_uniqueness_ratio, min_ncc=cfg.sgbm_min_ncc)
+        halves.append(d)
+    lo, hi = np.fmin(halves[0], halves[1]), np.fmax(halves[0], halves[1])  # NaN-aware: one half answered
+    with np.errstate(invalid="ignore"):
+        split = (hi - lo > cfg.sgbm_split_px) | ((np.isnan(halves[0]) | np.isnan(halves[1]))
+                                                  & (np.abs(lo - whole) > cfg.sgbm_split_px))
+    return np.where(split, lo, whole)

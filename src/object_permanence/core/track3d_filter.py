@@ -7,6 +7,12 @@ and the process noise are the shared constant-velocity model
 
 Each measurement is an independent triangulation of one frame's raw observations (detections and
 image disparity), so the filter sees what a Kalman filter assumes: white measurement noise.
+
+While the pair is a ghost there is no triangulation. The filter then predicts with a *damped*
+velocity (:meth:`Track3DFilter.predict` with ``damping_s``: a velocity estimated from a few noisy
+depths must not be extrapolated for seconds), and may take the *bearing* of a 2D box
+(:meth:`Track3DFilter.update_bearing`, the lateral position of that ray at the filter's depth): it
+keeps the 3D ghost on the ray of the 2D ghost at its own depth.
 """
 from __future__ import annotations
 
@@ -61,14 +67,26 @@ class Track3DFilter:
         self._kf.P[3:, 3:] = self._velocity_std**2 * np.eye(3)
         self.rejected = 0
 
-    def predict(self, dt: float, accel_noise: float) -> None:
+    def predict(self, dt: float, accel_noise: float, damping_s: float | None = None) -> None:
         """Propagate by ``dt`` seconds; ``accel_noise`` is the square root of the spectral density of
         the white-noise acceleration (m s^-1.5): velocity variance grows by accel_noise² m²/s² per s.
 
+        damping_s: when given (seconds, > 0), the velocity decays with this time constant over the
+            step, ``v' = a v`` with ``a = exp(-dt / τ)``, and the position moves by the integral of
+            that velocity, ``p' = p + τ (1 - a) v`` (constant velocity as τ → ∞); the process noise
+            is the constant-velocity one.
+
         Raises:
-            ValueError: when ``dt`` is negative or not finite.
+            ValueError: when ``dt`` is negative or not finite, or ``damping_s`` is not positive.
         """
         f, q_unit = constant_velocity_model(float(dt), 3)
+        if damping_s is not None:
+            if not (math.isfinite(damping_s) and damping_s > 0):
+                raise ValueError(f"damping_s must be finite and positive, got {damping_s!r}")
+            a = math.exp(-dt / damping_s)
+            f = f.copy()
+            f[:3, 3:] = damping_s * (1.0 - a) * np.eye(3)  # p' = p + τ (1 - a) v
+            f[3:, 3:] = a * np.eye(3)  # v' = a v
         self._kf.predict(F=f, Q=accel_noise**2 * q_unit)  # x = F x, P = F P F' + Q
 
     def innovation_d2(self, z: np.ndarray, r: np.ndarray) -> float:
@@ -97,6 +115,33 @@ class Track3DFilter:
         if self.rejected > max_rejected:
             self.reinitialize(z, r)
         return False
+
+    def update_bearing(self, uv: np.ndarray, r_uv: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> bool:
+        """Update the lateral position with the pixel ``uv`` (2,) of the point in a pinhole camera at
+        the origin (``fx, fy, cx, cy`` pixels), pixel covariance ``r_uv`` (2, 2), at the filter's own
+        depth Z: the measurement is the point of that ray at depth Z, ``X = (u - cx) Z / fx``,
+        ``Y = (v - cy) Z / fy``, with ``R = J r_uv J'``, ``J = diag(Z / fx, Z / fy)``, and ``H`` picks
+        X and Y. A pixel says nothing about the depth, so the depth is not what this corrects (a
+        bearing-only extended update would explain a lateral offset by moving the depth, the least
+        known coordinate). Returns False (no update) when ``uv`` or ``r_uv`` is not finite or the
+        state is not in front of the camera.
+        """
+        uv, r_uv = np.asarray(uv, dtype=np.float64), np.asarray(r_uv, dtype=np.float64)
+        z = float(self._kf.x[2, 0])
+        if not (np.all(np.isfinite(uv)) and np.all(np.isfinite(r_uv)) and z > 0):
+            return False
+        lateral = np.array([(uv[0] - cx) * z / fx, (uv[1] - cy) * z / fy])  # X = (u - cx) Z / fx, Y likewise
+        jac = np.diag([z / fx, z / fy])
+        r = jac @ r_uv @ jac.T  # R = J r J'
+        h = np.zeros((2, 6))
+        h[0, 0] = h[1, 1] = 1.0
+        p = self._kf.P
+        y = lateral - self._kf.x[:2, 0]  # y = z - H x
+        k = np.linalg.solve(h @ p @ h.T + r, h @ p).T  # K = P H' (H P H' + R)⁻¹ (P, S symmetric)
+        self._kf.x = self._kf.x + k @ y[:, None]  # x += K y
+        i_kh = np.eye(6) - k @ h
+        self._kf.P = i_kh @ p @ i_kh.T + k @ r @ k.T  # Joseph form: P = (I - KH) P (I - KH)' + K R K'
+        return True
 
     @property
     def position(self) -> np.ndarray:

@@ -15,15 +15,21 @@ rectified rig (:mod:`object_permanence.core.stereo_rig`). Per frame:
      **Fallback:** a track without a usable ``measurement`` (a world model that does not publish it)
      is observed at its filtered box with that same covariance;
    * the image disparity of pairs VISIBLE in both views, when the rectified images are given
-     (:func:`object_permanence.core.box_disparity.box_disparities`, searched around the filtered
-     boxes' disparity), with its own standard deviation; it replaces the box centres' column
-     difference;
+     (:func:`object_permanence.core.box_disparity.box_disparities`), with its own standard
+     deviation; it replaces the box centres' column difference. It is searched first by template
+     matching where the pair's 3D filter expects it, then by the configured method around the
+     filtered boxes' disparity: a partial occlusion makes the two views box different parts of the
+     object, which puts the boxes' disparity pixels (metres of depth) off. A visible pair no image
+     method answers takes only the bearing of its left box (``box_depth_without_match``);
    * ghost pairs (either view OCCLUDED or LOST) have no observation: they only predict, unless
      ``update_from_ghosts``, which uses the predicted boxes with their 2D covariance.
 
 3. Triangulation in closed form with the covariance propagated through its Jacobian,
    ``Σ3 = J Σ2 J'``, and a gated constant-velocity Kalman update per pair
-   (:class:`object_permanence.core.track3d_filter.Track3DFilter`).
+   (:class:`object_permanence.core.track3d_filter.Track3DFilter`). A template-matched triangulation
+   outside the gate of a filter that no template match has confirmed since its start restarts it
+   (it was started from box centres or semi-global matching, both pixels off under occlusion).
+   :attr:`StereoTriangulator.last_details` tells what the last step measured (:class:`StepDetails`).
 
 Identity. A 3D id belongs to one (left id, right id) pair. Ids come from an
 :class:`object_permanence.core.id_allocator.IdAllocator` the caller may share across triangulators,
@@ -40,8 +46,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import chi2
 
-from object_permanence.core.box_disparity import box_disparities
+from object_permanence.core.box_disparity import DisparitySource, box_disparities
 from object_permanence.core.id_allocator import IdAllocator
+from object_permanence.core.stereo_matching import gray_pair
 from object_permanence.core.stereo_pairing import StereoPairer
 from object_permanence.core.stereo_rig import RectifiedRig, triangulate_rectified, triangulation_jacobian
 from object_permanence.core.track3d_filter import Track3DFilter
@@ -69,13 +76,15 @@ def raw_measurement(track: Track) -> np.ndarray | None:
 
 @dataclass
 class _PairState:
-    """Memory of one (left id, right id) pair: its 3D id, its filter, the stamp of its last frame
-    and its trail of filtered positions."""
+    """Memory of one (left id, right id) pair: its 3D id, its filter, the stamp of its last frame,
+    its trail of filtered positions and whether a template-matched disparity has confirmed its
+    filter since its last (re)start (``anchored``)."""
 
     track_id: int
     filter: Track3DFilter
     stamp: float
     trail: deque[np.ndarray] = field(default_factory=deque)
+    anchored: bool = False
 
 
 @dataclass
@@ -88,6 +97,35 @@ class _Observations:
     boxes_left: np.ndarray
     boxes_right: np.ndarray
     sigma2: np.ndarray
+
+
+@dataclass
+class StepDetails:
+    """What one :meth:`StereoTriangulator.step` measured, per pair of that frame (N pairs, in the
+    order of its pairing), for diagnosis and evaluation (the pipeline does not need it).
+
+    left_ids, right_ids: (N,) int64 2D track ids of each pair.
+    positions: (N, 3) metres, this frame's triangulation (before the 3D filter; NaN where none).
+    disparity: (N,) pixels ``d = (u_l - u_r) - (cx_l - cx_r)`` of that triangulation.
+    source: (N,) int8 :class:`DisparitySource` of the disparity (NONE: the box centres').
+    measured: (N,) bool, the triangulation was offered to the pair's 3D filter.
+    fused: (N,) bool, the 3D filter took it (inside its validation gate).
+    """
+
+    left_ids: np.ndarray
+    right_ids: np.ndarray
+    positions: np.ndarray
+    disparity: np.ndarray
+    source: np.ndarray
+    measured: np.ndarray
+    fused: np.ndarray
+
+    @classmethod
+    def empty(cls) -> StepDetails:
+        """Details of a frame without pairs."""
+        ids = np.zeros(0, dtype=np.int64)
+        return cls(ids, ids.copy(), np.zeros((0, 3)), np.zeros(0), np.zeros(0, dtype=np.int8),
+                   np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
 
 
 class StereoTriangulator:
@@ -116,6 +154,7 @@ class StereoTriangulator:
         self._disparity_range = self.rig.disparity_range(self.config.min_depth_m, self.config.max_depth_m)
         self._pairs: dict[tuple[int, int], _PairState] = {}
         self._last_stamp: float | None = None
+        self.last_details = StepDetails.empty()  # what the latest step measured (StepDetails)
 
     def step(self, left: list[Track], right: list[Track], stamp: float,
              images: tuple[np.ndarray, np.ndarray] | None = None,
@@ -145,18 +184,28 @@ class StereoTriangulator:
         self._forget(left, right, stamp)
 
         matches = self.pairer.pair(left, right)
+        self.last_details = StepDetails.empty()
         if not matches:
             return []
         lefts, rights = [left[i] for i, _ in matches], [right[j] for _, j in matches]
         ghost = np.array([a.state in _GHOST_STATES or b.state in _GHOST_STATES for a, b in zip(lefts, rights)])
         obs = self._observations(lefts, rights, ghost)
-        measured_disparity = np.zeros(len(lefts), dtype=bool)
+        source = np.full(len(lefts), DisparitySource.NONE, dtype=np.int8)
+        unmatched = np.zeros(len(lefts), dtype=bool)  # visible in both views, yet no image disparity
         if images is not None:
+            if len(images) != 2:
+                raise ValueError(f"images must be a (left_bgr, right_bgr) pair, got {len(images)} items")
+            image_size = image_size or (images[0].shape[1], images[0].shape[0])
+            images = gray_pair(images[0], images[1])  # once for every search below
             visible = np.array([a.state == TrackState.VISIBLE and b.state == TrackState.VISIBLE
                                 for a, b in zip(lefts, rights)])
-            guess = np.array([a.box[0] - b.box[0] for a, b in zip(lefts, rights)])  # filtered u_l - u_r
-            measured_disparity[self._image_disparity(images, obs, guess, np.flatnonzero(visible))] = True
-            image_size = image_size or (images[0].shape[1], images[0].shape[0])
+            boxes_guess = np.array([a.box[0] - b.box[0] for a, b in zip(lefts, rights)])  # filtered u_l - u_r
+            predicted = self._predicted_shift(lefts, rights, stamp)
+            rows = np.flatnonzero(visible & np.isfinite(predicted))
+            self._image_disparity(images, obs, predicted, rows, source, True)  # where the 3D filter expects it
+            rows = np.flatnonzero(visible & (source == DisparitySource.NONE))
+            self._image_disparity(images, obs, boxes_guess, rows, source)  # else around the boxes' disparity
+            unmatched = visible & (source == DisparitySource.NONE) & ~self.config.box_depth_without_match
         # A box cut by the image border has a biased centre (the part outside is missing): unless
         # the images gave the disparity, such a pair does not update its 3D filter.
         margin = self.config.border_margin_px
@@ -165,13 +214,25 @@ class StereoTriangulator:
         jac = triangulation_jacobian(self.rig, obs.pts_left, obs.pts_right)
         covariances = np.einsum("nij,njk,nlk->nil", jac, obs.sigma2, jac)  # Σ3 = J Σ2 J'
         finite = np.all(np.isfinite(positions), axis=1) & np.all(np.isfinite(covariances), axis=(1, 2))
+        measured = finite & ((source != DisparitySource.NONE) | ~clipped) & (~ghost | self.config.update_from_ghosts) \
+            & ~unmatched
+        fused = np.zeros(len(lefts), dtype=bool)
         out = []
+        # the ray only: an OCCLUDED pair (its left box, seen or predicted, is on the object; a LOST
+        # one's is not kept up) or an unmatched pair
+        occluded = np.array([TrackState.LOST not in (a.state, b.state) for a, b in zip(lefts, rights)]) & ghost
+        bearing = (occluded & self.config.ghost_bearing_update | unmatched) & ~measured
         for k, (a, b) in enumerate(zip(lefts, rights)):
-            track = self._update_pair(a, b, positions[k], covariances[k], stamp, finite[k],
-                                      measured=(measured_disparity[k] or not clipped[k])
-                                      and (not ghost[k] or self.config.update_from_ghosts))
+            track, fused[k] = self._update_pair(a, b, positions[k], covariances[k], stamp, measured[k],
+                                                (obs.pts_left[k], obs.sigma2[k, :2, :2]) if bearing[k] else None,
+                                                precise=bool(source[k] == DisparitySource.NCC))
             if track is not None:
                 out.append(track)
+        self.last_details = StepDetails(
+            np.array([a.track_id for a in lefts], dtype=np.int64),
+            np.array([b.track_id for b in rights], dtype=np.int64),
+            np.where(finite[:, None], positions, np.nan),
+            (obs.pts_left[:, 0] - obs.pts_right[:, 0]) - self.rig.column_offset, source, measured, fused)
         return out
 
     def _forget(self, left: list[Track], right: list[Track], stamp: float) -> None:
@@ -205,23 +266,35 @@ class StereoTriangulator:
         sigma2[:, :2, :2], sigma2[:, 2:, 2:] = block_l, block_r  # the two views' errors are independent
         return _Observations(boxes_l[:, :2].copy(), boxes_r[:, :2].copy(), boxes_l, boxes_r, sigma2)
 
+    def _predicted_shift(self, lefts: list[Track], rights: list[Track], stamp: float) -> np.ndarray:
+        """(N,) column shift ``u_l - u_r`` (px) at which each pair's 3D filter expects it at ``stamp``
+        (constant velocity from its last frame; NaN for a new pair or a prediction behind the camera):
+        the image disparity is searched there first, as the boxes' disparity is off by several
+        pixels under partial occlusion."""
+        fb = self.rig.fx * self.rig.baseline
+        out = np.full(len(lefts), np.nan)
+        for k, (a, b) in enumerate(zip(lefts, rights)):
+            state = self._pairs.get((a.track_id, b.track_id))
+            if state is not None:
+                z = state.filter.position[2] + state.filter.velocity[2] * (stamp - state.stamp)  # Z + vz dt
+                if z > 0:
+                    out[k] = fb / z + self.rig.column_offset  # u_l - u_r = fx B / Z + (cx_l - cx_r)
+        return out
+
     def _image_disparity(self, images: tuple[np.ndarray, np.ndarray], obs: _Observations, guess: np.ndarray,
-                         rows: np.ndarray) -> np.ndarray:
-        """Measure the disparity of pairs ``rows`` in the images and put it into ``obs`` in place;
-        returns the indices of the pairs measured.
+                         rows: np.ndarray, source: np.ndarray, template_only: bool = False) -> None:
+        """Measure the disparity of pairs ``rows`` in ``images`` (the rectified (H, W) uint8 grey pair)
+        around ``guess`` (N,) px and put it into ``obs`` in place; ``source`` (N,) gets the
+        :class:`DisparitySource` of each pair measured (``template_only``: see :func:`box_disparities`).
 
         A measured pair gets ``u_r = u_l - s`` (s the measured column shift) and the covariance of
         ``(u_l, v_l, u_l - s, v_r)`` with ``σ_s`` the method's standard deviation; a disparity
         outside the depth-range gate is discarded like a failed one.
-
-        Raises:
-            ValueError: when ``images`` is not a pair of equally sized uint8 images.
         """
-        if len(images) != 2:
-            raise ValueError(f"images must be a (left_bgr, right_bgr) pair, got {len(images)} items")
         if not len(rows):
-            return rows
-        result = box_disparities(images[0], images[1], obs.boxes_left[rows], guess[rows], self._disparity_config)
+            return
+        result = box_disparities(images[0], images[1], obs.boxes_left[rows], guess[rows], self._disparity_config,
+                                 template_only)
         disparity = result.disparity - self.rig.column_offset  # d = (u_l - u_r) - (cx_l - cx_r)
         with np.errstate(invalid="ignore"):
             ok = (disparity >= self._disparity_range[0]) & (disparity <= self._disparity_range[1])
@@ -233,33 +306,54 @@ class StereoTriangulator:
         sigma_obs[:, 2, 2] = result.std_px[ok] ** 2
         a = np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [1, 0, -1, 0], [0, 0, 0, 1]])
         obs.sigma2[measured] = a @ sigma_obs @ a.T
-        return measured
+        source[measured] = result.source[ok]
 
     def _update_pair(self, a: Track, b: Track, position: np.ndarray, covariance: np.ndarray, stamp: float,
-                     finite: bool, measured: bool) -> Track3D | None:
-        """Run the pair's 3D filter to ``stamp`` and publish it (None: nothing to publish).
+                     measured: bool, bearing: tuple[np.ndarray, np.ndarray] | None,
+                     precise: bool = False) -> tuple[Track3D | None, bool]:
+        """Run the pair's 3D filter to ``stamp`` and publish it; returns ``(track, fused)`` (track
+        None: nothing to publish; fused: this triangulation went into the filter).
 
-        A new pair starts from this triangulation when it is ``finite`` (a pair first seen LOST is
-        never started); a known one predicts over the time since its last frame and updates with it
-        when it is finite and ``measured``: an observation (not a ghost, unless
-        ``update_from_ghosts``) whose box is not cut by the border (unless the images gave the
-        disparity). A repeated stamp is not fused twice. A LOST pair is published with its last
-        estimate and forgotten.
+        A new pair starts from this triangulation when it is finite (a pair first seen LOST is
+        never started); a known one predicts over the time since its last frame (a ghost pair with
+        its velocity damped by ``ghost_velocity_damping_s``) and updates with it when ``measured``:
+        a finite observation (not a ghost, unless ``update_from_ghosts``) whose box is not cut by the
+        border (unless the images gave the disparity). Otherwise ``bearing``, the left box centre
+        (2,) px with its covariance (2, 2), updates the ray only. A repeated stamp is not fused
+        twice. A LOST pair is published with its last estimate and forgotten.
+
+        ``precise``: the disparity came from template matching (a few hundredths of a pixel where it
+        answers). Such a measurement outside the validation gate of a filter that no precise one has
+        confirmed since its (re)start restarts the filter at once: that filter rests on box centres
+        or semi-global matching, which a partial occlusion puts pixels off.
         """
         cfg = self.config
         key = (a.track_id, b.track_id)
         worse = TrackState(max(a.state, b.state, key=_STATE_SEVERITY.__getitem__))
         state = self._pairs.get(key)
+        fused = False
         if state is None:
-            if worse == TrackState.LOST or not finite:
-                return None
+            if worse == TrackState.LOST or not np.all(np.isfinite(position)) or not np.all(np.isfinite(covariance)):
+                return None, False
             state = _PairState(self.ids.allocate(), Track3DFilter(position, covariance, cfg.initial_velocity_std_mps),
-                               stamp, deque(maxlen=cfg.trail_length))
+                               stamp, deque(maxlen=cfg.trail_length), anchored=precise and measured)
             self._pairs[key] = state
+            fused = True
         elif stamp > state.stamp:
-            state.filter.predict(stamp - state.stamp, cfg.accel_noise)  # x = F x, P = F P F' + Q
-            if finite and measured:
-                state.filter.gated_update(position, covariance, self._gate, cfg.max_rejected_updates)
+            damping = cfg.ghost_velocity_damping_s if worse in _GHOST_STATES and cfg.ghost_velocity_damping_s > 0 \
+                else None
+            state.filter.predict(stamp - state.stamp, cfg.accel_noise, damping)  # x = F x, P = F P F' + Q
+            if measured and precise and not state.anchored \
+                    and state.filter.innovation_d2(position, covariance) > self._gate:
+                state.filter.reinitialize(position, covariance)  # the precise measurement wins
+                fused = state.anchored = True
+            elif measured:
+                fused = state.filter.gated_update(position, covariance, self._gate, cfg.max_rejected_updates)
+                if fused or state.filter.rejected == 0:  # fused, or restarted at this measurement
+                    state.anchored = precise or (fused and state.anchored)
+            elif bearing is not None:
+                rig = self.rig
+                state.filter.update_bearing(bearing[0], bearing[1], rig.fx, rig.fy, rig.cx_left, rig.cy)
         state.stamp = stamp
         state.trail.append(state.filter.position)
         if worse == TrackState.LOST:
@@ -277,7 +371,7 @@ class StereoTriangulator:
             persistence_score=float(np.fmin(a.persistence_score, b.persistence_score)),  # NaN-aware min
             frames_since_seen=max(a.frames_since_seen, b.frames_since_seen),
             trail=list(state.trail),
-        )
+        ), fused
 
 
 def _at_border(boxes: np.ndarray, image_size: tuple[int, int] | None, margin: float) -> np.ndarray:

@@ -44,6 +44,17 @@ class TriangulatorConfig:
         cut by it (its centre column biased).
     update_from_ghosts: also update the 3D filter from ghost pairs (either view OCCLUDED or LOST);
         by default they only predict, as their boxes are 2D predictions, not observations.
+    ghost_velocity_damping_s: while a pair is a ghost its 3D velocity decays with this time
+        constant (seconds; 0: constant velocity), so a velocity estimated from a few noisy depths
+        is not extrapolated for seconds.
+    box_depth_without_match: with images, a pair VISIBLE in both views whose disparity no image
+        method measured is triangulated from its box centres (true), or its 3D filter takes only the
+        bearing of its left box (false; a new pair still starts from the box centres): under partial
+        occlusion the two views box different parts of the object and the box centres' disparity is
+        off by many pixels (metres at 4 m), and even unoccluded it is a few pixels off.
+    ghost_bearing_update: an OCCLUDED pair's 3D filter takes the bearing of its left box (the 2D
+        ghost's prediction, or the detection when the left view still sees it): the 3D ghost is
+        moved sideways onto that ray at its own depth.
     disparity_method: how the image disparity of a visible pair is measured: auto (template
         matching where its cells agree to refine_max_spread_px, else semi-global matching on the
         box's strip), ncc (template matching only) or sgbm (semi-global matching only).
@@ -65,6 +76,9 @@ class TriangulatorConfig:
     sgbm_min_ncc: a semi-global disparity is used only when the right image, warped by the plane
         fitted to it, correlates with the left box at least this much (zero-mean NCC); views that
         disagree (a reflection, glare, an occluder in one view) score about 0.
+    sgbm_split_px: when the semi-global disparities of the left and right halves of a box differ by
+        more than this (pixels), the box spans a depth edge (a partly hidden object ends at its
+        occluder's edge) and the farther half's disparity is used; 0: the whole box always.
 
     Raises:
         ValueError: naming the field and its value, also for inconsistent combinations.
@@ -90,6 +104,9 @@ class TriangulatorConfig:
     max_rejected_updates: int = 5
     border_margin_px: float = 2.0
     update_from_ghosts: bool = False
+    ghost_velocity_damping_s: float = 0.0
+    ghost_bearing_update: bool = False
+    box_depth_without_match: bool = False
     # the image-disparity fields: BoxDisparityConfig's, under this node's parameter names
     disparity_method: str = BoxDisparityConfig.method
     refined_disparity_std_px: float = BoxDisparityConfig.ncc_std_px
@@ -102,10 +119,12 @@ class TriangulatorConfig:
     sgbm_block_size: int = BoxDisparityConfig.sgbm_block_size
     sgbm_uniqueness_ratio: int = BoxDisparityConfig.sgbm_uniqueness_ratio
     sgbm_min_ncc: float = BoxDisparityConfig.sgbm_min_ncc
+    sgbm_split_px: float = BoxDisparityConfig.sgbm_split_px
 
     def __post_init__(self) -> None:
         nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
-                       "hysteresis_bonus", "pair_memory_s", "detection_std_frac", "border_margin_px")
+                       "hysteresis_bonus", "pair_memory_s", "detection_std_frac", "border_margin_px",
+                       "ghost_velocity_damping_s")
         positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "detection_std_px", "accel_noise",
                     "initial_velocity_std_mps")
         for name in nonnegative + positive:
@@ -138,6 +157,7 @@ class TriangulatorConfig:
         "max_ncc_spread_px": "refine_max_spread_px", "ncc_std_px": "refined_disparity_std_px",
         "sgbm_std_px": "sgbm_disparity_std_px", "sgbm_block_size": "sgbm_block_size",
         "sgbm_uniqueness_ratio": "sgbm_uniqueness_ratio", "sgbm_min_ncc": "sgbm_min_ncc",
+        "sgbm_split_px": "sgbm_split_px",
     }
 
     def _disparity_field(self, message: str) -> str:
