@@ -80,9 +80,11 @@ class TrackTable:
         self.class_id[rows[switch]] = class_ids[switch]
         self.class_name[rows[switch]] = class_names[switch]
 
-    def publish(self, rows: np.ndarray) -> list[Track]:
+    def publish(self, rows: np.ndarray, extent_offset: np.ndarray | None = None) -> list[Track]:
         """The tracks ``rows`` (int (K,)) as published :class:`Track` objects, in that order; their
         arrays are views of copies taken out of the table (later steps do not change them).
+        ``extent_offset`` (K, 2), when given, is added to the published ``w, h`` (the world model's
+        extent gain, :mod:`object_permanence.core.extent_gain`); the filters keep their state.
 
         One ``map`` over column lists builds the K objects, with ``Track``'s fields passed by position
         (``TRACK_FIELDS``, checked against the dataclass by the tests): keywords and per-row indexing
@@ -95,8 +97,11 @@ class TrackTable:
         measurements = _rows_or_none(self.measurement.take(rows, axis=0), has_meas)
         hits = self.hits[rows].tolist()
         f = self.filters
+        boxes = f.boxes.take(rows, axis=0)
+        if extent_offset is not None:
+            boxes[:, 2:] += extent_offset
         return list(map(Track, self.ids[rows].tolist(), [STATES[s] for s in self.state[rows].tolist()],
-                        list(f.boxes.take(rows, axis=0)), list(f.velocities.take(rows, axis=0)),
+                        list(boxes), list(f.velocities.take(rows, axis=0)),
                         list(f.box_covariances.take(rows, axis=0)), self.score[rows].tolist(),
                         self.class_id[rows].tolist(), self.class_name[rows].tolist(), self.age[rows].tolist(),
                         hits, self.frames_since_seen[rows].tolist(), embeddings,

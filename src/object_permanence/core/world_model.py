@@ -38,6 +38,10 @@ ghosts needs the track's class, the most frequent class of its last matched dete
 detection does not relabel it); in stage 5 another class only ranks a candidate lower. Time comes
 only from the ``stamp`` arguments (seconds).
 Detections are validated as one array (:mod:`object_permanence.core.detection_batch`).
+A track matched in the frame is published with the filter's posterior centre and with ``w, h``
+moved toward the detection by the gain matched to the persistent part of the size innovations
+(:mod:`object_permanence.core.extent_gain`: an articulated object's extent changes faster than the
+size model predicts); the filter, the association and the ghosts use the posterior.
 """
 from __future__ import annotations
 
@@ -50,6 +54,8 @@ from object_permanence.core.appearance_memory import AppearanceMemory
 from object_permanence.core.association import assign_pairs, candidate_pairs, iou_pairs
 from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
+from object_permanence.core.extent_gain import AXES as EXTENT_AXES
+from object_permanence.core.extent_gain import ExtentGain
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
 from object_permanence.core.reidentification import covered_by_visible, reidentify_lost
@@ -132,6 +138,9 @@ class WorldModel:
         self._table = TrackTable(filters=self._new_bank(), memory=self._new_memory())
         self._gallery = LostGallery(memory=self._new_memory())
         self._outside = np.zeros(0, bool)  # (N,) of the last _miss: prediction outside the image
+        self._extent = ExtentGain(self.config.extent_gain_rate)
+        self._extent_offset = np.zeros((0, EXTENT_AXES.size))  # (N, 2) of this step: published w, h - posterior
+        self._innovation_var = np.zeros((0, 4))  # (N, 4) of this step's association
         self._last_stamp: float | None = None
         self._embedding_dim: int | None = None
 
@@ -232,7 +241,9 @@ class WorldModel:
         shown_all = np.concatenate([shown, np.full(new_cols.size, new_state == _VISIBLE or cfg.publish_tentative)])
         shown_all[back_rows] = True
         shown_all[merged] = False
-        published = self._table.publish(shown_all.nonzero()[0])
+        shown_rows = shown_all.nonzero()[0]
+        offset = np.concatenate([self._extent_offset, np.zeros((new_cols.size, EXTENT_AXES.size))])
+        published = self._table.publish(shown_rows, offset.take(shown_rows, axis=0))  # the extent gain's w, h
         keep = np.concatenate([alive, np.ones(new_cols.size, bool)])  # new tracks all stay
         keep[merged] = False  # the ghosts taken over (old rows)
         keep = keep.nonzero()[0]
@@ -251,6 +262,7 @@ class WorldModel:
         cfg, t = self.config, self._table
         n, m = len(t), len(dets)
         empty = np.zeros(0, np.intp)
+        self._innovation_var = np.zeros((n, 4))  # (N, 4) S_kk of cx, cy, w, h (the extent gain's)
         if n == 0 or m == 0:
             return empty, empty, np.zeros(0, bool)
         trk_boxes = t.filters.boxes
@@ -259,7 +271,8 @@ class WorldModel:
         # Candidate pairs: the only ones any stage can accept (IoU > 0, or d² within the loose
         # re-identification gate), found by sweep and prune; every cost is computed on them only.
         cap = gate * cfg.reid_gate_scale
-        S_xy = np.diagonal(t.filters.innovation_covariances, axis1=1, axis2=2)[:, :2]  # S_kk of cx, cy
+        self._innovation_var = np.diagonal(t.filters.innovation_covariances, axis1=1, axis2=2).copy()
+        S_xy = self._innovation_var[:, :2]  # S_kk of cx, cy
         reach = np.maximum(trk_boxes[:, 2:4] / 2, np.sqrt(cap * S_xy))
         pr, pc = candidate_pairs(trk_boxes[:, :2], reach, dets.boxes)
         d2 = t.filters.mahalanobis_sq_pairs(dets.boxes, pr, pc)
@@ -329,6 +342,11 @@ class WorldModel:
         REACQUIRED events as (rows, order within the row, kinds, frames unseen) arrays."""
         t = self._table
         z = dets.boxes.take(cols, axis=0)
+        # before the update: the published w, h of this frame from the prior, innovation and R
+        self._extent_offset = np.zeros((len(t), EXTENT_AXES.size))
+        self._extent_offset[rows] = self._extent.published_offsets(
+            t.ids[rows], t.filters.boxes.take(rows, axis=0), self._innovation_var.take(rows, axis=0),
+            self._kalman_params, z, (t.state[rows] == _VISIBLE) & ~reinit, reinit)
         if reinit.any():
             r, zr = rows[reinit], z[reinit]
             gap = stamp - t.last_seen_stamp[r]

@@ -82,6 +82,9 @@ class WorldModelConfig:
         more like the new track (its cosine distance + this margin below the gallery one): a
         reflection or duplicate of a visible object is not given a lost identity.
     publish_tentative: whether TENTATIVE tracks are in the published list.
+    extent_gain_rate: step of the online estimate of the persistent part of the size innovations
+        (:mod:`object_permanence.core.extent_gain`) that sets the published ``w, h`` of a track
+        matched this frame between the posterior and the detection; 0: always the posterior.
     motion_model: the box filter the tracks (and their ghosts) are predicted with
         (:mod:`object_permanence.core.motion_models`).
     measurement_std_frac .. imm_switch_time_s: Kalman noise scales and motion-model constants
@@ -121,6 +124,7 @@ class WorldModelConfig:
     gallery_max_scale_ratio: float = 2.0
     gallery_veto_margin: float = 0.05
     publish_tentative: bool = False
+    extent_gain_rate: float = 0.5
     motion_model: str = "cv"
     measurement_std_frac: float = BoxKalmanParams.measurement_std_frac
     accel_std_frac: float = BoxKalmanParams.accel_std_frac
@@ -182,6 +186,8 @@ class WorldModelConfig:
         check("embedding_momentum", is_num(self.embedding_momentum)
               and 0 <= self.embedding_momentum < 1, "in [0, 1)")
         check("publish_tentative", isinstance(self.publish_tentative, bool), "a bool")
+        check("extent_gain_rate", is_num(self.extent_gain_rate) and self.extent_gain_rate >= 0,
+              "a finite number >= 0")
         check("motion_model", self.motion_model in MOTION_MODELS, f"one of {tuple(MOTION_MODELS)}")
         for name in _KALMAN_FIELDS:
             check(name, is_num(getattr(self, name)) and getattr(self, name) > 0,
