@@ -50,7 +50,7 @@ def make_model(request):
 
 
 def test_lifecycle_and_events_in_order(make_model) -> None:
-    wm = make_model(min_hits=3, max_ghost_age_s=0.5)
+    wm = make_model(min_hits=3, max_ghost_age_s=0.5, ghost_age_per_hit_s=0.1)
     log: list[tuple[int, EventKind, TrackState, int]] = []
     states: list[TrackState | None] = []
     visible = [True] * 5 + [False] * 3 + [True] * 4 + [False] * 20
@@ -255,7 +255,7 @@ def test_crossing_objects_keep_ids() -> None:
 def test_long_gap_reidentified_by_appearance_without_jump() -> None:
     """The object stops behind an occluder and reappears far from the extrapolated path."""
     rng = np.random.default_rng(3)
-    wm = WorldModel(WorldModelConfig())
+    wm = WorldModel(WorldModelConfig(ghost_age_per_hit_s=0.1))  # 30 hits: the ghost lives 3 s
     emb = unit(rng)
     for k in range(30):
         r = wm.step(k / FPS, [det(100 + 150 * k / FPS, 300, emb=noisy(emb, rng))])
@@ -289,7 +289,7 @@ def test_long_gap_other_appearance_is_a_new_track() -> None:
 
 
 def test_class_must_match_when_mismatch_is_forbidden() -> None:
-    wm = WorldModel(WorldModelConfig(min_hits=1, class_mismatch_cost=3.0))
+    wm = WorldModel(WorldModelConfig(min_hits=1, class_mismatch_cost=3.0, ghost_age_per_hit_s=0.1))
     wm.step(0.0, [det(100, 100, class_id=1)])
     r = wm.step(0.1, [det(100, 100, class_id=2)])
     assert {(t.track_id, t.class_id, t.state) for t in r.tracks} == {
@@ -395,8 +395,8 @@ def test_ghost_life_grows_with_evidence(make_model) -> None:
 
 def test_ghost_leaving_the_image_is_lost_at_once(make_model) -> None:
     # Seen from x=100 to x=480 at 20 px/frame, then hidden: the ghost crosses x=640 after ~8 frames.
-    inside = _ghost_frames(make_model(), hits=20, vx=20.0)
-    outside = _ghost_frames(make_model(), hits=20, image_size=(640, 480), vx=20.0)
+    inside = _ghost_frames(make_model(ghost_age_per_hit_s=0.1), hits=20, vx=20.0)  # 2 s
+    outside = _ghost_frames(make_model(ghost_age_per_hit_s=0.1), hits=20, image_size=(640, 480), vx=20.0)
     assert 5 <= outside <= 12 and inside > 60
 
 
@@ -519,7 +519,8 @@ def test_ghost_in_plain_view_ends_sooner_than_a_covered_one() -> None:
     ghost_plain_view_age_s; when object B's visible box covers A's prediction it lives on (to
     ghost_covered_age_s)."""
     def ghost_frames(cover: bool) -> int:
-        wm = WorldModel(WorldModelConfig(ghost_plain_view_age_s=0.7, ghost_covered_age_s=4.0))
+        wm = WorldModel(WorldModelConfig(ghost_plain_view_age_s=0.7, ghost_covered_age_s=4.0,
+                                         ghost_age_per_hit_s=0.1))
         b_x = 300.0 if cover else 500.0
         for k in range(60):
             wm.step(k / FPS, [det(300, 200), det(b_x, 200, w=60, h=100)], IMAGE)

@@ -22,9 +22,12 @@ _VISIBLE, _OCCLUDED = int(TrackState.VISIBLE), int(TrackState.OCCLUDED)
 def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: np.ndarray,
                     stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Give young tracks ``rows`` (TENTATIVE and matched this frame, or new) the identity of a
-    LOST track in the gallery or of an older ghost (unseen > ``recent_ghost_s``: its prediction
-    missed the object, which came back elsewhere) they match: long-term appearance cost at most
-    ``gallery_max_appearance_cost`` (another class adds ``class_mismatch_cost`` to the cost the
+    LOST track in the gallery or of a ghost missed this frame (an older one, unseen >
+    ``recent_ghost_s``: its prediction missed the object, which came back elsewhere; a recent one:
+    the object's detection failed its stage-1 association, another class for a few frames or just
+    outside the gate) they match: long-term appearance cost at most ``gallery_max_appearance_cost``
+    (``recent_ghost_max_appearance_cost`` for a recent ghost: a look-alike next to an object just
+    missed, its reflection, must not take it; another class adds ``class_mismatch_cost`` to the cost the
     assignment ranks by, without a gate: the first detections of a re-entering object are
     often partial and confused), a plausible motion (centre within
     ``h (gallery_distance_base + per_s gap)`` of the path from the last detection on at the
@@ -42,7 +45,7 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     looks). Returns the rows (K,), the frames each was unseen (K,) and the ghost rows taken
     over (to be dropped)."""
     empty = np.zeros(0, np.intp)
-    ghosts = ((t.state == _OCCLUDED) & (stamp - t.last_seen_stamp > cfg.recent_ghost_s) & t.memory.has).nonzero()[0]
+    ghosts = ((t.state == _OCCLUDED) & t.memory.has).nonzero()[0]  # every ghost missed this frame
     rows = rows[t.memory.has[rows]] if (len(g) or ghosts.size) and rows.size else empty
     if rows.size == 0:
         return empty, np.zeros(0, np.int64), empty
@@ -67,9 +70,12 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     closest = ap - u[:, :, None] * ab[None, :, :]  # p - (a + u (b - a))
     dist = np.hypot(closest[:, :, 0], closest[:, :, 1])
     scale = box[:, None, 3] / cand_box[None, :, 3]
+    # appearance cap per candidate: a recent ghost's is stricter (recent_ghost_max_appearance_cost)
+    recent = np.concatenate([np.zeros(len(g), bool), gap[len(g):] <= cfg.recent_ghost_s])
+    max_app = np.where(recent, cfg.recent_ghost_max_appearance_cost, cfg.gallery_max_appearance_cost)  # (C,)
     ok = (dist <= reach) \
         & (scale <= cfg.gallery_max_scale_ratio) & (scale * cfg.gallery_max_scale_ratio >= 1.0) \
-        & (np.nan_to_num(app, nan=np.inf) <= cfg.gallery_max_appearance_cost)
+        & (np.nan_to_num(app, nan=np.inf) <= max_app[None, :])
     visible = np.flatnonzero(t.state == _VISIBLE)
     if visible.size and ok.any():
         # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
@@ -80,7 +86,8 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     # another class ranks a candidate lower (a detector confuses classes) but does not forbid it
     penalty = np.where(t.class_id[rows][:, None] == cand_class[None, :], 0.0, cfg.class_mismatch_cost)
     pairs, _, _ = assign(np.where(ok, app + penalty, np.inf),
-                         cfg.gallery_max_appearance_cost + cfg.class_mismatch_cost)
+                         max(cfg.gallery_max_appearance_cost, cfg.recent_ghost_max_appearance_cost)
+                         + cfg.class_mismatch_cost)
     r, e = rows[pairs[:, 0]], pairs[:, 1]
     from_gallery = e < len(g)
     rg, eg = r[from_gallery], e[from_gallery]
@@ -101,6 +108,15 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     return np.concatenate([rg, rh]), unseen, eh
 
 
+def _inside_fraction(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    """(A, B) fraction of the area of each ``inner`` box (A, 4) inside each ``outer`` box (B, 4)."""
+    iou = iou_matrix(inner, outer)  # (A, B)
+    area_i = inner[:, 2] * inner[:, 3]
+    area_o = outer[:, 2] * outer[:, 3]
+    inter = iou * (area_i[:, None] + area_o[None, :]) / (1.0 + iou)  # IoU = I / (A + B - I)
+    return inter / area_i[:, None]
+
+
 def covered_by_visible(visible: np.ndarray, ghosts: np.ndarray, boxes: np.ndarray, cover_frac: float) -> np.ndarray:
     """(N,) mask of the ``ghosts`` (mask (N,)) whose predicted box (``boxes`` (N, 4), cx cy w h) has
     at least ``cover_frac`` of its area inside the box of a ``visible`` (mask (N,)) track."""
@@ -108,9 +124,26 @@ def covered_by_visible(visible: np.ndarray, ghosts: np.ndarray, boxes: np.ndarra
     g, v = ghosts.nonzero()[0], visible.nonzero()[0]
     if g.size == 0 or v.size == 0:
         return covered
-    iou = iou_matrix(boxes[g], boxes[v])  # (G, V)
-    area_g = boxes[g, 2] * boxes[g, 3]
-    area_v = boxes[v, 2] * boxes[v, 3]
-    inter = iou * (area_g[:, None] + area_v[None, :]) / (1.0 + iou)  # IoU = I / (A + B - I)
-    covered[g] = (inter / area_g[:, None]).max(axis=1) >= cover_frac
+    covered[g] = _inside_fraction(boxes[g], boxes[v]).max(axis=1) >= cover_frac
     return covered
+
+
+def twins_of_visible(t: TrackTable, covered: np.ndarray, boxes: np.ndarray, cover_frac: float,
+                     max_cost: float) -> np.ndarray:
+    """(N,) mask of the ``covered`` ghosts (mask (N,), from :func:`covered_by_visible`) whose
+    predicted box lies behind (``cover_frac``) a VISIBLE track that looks the same (long-term
+    cosine distance at most ``max_cost``): a second track of that very object (it got a new
+    identity while this ghost lived on behind it), not an object hidden by another. Left alive it
+    would take the object's detection back whenever its twin misses one: identity switches back
+    and forth. ``boxes``: (N, 4) predicted boxes, cx cy w h."""
+    twins = np.zeros(covered.shape[0], bool)
+    if not covered.any():
+        return twins
+    g = np.flatnonzero(covered & t.memory.has)
+    v = np.flatnonzero((t.state == _VISIBLE) & t.memory.has)
+    if g.size == 0 or v.size == 0:
+        return twins
+    behind = _inside_fraction(boxes[g], boxes[v]) >= cover_frac  # (G, V)
+    app = t.memory.cost(t.memory.summary[v], g, long_term=True)  # (G, V) ghost memory vs visible look
+    twins[g] = (behind & (np.nan_to_num(app, nan=np.inf) <= max_cost)).any(axis=1)
+    return twins

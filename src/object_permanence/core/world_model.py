@@ -20,16 +20,18 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
 3. TENTATIVE tracks: IoU.
 4. Leftover detections start TENTATIVE tracks.
 5. Young tracks (TENTATIVE, matched this frame, or new) that match a LOST track of the gallery
-   (kept ``gallery_retention_s``, at most ``gallery_capacity``) or an older ghost by long-term
+   (kept ``gallery_retention_s``, at most ``gallery_capacity``) or a ghost by long-term
    appearance, inside a motion-plausibility reach, take its identity back (REACQUIRED): an object
-   that left the view, or whose ghost's prediction missed it, keeps its id
+   that left the view, whose ghost's prediction missed it, or whose returning detection its ghost
+   could not take (another class for a few frames), keeps its id
    (:mod:`object_permanence.core.reidentification`).
 
 Ghost lifetime is explicit state: it grows with the track's hits and is capped by where the
 prediction is: behind a VISIBLE track's box (``ghost_covered_age_s``), in plain view
 (``ghost_plain_view_age_s``; the image size known) or unknown (``max_ghost_age_s``); a prediction
-leaving the image ends the ghost at once. Appearance lives in a per-track memory
-(:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
+leaving the image ends the ghost at once, and so does a ghost behind a VISIBLE track that looks the
+same (``twin_ghost_max_appearance_cost``: a duplicate track of that object). Appearance lives in a
+per-track memory (:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
 
 A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
 of ``class_mismatch_min_iou`` with the predicted box (a detector confuses classes now and then; a
@@ -58,7 +60,7 @@ from object_permanence.core.extent_gain import AXES as EXTENT_AXES
 from object_permanence.core.extent_gain import ExtentGain
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
-from object_permanence.core.reidentification import covered_by_visible, reidentify_lost
+from object_permanence.core.reidentification import covered_by_visible, reidentify_lost, twins_of_visible
 from object_permanence.core.track_table import LostGallery, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
@@ -400,10 +402,13 @@ class WorldModel:
             cx, cy = boxes[:, 0], boxes[:, 1]
             outside = ~((cx >= 0.0) & (cx < image_size[0]) & (cy >= 0.0) & (cy < image_size[1]))
             cap[:] = cfg.ghost_plain_view_age_s
-        cap[covered_by_visible(self._table.state == _VISIBLE, ghosts, boxes, cfg.ghost_cover_frac)] = cfg.ghost_covered_age_s
-        # ghost life = min(cap, max(recent_ghost_s, ghost_age_per_hit_s * hits)); cap: covered,
-        # in plain view (image size known) or unknown (max_ghost_age_s)
-        life = np.minimum(cap, np.maximum(cfg.recent_ghost_s, cfg.ghost_age_per_hit_s * t.hits))
+        covered = covered_by_visible(self._table.state == _VISIBLE, ghosts, boxes, cfg.ghost_cover_frac)
+        cap[covered] = cfg.ghost_covered_age_s
+        # a ghost behind a VISIBLE track that looks the same is that object's duplicate: it ends now
+        cap[twins_of_visible(t, covered, boxes, cfg.ghost_cover_frac, cfg.twin_ghost_max_appearance_cost)] = 0.0
+        # ghost life = min(cap, ghost_age_per_hit_s * hits); cap: covered, in plain view (image
+        # size known) or unknown (max_ghost_age_s)
+        life = np.minimum(cap, cfg.ghost_age_per_hit_s * t.hits)
         expired = (stamp - t.last_seen_stamp > life) | outside
         self._outside = outside
         lost = ghosts & expired

@@ -25,11 +25,13 @@ class WorldModelConfig:
     max_tentative_misses: consecutive misses after which a TENTATIVE track is deleted.
     max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST, when
         the image size is not known; 4 s lets a 3-second occlusion survive with margin.
-    ghost_age_per_hit_s: a ghost's lifetime also grows with the evidence behind it: it is
-        ``min(cap, max(recent_ghost_s, ghost_age_per_hit_s * hits))``, the cap being
-        ``max_ghost_age_s``, ``ghost_covered_age_s`` or ``ghost_plain_view_age_s``, so a track
-        confirmed by a few frames (glare, a brief reflection) does not haunt the scene for seconds
-        (the hit-counter idea of Norfair).
+    ghost_age_per_hit_s: a ghost's lifetime grows with the evidence behind it: it is
+        ``min(cap, ghost_age_per_hit_s * hits)``, the cap being ``max_ghost_age_s``,
+        ``ghost_covered_age_s`` or ``ghost_plain_view_age_s``, so a track confirmed by a few
+        frames (glare, a reflection, a burst of false positives: tracks of a few dozen hits at
+        most) fades within a few frames instead of haunting the scene (the hit-counter idea of
+        Norfair); an object tracked for 14 frames or more (at 30 fps) gets the full plain-view
+        cap (tuned on seeds 0-4: 0.05 s).
     ghost_covered_age_s: the cap on that lifetime while the
         ghost's predicted box lies behind a VISIBLE track's box (at least ``ghost_cover_frac`` of
         its area): an object hidden by a nearer one it is seen next to is expected to be unseen.
@@ -41,6 +43,11 @@ class WorldModelConfig:
         0-999: 0.7 s).
     ghost_cover_frac: the fraction of a ghost's predicted box area inside a VISIBLE track's box
         that counts as covered.
+    twin_ghost_max_appearance_cost: a covered ghost whose long-term cosine distance to the
+        VISIBLE track covering it is at most this is a duplicate track of that object (it got a
+        second identity while this ghost lived on behind it), not an object hidden by another: it
+        ends at once (LOST) instead of taking the object's detection back whenever its twin misses
+        one (identity switches back and forth; tuned on seeds 0-4: 0.02).
     recent_ghost_s: ghosts unseen at most this long are associated with the VISIBLE tracks
         (stage 1) rather than in the re-identification stage.
     class_mismatch_cost: added to the association cost of a detection of another class than the
@@ -69,6 +76,12 @@ class WorldModelConfig:
     gallery_min_hits: matched frames a track needs to enter the gallery when it is LOST (glare, a
         brief reflection or a fragment does not).
     gallery_max_appearance_cost: largest long-term cosine distance of a gallery re-identification.
+    recent_ghost_max_appearance_cost: largest long-term cosine distance at which a young track
+        takes the identity of a ghost unseen at most ``recent_ghost_s`` (the re-identification
+        stage, otherwise as for older ghosts): the returning object's detection missed that ghost
+        in stage 1 (another class for a few frames, or just outside the gate) and would start a
+        new identity; stricter than the gallery's, as a look-alike next to an object that was
+        just missed (its reflection) must not take it (tuned on seeds 0-4: 0.05).
     gallery_distance_base, gallery_distance_per_s: motion plausibility of a gallery or ghost
         re-identification: the new track's centre must lie within ``h (base + per_s * gap)`` of
         the path from where the track was last seen on at its velocity for the gap (stopped or
@@ -97,10 +110,11 @@ class WorldModelConfig:
     min_hits: int = 3
     max_tentative_misses: int = 1
     max_ghost_age_s: float = 4.0
-    ghost_age_per_hit_s: float = 0.1
+    ghost_age_per_hit_s: float = 0.05
     ghost_covered_age_s: float = 4.0
     ghost_plain_view_age_s: float = 0.7
     ghost_cover_frac: float = 0.3
+    twin_ghost_max_appearance_cost: float = 0.02
     recent_ghost_s: float = 0.5
     class_mismatch_cost: float = 0.3
     class_mismatch_min_iou: float = 0.3
@@ -118,6 +132,7 @@ class WorldModelConfig:
     gallery_capacity: int = 64
     gallery_min_hits: int = 10
     gallery_max_appearance_cost: float = 0.2
+    recent_ghost_max_appearance_cost: float = 0.05
     gallery_distance_base: float = 1.0
     gallery_distance_per_s: float = 1.0
     gallery_exit_distance_per_s: float = 0.1
@@ -168,6 +183,10 @@ class WorldModelConfig:
         check("gallery_capacity", is_int(self.gallery_capacity) and self.gallery_capacity >= 0, "an integer >= 0")
         check("gallery_max_appearance_cost", is_num(self.gallery_max_appearance_cost)
               and 0 <= self.gallery_max_appearance_cost <= 2, "in [0, 2]")
+        check("twin_ghost_max_appearance_cost", is_num(self.twin_ghost_max_appearance_cost)
+              and 0 <= self.twin_ghost_max_appearance_cost <= 2, "in [0, 2]")
+        check("recent_ghost_max_appearance_cost", is_num(self.recent_ghost_max_appearance_cost)
+              and 0 <= self.recent_ghost_max_appearance_cost <= 2, "in [0, 2]")
         check("gallery_max_scale_ratio", is_num(self.gallery_max_scale_ratio)
               and self.gallery_max_scale_ratio >= 1, "a finite number >= 1")
         check("gallery_veto_margin", is_num(self.gallery_veto_margin) and 0 <= self.gallery_veto_margin <= 2,
