@@ -13,7 +13,7 @@ from object_permanence.core.box_disparity import (
     DisparitySource,
     box_disparities,
 )
-from object_permanence.core.sgbm_strips import sgbm_box_disparities, trimmed_plane
+from object_permanence.core.sgbm_strips import _strip, sgbm_box_disparities, trimmed_plane
 from object_permanence.core.stereo_matching import refine_disparities, refine_disparities_detailed
 from stereo_scenes import B, FX, OBJECT_TEXELS, TEXEL_M, board_texture, project, render_stereo
 
@@ -115,6 +115,43 @@ def test_trimmed_plane_ignores_outliers():
     c0, a, b = trimmed_plane(values, du, dv)
     assert c0 == pytest.approx(17.3, abs=0.02)
     assert a == pytest.approx(0.1, abs=1e-3) and b == pytest.approx(-0.02, abs=1e-3)
+
+
+def _plain_trimmed_plane(values: np.ndarray, du: np.ndarray, dv: np.ndarray) -> np.ndarray:
+    """The trimmed plane fit written plainly (boolean indexing, np.median): the reference of the fast one."""
+    if len(values) > 1500:
+        take = np.linspace(0, len(values) - 1, 1500).astype(np.int64)
+        values, du, dv = values[take], du[take], dv[take]
+    design = np.stack([np.ones_like(du), du, dv], axis=1)
+    keep = np.ones(len(values), dtype=bool)
+    coef = np.zeros(3)
+    for _ in range(4):
+        a, y = design[keep], values[keep]
+        coef = np.linalg.solve(np.einsum("ki,kj->ij", a, a), np.einsum("ki,k->i", a, y))
+        residual = np.abs(values - design @ coef)
+        new_keep = residual <= 2.5 * (1.4826 * np.median(residual[keep]) + 1e-3)
+        if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return coef
+
+
+@pytest.mark.parametrize("n", [5, 6, 120, 1500, 4001])
+def test_trimmed_plane_is_the_plain_fit_to_the_bit(n):
+    rng = np.random.default_rng(n)
+    du, dv = rng.integers(-40, 40, n) + 0.3, rng.integers(-30, 30, n) - 0.6
+    values = np.round(12.0 + 0.05 * du - 0.01 * dv + rng.normal(0, 0.2, n), 4)  # SGBM's 1/16 px steps
+    values[: n // 5] = rng.uniform(5, 30, n // 5)  # occluder and background pixels
+    np.testing.assert_array_equal(trimmed_plane(values, du, dv), _plain_trimmed_plane(values, du, dv))
+
+
+@pytest.mark.parametrize(("start", "stop"), [(10, 40), (-12, 20), (600, 652), (-5, 660)])
+def test_strip_replicates_the_columns_outside_the_image(start, stop):
+    image = np.random.default_rng(0).integers(0, 256, (48, 640), dtype=np.uint8)
+    strip = _strip(image, 4, 30, start, stop)
+    expected = image[4:30][:, np.clip(np.arange(start, stop), 0, 639)]
+    assert strip.flags.c_contiguous
+    np.testing.assert_array_equal(strip, expected)
 
 
 def test_cell_spread_measures_the_matchs_own_precision(flat_pair, slanted_pair):

@@ -1,12 +1,13 @@
 """Tests for core.stereo_matching on rendered rectified pairs (640x480, textured rectangles at known disparity)."""
 from __future__ import annotations
 
+import warnings
 
 import cv2
 import numpy as np
 import pytest
 
-from object_permanence.core.stereo_matching import refine_disparities
+from object_permanence.core.stereo_matching import match_patches, refine_disparities, row_nanmedian
 
 H, W = 480, 640
 
@@ -198,3 +199,37 @@ def test_cell_voting_arguments_are_validated():
     for kwargs, name in (({"grid": 0}, "grid"), ({"min_agree": 10}, "min_agree"), ({"agree_px": 0.0}, "agree_px")):
         with pytest.raises(ValueError, match=name):
             refine_disparities(left, right, box, guess, **kwargs)
+
+
+def test_flatness_threshold_is_exact_at_min_gradient():
+    """A template whose RMS column difference is exactly ``min_gradient`` is matched (quality
+    evaluated); one column step smaller per row makes it flat (quality NaN)."""
+    def quality_of(steps: np.ndarray) -> float:
+        left = np.zeros((60, 200), np.uint8)
+        left[10:50, 50:90] = np.cumsum(steps)[None, :]  # 40 columns, 39 differences per row
+        left[10:50, 50:90] += np.arange(40, dtype=np.uint8)[:, None]  # rows differ: not a pure ramp
+        _, quality = match_patches(left, left.copy(), np.array([[70.0, 30.0, 40.0, 40.0]]), np.array([5.0]),
+                                   inner_frac=1.0, min_gradient=2.0)
+        return float(quality[0])
+
+    steps = np.full(40, 2, np.uint8)
+    steps[0] = 10  # the first column's level, not a difference
+    assert np.isfinite(quality_of(steps))  # Σ d² = 4 n: RMS exactly 2
+    steps[20] = 1
+    assert np.isnan(quality_of(steps))  # Σ d² = 4 n - 3 per row: below
+
+
+@pytest.mark.parametrize("shape", [(0, 9), (1, 1), (7, 9), (300, 4), (50, 10)])
+def test_row_nanmedian_is_numpys_nanmedian(shape):
+    """The vote's median: every row's ``np.nanmedian`` to the bit, NaN rows included."""
+    rng = np.random.default_rng(shape[0])
+    values = np.round(rng.normal(16.0, 0.3, shape), int(rng.integers(1, 4)))  # ties
+    values[rng.random(shape) < 0.35] = np.nan
+    if shape[0] > 2:
+        values[1] = np.nan  # a box whose cells all failed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        expected = np.nanmedian(values, axis=1) if values.size else np.zeros(shape[0])
+    got = row_nanmedian(values)
+    assert got.shape == (shape[0],)
+    np.testing.assert_array_equal(got, expected)

@@ -187,14 +187,15 @@ def _farther_half(left: np.ndarray, right: np.ndarray, boxes: np.ndarray, guess:
     whole box by more than that, the box spans a depth edge, and the farther (smaller-disparity)
     answering half is the occluded object.
     """
-    halves = []
-    for side in (-1.0, 1.0):
-        half = boxes.copy()
-        half[:, 0] += side * boxes[:, 2] / 4  # cx ± w/4, width w/2
-        half[:, 2] = boxes[:, 2] / 2
-        d, _ = sgbm_box_disparities(left, right, half, guess, search_px=cfg.search_px, block_size=cfg.sgbm_block_size,
-                                    uniqueness_ratio=cfg.sgbm_uniqueness_ratio, min_ncc=cfg.sgbm_min_ncc)
-        halves.append(d)
+    m = len(boxes)
+    half_boxes = np.concatenate([boxes, boxes])  # (2M, 4): the left halves, then the right ones
+    half_boxes[:m, 0] -= boxes[:, 2] / 4  # cx ± w/4, width w/2
+    half_boxes[m:, 0] += boxes[:, 2] / 4
+    half_boxes[:, 2] /= 2
+    d, _ = sgbm_box_disparities(left, right, half_boxes, np.concatenate([guess, guess]), search_px=cfg.search_px,
+                                block_size=cfg.sgbm_block_size, uniqueness_ratio=cfg.sgbm_uniqueness_ratio,
+                                min_ncc=cfg.sgbm_min_ncc)  # one call, one matcher; each box on its own strip
+    halves = (d[:m], d[m:])
     lo, hi = np.fmin(halves[0], halves[1]), np.fmax(halves[0], halves[1])  # NaN-aware: one half answered
     with np.errstate(invalid="ignore"):
         split = (hi - lo > cfg.sgbm_split_px) | ((np.isnan(halves[0]) | np.isnan(halves[1]))

@@ -106,32 +106,39 @@ def sgbm_box_disparities(
                                     P1=8 * block_size**2, P2=32 * block_size**2, disp12MaxDiff=1,
                                     uniquenessRatio=uniqueness_ratio, speckleWindowSize=0)
     x0, x1, y0, y1, usable = inner_windows(boxes, guess, inner_frac, min_patch_px, left.shape)
-    for i in np.flatnonzero(usable):
-        c0, c1, r0, r1 = int(x0[i]), int(x1[i]), int(y0[i]), int(y1[i])
+    rows = np.flatnonzero(usable)
+    bounds = np.stack([x0, x1, y0, y1], axis=1)[rows].astype(np.int64).tolist()  # ints, no NaN left
+    for i, (c0, c1, r0, r1) in zip(rows.tolist(), bounds):
         offset = math.floor(guess[i] - num_disp / 2)  # searched disparities: offset .. offset + num_disp - 1
-        cols = np.arange(c0 - num_disp - _MARGIN_PX, c1 + _MARGIN_PX)  # left strip columns
-        rows = slice(max(r0 - _MARGIN_PX, 0), min(r1 + _MARGIN_PX, height))
-        # Columns outside an image are replicated from its border; the pixels that could match
-        # there are dropped below.
-        strip_l = np.ascontiguousarray(left[rows][:, np.clip(cols, 0, width - 1)])
-        strip_r = np.ascontiguousarray(right[rows][:, np.clip(cols - offset, 0, width - 1)])
-        raw = matcher.compute(strip_l, strip_r)  # 16 x disparity, -16 where invalid
-        inside = slice(r0 - rows.start, r1 - rows.start), slice(c0 - cols[0], c1 - cols[0])
-        d = raw[inside].astype(np.float64) / 16.0
-        box_cols = np.arange(c0, c1)
-        in_right = (box_cols - offset - (num_disp - 1) >= 0) & (box_cols - offset < width)  # u_r = u - offset - d'
-        valid = (d >= 0.5) & (d <= num_disp - 1.5) & in_right[None, :]
-        if valid.mean() < min_valid_frac:
+        top, bottom = max(r0 - _MARGIN_PX, 0), min(r1 + _MARGIN_PX, height)  # strip rows
+        start, stop = c0 - num_disp - _MARGIN_PX, c1 + _MARGIN_PX  # left strip columns
+        strip_l = _strip(left, top, bottom, start, stop)
+        strip_r = _strip(right, top, bottom, start - offset, stop - offset)
+        raw = matcher.compute(strip_l, strip_r)[r0 - top:r1 - top, c0 - start:c1 - start]  # 16 d', -16 invalid
+        # valid: d' = raw / 16 within [0.5, num_disp - 1.5], and u_r = u - offset - d' inside the right
+        # image for every d' (u >= offset + num_disp - 1 and u < width + offset)
+        valid = (raw >= 8) & (raw <= 16 * num_disp - 24)
+        valid[:, :max(offset + num_disp - 1 - c0, 0)] = False
+        valid[:, max(width + offset - c0, 0):] = False
+        if np.count_nonzero(valid) / valid.size < min_valid_frac:
             continue
         v_idx, u_idx = np.nonzero(valid)
         du = (u_idx + c0) - boxes[i, 0]  # pixel centres (integer coordinates, OpenCV) minus the box centre
         dv = (v_idx + r0) - boxes[i, 1]
-        plane = trimmed_plane(d[valid], du, dv)
+        plane = trimmed_plane(raw[valid].astype(np.float64) / 16.0, du, dv)
         plane[0] += offset
         quality[i] = plane_warped_ncc(left, right, (r0, r1, c0, c1), boxes[i, :2], plane)
         if quality[i] >= min_ncc:
             disparity[i] = plane[0]
     return disparity, quality
+
+
+def _strip(image: np.ndarray, top: int, bottom: int, start: int, stop: int) -> np.ndarray:
+    """Contiguous copy of ``image`` rows ``top .. bottom`` and columns ``start .. stop`` (ends
+    exclusive); columns outside the image are replicated from its border."""
+    if start >= 0 and stop <= image.shape[1]:
+        return np.ascontiguousarray(image[top:bottom, start:stop])
+    return np.ascontiguousarray(image[top:bottom][:, np.clip(np.arange(start, stop), 0, image.shape[1] - 1)])
 
 
 def trimmed_plane(values: np.ndarray, du: np.ndarray, dv: np.ndarray) -> np.ndarray:
@@ -146,22 +153,39 @@ def trimmed_plane(values: np.ndarray, du: np.ndarray, dv: np.ndarray) -> np.ndar
         take = np.linspace(0, len(values) - 1, _MAX_FIT_POINTS).astype(np.int64)
         values, du, dv = values[take], du[take], dv[take]
     design = np.stack([np.ones_like(du), du, dv], axis=1)  # (K, 3)
-    keep = np.ones(len(values), dtype=bool)
+    keep = None  # None: every point (the first round needs no copy)
     coef = np.zeros(3)
     for _ in range(_TRIM_ROUNDS):
-        a, y = design[keep], values[keep]
+        # np.compress: the kept rows, as design[keep] (several times faster on (K, 3))
+        a, y = (design, values) if keep is None else (np.compress(keep, design, axis=0), np.compress(keep, values))
         normal = np.einsum("ki,kj->ij", a, a)  # A'A (einsum: no multi-threaded GEMM for a 3x3 result)
         try:
             coef = np.linalg.solve(normal, np.einsum("ki,k->i", a, y))  # A'A c = A'y
         except np.linalg.LinAlgError:  # points on a line (a one-row box): least squares, minimum norm
             coef = np.linalg.lstsq(a, y, rcond=None)[0]
         residual = np.abs(values - design @ coef)
-        sigma = 1.4826 * np.median(residual[keep]) + 1e-3  # robust std from the MAD
+        sigma = 1.4826 * _median(residual if keep is None else np.compress(keep, residual)) + 1e-3  # robust std, MAD
         new_keep = residual <= _TRIM_SIGMAS * sigma
-        if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+        if new_keep.sum() < 3 or (new_keep.all() if keep is None else np.array_equal(new_keep, keep)):
             break
         keep = new_keep
     return coef
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of the (K,) ``values``, K >= 1, by one partial sort: the middle entry, or the
+    mean ``(a + b) / 2`` of the two middle ones, NaN when any entry is NaN (the values
+    ``np.median`` gives, without its overhead in a loop that runs every frame)."""
+    k = len(values)
+    half = k // 2
+    # the last position of the partition holds the largest entry, NaN if there is one
+    if k % 2:
+        part = np.partition(values, (half, k - 1))
+        middle = part[half]
+    else:
+        part = np.partition(values, (half - 1, half, k - 1))
+        middle = (part[half - 1] + part[half]) / 2
+    return float("nan") if np.isnan(part[-1]) else float(middle)
 
 
 def plane_warped_ncc(left: np.ndarray, right: np.ndarray, rect: tuple[int, int, int, int], centre: np.ndarray,
@@ -169,9 +193,11 @@ def plane_warped_ncc(left: np.ndarray, right: np.ndarray, rect: tuple[int, int, 
     """Zero-mean NCC of the left grey pixels ``rect = (r0, r1, c0, c1)`` with the right grey image
     sampled at ``u - d(u, v)``, ``d = c0 + a (u - cx) + b (v - cy)`` (``plane``, ``centre = (cx, cy)``)."""
     r0, r1, c0, c1 = rect
-    v, u = np.mgrid[r0:r1, c0:c1].astype(np.float32)
-    d = plane[0] + plane[1] * (u - centre[0]) + plane[2] * (v - centre[1])
-    warped = cv2.remap(right, u - d.astype(np.float32), v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    u = np.arange(c0, c1, dtype=np.float32)[None, :]  # (1, w) pixel columns
+    v = np.arange(r0, r1, dtype=np.float32)[:, None]  # (h, 1) pixel rows
+    d = plane[0] + plane[1] * (u - centre[0]) + plane[2] * (v - centre[1])  # (h, w)
+    map_v = np.repeat(v, c1 - c0, axis=1)
+    warped = cv2.remap(right, u - d.astype(np.float32), map_v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     a = left[r0:r1, c0:c1].astype(np.float64)
     b = warped.astype(np.float64)
     a, b = a - a.mean(), b - b.mean()

@@ -16,7 +16,6 @@ reflection sits at a view-dependent place and rarely has a consistent match in t
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -126,19 +125,19 @@ def refine_disparities_detailed(
     d_cells, q_cells = match_patches(left_bgr, right_bgr, cells, np.repeat(guess, grid * grid), search_px, min_ncc,
                                      1.0, min_patch_px, min_gradient, min_peak_curvature)
     d_cells, q_cells = d_cells.reshape(-1, grid * grid), q_cells.reshape(-1, grid * grid)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no cell matched, median NaN
-        median = np.nanmedian(d_cells, axis=1) if d_cells.size else np.zeros(0)
+    with np.errstate(invalid="ignore"):
+        median = row_nanmedian(d_cells)  # NaN for a box whose cells all failed
         inlier = np.abs(d_cells - median[:, None]) <= agree_px  # NaN compares False
         count = inlier.sum(axis=1)
-        mean = np.nansum(np.where(inlier, d_cells, 0.0), axis=1) / np.maximum(count, 1)
+        # the sums below run over arrays with every non-inlier (NaN included) set to 0
+        mean = np.sum(np.where(inlier, d_cells, 0.0), axis=1) / np.maximum(count, 1)
         disparity = np.where(count >= min_agree, mean, np.nan)
         # s² = Σ (d_k - mean)² / (n - 1) over the agreeing cells
-        spread = np.sqrt(np.nansum(np.where(inlier, (d_cells - mean[:, None]) ** 2, 0.0), axis=1)
+        spread = np.sqrt(np.sum(np.where(inlier, (d_cells - mean[:, None]) ** 2, 0.0), axis=1)
                          / np.maximum(count - 1, 1))
         spread = np.where(count >= 2, spread, np.nan)
-        quality = np.where(count > 0, np.nansum(np.where(inlier, q_cells, 0.0), axis=1) / np.maximum(count, 1),
-                           np.nanmax(np.where(np.isfinite(q_cells), q_cells, -np.inf), axis=1, initial=-np.inf))
+        quality = np.where(count > 0, np.sum(np.where(inlier, q_cells, 0.0), axis=1) / np.maximum(count, 1),
+                           np.max(np.where(np.isfinite(q_cells), q_cells, -np.inf), axis=1, initial=-np.inf))
     quality = np.where(np.isfinite(quality), quality, np.nan)
     return CellVote(disparity, quality, spread, count)
 
@@ -203,18 +202,22 @@ def match_patches(
         usable &= d_hi - d_lo >= 2  # at least three candidates: a peak and its two neighbours
 
     peak_k = np.zeros(n, dtype=np.int64)
-    n_candidates = np.zeros(n, dtype=np.int64)
     neighbours = np.full((n, 3), np.nan)  # NCC at the peak - 1, the peak, the peak + 1
-    for i in np.flatnonzero(usable):
-        r0, r1, c0, c1, lo, hi = (int(v) for v in (y0[i], y1[i], x0[i], x1[i], d_lo[i], d_hi[i]))
+    rows = np.flatnonzero(usable)
+    bounds = np.stack([y0, y1, x0, x1, d_lo, d_hi], axis=1)[rows].astype(np.int64).tolist()  # ints, no NaN left
+    min_gradient2 = min_gradient * min_gradient
+    for i, (r0, r1, c0, c1, lo, hi) in zip(rows.tolist(), bounds):
         template = left_gray[r0:r1, c0:c1]
-        if np.sqrt(np.mean(np.square(np.diff(template.astype(np.float32), axis=1)))) < min_gradient:
-            continue  # flat along the rows: no disparity information
-        strip = right_gray[r0:r1, c0 - hi:c1 - lo]
+        # Flat along the rows (no disparity information): RMS of the column differences below
+        # min_gradient, i.e. Σ (L[r, c+1] - L[r, c])² < min_gradient² n, summed exactly in integers.
+        steps = template.astype(np.int32)
+        steps = steps[:, 1:] - steps[:, :-1]
+        if int((steps * steps).sum()) < min_gradient2 * (r1 - r0) * (c1 - c0 - 1):
+            continue
         # Strip offset k is the right column c0 - hi + k, i.e. the disparity hi - k.
-        ncc = cv2.matchTemplate(strip, template, cv2.TM_CCOEFF_NORMED)[0].astype(np.float64)
-        k = int(np.argmax(ncc))
-        peak_k[i], n_candidates[i] = k, ncc.size
+        ncc = cv2.matchTemplate(right_gray[r0:r1, c0 - hi:c1 - lo], template, cv2.TM_CCOEFF_NORMED)[0]
+        k = int(ncc.argmax())
+        peak_k[i] = k
         quality[i] = ncc[k]
         if 0 < k < ncc.size - 1:
             neighbours[i] = ncc[k - 1:k + 2]
@@ -292,6 +295,21 @@ def inner_windows(
         usable = (np.all(np.isfinite(boxes), axis=1) & np.isfinite(guess)
                   & (x1 - x0 >= min_patch_px) & (y1 - y0 >= min_patch_px))
     return x0, x1, y0, y1, usable
+
+
+def row_nanmedian(values: np.ndarray) -> np.ndarray:
+    """(N,) median of the finite entries of each row of ``values`` (N, K), NaN for a row without
+    any: the value ``np.nanmedian(values, axis=1)`` gives (the mean ``(a + b) / 2`` of the two middle
+    entries for an even count), without its per-call overhead (it is called on every frame)."""
+    n, k = values.shape
+    if n == 0 or k == 0:
+        return np.full(n, np.nan)
+    ordered = np.sort(values, axis=1)  # NaN last
+    count = np.count_nonzero(~np.isnan(values), axis=1)
+    low = np.maximum((count - 1) // 2, 0)[:, None]  # middle entries of the count finite ones
+    high = np.minimum(count // 2, k - 1)[:, None]
+    median = (np.take_along_axis(ordered, low, axis=1) + np.take_along_axis(ordered, high, axis=1))[:, 0] / 2
+    return np.where(count > 0, median, np.nan)
 
 
 def gray_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
