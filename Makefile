@@ -61,7 +61,8 @@ train-reid: setup
 # The learned persistence filter: the shipped weights' data (train seeds 0-17, validation 24-29,
 # held-out 1000-1003); training is deterministic and writes models/persistence/ (weights, model
 # card, curves). PERSISTENCE_DATA_ARGS= (empty) uses the tools' larger default seed ranges.
-PERSISTENCE_DATA_ARGS ?= --train-seeds 0-17 --val-seeds 24-29 --splits train,val
+# --workers N runs N simulations at a time (same data with any N).
+PERSISTENCE_DATA_ARGS ?= --train-seeds 0-17 --val-seeds 24-29 --splits train,val --workers 2
 train-persistence: setup
 	$(ENV) && python -m object_permanence.tools.make_persistence_data --out out/persistence/data $(PERSISTENCE_DATA_ARGS)
 	$(ENV) && python -m object_permanence.tools.train_persistence --patience 5
@@ -69,7 +70,7 @@ train-persistence: setup
 # Transformer vs min-hits vs existence probability vs gradient boosting on held-out seeds and a
 # held-out nuisance setting -> out/eval/persistence.json / .md
 eval-persistence: setup
-	$(ENV) && python -m object_permanence.tools.eval_persistence
+	$(ENV) && python -m object_permanence.tools.eval_persistence --workers 2
 
 # Timings (not tests): the world model against trackers' peers, the composed pipeline at 30 Hz.
 bench: setup
