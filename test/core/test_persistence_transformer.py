@@ -195,7 +195,7 @@ def test_traced_scoring_matches_the_eager_model(tmp_path: Path) -> None:
     path = _checkpoint(tmp_path)
     traced, eager = TransformerPersistence(path, "cpu"), TransformerPersistence(path, "cpu", traced=False)
     rng = np.random.default_rng(5)
-    for lengths in ([1], [3, 32, 7], [32] * 9, [2, 40, 16, 1, 31]):
+    for lengths in ([1], [3, 7], [13, 20, 5], [3, 32, 7], [32] * 9, [2, 40, 16, 1, 31]):
         feats = [rng.normal(size=(n, N_FEATURES)).astype(np.float32) for n in lengths]
         (s_t, a_t), (s_e, a_e) = traced.score(feats), eager.score(feats)
         np.testing.assert_allclose(s_t, s_e, atol=1e-6)

@@ -121,7 +121,8 @@ def inference_module(model: PersistenceTransformer) -> torch.jit.ScriptModule:
     its parameters are on: the same numbers as the eager module (batch size and sequence length
     stay dynamic; tests check both) at about half the per-call cost on a CPU, where this small
     model is bound by per-operator dispatch, not arithmetic. Inputs longer than ``max_len`` must
-    be cut by the caller (the traced module no longer checks)."""
+    be cut by the caller (the traced module no longer checks). The device is part of the trace:
+    move the model first, then trace it (moving it afterwards breaks the traced module)."""
     model = model.eval()
     device = next(model.parameters()).device
     t = model.config.max_len
