@@ -258,6 +258,52 @@ def test_a_box_ending_at_an_occluders_edge_is_measured_on_its_farther_half():
     assert abs(flat.disparity[0] - 14.0) < 0.3  # a box on the object alone: halves agree, whole box used
 
 
+@pytest.mark.parametrize("slant", [0.05, 0.1])
+def test_a_slanted_board_is_not_taken_for_a_depth_edge(slant):
+    """A board whose disparity grows by ``slant`` px per column: its halves' disparities at their own
+    centres differ by slant * w / 2 (1.5 and 2.9 px on this 58 px box), more than sgbm_split_px,
+    yet exactly what the whole box's plane predicts there; no depth edge, the whole box's disparity
+    (the box centre's, within SGBM's sub-pixel bias) is kept."""
+    pair = render_stereo(CENTRE, board_texture(1), slant=slant)
+    guess = np.array([TRUE_D + 1.3])
+    cfg = BoxDisparityConfig(method="sgbm")
+    whole = box_disparities(*pair, board_box(), guess, cfg)
+    split = box_disparities(*pair, board_box(), guess, dataclasses.replace(cfg, sgbm_split_px=1.0))
+    assert slant * board_box()[0, 2] / 2 > 1.0  # the halves do differ by more than sgbm_split_px
+    assert split.source[0] == DisparitySource.SGBM and split.disparity[0] == whole.disparity[0]
+    assert abs(split.disparity[0] - TRUE_D) < 0.15
+
+
+def test_precise_marks_only_tight_template_matches(flat_pair, slanted_pair):
+    """precise: an NCC answer whose cells agree to max_ncc_spread_px; not an NCC answer under
+    ``ncc`` whose spread exceeds it, nor an SGBM answer."""
+    guess = np.array([TRUE_D + 1.0])
+    tight = box_disparities(*flat_pair, board_box(), guess)
+    assert tight.source[0] == DisparitySource.NCC and tight.precise.tolist() == [True]
+    spread = refine_disparities_detailed(*flat_pair, board_box(), guess).spread[0]
+    strict = BoxDisparityConfig(method="ncc", max_ncc_spread_px=spread / 2)  # the same match, now too loose
+    loose = box_disparities(*flat_pair, board_box(), guess, strict)
+    assert loose.source[0] == DisparitySource.NCC and loose.precise.tolist() == [False]
+    assert box_disparities(*flat_pair, board_box(), guess, strict, template_only=True).precise.tolist() == [False]
+    sgbm = box_disparities(*slanted_pair, board_box(), guess)
+    assert sgbm.source[0] == DisparitySource.SGBM and sgbm.precise.tolist() == [False]
+    assert sgbm.precise.dtype == bool and box_disparities(*flat_pair, np.zeros((0, 4)), np.zeros(0)).precise.shape == (0,)
+
+
+def test_a_small_depth_step_at_the_box_centre_is_a_depth_edge():
+    """A nearer panel (17 px) covers the object (14 px) from the box centre rightwards: the whole
+    box's plane is a ramp across the step whose slope explains most of the 3 px between the halves'
+    centres, yet each half is flat, off that ramp by more than sgbm_split_px at its ends; the
+    farther half is the object."""
+    left, right = _layered_pair([(_texture(1, (90, 60)), 300, 200, 14), (_texture(2, (160, 50)), 330, 170, 17)])
+    box, guess = np.array([[330.0, 245.0, 54.0, 90.0]]), np.array([15.0])
+    cfg = BoxDisparityConfig(method="sgbm", search_px=8.0)
+    whole = box_disparities(left, right, box, guess, cfg)
+    split = box_disparities(left, right, box, guess, dataclasses.replace(cfg, sgbm_split_px=1.0))
+    assert abs(whole.disparity[0] - 14.0) > 1.0
+    assert abs(split.disparity[0] - 14.0) < 0.2
+
+
 def test_a_half_the_views_disagree_on_counts_as_a_depth_edge():
     """The panel 8 px nearer than the object: the right half's plane fails the warped-NCC check
     (0.61 < 0.63) while the whole box passes (0.65) pixels off; the answering left half, 2.8 px from

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from object_permanence.core.constant_velocity import constant_velocity_model
+from object_permanence.core.stereo_rig import RectifiedRig, triangulation_jacobian
 from object_permanence.core.track3d_filter import Track3DFilter
+from stereo_scenes import CX, CY, FX, project, projections
 
 
 @pytest.mark.parametrize("n_axes", [1, 3, 4])
@@ -126,6 +128,32 @@ def test_bearing_update_moves_the_point_onto_the_ray_not_along_it():
     assert np.all(np.linalg.eigvalsh(kf.covariance) > 0)
     np.testing.assert_allclose(kf.covariance, kf.covariance.T)
     assert not kf.update_bearing(np.array([np.nan, 1.0]), np.eye(2), fx, fy, cx, cy)  # nothing to update with
+
+
+def test_bearing_update_keeps_the_depth_of_a_correlated_triangulation():
+    """A point triangulated off-axis (X = 0.6 m at Z = 3 m) has an X-Z correlated covariance
+    (lateral error grows with the depth error: X = Z (u - cx) / fx). A bearing 3 px aside, several
+    frames: the point moves onto that ray sideways, its depth and depth velocity stay exactly put
+    (the optimal gain would shift the depth through the correlation)."""
+    fx = fy = FX
+    p_left, p_right = projections()
+    rig = RectifiedRig.from_projections(p_left, p_right)
+    point = np.array([0.6, -0.2, 3.0])
+    uv_left, uv_right = project(point[None])
+    jac = triangulation_jacobian(rig, uv_left, uv_right)[0]
+    covariance = jac @ np.diag([4.0, 4.0, 4.0, 4.0]) @ jac.T  # Σ3 = J Σ2 J', 2 px per coordinate
+    assert abs(covariance[0, 2]) / np.sqrt(covariance[0, 0] * covariance[2, 2]) > 0.5  # strongly correlated
+    kf = Track3DFilter(point, covariance, velocity_std_mps=0.5)
+    kf.predict(1 / 30, 0.18)
+    z0, vz0 = kf.position[2], kf.velocity[2]
+    uv = uv_left[0] + np.array([3.0, 0.0])  # the bearing 3 px aside
+    for _ in range(6):
+        kf.predict(1 / 30, 0.18)
+        assert kf.update_bearing(uv, np.eye(2), fx, fy, CX, CY)
+        assert abs(kf.position[2] - z0) < 1e-9 and abs(kf.velocity[2] - vz0) < 1e-9
+    ray = (uv - np.array([CX, CY])) / np.array([fx, fy])  # (X / Z, Y / Z) of the new bearing
+    np.testing.assert_allclose(kf.position[:2] / kf.position[2], ray, atol=5e-4)
+    assert np.all(np.linalg.eigvalsh(kf.covariance) > 0)
 
 
 def test_filter_steps_are_filterpys_to_the_bit():

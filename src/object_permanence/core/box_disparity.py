@@ -20,7 +20,9 @@ coverage, precise matches keep NCC's accuracy.
 
 A box that ends at an occluder's edge (a partly hidden object is boxed around its visible part)
 spans a depth edge, across which SGBM's plane is off by pixels; with ``sgbm_split_px`` the box's
-two halves are measured too and, when they disagree, the farther one (the occluded object) is used.
+two halves are measured too and, when they depart from the whole box's plane (a slanted
+surface's halves lie on it: they differ by its slope times half the box width), the farther one
+(the occluded object) is used.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from object_permanence.core.sgbm_strips import sgbm_box_disparities
+from object_permanence.core.sgbm_strips import sgbm_box_planes
 from object_permanence.core.stereo_matching import gray_pair, refine_disparities_detailed
 
 #: Names of the box-disparity methods, for parameters and command lines.
@@ -61,8 +63,9 @@ class BoxDisparityConfig:
     sgbm_block_size: StereoSGBM's odd block side (pixels).
     sgbm_uniqueness_ratio: StereoSGBM's uniqueness margin (percent).
     sgbm_min_ncc: smallest NCC of the left box with the right image warped by the SGBM plane.
-    sgbm_split_px: when the SGBM disparities of the box's left and right halves differ by more than
-        this (pixels), the farther half's is used (see :func:`_farther_half`); 0: the whole box.
+    sgbm_split_px: when the SGBM planes of the box's left and right halves depart by more than this
+        (pixels) from the whole box's plane, the farther half's disparity is used (see
+        :func:`_farther_half`); 0: the whole box.
 
     Raises:
         ValueError: naming the field and its value.
@@ -111,11 +114,15 @@ class BoxDisparities:
     disparity: (N,) column shift ``u_left - u_right`` in pixels, NaN where no estimator answered.
     std_px: (N,) its standard deviation in pixels (NaN where unanswered).
     source: (N,) int8 :class:`DisparitySource` of each answer.
+    precise: (N,) bool, a template match whose agreeing cells' spread is at most
+        ``max_ncc_spread_px`` (a few hundredths of a pixel where it answers): only NCC answers, and
+        not every one of them (an imprecise one kept where SGBM has none, or any under ``ncc``).
     """
 
     disparity: np.ndarray
     std_px: np.ndarray
     source: np.ndarray
+    precise: np.ndarray
 
     @property
     def answered(self) -> np.ndarray:
@@ -146,58 +153,76 @@ def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.
     n = len(boxes)
     disparity, std = np.full(n, np.nan), np.full(n, np.nan)
     source = np.full(n, DisparitySource.NONE, dtype=np.int8)
+    precise = np.zeros(n, dtype=bool)
     if n == 0:
-        return BoxDisparities(disparity, std, source)
+        return BoxDisparities(disparity, std, source, precise)
     need_sgbm = np.ones(n, dtype=bool)
     if cfg.method in ("auto", "ncc"):
         vote = refine_disparities_detailed(left, right, boxes, guess, search_px=cfg.search_px, min_ncc=cfg.min_ncc,
                                            inner_frac=cfg.inner_frac, min_peak_curvature=cfg.min_peak_curvature)
         found = np.isfinite(vote.disparity)
-        take = found if cfg.method == "ncc" else found & (vote.spread <= cfg.max_ncc_spread_px)  # NaN: False
+        precise = found & (vote.spread <= cfg.max_ncc_spread_px)  # NaN spread (one cell): False
+        take = found if cfg.method == "ncc" else precise
         kept = take if template_only else found  # imprecise ones are kept unless SGBM answers
         disparity[kept] = vote.disparity[kept]
         std[kept] = np.fmax(cfg.ncc_std_px, vote.spread[kept])  # NaN-aware max
         source[kept] = DisparitySource.NCC
         need_sgbm = ~take if cfg.method == "auto" else np.zeros(n, dtype=bool)
     if template_only:
-        return BoxDisparities(disparity, std, source)
+        return BoxDisparities(disparity, std, source, precise)
     if need_sgbm.any():
         rows = np.flatnonzero(need_sgbm)
-        sgbm, _ = sgbm_box_disparities(left, right, boxes[rows], guess[rows], search_px=cfg.search_px,
-                                       block_size=cfg.sgbm_block_size, uniqueness_ratio=cfg.sgbm_uniqueness_ratio,
-                                       min_ncc=cfg.sgbm_min_ncc)
+        planes, _ = sgbm_box_planes(left, right, boxes[rows], guess[rows], search_px=cfg.search_px,
+                                    block_size=cfg.sgbm_block_size, uniqueness_ratio=cfg.sgbm_uniqueness_ratio,
+                                    min_ncc=cfg.sgbm_min_ncc)
+        sgbm = planes[:, 0]
         ok = np.isfinite(sgbm)
         if cfg.sgbm_split_px > 0 and ok.any():
-            sgbm[ok] = _farther_half(left, right, boxes[rows[ok]], guess[rows[ok]], sgbm[ok], cfg)
+            sgbm[ok] = _farther_half(left, right, boxes[rows[ok]], guess[rows[ok]], planes[ok], cfg)
         disparity[rows[ok]] = sgbm[ok]
         std[rows[ok]] = cfg.sgbm_std_px
-        source[rows[ok]] = DisparitySource.SGBM
-    return BoxDisparities(disparity, std, source)
+        source[rows[ok]] = DisparitySource.SGBM  # precise stays False: the need_sgbm rows are no precise NCC answers
+    return BoxDisparities(disparity, std, source, precise)
 
 
 def _farther_half(left: np.ndarray, right: np.ndarray, boxes: np.ndarray, guess: np.ndarray, whole: np.ndarray,
                   cfg: BoxDisparityConfig) -> np.ndarray:
-    """(M,) the SGBM disparity of each box, or that of its farther half when the two halves disagree.
+    """(M,) the SGBM disparity of each box, or that of its farther half when the halves depart from
+    the whole box's plane.
 
     A partly hidden object is boxed around its visible part, so one side of its box ends at the
     occluder's edge; the occluder (nearer: larger disparity) covers a different part of the object
     in each view, and SGBM's plane fitted across that edge is off by pixels. The left and right
-    halves of the box are measured on their own: when they differ by more than ``sgbm_split_px``,
-    or only one half passes the views' consistency check (``sgbm_min_ncc``) and it differs from the
-    whole box by more than that, the box spans a depth edge, and the farther (smaller-disparity)
-    answering half is the occluded object.
+    halves of the box (centres ``cx ∓ w/4``) are fitted planes ``(d_h, a_h)`` of their own and
+    compared with the whole box's plane ``whole`` (M, 3) ``(c0, a, b)``. On one plane (a slanted
+    surface) they lie on it: their centres differ by ``a w/2`` and their slopes are ``a``. The box
+    spans a depth edge when
+
+    * ``|(d_right - d_left) - a w/2| > sgbm_split_px`` (both halves answered), or
+    * an answering half departs from the whole plane by more than ``sgbm_split_px`` somewhere over
+      its width: ``|d_h - (c0 ∓ a w/4)| + |a_h - a| w/4`` (the gap at the half's ends). The whole
+      box's plane fitted across an edge is a ramp (a step Δ at the box centre gives a slope of
+      about 1.5 Δ / w, whose ``a w/2`` explains three quarters of the step) while each half lies on
+      its own flat surface; this term also judges a half left alone when the other fails the views'
+      consistency check (``sgbm_min_ncc``).
+
+    At a depth edge the farther (smaller-disparity) answering half is the occluded object.
     """
     m = len(boxes)
     half_boxes = np.concatenate([boxes, boxes])  # (2M, 4): the left halves, then the right ones
     half_boxes[:m, 0] -= boxes[:, 2] / 4  # cx ± w/4, width w/2
     half_boxes[m:, 0] += boxes[:, 2] / 4
     half_boxes[:, 2] /= 2
-    d, _ = sgbm_box_disparities(left, right, half_boxes, np.concatenate([guess, guess]), search_px=cfg.search_px,
+    planes, _ = sgbm_box_planes(left, right, half_boxes, np.concatenate([guess, guess]), search_px=cfg.search_px,
                                 block_size=cfg.sgbm_block_size, uniqueness_ratio=cfg.sgbm_uniqueness_ratio,
                                 min_ncc=cfg.sgbm_min_ncc)  # one call, one matcher; each box on its own strip
-    halves = (d[:m], d[m:])
-    lo, hi = np.fmin(halves[0], halves[1]), np.fmax(halves[0], halves[1])  # NaN-aware: one half answered
-    with np.errstate(invalid="ignore"):
-        split = (hi - lo > cfg.sgbm_split_px) | ((np.isnan(halves[0]) | np.isnan(halves[1]))
-                                                  & (np.abs(lo - whole) > cfg.sgbm_split_px))
-    return np.where(split, lo, whole)
+    d_left, d_right = planes[:m, 0], planes[m:, 0]
+    c0, a, quarter_w = whole[:, 0], whole[:, 1], boxes[:, 2] / 4
+    lo = np.fmin(d_left, d_right)  # NaN-aware: the farther half, or the one that answered
+    with np.errstate(invalid="ignore"):  # NaN (a half without an answer) compares False
+        step = np.abs((d_right - d_left) - 2 * a * quarter_w)  # |(d_R - d_L) - a w/2|
+        # |d_h - (c0 ∓ a w/4)| + |a_h - a| w/4: a half's largest gap to the whole plane
+        gap_left = np.abs(d_left - (c0 - a * quarter_w)) + np.abs(planes[:m, 1] - a) * quarter_w
+        gap_right = np.abs(d_right - (c0 + a * quarter_w)) + np.abs(planes[m:, 1] - a) * quarter_w
+        edge = (step > cfg.sgbm_split_px) | (gap_left > cfg.sgbm_split_px) | (gap_right > cfg.sgbm_split_px)
+    return np.where(edge, lo, c0)

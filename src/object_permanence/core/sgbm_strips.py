@@ -62,7 +62,36 @@ def sgbm_box_disparities(
     min_patch_px: int = 8,
     min_ncc: float = 0.2,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Disparities ``u_left - u_right`` (pixel columns) of boxes in a rectified pair, by SGBM on strips.
+    """Disparities ``u_left - u_right`` (pixel columns) of boxes in a rectified pair, by SGBM on
+    strips: the box-centre value ``c0`` of :func:`sgbm_box_planes` (same arguments).
+
+    Returns:
+        disparity: (N,) float64 pixels, NaN where no plane was accepted (see :func:`sgbm_box_planes`).
+        quality: (N,) the warped NCC in [-1, 1]; NaN where no plane was fitted.
+
+    Raises:
+        ValueError: naming the argument, for bad shapes, dtypes or parameter values.
+    """
+    planes, quality = sgbm_box_planes(left_bgr, right_bgr, left_boxes, disparity_guess, search_px, block_size,
+                                      uniqueness_ratio, inner_frac, min_valid_frac, min_patch_px, min_ncc)
+    return planes[:, 0], quality
+
+
+def sgbm_box_planes(
+    left_bgr: np.ndarray,
+    right_bgr: np.ndarray,
+    left_boxes: np.ndarray,
+    disparity_guess: np.ndarray,
+    search_px: float = 4.0,
+    block_size: int = 5,
+    uniqueness_ratio: int = 10,
+    inner_frac: float = 1.0,
+    min_valid_frac: float = 0.2,
+    min_patch_px: int = 8,
+    min_ncc: float = 0.2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disparity planes ``d = c0 + a (u - cx) + b (v - cy)`` (``d = u_left - u_right``, pixel
+    columns; ``cx, cy`` the box centre) of boxes in a rectified pair, by SGBM on strips.
 
     Args:
         left_bgr, right_bgr: (H, W, 3) or (H, W) uint8 rectified images of the same shape.
@@ -78,8 +107,10 @@ def sgbm_box_disparities(
         min_ncc: smallest NCC of the left box with the right image warped by the fitted plane.
 
     Returns:
-        disparity: (N,) float64 pixels, NaN where the box is unusable (non-finite, out of the image,
-            too small, too few valid pixels) or the views disagree (warped NCC below ``min_ncc``).
+        planes: (N, 3) float64 ``(c0, a, b)``: the disparity at the box centre (pixels) and its
+            slopes along the columns and rows (pixels per pixel); a NaN row where the box is
+            unusable (non-finite, out of the image, too small, too few valid pixels) or the views
+            disagree (warped NCC below ``min_ncc``).
         quality: (N,) that warped NCC in [-1, 1]; NaN where no plane was fitted.
 
     Raises:
@@ -97,9 +128,9 @@ def sgbm_box_disparities(
         raise ValueError(f"min_valid_frac must lie in (0, 1], got {min_valid_frac!r}")
 
     n = len(boxes)
-    disparity, quality = np.full(n, np.nan), np.full(n, np.nan)
+    planes, quality = np.full((n, 3), np.nan), np.full(n, np.nan)
     if n == 0:
-        return disparity, quality
+        return planes, quality
     height, width = left.shape
     num_disp = 16 * math.ceil((2.0 * search_px + 2.0) / 16.0)
     matcher = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disp, blockSize=block_size,
@@ -129,8 +160,8 @@ def sgbm_box_disparities(
         plane[0] += offset
         quality[i] = plane_warped_ncc(left, right, (r0, r1, c0, c1), boxes[i, :2], plane)
         if quality[i] >= min_ncc:
-            disparity[i] = plane[0]
-    return disparity, quality
+            planes[i] = plane
+    return planes, quality
 
 
 def _strip(image: np.ndarray, top: int, bottom: int, start: int, stop: int) -> np.ndarray:

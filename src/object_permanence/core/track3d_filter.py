@@ -137,8 +137,12 @@ class Track3DFilter:
         ``Y = (v - cy) Z / fy``, with ``R = J r_uv J'``, ``J = diag(Z / fx, Z / fy)``, and ``H`` picks
         X and Y. A pixel says nothing about the depth, so the depth is not what this corrects (a
         bearing-only extended update would explain a lateral offset by moving the depth, the least
-        known coordinate). Returns False (no update) when ``uv`` or ``r_uv`` is not finite or the
-        state is not in front of the camera.
+        known coordinate): the gain's Z and vz rows are zeroed. The optimal gain would move them
+        too wherever the state's covariance correlates X or Y with Z (a triangulation's does: its
+        lateral error scales with its depth error), which is the same depth-from-a-pixel shift by
+        another route. With that suboptimal gain the covariance update is the Joseph form, valid
+        for any gain. Returns False (no update) when ``uv`` or ``r_uv`` is not finite or the state
+        is not in front of the camera.
         """
         uv, r_uv = np.asarray(uv, dtype=np.float64), np.asarray(r_uv, dtype=np.float64)
         z = float(self._x[2, 0])
@@ -152,6 +156,7 @@ class Track3DFilter:
         p = self._p
         y = lateral - self._x[:2, 0]  # y = z - H x
         k = np.linalg.solve(h @ p @ h.T + r, h @ p).T  # K = P H' (H P H' + R)⁻¹ (P, S symmetric)
+        k[[2, 5]] = 0.0  # no depth correction from a pixel: Z and vz rows of K zeroed
         self._x = self._x + k @ y[:, None]  # x += K y
         i_kh = np.eye(6) - k @ h
         self._p = i_kh @ p @ i_kh.T + k @ r @ k.T  # Joseph form: P = (I - KH) P (I - KH)' + K R K'

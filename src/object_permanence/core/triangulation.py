@@ -26,9 +26,10 @@ rectified rig (:mod:`object_permanence.core.stereo_rig`). Per frame:
 
 3. Triangulation in closed form with the covariance propagated through its Jacobian,
    ``Σ3 = J Σ2 J'``, and a gated constant-velocity Kalman update per pair
-   (:class:`object_permanence.core.track3d_filter.Track3DFilter`). A template-matched triangulation
-   outside the gate of a filter that no template match has confirmed since its start restarts it
-   (it was started from box centres or semi-global matching, both pixels off under occlusion).
+   (:class:`object_permanence.core.track3d_filter.Track3DFilter`). A triangulation from a tight
+   template match (``BoxDisparities.precise``: its cells agree to ``refine_max_spread_px``) outside
+   the gate of a filter that no such match has confirmed since its start restarts it (it was
+   started from box centres or semi-global matching, both pixels off under occlusion).
    :attr:`StereoTriangulator.last_details` tells what the last step measured (:class:`StepDetails`).
 
 Identity. A 3D id belongs to one (left id, right id) pair. Ids come from an
@@ -108,6 +109,7 @@ class StepDetails:
     positions: (N, 3) metres, this frame's triangulation (before the 3D filter; NaN where none).
     disparity: (N,) pixels ``d = (u_l - u_r) - (cx_l - cx_r)`` of that triangulation.
     source: (N,) int8 :class:`DisparitySource` of the disparity (NONE: the box centres').
+    precise: (N,) bool, that disparity is a tight template match (``BoxDisparities.precise``).
     measured: (N,) bool, the triangulation was offered to the pair's 3D filter.
     fused: (N,) bool, the 3D filter took it (inside its validation gate).
     """
@@ -117,6 +119,7 @@ class StepDetails:
     positions: np.ndarray
     disparity: np.ndarray
     source: np.ndarray
+    precise: np.ndarray
     measured: np.ndarray
     fused: np.ndarray
 
@@ -125,7 +128,7 @@ class StepDetails:
         """Details of a frame without pairs."""
         ids = np.zeros(0, dtype=np.int64)
         return cls(ids, ids.copy(), np.zeros((0, 3)), np.zeros(0), np.zeros(0, dtype=np.int8),
-                   np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+                   np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
 
 
 class StereoTriangulator:
@@ -191,6 +194,7 @@ class StereoTriangulator:
         ghost = np.array([a.state in _GHOST_STATES or b.state in _GHOST_STATES for a, b in zip(lefts, rights)])
         obs = self._observations(lefts, rights, ghost)
         source = np.full(len(lefts), DisparitySource.NONE, dtype=np.int8)
+        precise = np.zeros(len(lefts), dtype=bool)  # a tight template match gave the disparity
         unmatched = np.zeros(len(lefts), dtype=bool)  # visible in both views, yet no image disparity
         if images is not None:
             if len(images) != 2:
@@ -202,10 +206,10 @@ class StereoTriangulator:
             boxes_guess = np.array([a.box[0] - b.box[0] for a, b in zip(lefts, rights)])  # filtered u_l - u_r
             predicted = self._predicted_shift(lefts, rights, stamp)
             rows = np.flatnonzero(visible & np.isfinite(predicted))
-            self._image_disparity(images, obs, predicted, rows, source, True)  # where the 3D filter expects it
+            self._image_disparity(images, obs, predicted, rows, source, precise, True)  # where the 3D filter expects it
             rows = np.flatnonzero(visible & (source == DisparitySource.NONE))
-            self._image_disparity(images, obs, boxes_guess, rows, source)  # else around the boxes' disparity
-            unmatched = visible & (source == DisparitySource.NONE) & ~self.config.box_depth_without_match
+            self._image_disparity(images, obs, boxes_guess, rows, source, precise)  # else around the boxes' disparity
+            unmatched = visible & (source == DisparitySource.NONE) & (not self.config.box_depth_without_match)
         # A box cut by the image border has a biased centre (the part outside is missing): unless
         # the images gave the disparity, such a pair does not update its 3D filter.
         margin = self.config.border_margin_px
@@ -225,14 +229,14 @@ class StereoTriangulator:
         for k, (a, b) in enumerate(zip(lefts, rights)):
             track, fused[k] = self._update_pair(a, b, positions[k], covariances[k], stamp, measured[k],
                                                 (obs.pts_left[k], obs.sigma2[k, :2, :2]) if bearing[k] else None,
-                                                precise=bool(source[k] == DisparitySource.NCC))
+                                                precise=bool(precise[k]))
             if track is not None:
                 out.append(track)
         self.last_details = StepDetails(
             np.array([a.track_id for a in lefts], dtype=np.int64),
             np.array([b.track_id for b in rights], dtype=np.int64),
             np.where(finite[:, None], positions, np.nan),
-            (obs.pts_left[:, 0] - obs.pts_right[:, 0]) - self.rig.column_offset, source, measured, fused)
+            (obs.pts_left[:, 0] - obs.pts_right[:, 0]) - self.rig.column_offset, source, precise, measured, fused)
         return out
 
     def _forget(self, left: list[Track], right: list[Track], stamp: float) -> None:
@@ -282,10 +286,12 @@ class StereoTriangulator:
         return out
 
     def _image_disparity(self, images: tuple[np.ndarray, np.ndarray], obs: _Observations, guess: np.ndarray,
-                         rows: np.ndarray, source: np.ndarray, template_only: bool = False) -> None:
+                         rows: np.ndarray, source: np.ndarray, precise: np.ndarray,
+                         template_only: bool = False) -> None:
         """Measure the disparity of pairs ``rows`` in ``images`` (the rectified (H, W) uint8 grey pair)
         around ``guess`` (N,) px and put it into ``obs`` in place; ``source`` (N,) gets the
-        :class:`DisparitySource` of each pair measured (``template_only``: see :func:`box_disparities`).
+        :class:`DisparitySource` of each pair measured and ``precise`` (N,) bool whether it is a
+        tight template match (``template_only``: see :func:`box_disparities`).
 
         A measured pair gets ``u_r = u_l - s`` (s the measured column shift) and the covariance of
         ``(u_l, v_l, u_l - s, v_r)`` with ``σ_s`` the method's standard deviation; a disparity
@@ -307,6 +313,7 @@ class StereoTriangulator:
         a = np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [1, 0, -1, 0], [0, 0, 0, 1]])
         obs.sigma2[measured] = a @ sigma_obs @ a.T
         source[measured] = result.source[ok]
+        precise[measured] = result.precise[ok]
 
     def _update_pair(self, a: Track, b: Track, position: np.ndarray, covariance: np.ndarray, stamp: float,
                      measured: bool, bearing: tuple[np.ndarray, np.ndarray] | None,
@@ -322,10 +329,11 @@ class StereoTriangulator:
         (2,) px with its covariance (2, 2), updates the ray only. A repeated stamp is not fused
         twice. A LOST pair is published with its last estimate and forgotten.
 
-        ``precise``: the disparity came from template matching (a few hundredths of a pixel where it
-        answers). Such a measurement outside the validation gate of a filter that no precise one has
-        confirmed since its (re)start restarts the filter at once: that filter rests on box centres
-        or semi-global matching, which a partial occlusion puts pixels off.
+        ``precise``: the disparity came from a tight template match (its cells agree to
+        ``refine_max_spread_px``: a few hundredths of a pixel). Such a measurement outside the
+        validation gate of a filter that no precise one has confirmed since its (re)start restarts
+        the filter at once: that filter rests on box centres or semi-global matching, which a
+        partial occlusion puts pixels off.
         """
         cfg = self.config
         key = (a.track_id, b.track_id)

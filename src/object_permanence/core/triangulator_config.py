@@ -76,12 +76,14 @@ class TriangulatorConfig:
     sgbm_min_ncc: a semi-global disparity is used only when the right image, warped by the plane
         fitted to it, correlates with the left box at least this much (zero-mean NCC); views that
         disagree (a reflection, glare, an occluder in one view) score about 0.
-    sgbm_split_px: when the semi-global disparities of the left and right halves of a box differ by
-        more than this (pixels), the box spans a depth edge (a partly hidden object ends at its
-        occluder's edge) and the farther half's disparity is used; 0: the whole box always.
+    sgbm_split_px: when the semi-global planes of the left and right halves of a box depart by more
+        than this (pixels) from the whole box's plane (a slanted surface's halves lie on it), the box
+        spans a depth edge (a partly hidden object ends at its occluder's edge) and the farther
+        half's disparity is used; 0: the whole box always.
 
     Raises:
-        ValueError: naming the field and its value, also for inconsistent combinations.
+        ValueError: naming the field and its value, also for inconsistent combinations, a flag that
+            is not a bool (``'false'`` or ``1``) or a number that is one.
     """
 
     max_row_diff_px: float = 4.0
@@ -127,9 +129,12 @@ class TriangulatorConfig:
                        "ghost_velocity_damping_s")
         positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "detection_std_px", "accel_noise",
                     "initial_velocity_std_mps")
+        for name in ("require_same_class", "update_from_ghosts", "ghost_bearing_update", "box_depth_without_match"):
+            if not isinstance(getattr(self, name), bool):  # 'false' or 1 would be truthy or work as ints
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         for name in nonnegative + positive:
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)) or value < 0 \
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)) or value < 0 \
                     or (name in positive and value == 0):
                 kind = "positive" if name in positive else "non-negative"
                 raise ValueError(f"{name} must be finite and {kind}, got {value!r}")
