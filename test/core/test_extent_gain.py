@@ -1,6 +1,7 @@
 """Tests of the published extent of matched tracks (core/extent_gain.py) and its use in the world model."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -27,6 +28,20 @@ def test_rate_must_be_a_finite_number_not_below_zero(rate) -> None:
         ExtentGain(rate)
     with pytest.raises(ValueError, match="extent_gain_rate"):
         WorldModelConfig(extent_gain_rate=rate)
+
+
+def test_the_rate_is_the_only_constructor_argument() -> None:
+    """The estimator's state (log medians, the previous frame's pairs) starts from no evidence:
+    it cannot be passed in, and two gains never share it."""
+    assert [f.name for f in dataclasses.fields(ExtentGain) if f.init] == ["rate"]
+    assert ExtentGain(rate=0.25).rate == 0.25 and ExtentGain(0.25).rate == 0.25
+    for name in ("_log_m", "_prev_ids", "_prev_e"):
+        with pytest.raises(TypeError, match=name):
+            ExtentGain(0.5, **{name: np.zeros(0)})
+    a, b = ExtentGain(rate=0.5), ExtentGain(rate=0.5)
+    feed(a, np.tile([[[3.0, 3.0]], [[3.0, 3.0]]], (20, 1, 1)))  # persistent: the inflation grows
+    assert (a.inflation > 1.0).all()
+    np.testing.assert_array_equal(b.inflation, np.ones(AXES.size))
 
 
 def test_a_fresh_gain_publishes_the_posterior() -> None:

@@ -1,6 +1,7 @@
 """Tests of the re-identification of recent ghosts (``recent_ghost_max_appearance_cost``), of the
-ghost lifetime without a floor (``ghost_age_per_hit_s``) and of twin ghosts
-(``twin_ghost_max_appearance_cost``).
+ghost lifetime without a floor (``ghost_age_per_hit_s``), of twin ghosts
+(``twin_ghost_max_appearance_cost``) and of the look-alikes that are neither (followed next to the
+object while it was still detected).
 
 An object missed for a few frames comes back with a detection its ghost cannot take in stage 1
 (the detector calls it another class for a few frames and the box overlaps the prediction by less
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from object_permanence.core.reidentification import born_after_last_seen, frames_followed_together
 from object_permanence.core.types import Detection, EventKind, TrackState
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
 
@@ -92,14 +94,17 @@ def test_a_ghost_of_little_evidence_fades_within_a_few_frames() -> None:
     assert 21 <= _ghost_frames(14) <= 23 and 21 <= _ghost_frames(60) <= 23
 
 
-def _twin_ghost_frames(twin_look: np.ndarray, **config) -> int:
+def _twin_ghost_frames(twin_look: np.ndarray, together: int = 0, **config) -> int:
     """Track 1 (look (1, 0), 40 hits, still at x = 300, class 1) loses its detections when a
     detection of class 2 shows 25 px to the side (IoU ~0.23: another class needs 0.3, so track 1
     cannot take it): track 2 is born there with ``twin_look`` and followed, its box holding 37% of
-    track 1's ghost box. Returns the frames track 1 stays a ghost before it is LOST."""
+    track 1's ghost box. With ``together`` > 0 that detection (a duplicate box, or a second object)
+    already shows in the last ``together`` frames track 1 is detected in. Returns the frames
+    track 1 stays a ghost before it is LOST."""
     wm = WorldModel(WorldModelConfig(**config))
     for k in range(40):
-        wm.step(k / FPS, [det(300.0, look(1.0), class_id=1)], IMAGE)
+        wm.step(k / FPS, [det(300.0, look(1.0), class_id=1)]
+                + ([det(325.0, twin_look, class_id=2)] if k >= 40 - together else []), IMAGE)
     for k in range(40, 300):
         r = wm.step(k / FPS, [det(325.0, twin_look, class_id=2)], IMAGE)
         if any(e.kind == EventKind.LOST and e.track_id == 1 for e in r.events):
@@ -117,3 +122,72 @@ def test_a_ghost_behind_its_own_twin_ends_at_once() -> None:
     assert 59 <= _twin_ghost_frames(look(0.0, 1.0)) <= 61
     assert 59 <= _twin_ghost_frames(look(1.0, 0.1), recent_ghost_max_appearance_cost=0.0,
                                     twin_ghost_max_appearance_cost=0.0) <= 61
+
+
+def test_a_twin_started_by_a_duplicate_box_still_ends_the_ghost() -> None:
+    """Track 2 was followed beside track 1 for fewer than ``gallery_min_hits`` (10) frames before
+    track 1 lost its detections: a duplicate box's track of that object, not an object of its own.
+    Track 1's ghost ends at once (track 2 is VISIBLE from the start, 3 hits); 10 frames side by
+    side make them two objects, and track 1 lives on, covered, to 2 s."""
+    same = look(1.0, 0.1)
+    assert _twin_ghost_frames(same, together=3, recent_ghost_max_appearance_cost=0.0) == 1
+    assert _twin_ghost_frames(same, together=9, recent_ghost_max_appearance_cost=0.0) == 1
+    assert 59 <= _twin_ghost_frames(same, together=10, recent_ghost_max_appearance_cost=0.0) <= 61
+    assert 59 <= _twin_ghost_frames(same, together=3, recent_ghost_max_appearance_cost=0.0,
+                                    gallery_min_hits=3) <= 61
+
+
+def test_a_look_alike_hidden_behind_its_neighbour_is_no_twin() -> None:
+    """Two objects of one look (cosine distance ~0.001 <= twin_ghost_max_appearance_cost), both
+    VISIBLE for 47 frames: track 1 stands at x = 300, track 2 walks right at 1.5 px/frame and then
+    behind it (undetected frames 47-59, its predicted box >= 30% inside track 1's). Track 2 was
+    followed while track 1 was: another object, not a second identity of it. Its ghost stays
+    OCCLUDED behind track 1 and takes its own detection back when it shows on the other side."""
+    wm = WorldModel(WorldModelConfig())
+    a, b = look(1.0), look(1.0, 0.05)
+    for k in range(47):
+        r = wm.step(k / FPS, [det(300.0, a, class_id=1), det(230.0 + 1.5 * k, b, class_id=1)], IMAGE)
+    assert sorted((t.track_id, t.state) for t in r.tracks) == [(1, TrackState.VISIBLE), (2, TrackState.VISIBLE)]
+    for k in range(47, 60):
+        r = wm.step(k / FPS, [det(300.0, a, class_id=1)], IMAGE)
+        assert sorted((t.track_id, t.state) for t in r.tracks) == [(1, TrackState.VISIBLE), (2, TrackState.OCCLUDED)]
+        assert [(e.kind, e.track_id) for e in r.events] == ([(EventKind.OCCLUDED, 2)] if k == 47 else [])
+    r = wm.step(60 / FPS, [det(300.0, a, class_id=1), det(230.0 + 1.5 * 60, b, class_id=1)], IMAGE)
+    assert [(e.kind, e.track_id, e.frames_unseen) for e in r.events] == [(EventKind.REACQUIRED, 2, 13)]
+    assert sorted((t.track_id, t.state) for t in r.tracks) == [(1, TrackState.VISIBLE), (2, TrackState.VISIBLE)]
+
+
+@pytest.mark.parametrize("offset", [45.0, 60.0])
+def test_a_look_alike_seen_beside_a_recent_ghost_does_not_take_it(offset: float) -> None:
+    """Track 1 (look (1, 0)) is seen 40 frames at x = 300; a newcomer of the same look shows
+    ``offset`` px to the side (outside track 1's gate, within re-identification reach) in frame 40,
+    while track 1 is still detected, and stays when track 1's detection is gone in frame 41. The
+    young track was followed next to track 1: another object, so it keeps an identity of its own
+    (track 2, born at 3 hits) instead of taking track 1's, whose ghost stays where it was."""
+    wm = WorldModel(WorldModelConfig())
+    own = look(1.0)
+    for k in range(40):
+        wm.step(k / FPS, [det(300.0, own, class_id=1)], IMAGE)
+    wm.step(40 / FPS, [det(300.0, own, class_id=1), det(300.0 + offset, own, class_id=1)], IMAGE)
+    r = wm.step(41 / FPS, [det(300.0 + offset, own, class_id=1)], IMAGE)
+    assert [(e.kind, e.track_id) for e in r.events] == [(EventKind.OCCLUDED, 1)]
+    r = wm.step(42 / FPS, [det(300.0 + offset, own, class_id=1)], IMAGE)
+    assert [(e.kind, e.track_id) for e in r.events] == [(EventKind.BIRTH, 2)]
+    assert sorted((t.track_id, t.state, round(float(t.box[0]))) for t in r.tracks) == \
+        [(1, TrackState.OCCLUDED, 300), (2, TrackState.VISIBLE, round(300.0 + offset))]
+
+
+def test_frames_followed_together_count_from_the_later_start_to_the_last_sight() -> None:
+    """Tracks a of ages (0, 3, 40); tracks b of ages (40, 5) unseen (1, 2) frames: both followed
+    from now - min(age_a, age_b) to b's last sight now - unseen, both ends counted."""
+    together = frames_followed_together(np.array([0, 3, 40]), np.array([40, 5]), np.array([1, 2]))
+    np.testing.assert_array_equal(together, [[0, 3, 40], [-1, 2, 4]])
+
+
+def test_born_after_last_seen_compares_start_and_last_sight() -> None:
+    """A track of age a started at frame now - a; a candidate unseen for f frames was last seen at
+    now - f: started after it iff a < f (a track started in the frame it was last seen is not)."""
+    later = born_after_last_seen(np.array([0, 1, 2, 5]), np.array([1, 2, 6]))  # (3 candidates, 4 tracks)
+    np.testing.assert_array_equal(later, [[True, False, False, False],
+                                          [True, True, False, False],
+                                          [True, True, True, True]])

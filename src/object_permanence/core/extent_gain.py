@@ -56,10 +56,12 @@ class ExtentGain:
     """
 
     rate: float = 0.5
+    # private state, not constructor arguments (init=False): it starts from no evidence
     #: (2, 2) log medians of (e_k + e_k+1)² (row 0) and (e_k - e_k+1)² (row 1) of w, h (columns)
-    _log_m: np.ndarray = field(default_factory=_log_median_start, repr=False)
-    _prev_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64), repr=False)
-    _prev_e: np.ndarray = field(default_factory=lambda: np.zeros((0, AXES.size)), repr=False)
+    _log_m: np.ndarray = field(init=False, default_factory=_log_median_start, repr=False)
+    #: (P,) ids and (P, 2) normalised innovations of the previous frame's eligible tracks
+    _prev_ids: np.ndarray = field(init=False, default_factory=lambda: np.zeros(0, np.uint64), repr=False)
+    _prev_e: np.ndarray = field(init=False, default_factory=lambda: np.zeros((0, AXES.size)), repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float, np.number)) \

@@ -36,8 +36,10 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     which comes back through the border where it left, else ``gallery_distance_per_s``; height
     ratio at most ``gallery_max_scale_ratio``), and no VISIBLE track that looks clearly more like
     it (by ``gallery_veto_margin``: a reflection or duplicate of a visible object keeps a new
-    identity). An identity is never on two tracks: the gallery holds LOST tracks only and an
-    entry leaves it when taken back; a ghost taken over is removed. Stereo
+    identity), and the young track started after the candidate was last seen
+    (:func:`born_after_last_seen`: one that was followed while the candidate was still detected is
+    another object, a look-alike next to it). An identity is never on two tracks: the gallery holds
+    LOST tracks only and an entry leaves it when taken back; a ghost taken over is removed. Stereo
     consistency (a reflection has no consistent disparity) is judged downstream, by the
     persistence filter and the triangulator, which see both cameras; this model sees one.
 
@@ -73,9 +75,11 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     # appearance cap per candidate: a recent ghost's is stricter (recent_ghost_max_appearance_cost)
     recent = np.concatenate([np.zeros(len(g), bool), gap[len(g):] <= cfg.recent_ghost_s])
     max_app = np.where(recent, cfg.recent_ghost_max_appearance_cost, cfg.gallery_max_appearance_cost)  # (C,)
+    unseen_c = np.concatenate([g.frames_since_seen, t.frames_since_seen[ghosts]])  # (C,) frames
     ok = (dist <= reach) \
         & (scale <= cfg.gallery_max_scale_ratio) & (scale * cfg.gallery_max_scale_ratio >= 1.0) \
-        & (np.nan_to_num(app, nan=np.inf) <= max_app[None, :])
+        & (np.nan_to_num(app, nan=np.inf) <= max_app[None, :]) \
+        & born_after_last_seen(t.age[rows], unseen_c).T
     visible = np.flatnonzero(t.state == _VISIBLE)
     if visible.size and ok.any():
         # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
@@ -108,6 +112,17 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     return np.concatenate([rg, rh]), unseen, eh
 
 
+def born_after_last_seen(age: np.ndarray, frames_since_seen: np.ndarray) -> np.ndarray:
+    """(C, Y) mask: was each track of age ``age`` (Y,) started after each candidate, unseen for
+    ``frames_since_seen`` (C,) frames, was last detected? Both counted at this frame (a track's age
+    is 0 in the frame it starts and grows by one a frame, matched or not; frames_since_seen is 0 in
+    a frame it is matched), so the track started at frame ``now - age`` and the candidate was last
+    seen at ``now - frames_since_seen``. A track started while the candidate was still detected was
+    followed next to it, on a detection of its own: another object (a look-alike beside it, the one
+    it walked behind), not that object coming back nor a second identity it got once missed."""
+    return age[None, :] < frames_since_seen[:, None]  # now - age > now - frames_since_seen
+
+
 def _inside_fraction(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
     """(A, B) fraction of the area of each ``inner`` box (A, 4) inside each ``outer`` box (B, 4)."""
     iou = iou_matrix(inner, outer)  # (A, B)
@@ -128,14 +143,27 @@ def covered_by_visible(visible: np.ndarray, ghosts: np.ndarray, boxes: np.ndarra
     return covered
 
 
+def frames_followed_together(age_a: np.ndarray, age_b: np.ndarray, frames_since_seen_b: np.ndarray) -> np.ndarray:
+    """(B, A) frames in which each track ``a`` (ages (A,)) and each track ``b`` (ages and
+    frames unseen (B,)) were both followed while ``b`` was still detected: from the later start,
+    ``now - min(age_a, age_b)``, to ``b``'s last sight, ``now - frames_since_seen_b``, both ends
+    counted (ages and frames unseen counted at this frame, as in :func:`born_after_last_seen`);
+    0 or less when ``a`` started after ``b`` was last seen."""
+    return np.minimum(age_a[None, :], age_b[:, None]) - frames_since_seen_b[:, None] + 1
+
+
 def twins_of_visible(t: TrackTable, covered: np.ndarray, boxes: np.ndarray, cover_frac: float,
-                     max_cost: float) -> np.ndarray:
+                     max_cost: float, min_together: int) -> np.ndarray:
     """(N,) mask of the ``covered`` ghosts (mask (N,), from :func:`covered_by_visible`) whose
     predicted box lies behind (``cover_frac``) a VISIBLE track that looks the same (long-term
-    cosine distance at most ``max_cost``): a second track of that very object (it got a new
-    identity while this ghost lived on behind it), not an object hidden by another. Left alive it
-    would take the object's detection back whenever its twin misses one: identity switches back
-    and forth. ``boxes``: (N, 4) predicted boxes, cx cy w h."""
+    cosine distance at most ``max_cost``) and was not followed next to it for ``min_together``
+    frames or more while the ghost was still detected (:func:`frames_followed_together`): a second
+    track of that very object (it got a new identity while this ghost lived on behind it, or a
+    duplicate box started it a few frames before), not an object hidden by another. Left alive it
+    would take the object's detection back whenever its twin misses one: identity switches back and
+    forth. Two tracks followed side by side, each on a detection of its own, for ``min_together``
+    frames are two objects (of one look, one walking behind the other): that ghost lives on,
+    covered. ``boxes``: (N, 4) predicted boxes, cx cy w h."""
     twins = np.zeros(covered.shape[0], bool)
     if not covered.any():
         return twins
@@ -145,5 +173,6 @@ def twins_of_visible(t: TrackTable, covered: np.ndarray, boxes: np.ndarray, cove
         return twins
     behind = _inside_fraction(boxes[g], boxes[v]) >= cover_frac  # (G, V)
     app = t.memory.cost(t.memory.summary[v], g, long_term=True)  # (G, V) ghost memory vs visible look
-    twins[g] = (behind & (np.nan_to_num(app, nan=np.inf) <= max_cost)).any(axis=1)
+    apart = frames_followed_together(t.age[v], t.age[g], t.frames_since_seen[g]) >= min_together  # (G, V)
+    twins[g] = (behind & ~apart & (np.nan_to_num(app, nan=np.inf) <= max_cost)).any(axis=1)
     return twins

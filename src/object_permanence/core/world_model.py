@@ -30,7 +30,8 @@ Ghost lifetime is explicit state: it grows with the track's hits and is capped b
 prediction is: behind a VISIBLE track's box (``ghost_covered_age_s``), in plain view
 (``ghost_plain_view_age_s``; the image size known) or unknown (``max_ghost_age_s``); a prediction
 leaving the image ends the ghost at once, and so does a ghost behind a VISIBLE track that looks the
-same (``twin_ghost_max_appearance_cost``: a duplicate track of that object). Appearance lives in a
+same and was not followed beside it for ``gallery_min_hits`` frames (``twin_ghost_max_appearance_cost``:
+a duplicate track of that object, not a look-alike it walked behind). Appearance lives in a
 per-track memory (:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
 
 A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
@@ -404,8 +405,10 @@ class WorldModel:
             cap[:] = cfg.ghost_plain_view_age_s
         covered = covered_by_visible(self._table.state == _VISIBLE, ghosts, boxes, cfg.ghost_cover_frac)
         cap[covered] = cfg.ghost_covered_age_s
-        # a ghost behind a VISIBLE track that looks the same is that object's duplicate: it ends now
-        cap[twins_of_visible(t, covered, boxes, cfg.ghost_cover_frac, cfg.twin_ghost_max_appearance_cost)] = 0.0
+        # a ghost behind a VISIBLE look-alike it was not followed beside for gallery_min_hits frames
+        # (an object's worth; a duplicate box's track is shorter) is that object's duplicate: it ends now
+        cap[twins_of_visible(t, covered, boxes, cfg.ghost_cover_frac, cfg.twin_ghost_max_appearance_cost,
+                             cfg.gallery_min_hits)] = 0.0
         # ghost life = min(cap, ghost_age_per_hit_s * hits); cap: covered, in plain view (image
         # size known) or unknown (max_ghost_age_s)
         life = np.minimum(cap, cfg.ghost_age_per_hit_s * t.hits)

@@ -47,7 +47,9 @@ class WorldModelConfig:
         VISIBLE track covering it is at most this is a duplicate track of that object (it got a
         second identity while this ghost lived on behind it), not an object hidden by another: it
         ends at once (LOST) instead of taking the object's detection back whenever its twin misses
-        one (identity switches back and forth; tuned on seeds 0-4: 0.02).
+        one (identity switches back and forth; tuned on seeds 0-4: 0.02) — unless the two were
+        followed side by side for ``gallery_min_hits`` frames or more (a look-alike it walked
+        behind).
     recent_ghost_s: ghosts unseen at most this long are associated with the VISIBLE tracks
         (stage 1) rather than in the re-identification stage.
     class_mismatch_cost: added to the association cost of a detection of another class than the
