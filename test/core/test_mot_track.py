@@ -66,15 +66,16 @@ def test_missing_file_exits_2(tmp_path: Path, capsys) -> None:
 
 def test_ghosts_written_only_when_asked_and_empty_frames_stepped(tmp_path: Path) -> None:
     det_path = tmp_path / "det.txt"
-    det_path.write_text(_walker(range(1, 8)) + _walker(range(12, 16)))
+    # 10 hits before a 4-frame gap: the ghost lives 10 x ghost_age_per_hit_s (0.5 s, 5 frames at 10 Hz)
+    det_path.write_text(_walker(range(1, 11)) + _walker(range(15, 19)))
     plain, ghosts = tmp_path / "plain.txt", tmp_path / "ghosts.txt"
     assert main([str(det_path), "-o", str(plain)]) == 0
     assert main([str(det_path), "-o", str(ghosts), "--include-ghosts"]) == 0
     rows, rows_g = _read_rows(plain), _read_rows(ghosts)
-    assert set(rows[:, 0]) == set(range(3, 8)) | set(range(12, 16))  # confirmed at the 3rd hit
-    assert set(rows_g[:, 0]) == set(range(3, 16))
+    assert set(rows[:, 0]) == set(range(3, 11)) | set(range(15, 19))  # confirmed at the 3rd hit
+    assert set(rows_g[:, 0]) == set(range(3, 19))
     assert set(rows[:, 1]) == set(rows_g[:, 1]) == {1}  # the same identity after the gap
-    ghost_rows = rows_g[(rows_g[:, 0] >= 8) & (rows_g[:, 0] < 12)]
+    ghost_rows = rows_g[(rows_g[:, 0] >= 11) & (rows_g[:, 0] < 15)]
     expected_x = 100 + 10 * ghost_rows[:, 0]  # top-left x of the true box
     np.testing.assert_allclose(ghost_rows[:, 2], expected_x, atol=3.0)  # the ghost kept moving
 
@@ -145,13 +146,14 @@ def test_seqinfo_beside_the_detections_gives_image_size_and_frame_rate(tmp_path:
     seq = tmp_path / "seq"
     (seq / "det").mkdir(parents=True)
     (seq / "det" / "det.txt").write_text(_leaver())
-    (seq / "seqinfo.ini").write_text("[Sequence]\nname=seq\nframeRate=10\nseqLength=20\n"
+    # at 30 Hz the 6-hit track's ghost lives 0.3 s (9 frames): long enough to reach either border
+    (seq / "seqinfo.ini").write_text("[Sequence]\nname=seq\nframeRate=30\nseqLength=20\n"
                                      "imWidth=640\nimHeight=480\n")
     out = tmp_path / "out.txt"
     reference = tmp_path / "reference.txt"
     assert main([str(seq / "det" / "det.txt"), "-o", str(out), "--include-ghosts"]) == 0
-    assert "at 10 Hz, 640x480 px" in capsys.readouterr().err
-    assert main([str(seq / "det" / "det.txt"), "-o", str(reference), "--include-ghosts", "--fps", "10",
+    assert "at 30 Hz, 640x480 px" in capsys.readouterr().err
+    assert main([str(seq / "det" / "det.txt"), "-o", str(reference), "--include-ghosts", "--fps", "30",
                  "--image-size", "640x480", "--seqinfo", str(tmp_path / "none.ini")]) == 0
     assert out.read_text() == reference.read_text()
     # an explicit size wins over the file's: a narrower image ends the ghost sooner
