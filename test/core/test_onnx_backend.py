@@ -70,14 +70,30 @@ def test_nms_keeps_the_best_of_overlapping_boxes_per_class() -> None:
     assert xyxy.shape == (0, 4) and scores.shape == (0,) and classes.shape == (0,)
 
 
+def test_agnostic_nms_keeps_one_box_per_object_whatever_its_class() -> None:
+    out = _head([
+        (50, 50, 20, 20, [0.9, 0.1]),  # kept
+        (51, 51, 20, 20, [0.1, 0.7]),  # the same object as the other class: suppressed
+        (80, 50, 20, 20, [0.1, 0.6]),  # IoU 0.2 with the first: another object, kept
+    ])
+    ((_, scores, classes),) = decode_predictions(out, YoloSettings(conf=0.25, iou=0.7))
+    np.testing.assert_array_equal(classes, [0, 1, 1])
+    ((_, scores, classes),) = decode_predictions(out, YoloSettings(conf=0.25, iou=0.7, agnostic=True))
+    np.testing.assert_allclose(scores, [0.9, 0.6])
+    np.testing.assert_array_equal(classes, [0, 1])
+    with pytest.raises(ValueError, match="agnostic"):
+        YoloSettings(agnostic="yes")
+
+
+@pytest.mark.parametrize("agnostic", [False, True])
 @pytest.mark.parametrize("classes", [None, (0, 2)])
-def test_decoding_matches_ultralytics_non_max_suppression(classes) -> None:
+def test_decoding_matches_ultralytics_non_max_suppression(classes, agnostic) -> None:
     torch = pytest.importorskip("torch")
     nms = pytest.importorskip("ultralytics.utils.nms")
     raw = _random_head()
-    settings = YoloSettings(conf=0.3, iou=0.5, max_det=40, classes=classes)
+    settings = YoloSettings(conf=0.3, iou=0.5, max_det=40, classes=classes, agnostic=agnostic)
     expected = nms.non_max_suppression(torch.from_numpy(raw), conf_thres=0.3, iou_thres=0.5,
-                                       classes=list(classes) if classes else None, max_det=40)
+                                       classes=list(classes) if classes else None, max_det=40, agnostic=agnostic)
     for (xyxy, scores, cls), ref in zip(decode_predictions(raw, settings), expected):
         ref = ref.numpy()
         assert len(ref) > 10 and len(xyxy) == len(ref)

@@ -22,14 +22,16 @@ import numpy as np
 
 
 def make_detector(weights: str, device: str, imgsz: int, conf: float, classes: list[str] | None):
-    """The backend the weights file names: .onnx -> ONNX Runtime, else ultralytics (torch)."""
+    """The backend the weights file names: .onnx -> ONNX Runtime, else ultralytics (torch); NMS
+    class-agnostic, as the detector node's default (one box per object for the world model)."""
     if weights.endswith(".onnx"):
         from object_permanence.core.detection.onnx_backend import OnnxDetector
 
-        return OnnxDetector(weights, device=device, imgsz=imgsz, conf=conf, classes=classes)
+        return OnnxDetector(weights, device=device, imgsz=imgsz, conf=conf, classes=classes, agnostic=True)
     from object_permanence.core.detection.ultralytics_backend import UltralyticsDetector
 
-    return UltralyticsDetector(weights, device=device, imgsz=imgsz or 640, conf=conf, classes=classes)
+    return UltralyticsDetector(weights, device=device, imgsz=imgsz or 640, conf=conf, classes=classes,
+                               agnostic=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,8 +66,8 @@ def decode_predictions(output: np.ndarray, settings: YoloSettings,
     Returns:
         Per image ``(xyxy (N, 4) float64 network pixels, scores (N,) float32, class_ids (N,) int64)``,
         highest score first, N <= max_det. As ultralytics: each anchor takes its best class, is kept
-        when that score exceeds conf and the class is in the filter, and boxes of one class
-        overlapping by IoU > iou are suppressed.
+        when that score exceeds conf and the class is in the filter, and boxes of one class (of any
+        class with ``settings.agnostic``) overlapping by IoU > iou are suppressed.
     """
     if output.ndim != 3 or output.shape[1] < 5 or output.shape[1] < 4 + num_classes:
         raise ValueError(f"output must be (B, 4 + nc, A) with nc >= 1, got shape {output.shape}")
@@ -85,8 +85,9 @@ def decode_predictions(output: np.ndarray, settings: YoloSettings,
         xywh = output[b, :4, idx].astype(np.float64)  # (N, 4) cx, cy, w, h
         scores, classes = score[b, idx].astype(np.float32), best[b, idx].astype(np.int64)
         tl = xywh[:, :2] - xywh[:, 2:] / 2.0  # top-left = centre - size / 2
+        groups = np.zeros(len(idx), np.int32) if settings.agnostic else classes.astype(np.int32)  # NMS groups
         kept = np.asarray(cv2.dnn.NMSBoxesBatched(np.concatenate([tl, xywh[:, 2:]], axis=1), scores,
-                                                  classes.astype(np.int32), -1.0, settings.iou),
+                                                  groups, -1.0, settings.iou),
                           dtype=np.int64).reshape(-1)[:settings.max_det] if len(idx) else np.zeros(0, np.int64)
         xyxy = np.concatenate([tl[kept], tl[kept] + xywh[kept, 2:]], axis=1)
         out.append((xyxy, scores[kept], classes[kept]))
@@ -165,7 +166,7 @@ class OnnxDetector:
         imgsz: inference size (long side, pixels). 0: the model's fixed input size, or 640 for a
             model exported with a dynamic size (then each image gets the smallest stride-multiple
             input, as ultralytics does). A fixed-size model accepts only its own size.
-        conf, iou, max_det: see :class:`YoloSettings`; classes: ids and/or names of the
+        conf, iou, max_det, agnostic: see :class:`YoloSettings`; classes: ids and/or names of the
             classes to report (:func:`resolve_classes`), None or empty: all.
         threads: ONNX Runtime intra-op threads; 0: its default (one per physical core).
 
@@ -176,7 +177,7 @@ class OnnxDetector:
 
     def __init__(self, weights: str, device: str = "auto", imgsz: int = 0, conf: float = 0.25,
                  iou: float = 0.7, max_det: int = 300, classes: Sequence[int | str] | None = None,
-                 threads: int = 0) -> None:
+                 threads: int = 0, agnostic: bool = False) -> None:
         if not str(weights).endswith(".onnx"):
             raise ValueError(f"weights must be an .onnx file for the onnxruntime backend, got {weights!r}")
         if not Path(weights).is_file():
@@ -185,7 +186,7 @@ class OnnxDetector:
             raise ValueError(f"imgsz must be 0 (the model's) or a positive multiple of 32, got {imgsz}")
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0: onnxruntime's default), got {threads}")
-        settings = YoloSettings(conf, iou, max_det)  # validated before the model loads
+        settings = YoloSettings(conf, iou, max_det, agnostic=agnostic)  # validated before the model loads
         import onnxruntime as ort
 
         self.device = resolve_provider(device, ort.get_available_providers())

@@ -44,7 +44,7 @@ class UltralyticsDetector:
         imgsz: inference size (long side, pixels, multiple of 32); 0: the size the weights were
             trained at (640 for a YAML). Images are letterboxed to the smallest stride-multiple
             rectangle (ultralytics' rect inference).
-        conf, iou, max_det: see :class:`YoloSettings`; classes: ids and/or names of the
+        conf, iou, max_det, agnostic: see :class:`YoloSettings`; classes: ids and/or names of the
             classes to report (:func:`resolve_classes`), None or empty: all.
         half: float16 inference. Only on CUDA: with device 'auto' on a CPU-only machine it is off
             (``self.half`` says which), with device 'cpu' it is an error.
@@ -55,7 +55,7 @@ class UltralyticsDetector:
 
     def __init__(self, weights: str, device: str = "auto", imgsz: int = 0, conf: float = 0.25,
                  iou: float = 0.7, max_det: int = 300, classes: Sequence[int | str] | None = None,
-                 half: bool = False) -> None:
+                 half: bool = False, agnostic: bool = False) -> None:
         if not weights:
             raise ValueError("weights must name an ultralytics weights (.pt) or model (.yaml) file")
         if not weights.endswith((".pt", ".yaml", ".yml")):
@@ -65,7 +65,7 @@ class UltralyticsDetector:
             raise FileNotFoundError(f"weights file not found: {weights} (nothing is downloaded at run time)")
         if imgsz < 0 or imgsz % 32:
             raise ValueError(f"imgsz must be 0 (the weights' own) or a positive multiple of 32, got {imgsz}")
-        settings = YoloSettings(conf, iou, max_det)  # validated before the model loads
+        settings = YoloSettings(conf, iou, max_det, agnostic=agnostic)  # validated before the model loads
         self.device = resolve_device(device)
         if half and self.device == "cpu" and device != "auto":
             raise ValueError("half=True needs a CUDA device (float16 inference); got device 'cpu'")
@@ -80,7 +80,7 @@ class UltralyticsDetector:
         self.settings = replace(settings, classes=resolve_classes(classes, self.names))
         self.imgsz = imgsz or int(_trained_imgsz(self.model.overrides.get("imgsz")))
         self._kwargs = {"imgsz": self.imgsz, "conf": self.settings.conf, "iou": self.settings.iou,
-                        "max_det": self.settings.max_det, "classes": list(self.settings.classes or ()) or None,
+                        "max_det": self.settings.max_det, "agnostic_nms": self.settings.agnostic, "classes": list(self.settings.classes or ()) or None,
                         "device": self.device, "quantize": 16 if self.half else None, "verbose": False}
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:

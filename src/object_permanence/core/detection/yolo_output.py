@@ -36,20 +36,26 @@ class YoloSettings:
     """Post-processing of a YOLO backend.
 
     conf: minimum confidence of a kept box (a box needs score > conf, as ultralytics).
-    iou: class-aware NMS IoU threshold (a box overlapping a higher-scoring one of its class by more
-        is dropped).
+    iou: NMS IoU threshold (a box overlapping a higher-scoring one of its class by more is dropped;
+        of any class with ``agnostic``).
     max_det: boxes kept per image at most, the highest-scoring.
     classes: class ids to report (a box is labelled with its best class first, then kept only when
         that class is listed, as ultralytics' ``classes=``); None or empty: every class. Names are
         turned into ids by :func:`resolve_classes`.
+    agnostic: class-agnostic NMS (ultralytics' ``agnostic_nms``): one box per object whatever its
+        class. A detector that hesitates between two similar classes otherwise reports the same
+        object twice, and a tracker makes two tracks of it.
     """
 
     conf: float = 0.25
     iou: float = 0.7
     max_det: int = 300
     classes: tuple[int, ...] | None = None
+    agnostic: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.agnostic, (bool, np.bool_)):
+            raise ValueError(f"agnostic must be a bool, got {self.agnostic!r}")
         for name in ("conf", "iou"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
