@@ -26,12 +26,14 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
    could not take (another class for a few frames), keeps its id
    (:mod:`object_permanence.core.reidentification`).
 
-Ghost lifetime is explicit state: it grows with the track's hits and is capped by where the
+Ghost lifetime is explicit state: it grows with the track's hits, weighted by its detection rate
+(:mod:`object_permanence.core.ghost_life`: nuisances flicker), and is capped by where the
 prediction is: behind a VISIBLE track's box (``ghost_covered_age_s``), in plain view
 (``ghost_plain_view_age_s``; the image size known) or unknown (``max_ghost_age_s``); a prediction
 leaving the image ends the ghost at once, and so does a ghost behind a VISIBLE track that looks the
 same and was not followed beside it for ``gallery_min_hits`` frames (``twin_ghost_max_appearance_cost``:
-a duplicate track of that object, not a look-alike it walked behind). Appearance lives in a
+a duplicate track of that object, not a look-alike it walked behind). A ghost of fewer weighted
+hits than ``ghost_min_hits`` is held (its identity kept) but not published. Appearance lives in a
 per-track memory (:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
 
 A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
@@ -59,6 +61,7 @@ from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory,
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
 from object_permanence.core.extent_gain import AXES as EXTENT_AXES
 from object_permanence.core.extent_gain import ExtentGain
+from object_permanence.core.ghost_life import effective_hits
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
 from object_permanence.core.reidentification import covered_by_visible, reidentify_lost, twins_of_visible
@@ -141,6 +144,7 @@ class WorldModel:
         self._table = TrackTable(filters=self._new_bank(), memory=self._new_memory())
         self._gallery = LostGallery(memory=self._new_memory())
         self._outside = np.zeros(0, bool)  # (N,) of the last _miss: prediction outside the image
+        self._quiet = np.zeros(0, bool)  # (N,) of the last _miss: a ghost of too little evidence to publish
         self._extent = ExtentGain(self.config.extent_gain_rate)
         self._extent_offset = np.zeros((0, EXTENT_AXES.size))  # (N, 2) of this step: published w, h - posterior
         self._innovation_var = np.zeros((0, 4))  # (N, 4) of this step's association
@@ -208,7 +212,7 @@ class WorldModel:
         lost = t.state == _LOST
         dead = (t.state == _TENTATIVE) & (t.misses > cfg.max_tentative_misses)
         alive = ~lost & ~dead
-        shown = lost | (~dead & ((t.state != _TENTATIVE) | cfg.publish_tentative))
+        shown = lost | (~dead & ((t.state != _TENTATIVE) | cfg.publish_tentative) & ~self._quiet)
 
         unmatched = np.ones(len(dets), bool)
         unmatched[cols] = False
@@ -388,6 +392,7 @@ class WorldModel:
         cfg, t = self.config, self._table
         if not missed.any():  # every track matched: no ghost, no event
             self._outside = np.zeros(len(t), bool)
+            self._quiet = np.zeros(len(t), bool)
             none = np.zeros(0, np.int64)
             return none, none, none, none
         t.age[missed] += 1
@@ -409,9 +414,12 @@ class WorldModel:
         # (an object's worth; a duplicate box's track is shorter) is that object's duplicate: it ends now
         cap[twins_of_visible(t, covered, boxes, cfg.ghost_cover_frac, cfg.twin_ghost_max_appearance_cost,
                              cfg.gallery_min_hits)] = 0.0
-        # ghost life = min(cap, ghost_age_per_hit_s * hits); cap: covered, in plain view (image
-        # size known) or unknown (max_ghost_age_s)
-        life = np.minimum(cap, cfg.ghost_age_per_hit_s * t.hits)
+        # ghost life = min(cap, ghost_age_per_hit_s * hits weighted by the detection rate,
+        # core/ghost_life.py); cap: covered, in plain view (image size known) or unknown (max_ghost_age_s)
+        evidence = effective_hits(t.hits, t.age, t.frames_since_seen, cfg.ghost_min_hit_ratio)
+        # a ghost of less evidence than ghost_min_hits is held (its identity kept) but not published
+        self._quiet = ghosts & (evidence < cfg.ghost_min_hits)
+        life = np.minimum(cap, cfg.ghost_age_per_hit_s * evidence)
         expired = (stamp - t.last_seen_stamp > life) | outside
         self._outside = outside
         lost = ghosts & expired

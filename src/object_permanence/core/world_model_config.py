@@ -32,6 +32,17 @@ class WorldModelConfig:
         most) fades within a few frames instead of haunting the scene (the hit-counter idea of
         Norfair); an object tracked for 14 frames or more (at 30 fps) gets the full plain-view
         cap (tuned on seeds 0-4: 0.05 s).
+    ghost_min_hit_ratio: each hit counts toward that lifetime by the track's detection rate (its
+        matched frames / its frames up to its last match): ``hits * clip((rate - r) / (1 - r), 0, 1)``
+        with ``r`` this value (core/ghost_life.py). Reflections, glare and bursts of false
+        positives flicker, an object is detected in nearly every frame it is in view: a track
+        detected in at most this fraction of its frames leaves no ghost, one detected in every
+        frame keeps all its hits (tuned on seeds 0-4: 0.55).
+    ghost_min_hits: a ghost whose weighted hits (above) are fewer than this is held but not
+        published (its track keeps its identity and can take its object's detection back), as a
+        track of so little steady evidence (a burst of false positives, a reflection or glare
+        followed for a few dozen frames) is not claimed as a hidden object; 0 (this default)
+        publishes every ghost, the shipped ``config/world_model.yaml`` sets 20 (tuned on seeds 0-4).
     ghost_covered_age_s: the cap on that lifetime while the
         ghost's predicted box lies behind a VISIBLE track's box (at least ``ghost_cover_frac`` of
         its area): an object hidden by a nearer one it is seen next to is expected to be unseen.
@@ -113,6 +124,8 @@ class WorldModelConfig:
     max_tentative_misses: int = 1
     max_ghost_age_s: float = 4.0
     ghost_age_per_hit_s: float = 0.05
+    ghost_min_hit_ratio: float = 0.55
+    ghost_min_hits: int = 0
     ghost_covered_age_s: float = 4.0
     ghost_plain_view_age_s: float = 0.7
     ghost_cover_frac: float = 0.3
@@ -171,6 +184,9 @@ class WorldModelConfig:
               "a finite number >= 0")
         check("ghost_age_per_hit_s", is_num(self.ghost_age_per_hit_s) and self.ghost_age_per_hit_s > 0,
               "a finite number > 0")
+        check("ghost_min_hits", is_int(self.ghost_min_hits) and self.ghost_min_hits >= 0, "an integer >= 0")
+        check("ghost_min_hit_ratio", is_num(self.ghost_min_hit_ratio) and 0 <= self.ghost_min_hit_ratio < 1,
+              "in [0, 1)")
         for name in ("ghost_covered_age_s", "ghost_plain_view_age_s", "gallery_retention_s",
                      "gallery_distance_base", "gallery_distance_per_s", "gallery_exit_distance_per_s"):
             check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
