@@ -13,6 +13,9 @@ frame, whatever the number of tracks. Two implementations:
   world-model tests run over both.
 
 State ``x = [cx, cy, w, h, vcx, vcy, vw, vh]`` (pixels, pixels/s), measurement ``z = [cx, cy, w, h]``.
+Both also keep each row's steady detected size (:class:`~object_permanence.core.ghost_onset.SteadySize`)
+and can move selected states keeping ``P`` (:meth:`BatchedBoxKalman.shift`): the world model
+corrects a new ghost's box and motion with them (:mod:`object_permanence.core.ghost_onset`).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from object_permanence.core.association import (
     mahalanobis_sq_pairs,
 )
 from object_permanence.core.constant_velocity import constant_velocity_model
+from object_permanence.core.ghost_onset import SteadySize
 from object_permanence.core.kalman import (
     DIM_X,
     DIM_Z,
@@ -86,6 +90,17 @@ class BoxFilterBank(Protocol):
     def reinitialize(self, rows: np.ndarray, z: np.ndarray, velocity: np.ndarray) -> None:
         """Restart filters ``rows`` at boxes ``z`` (K, 4) with centre velocities (K, 2) px/s."""
 
+    def shift(self, rows: np.ndarray, dx: np.ndarray) -> None:
+        """Add ``dx`` (K, 8) to the states of ``rows`` (int (K,), distinct), keeping ``P``."""
+
+    @property
+    def x(self) -> np.ndarray:
+        """(N, 8) states ``cx, cy, w, h, vcx, vcy, vw, vh`` (a copy)."""
+
+    @property
+    def steady_sizes(self) -> np.ndarray:
+        """(N, 2) steady ``w, h`` of the detected boxes (:class:`~object_permanence.core.ghost_onset.SteadySize`)."""
+
     @property
     def boxes(self) -> np.ndarray:
         """(N, 4) ``cx, cy, w, h`` pixels (a copy)."""
@@ -133,6 +148,7 @@ class BatchedBoxKalman:
         self._pp = np.zeros((0, DIM_Z))  # var(p_k)
         self._pv = np.zeros((0, DIM_Z))  # cov(p_k, v_k)
         self._vv = np.zeros((0, DIM_Z))  # var(v_k)
+        self._steady = SteadySize()
 
     def __len__(self) -> int:
         return self._x.shape[0]
@@ -170,11 +186,13 @@ class BatchedBoxKalman:
         self._pp = np.concatenate([self._pp, pp])
         self._pv = np.concatenate([self._pv, np.zeros_like(pp)])
         self._vv = np.concatenate([self._vv, vv])
+        self._steady.append(z)
 
     def select(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (int (K,)), in that order."""
         rows = np.asarray(rows, dtype=np.intp)
         self._x, self._pp, self._pv, self._vv = self._x[rows], self._pp[rows], self._pv[rows], self._vv[rows]
+        self._steady.select(rows)
 
     def reinitialize(self, rows: np.ndarray, z: np.ndarray, velocity: np.ndarray) -> None:
         """Restart ``rows`` at boxes ``z`` (K, 4) with centre velocity ``velocity`` (K, 2) px/s; the
@@ -188,6 +206,19 @@ class BatchedBoxKalman:
         velocity = np.asarray(velocity, dtype=float).reshape(rows.shape[0], 2)
         self._x[rows], self._pp[rows], self._vv[rows] = self._initial(z, velocity)
         self._pv[rows] = 0.0
+        self._steady.restart(rows, z)
+
+    def shift(self, rows: np.ndarray, dx: np.ndarray) -> None:
+        """Add ``dx`` (K, 8) to the states of ``rows`` (int (K,), distinct); ``P`` is kept
+        (w, h stay >= ``min_std_px``)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        self._x[rows] += np.asarray(dx, dtype=float).reshape(rows.shape[0], DIM_X)
+        clamp_size(self._x, self.params)
+
+    @property
+    def steady_sizes(self) -> np.ndarray:
+        """(N, 2) steady ``w, h`` of each row's detected boxes, px."""
+        return self._steady.sizes
 
     def predict(self, dt: float) -> None:
         """Propagate all filters by ``dt`` seconds (``Q`` scaled with each box before the step);
@@ -240,6 +271,7 @@ class BatchedBoxKalman:
         self._pp[rows] = one_kp * one_kp * pp + kp * kp * r  # (1-k_p)² P_pp + k_p² r
         self._pv[rows] = one_kp * (pv - kv * pp) + kp * kv * r  # (1-k_p)(P_pv - k_v P_pp) + k_p k_v r
         self._vv[rows] = vv - 2.0 * kv * pv + kv * kv * (pp + r)  # P_vv - 2k_v P_pv + k_v² (P_pp + r)
+        self._steady.update(rows, z)
 
     @property
     def boxes(self) -> np.ndarray:
@@ -293,6 +325,7 @@ class FilterList:
         self.params = params if params is not None else BoxKalmanParams()
         self._factory = factory
         self._filters: list[BoxFilter] = []
+        self._steady = SteadySize()
 
     def __len__(self) -> int:
         return len(self._filters)
@@ -304,11 +337,14 @@ class FilterList:
 
     def append(self, z: np.ndarray) -> None:
         """Add filters at boxes ``z`` (K, 4)."""
-        self._filters += [self._factory(b, self.params) for b in np.asarray(z, dtype=float).reshape(-1, DIM_Z)]
+        z = np.asarray(z, dtype=float).reshape(-1, DIM_Z)
+        self._filters += [self._factory(b, self.params) for b in z]
+        self._steady.append(z)
 
     def select(self, rows: np.ndarray) -> None:
         """Keep only ``rows``, in that order."""
         self._filters = [self._filters[int(i)] for i in rows]
+        self._steady.select(rows)
 
     def predict(self, dt: float) -> None:
         """Predict every filter by ``dt`` seconds.
@@ -322,8 +358,10 @@ class FilterList:
 
     def update(self, rows: np.ndarray, z: np.ndarray) -> None:
         """Update filters ``rows`` with boxes ``z`` (K, 4)."""
-        for i, b in zip(rows, np.asarray(z, dtype=float).reshape(-1, DIM_Z)):
+        z = np.asarray(z, dtype=float).reshape(-1, DIM_Z)
+        for i, b in zip(rows, z):
             self._filters[int(i)].update(b)
+        self._steady.update(rows, z)
 
     def reinitialize(self, rows: np.ndarray, z: np.ndarray, velocity: np.ndarray) -> None:
         """Restart filters ``rows`` at boxes ``z`` (K, 4) with velocities (K, 2)."""
@@ -331,6 +369,22 @@ class FilterList:
         velocity = np.asarray(velocity, dtype=float).reshape(-1, 2)
         for i, b, v in zip(rows, z, velocity):
             self._filters[int(i)].reinitialize(b, v)
+        self._steady.restart(rows, z)
+
+    def shift(self, rows: np.ndarray, dx: np.ndarray) -> None:
+        """Add ``dx`` (K, 8) to the states of filters ``rows`` (``BoxFilter.shift``), keeping ``P``."""
+        for i, d in zip(rows, np.asarray(dx, dtype=float).reshape(-1, DIM_X)):
+            self._filters[int(i)].shift(d)
+
+    @property
+    def x(self) -> np.ndarray:
+        """(N, 8) states."""
+        return np.array([f.x for f in self._filters]).reshape(-1, DIM_X)
+
+    @property
+    def steady_sizes(self) -> np.ndarray:
+        """(N, 2) steady ``w, h`` of each row's detected boxes, px."""
+        return self._steady.sizes
 
     @property
     def boxes(self) -> np.ndarray:

@@ -133,6 +133,13 @@ class BoxFilter(Protocol):
     def reinitialize(self, z: np.ndarray, velocity: np.ndarray) -> None:
         """Restart at box ``z`` (4,) with centre velocity ``velocity`` (2,) px/s."""
 
+    def shift(self, dx: np.ndarray) -> None:
+        """Add ``dx`` (8,) to the state, keeping the covariance."""
+
+    @property
+    def x(self) -> np.ndarray:
+        """(8,) state ``cx, cy, w, h, vcx, vcy, vw, vh``."""
+
     @property
     def box(self) -> np.ndarray:
         """(4,) ``cx, cy, w, h`` pixels."""
@@ -193,6 +200,11 @@ class BoxKalmanFilter:
         velocity = np.asarray(velocity, dtype=float).reshape(2)
         self._kf.x = np.concatenate([z, velocity, np.zeros(2)]).reshape(DIM_X, 1)
         self._kf.P = np.diag(initial_std(z[None], self.params)[0] ** 2)  # P0 = diag(sigma_0^2)
+
+    def shift(self, dx: np.ndarray) -> None:
+        """Add ``dx`` (8,) to the state, keeping ``P``; w, h are kept >= ``min_std_px``."""
+        self._kf.x = self._kf.x + np.asarray(dx, dtype=float).reshape(DIM_X, 1)
+        clamp_size(self._kf.x.reshape(1, DIM_X), self.params)
 
     def predict(self, dt: float) -> None:
         """Propagate by ``dt`` seconds; w, h are kept >= ``min_std_px`` (and not shrinking there).

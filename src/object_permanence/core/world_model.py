@@ -62,6 +62,7 @@ from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, v
 from object_permanence.core.extent_gain import AXES as EXTENT_AXES
 from object_permanence.core.extent_gain import ExtentGain
 from object_permanence.core.ghost_life import effective_hits
+from object_permanence.core.ghost_onset import onset_correction
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
 from object_permanence.core.reidentification import covered_by_visible, reidentify_lost, twins_of_visible
@@ -401,6 +402,9 @@ class WorldModel:
         t.has_measurement[missed] = False
         occluded = missed & (t.state == _VISIBLE)
         t.state[occluded] = _OCCLUDED
+        onset = occluded.nonzero()[0]
+        if onset.size and hasattr(t.filters, "shift"):  # a new ghost's box and motion (core/ghost_onset.py)
+            t.filters.shift(onset, onset_correction(t.filters.x[onset], t.filters.steady_sizes[onset], image_size))
         ghosts = missed & (t.state == _OCCLUDED)
         cap = np.full(len(t), cfg.max_ghost_age_s)
         outside = np.zeros(len(t), bool)
