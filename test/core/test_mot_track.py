@@ -72,12 +72,20 @@ def test_ghosts_written_only_when_asked_and_empty_frames_stepped(tmp_path: Path)
     assert main([str(det_path), "-o", str(plain)]) == 0
     assert main([str(det_path), "-o", str(ghosts), "--include-ghosts"]) == 0
     rows, rows_g = _read_rows(plain), _read_rows(ghosts)
-    assert set(rows[:, 0]) == set(range(3, 11)) | set(range(15, 19))  # confirmed at the 3rd hit
-    assert set(rows_g[:, 0]) == set(range(3, 19))
+    # confirmed at the 2nd hit: both scored >= fast_confirm_min_score and overlapping (strong evidence)
+    assert set(rows[:, 0]) == set(range(2, 11)) | set(range(15, 19))
+    assert set(rows_g[:, 0]) == set(range(2, 19))
     assert set(rows[:, 1]) == set(rows_g[:, 1]) == {1}  # the same identity after the gap
     ghost_rows = rows_g[(rows_g[:, 0] >= 11) & (rows_g[:, 0] < 15)]
     expected_x = 100 + 10 * ghost_rows[:, 0]  # top-left x of the true box
     np.testing.assert_allclose(ghost_rows[:, 2], expected_x, atol=3.0)  # the ghost kept moving
+
+
+def test_weakly_scored_track_is_confirmed_at_the_third_hit(tmp_path: Path) -> None:
+    det_path, out = tmp_path / "det.txt", tmp_path / "out.txt"
+    det_path.write_text(_walker(range(1, 6)).replace(",0.9,", ",0.6,"))
+    assert main([str(det_path), "-o", str(out)]) == 0
+    assert set(_read_rows(out)[:, 0]) == set(range(3, 6))  # min_hits: no fast confirmation below 0.7
 
 
 def test_config_overrides_and_min_score(tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ def make_model(request):
 
 def test_lifecycle_and_events_in_order(make_model) -> None:
     # ghost_min_hit_ratio 0: hits weighted by the detection rate (9 of 12 frames) only, the cap decides
-    wm = make_model(min_hits=3, max_ghost_age_s=0.5, ghost_age_per_hit_s=0.1, ghost_min_hit_ratio=0.0)
+    wm = make_model(min_hits=3, max_ghost_age_s=0.5, ghost_age_per_hit_s=0.1, ghost_min_hit_ratio=0.0,
+                    fast_confirm_min_score=2.0)  # no early confirmation: BIRTH after min_hits
     log: list[tuple[int, EventKind, TrackState, int]] = []
     states: list[TrackState | None] = []
     visible = [True] * 5 + [False] * 3 + [True] * 4 + [False] * 20

@@ -239,6 +239,64 @@ def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -
     return key // m, key % m
 
 
+def stage_one_costs(rows: np.ndarray, cost: np.ndarray, unseen_s: np.ndarray, recency_cost_per_s: float) -> np.ndarray:
+    """(P,) the costs of the first association stage (tracks seen last frame and recent ghosts
+    together) plus ``recency_cost_per_s * unseen_s[row]``. A ghost's covariance has grown while it
+    was unseen, which shrinks its Mahalanobis cost: without the term a ghost wins a detection from
+    the track that was matched to it a frame ago (two tracks of one object then take turns on it).
+    DeepSORT's matching cascade gives the recently seen tracks priority for that reason; this is
+    its soft form (a much better fit still goes to the ghost).
+
+    Args:
+        rows: (P,) int row (track) of each candidate pair; cost: (P,) cost of each pair (inf: not
+            allowed); unseen_s: (N,) seconds each track has gone unseen beyond the most recently
+            matched one (a gap between frames, shared by all, costs nothing); recency_cost_per_s: >= 0.
+    """
+    rows = np.asarray(rows, dtype=np.intp)
+    return np.asarray(cost, dtype=float) + recency_cost_per_s * np.asarray(unseen_s, dtype=float)[rows]  # c + k t
+
+
+def assign_keeping_own(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, max_cost: float, keep: np.ndarray,
+                       margin: float) -> np.ndarray:
+    """:func:`assign_pairs`, except that a ``keep`` row (a VISIBLE track) is not pushed off its own
+    detection by another row (a ghost).
+
+    The optimal assignment maximises the number of matches first: when a ghost competes for a
+    VISIBLE track's cheapest detection, the solution may give it to the ghost and move the track
+    onto a neighbour's detection (another object, a reflection, clutter) costing more. Such a
+    ``keep`` row, matched to a pair more than ``margin`` above its cheapest while its cheapest
+    detection went to a row not in ``keep``, is displaced: its pairs above that margin are
+    forbidden and the assignment is solved again (once). Contention between ``keep`` rows (a crowd
+    of VISIBLE tracks) is left to the assignment.
+
+    Args:
+        rows, cols, cost, max_cost: as :func:`assign_pairs`; keep: (N,) bool over the row ids;
+        margin: >= 0.
+
+    Returns:
+        (K,) int positions of the matched pairs, sorted by row.
+    """
+    cost = np.asarray(cost, dtype=float)
+    won = assign_pairs(rows, cols, cost, max_cost)
+    if won.size == 0:
+        return won
+    best = np.full(int(rows.max()) + 1, np.inf)
+    np.minimum.at(best, rows, np.where(cost <= max_cost, cost, np.inf))  # each row's cheapest feasible pair
+    far = keep[rows[won]] & (cost[won] > best[rows[won]] + margin)
+    if not far.any():
+        return won
+    owner = np.full(int(cols.max()) + 1, -1, np.intp)
+    owner[cols[won]] = rows[won]
+    cheapest = np.isin(rows, rows[won[far]]) & (cost <= best[rows])  # the far-matched rows' cheapest pairs
+    taker = owner[cols[cheapest]]
+    displaced = rows[cheapest][(taker >= 0) & ~keep[np.maximum(taker, 0)]]
+    if displaced.size == 0:
+        return won
+    again = cost.copy()
+    again[np.isin(rows, displaced) & (cost > best[rows] + margin)] = np.inf
+    return assign_pairs(rows, cols, again, max_cost)
+
+
 def assign_pairs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, max_cost: float) -> np.ndarray:
     """:func:`assign` on a sparse cost matrix: the listed (row, column) pairs (distinct) with their
     costs; every pair not listed is infeasible. The same matching as :func:`assign` on the dense

@@ -7,13 +7,16 @@ few array operations whatever the number of tracks. When its object is not detec
 *ghost* (``OCCLUDED``): its prediction, with growing covariance, is still published, and the same
 identity is resumed when the object is seen again, after a long gap by appearance.
 
-Lifecycle: ``TENTATIVE -> VISIBLE <-> OCCLUDED -> LOST``. Events: ``BIRTH`` (confirmed),
+Lifecycle: ``TENTATIVE -> VISIBLE <-> OCCLUDED -> LOST``, confirmed after ``min_hits`` matched
+frames or two of strong evidence (:mod:`object_permanence.core.confirmation`). Events: ``BIRTH`` (confirmed),
 ``OCCLUDED``, ``REACQUIRED`` (with the frames unseen), ``LOST`` (the track is published once with
 state LOST, then forgotten). Tentative tracks that miss too often are deleted silently.
 
 Association is a cascade, each stage an optimal assignment on a gated cost matrix:
 
-1. VISIBLE and recently occluded tracks: IoU / Mahalanobis motion cost mixed with appearance.
+1. VISIBLE and recently occluded tracks: IoU / Mahalanobis motion cost mixed with appearance,
+   plus ``ghost_recency_cost_per_s`` per second unseen; a ghost cannot push a VISIBLE track off
+   its own detection (:func:`.association.assign_keeping_own`, ``visible_match_margin``).
 2. Older ghosts: Mahalanobis gate on the grown covariance, mixed with appearance; or, beyond that
    gate, re-identification by appearance alone inside a loose motion gate (the filter is then
    re-initialised at the detection instead of being pulled across the gap).
@@ -50,14 +53,22 @@ size model predicts); the filter, the association and the ghosts use the posteri
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from object_permanence.core.appearance_memory import AppearanceMemory
-from object_permanence.core.association import assign_pairs, candidate_pairs, iou_pairs
+from object_permanence.core.association import (
+    assign_keeping_own,
+    assign_pairs,
+    candidate_pairs,
+    iou_pairs,
+    stage_one_costs,
+)
 from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
+from object_permanence.core.confirmation import confirm_matched
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
 from object_permanence.core.extent_gain import AXES as EXTENT_AXES
 from object_permanence.core.extent_gain import ExtentGain
@@ -302,19 +313,23 @@ class WorldModel:
         matched: list[np.ndarray] = []  # per stage, positions in the candidate list
         free = np.ones(m, bool)
 
-        def run(stage: np.ndarray, cost: np.ndarray, max_cost: float) -> np.ndarray:
+        def run(stage: np.ndarray, cost: np.ndarray, max_cost: float, solve=assign_pairs) -> np.ndarray:
             """Assign the tracks of ``stage`` (mask (N,)) to the free detections; ``cost`` (P,) of
             the candidate pairs (inf: not allowed). Returns the matched pairs' positions (by row)."""
             sel = (stage[pr] & free[pc]).nonzero()[0]
-            won = sel[assign_pairs(pr[sel], pc[sel], cost[sel], max_cost)]
+            won = sel[solve(pr[sel], pc[sel], cost[sel], max_cost)]
             free[pc[won]] = False
             matched.append(won)
             return won
 
-        # Stage 1: VISIBLE and recent ghosts.
+        # Stage 1: VISIBLE and recent ghosts; a ghost pays for the time unseen (stage_one_costs) and
+        # cannot push a VISIBLE track off its own detection (assign_keeping_own).
         occluded = states == _OCCLUDED
         recent = (states == _VISIBLE) | (occluded & (stamp - t.last_seen_stamp <= cfg.recent_ghost_s))
-        reinit_parts = [np.zeros(run(recent, np.where(motion_ok, mixed, np.inf), max_cost=2.0).size, bool)]
+        missed_s = t.last_seen_stamp.max() - t.last_seen_stamp  # unseen beyond the latest seen: a frame gap is free
+        cost1 = stage_one_costs(pr, np.where(motion_ok, mixed, np.inf), missed_s, cfg.ghost_recency_cost_per_s)
+        keep_own = functools.partial(assign_keeping_own, keep=states == _VISIBLE, margin=cfg.visible_match_margin)
+        reinit_parts = [np.zeros(run(recent, cost1, max_cost=2.0, solve=keep_own).size, bool)]
         # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) the
         # same mixed cost; without it, but inside the loose gate, appearance alone, ranked after
         # every pair with motion evidence.
@@ -366,6 +381,7 @@ class WorldModel:
         else:
             t.filters.update(rows, z)
         unseen = t.frames_since_seen[rows]
+        prev_scores, prev_boxes = t.score[rows], t.measurement[rows]  # the last detection's, for confirm_matched()
         t.hits[rows] += 1
         t.age[rows] += 1
         t.misses[rows] = 0
@@ -379,7 +395,7 @@ class WorldModel:
         t.memory.update_unit(rows, unit.take(cols, axis=0), unit_ok[cols], dets.has_embedding[cols])
         t.vote_class(rows, dets.class_ids[cols], dets.class_names[cols])
         state = t.state[rows]
-        born = (state == _TENTATIVE) & (t.hits[rows] >= self.config.min_hits)
+        born = confirm_matched(t, rows, z, dets.scores[cols], prev_boxes, prev_scores, self.config)
         back = state == _OCCLUDED
         t.state[rows[born | back]] = _VISIBLE
         kinds = np.where(born, int(EventKind.BIRTH), int(EventKind.REACQUIRED))

@@ -22,6 +22,11 @@ class WorldModelConfig:
     """Tracker parameters (all scalars, so a node can declare each as a ROS parameter).
 
     min_hits: matched frames that confirm a TENTATIVE track (BIRTH).
+    fast_confirm_min_score, fast_confirm_min_iou: a TENTATIVE track is also confirmed at two
+        matched frames when both detections score at least ``fast_confirm_min_score`` (above 1:
+        never), overlap by ``fast_confirm_min_iou`` and it lies on no confirmed track (strong
+        evidence; a nuisance is mostly low-score and short;
+        :mod:`object_permanence.core.confirmation`; tuned on seeds 0-19: 0.7).
     max_tentative_misses: consecutive misses after which a TENTATIVE track is deleted.
     max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST, when
         the image size is not known; 4 s lets a 3-second occlusion survive with margin.
@@ -63,6 +68,16 @@ class WorldModelConfig:
         behind).
     recent_ghost_s: ghosts unseen at most this long are associated with the VISIBLE tracks
         (stage 1) rather than in the re-identification stage.
+    ghost_recency_cost_per_s: added to a stage-1 association cost per second the track went
+        unseen beyond the latest matched track (a ghost's grown covariance shrinks its Mahalanobis
+        cost, and without this a ghost takes the detection of the track matched to it a frame ago:
+        two tracks of one object take turns on it); the soft form of DeepSORT's matching cascade
+        (tuned on seeds 0-9: 1.0).
+    visible_match_margin: the assignment maximises the number of matches, so a ghost competing
+        for a VISIBLE track's own (cheapest) detection could push that track onto a neighbour's
+        detection; a VISIBLE track matched in stage 1 more than this above its cheapest cost while
+        a ghost took that detection is solved again without its pairs above the margin
+        (``association.assign_keeping_own``; tuned on seeds 0-9: 0.2; a large value turns it off).
     class_mismatch_cost: added to the association cost of a detection of another class than the
         track's (a detector confuses classes at times); above the stage's largest cost (2 for
         VISIBLE tracks) it forbids such a match; in the gallery it only ranks a candidate lower.
@@ -121,6 +136,8 @@ class WorldModelConfig:
     """
 
     min_hits: int = 3
+    fast_confirm_min_score: float = 0.7
+    fast_confirm_min_iou: float = 0.5
     max_tentative_misses: int = 1
     max_ghost_age_s: float = 4.0
     ghost_age_per_hit_s: float = 0.05
@@ -131,6 +148,8 @@ class WorldModelConfig:
     ghost_cover_frac: float = 0.3
     twin_ghost_max_appearance_cost: float = 0.02
     recent_ghost_s: float = 0.5
+    ghost_recency_cost_per_s: float = 1.0
+    visible_match_margin: float = 0.2
     class_mismatch_cost: float = 0.3
     class_mismatch_min_iou: float = 0.3
     iou_gate: float = 0.1
@@ -178,6 +197,10 @@ class WorldModelConfig:
                 and math.isfinite(value)
 
         check("min_hits", is_int(self.min_hits) and self.min_hits >= 1, "an integer >= 1")
+        check("fast_confirm_min_score", is_num(self.fast_confirm_min_score) and self.fast_confirm_min_score >= 0,
+              "a finite number >= 0")
+        check("fast_confirm_min_iou", is_num(self.fast_confirm_min_iou) and 0 < self.fast_confirm_min_iou <= 1,
+              "in (0, 1]")
         check("max_tentative_misses", is_int(self.max_tentative_misses)
               and self.max_tentative_misses >= 0, "an integer >= 0")
         check("max_ghost_age_s", is_num(self.max_ghost_age_s) and self.max_ghost_age_s >= 0,
@@ -211,6 +234,8 @@ class WorldModelConfig:
               "in [0, 2]")
         check("recent_ghost_s", is_num(self.recent_ghost_s) and self.recent_ghost_s >= 0,
               "a finite number >= 0")
+        for name in ("ghost_recency_cost_per_s", "visible_match_margin"):
+            check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
         check("iou_gate", is_num(self.iou_gate) and 0 < self.iou_gate <= 1, "in (0, 1]")
         check("gate_probability", is_num(self.gate_probability) and 0 < self.gate_probability < 1,
               "in (0, 1)")
