@@ -143,6 +143,10 @@ def test_windows_prefix_every_frame_and_sliding_last_frame(tmp_path) -> None:
     again = TrackSequences.load(tmp_path / "d.npz")
     np.testing.assert_array_equal(again.sequence(1), data.sequence(1))
     assert len(again.select(again.labels == 1)) == 1
+    every = make_windows(data, window=4, stride=3, all_frames=True)  # same windows, every sliding frame scored
+    np.testing.assert_array_equal(every.x, w.x)
+    np.testing.assert_array_equal(every.loss_mask[0], w.loss_mask[0])
+    np.testing.assert_array_equal(every.loss_mask[2], [True, True, True, True])
 
 
 def test_choose_threshold_best_f1_or_recall_at_a_precision_floor() -> None:

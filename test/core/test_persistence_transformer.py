@@ -41,9 +41,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _model(seed: int = 0, running_mean: bool = False) -> PersistenceTransformer:
+#: (running_mean, running_max): the causal running aggregates a model may be fed.
+AGGREGATES = [(False, False), (True, False), (False, True), (True, True)]
+
+
+def _model(seed: int = 0, running_mean: bool = False, running_max: bool = False) -> PersistenceTransformer:
     torch.manual_seed(seed)
-    return PersistenceTransformer(TransformerConfig(n_features=N_FEATURES, running_mean=running_mean)).eval()
+    return PersistenceTransformer(TransformerConfig(n_features=N_FEATURES, running_mean=running_mean,
+                                                    running_max=running_max)).eval()
 
 
 def test_config_validates_and_model_is_small() -> None:
@@ -54,9 +59,9 @@ def test_config_validates_and_model_is_small() -> None:
         TransformerConfig(n_features=0)
 
 
-@pytest.mark.parametrize("running_mean", [False, True])
-def test_scores_are_causal_and_padding_does_not_leak(running_mean: bool) -> None:
-    m = _model(running_mean=running_mean)
+@pytest.mark.parametrize("running_mean,running_max", AGGREGATES)
+def test_scores_are_causal_and_padding_does_not_leak(running_mean: bool, running_max: bool) -> None:
+    m = _model(running_mean=running_mean, running_max=running_max)
     x = torch.randn(3, 12, N_FEATURES)
     lengths = torch.tensor([12, 5, 1])
     with torch.inference_mode():
@@ -79,9 +84,11 @@ def test_scores_are_causal_and_padding_does_not_leak(running_mean: bool) -> None
         m(torch.randn(1, 40, N_FEATURES), torch.tensor([40]))
 
 
-def _checkpoint(tmp_path: Path, keep: float = 0.5, release: float = 0.4, features=FEATURES) -> Path:
+def _checkpoint(tmp_path: Path, keep: float = 0.5, release: float = 0.4, features=FEATURES,
+                model: PersistenceTransformer | None = None) -> Path:
     path = tmp_path / "w.pt"
-    save_checkpoint(path, _model(), {"features": list(features), "keep_threshold": keep, "release_threshold": release})
+    save_checkpoint(path, model or _model(), {"features": list(features), "keep_threshold": keep,
+                                              "release_threshold": release})
     return path
 
 
@@ -189,10 +196,12 @@ def test_cuda_scores_match_the_cpu() -> None:
         np.testing.assert_allclose(g.attention, c.attention, atol=1e-4)
 
 
-def test_traced_scoring_matches_the_eager_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("running_mean,running_max", AGGREGATES)
+def test_traced_scoring_matches_the_eager_model(tmp_path: Path, running_mean: bool, running_max: bool) -> None:
     """The traced, frozen module the filter scores with gives the eager model's scores and attention
-    for batches of other sizes and lengths than it was traced with (1 to max_len frames)."""
-    path = _checkpoint(tmp_path)
+    for batches of other sizes and lengths than it was traced with (1 to max_len frames), with
+    every choice of running aggregates."""
+    path = _checkpoint(tmp_path, model=_model(running_mean=running_mean, running_max=running_max))
     traced, eager = TransformerPersistence(path, "cpu"), TransformerPersistence(path, "cpu", traced=False)
     rng = np.random.default_rng(5)
     for lengths in ([1], [3, 7], [13, 20, 5], [3, 32, 7], [32] * 9, [2, 40, 16, 1, 31]):

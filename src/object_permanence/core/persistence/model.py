@@ -22,7 +22,8 @@ from torch import nn
 class TransformerConfig:
     """n_features: F; d_model: width; n_heads, n_layers, d_ff: encoder shape; max_len: longest
     history (positional embeddings); dropout: training-time dropout; running_mean: also feed each
-    frame the causal running mean of the standardised rows up to it (the track's summary so far)."""
+    frame the causal running mean of the standardised rows up to it (the track's summary so far);
+    running_max: also feed their causal running maximum (the strongest evidence so far)."""
 
     n_features: int
     d_model: int = 32
@@ -32,6 +33,7 @@ class TransformerConfig:
     max_len: int = 32
     dropout: float = 0.1
     running_mean: bool = False
+    running_max: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_features", "d_model", "n_heads", "n_layers", "d_ff", "max_len"):
@@ -60,7 +62,7 @@ class PersistenceTransformer(nn.Module):
         d = config.d_model
         self.register_buffer("mean", torch.zeros(config.n_features))
         self.register_buffer("std", torch.ones(config.n_features))
-        self.embed = nn.Linear(config.n_features * (2 if config.running_mean else 1), d)
+        self.embed = nn.Linear(config.n_features * (1 + int(config.running_mean) + int(config.running_max)), d)
         self.position = nn.Embedding(config.max_len, d)
         layer = nn.TransformerEncoderLayer(d, config.n_heads, config.d_ff, config.dropout, batch_first=True,
                                            norm_first=True)
@@ -85,10 +87,13 @@ class PersistenceTransformer(nn.Module):
         steps = torch.arange(t, device=x.device)
         valid = steps[None, :] < lengths[:, None]                                   # (B, T)
         xn = (x - self.mean) / self.std                                              # standardised rows
+        parts = [xn]
         if self.config.running_mean:
-            run = torch.cumsum(xn, dim=1) / (steps + 1).to(xn.dtype)[None, :, None]   # mean_t = sum_{s<=t} x_s / (t+1)
-            xn = torch.cat([xn, run], dim=-1)
-        z = self.embed(xn) + self.position(steps)[None]                              # (B, T, d)
+            count = (steps + 1).to(xn.dtype)[None, :, None]
+            parts.append(torch.cumsum(xn, dim=1) / count)                          # mean_t = sum_{s<=t} x_s / (t+1)
+        if self.config.running_max:
+            parts.append(torch.cummax(xn, dim=1).values)                            # max_t = max_{s<=t} x_s
+        z = self.embed(torch.cat(parts, dim=-1)) + self.position(steps)[None]       # (B, T, d)
         # Padding sits after the valid frames and attention is causal, so no valid frame ever attends
         # to padding: the causal mask alone is the padding mask too (padded outputs are never used),
         # which keeps the fused attention kernel (a separate key-padding mask makes it ~2x slower).

@@ -7,7 +7,9 @@ model every decision the filter asks of it:
 * the **prefix** window, frames ``0 .. min(T, window) - 1``: the loss counts at every frame (a score
   must exist and be right from the first frame on; this is where decision latency is won);
 * **sliding** windows ending at frames ``window, window + stride, ...``: the loss counts at the
-  last frame only (what the filter asks once the history is full).
+  last frame only (what the filter asks once the history is full), or, with ``all_frames``, at
+  every frame of the window (each frame then scored from the window's frames up to it: more
+  supervised frames per window, as if the track's history had started at the window's start).
 """
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ class Windows:
     track: np.ndarray
 
 
-def make_windows(data: TrackSequences, window: int, stride: int) -> Windows:
-    """Prefix and sliding windows of every sequence (module docstring).
+def make_windows(data: TrackSequences, window: int, stride: int, all_frames: bool = False) -> Windows:
+    """Prefix and sliding windows of every sequence (module docstring); ``all_frames``: the loss
+    mask of a sliding window covers all its frames, not only its last.
 
     Raises:
         ValueError: ``window`` or ``stride`` < 1.
@@ -59,7 +62,7 @@ def make_windows(data: TrackSequences, window: int, stride: int) -> Windows:
         ok = j < lens
         x[ok, j] = data.features[row0[ok] + j]
     steps = np.arange(window)[None, :]
-    mask = np.where(prefix_a[:, None], steps < lens[:, None], steps == (lens[:, None] - 1))
+    mask = np.where(prefix_a[:, None] | all_frames, steps < lens[:, None], steps == (lens[:, None] - 1))
     return Windows(x, lens, mask, data.labels[track_a].astype(np.float32), track_a)
 
 
