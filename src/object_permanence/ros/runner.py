@@ -15,7 +15,6 @@ from rclpy.executors import ExternalShutdownException, Executor, SingleThreadedE
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 
-from object_permanence.ros.heap_trim import HeapTrimmer, period_from_env, start_heap_trimmer
 from object_permanence.ros.params import ParameterError
 
 
@@ -159,10 +158,6 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None =
     asks to stop by calling ``rclpy.shutdown()``. Returns the process exit code: 0 on a clean
     stop, 2 when a node rejected its parameters (the log says which and why).
 
-    The process's C heap is trimmed every few seconds (``ros/heap_trim.py``; the environment
-    variable ``OBJECT_PERMANENCE_HEAP_TRIM_S`` sets the period, 0 disables; a bad value is
-    rejected like a bad parameter) so that its resident set stays flat over long runs.
-
     A stop never exits non-zero and never prints a traceback: signals are recorded
     (``StopRequests``) rather than raised, and what rclpy raises while the context goes down
     (ExternalShutdownException; RuntimeError, RCLError and InvalidHandle from a take, wait or
@@ -175,18 +170,12 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None =
     must not kill it during the interpreter's and DDS's teardown. A caller that goes on running
     (a test spinning nodes in-process) passes True to get its previous handlers back.
     """
-    logger = rclpy.logging.get_logger("object_permanence")
-    try:
-        trim_period_s = period_from_env()
-    except ValueError as exc:
-        logger.fatal(f"bad environment: {exc}")
-        return 2
     use_package_dds_profile()
     stops = StopRequests()
     stops.install()
     nodes: list[Node] = []
     code = 0
-    trimmer: HeapTrimmer | None = None
+    logger = rclpy.logging.get_logger("object_permanence")
     try:
         rclpy.init(args=args)
         if stops.requested:  # a signal during rclpy.init: do not start at all
@@ -197,7 +186,6 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None =
         executor = executor or SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)
-        trimmer = start_heap_trimmer(trim_period_s)
         executor.spin()
     except ParameterError as exc:
         logger.fatal(f"bad parameter: {exc}")
@@ -210,8 +198,6 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: list[str] | None =
         _log_shutdown_exception(logger, exc)
     finally:
         stops.interruptible = False
-        if trimmer is not None:
-            trimmer.stop()
         for node in nodes:
             _release(_closer(node), stops, logger)
         if executor is not None:
