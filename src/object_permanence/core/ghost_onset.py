@@ -24,7 +24,9 @@ is left as it is but for ``v_w' = 0``: an object leaving the view is cut by the 
 amodal box is cut there as well (correcting those ghosts cost ghost precision and re-entry
 reacquire error on the tuning seeds).
 
-Only the state's mean moves; the covariance is kept: restarting the filter at the full extent (its
+The box filter banks of ``motion_model`` ``cv`` and ``damped`` apply it (``BoxFilterBank.shift``);
+the ``imm`` bank does not (its per-mode states are left as they are). Only the state's mean moves;
+the covariance is kept: restarting the filter at the full extent (its
 initial covariance) moved the returning object out of the gate in earlier trials.
 Tuned on seeds 0-4 (ghost precision 66.5 -> 71.1 %; HOTA, IDF1, ID switches, occlusion recovery
 and reacquire error unchanged or better; the drifting ghost-frames 2145 -> 1648).

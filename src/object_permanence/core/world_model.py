@@ -419,7 +419,9 @@ class WorldModel:
         occluded = missed & (t.state == _VISIBLE)
         t.state[occluded] = _OCCLUDED
         onset = occluded.nonzero()[0]
-        if onset.size and hasattr(t.filters, "shift"):  # a new ghost's box and motion (core/ghost_onset.py)
+        # a new ghost's box and motion (core/ghost_onset.py); the IMM bank has no ``shift`` (several
+        # mode states per track): its ghosts start from the filter's state as it is
+        if onset.size and hasattr(t.filters, "shift"):
             t.filters.shift(onset, onset_correction(t.filters.x[onset], t.filters.steady_sizes[onset], image_size))
         ghosts = missed & (t.state == _OCCLUDED)
         cap = np.full(len(t), cfg.max_ghost_age_s)
