@@ -41,13 +41,16 @@ eval-detector: setup
 # stage 1 from the YAML, stage 2 from stage 1's best weights (no mosaic, low LR); ships
 # models/detector/{sim_yolo.pt,MODEL_CARD.md,training_curves.png}, then exports ONNX (the CPU default).
 DETECTOR_DATA_ARGS ?=
+# Two torch threads on an otherwise idle 2-core machine (a 0.37 s step, 3.2 min an epoch); with other jobs
+# running, 2 threads spin at barriers (2-4x slower): DETECTOR_THREADS=1 then.
+DETECTOR_THREADS ?= 2
 train-detector: setup
 	$(ENV) && python -m object_permanence.tools.make_detector_data --out out/detector/data $(DETECTOR_DATA_ARGS)
 	$(ENV) && python -m object_permanence.tools.train_detector --model models/detector/sim_yolo.yaml --epochs 30 \
-		--patience 6 --time-hours 0.9 --no-ship
+		--patience 6 --time-hours 0.5 --threads $(DETECTOR_THREADS) --no-ship
 	$(ENV) && python -m object_permanence.tools.train_detector --model out/detector/runs/sim_yolo/weights/best.pt \
-		--epochs 2 --close-mosaic 2 --warmup-epochs 0 --optimizer SGD --lr0 0.002 --patience 3 --time-hours 0.33 \
-		--name sim_yolo_ft
+		--epochs 2 --close-mosaic 2 --warmup-epochs 0 --optimizer SGD --lr0 0.002 --patience 3 --time-hours 0.2 \
+		--threads $(DETECTOR_THREADS) --name sim_yolo_ft
 	$(MAKE) export-detector
 
 export-detector: setup

@@ -42,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[3]
-MODEL_DIR = REPO / "models" / "detector"
+#: Where the shipped weights, card and curves go: the source tree's models/ (run from the repository
+#: root, as the make targets do; a path derived from this file would point into install/).
+MODEL_DIR = Path("models") / "detector"
 MAX_WEIGHTS_BYTES = 6 * 1024 * 1024
 _LOCAL_HOSTS = frozenset({"", "localhost", "::1", "0.0.0.0", "None"})
 _NETWORK_ATTEMPTS: list[str] = []
@@ -173,6 +174,9 @@ def write_model_card(target: Path, info: dict) -> None:
               if str(info["model_yaml"]).endswith(".pt") else
               f"`{info['model_yaml']}` (YOLOv8 layout, from its YAML: random initialisation, no pretrained weights)")
     prev = info.get("previous")
+    limit = (f"time limit {info['time_hours']} h: Ultralytics fits the epoch count and learning-rate schedule to "
+             f"it after the first epoch, in place of the {info['epochs']} epochs asked, and stops mid-epoch when it "
+             f"is reached" if info["time_hours"] else f"of {info['epochs']} allowed")
     stages = "" if prev is None else (
         f"\n- This is stage 2. Stage 1 (from the YAML): {prev['epochs']} epochs, {prev['minutes']:.1f} min, "
         f"validation mAP50 {prev['map50_val']:.3f} at its end; total train time "
@@ -202,13 +206,11 @@ unlabelled distractors.
 {split_rows}
 
 ## Training
-- {info['epochs_run']} epochs run (of {info['epochs']} allowed, patience {info['patience']}, time limit
-  {info['time_hours']} h: Ultralytics fits the epoch count and learning-rate schedule to the limit after
-  the first epoch and stops mid-epoch when it is reached), best epoch {info['best_epoch']};
+- {info['epochs_run']} epochs run ({limit}; patience {info['patience']}), best epoch {info['best_epoch']};
   batch {info['batch']}, optimizer {info['optimizer']}, seed {info['seed']}, deterministic, FP32 (no AMP),
   mosaic off for the last {info['close_mosaic']} epochs; train fraction {info['fraction']}.
 - Train time: {info['train_minutes']:.1f} min on {info['machine']} ({info['threads']} torch threads,
-  device {info['device']}; other jobs shared the CPU).{stages}
+  device {info['device']}).{stages}
 - Network attempts during training and evaluation: {info['network_attempts']}.
 - Curves: `models/detector/training_curves.png`.
 
@@ -303,8 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     project=str(args.runs.resolve()), name=args.name, exist_ok=True, verbose=True)
         train_seconds = time.perf_counter() - start
         (run_dir / "train_seconds.txt").write_text(f"{train_seconds:.1f}\n")
+        (run_dir / "threads.txt").write_text(f"{args.threads}\n")
     elif (run_dir / "train_seconds.txt").exists():
         train_seconds = float((run_dir / "train_seconds.txt").read_text())
+    threads = int((run_dir / "threads.txt").read_text()) if (run_dir / "threads.txt").exists() else args.threads
     if args.no_ship:
         return 0
     best = run_dir / "weights" / "best.pt"
@@ -346,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train_minutes": train_seconds / 60.0,
         "machine": (torch.cuda.get_device_name(0) if torch.cuda.is_available()
                     else f"{_cpu_name()}, {os.cpu_count()} cores"),
-        "threads": torch.get_num_threads(), "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "threads": threads, "device": "cuda" if torch.cuda.is_available() else "cpu",
         "network_attempts": len(network_attempts()), "test": test,
         "data_summary": json.loads((args.data.parent / "summary.json").read_text()),
         "weights_bytes": weights.stat().st_size, "date": date.today().isoformat(),
