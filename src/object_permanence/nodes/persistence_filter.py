@@ -45,6 +45,10 @@ PARAMS = (
           low=0.0, high=1.0),
     Param("history_len", HISTORY_LEN, "Frames of each track's history a model looks at.", low=1, high=10000),
     Param("sticky", True, "A track once kept stays kept while it lives (its ghost is not dropped)."),
+    Param("forget_after_frames", 150, "Frames a track may be missing from the track arrays before its history "
+          "(and sticky keep) is forgotten: the world model holds weak ghosts unpublished and publishes them again "
+          "when their object is seen (150: 5 s at 30 Hz, beyond its longest ghost). A LOST track is forgotten at "
+          "once.", low=0, high=100000),
     Param("stereo_slop_s", 0.005, "Largest stamp difference (s) of a left/right track pair.", low=0.0, high=1.0),
     Param("pair_timeout_s", 0.1, "A track array without a partner after this long (s) is decided alone.",
           low=0.0, high=10.0),
@@ -87,7 +91,8 @@ class PersistenceFilterNode(Node):
         p = declare(self, PARAMS)
         # the decisions also carry what happened in each frame they weighed (for the explainer)
         model = WithFrameEvidence(make_model(p, warn=self.get_logger().warning))
-        self._filters = {cam: PersistenceFilter(model, p["history_len"], p["sticky"], camera=cam) for cam in CAMERAS}
+        self._filters = {cam: PersistenceFilter(model, p["history_len"], p["sticky"], camera=cam,
+                                                forget_after=p["forget_after_frames"]) for cam in CAMERAS}
         self._model_name = model.name
         self._timeout_s = p["pair_timeout_s"]
         self._pending: dict[str, dict] = {cam: {} for cam in CAMERAS}  # stamp key -> (arrival s, msg, tracks)

@@ -24,15 +24,24 @@ class PersistenceFilter:
     permanence means its ghost must not be dropped because it stopped producing evidence.
     Tentative tracks are scored but never passed on.
 
+    A track missing from a frame's list keeps its history (and its sticky keep) for
+    ``forget_after`` frames: the world model holds some ghosts unpublished (too little evidence
+    to claim a hidden object, ``ghost_min_hits``) and publishes them again when their object is
+    seen; a message may be lost. Without this such a track came back with an empty history and had
+    to be decided again from scratch (the training data, one history per track id, never saw that).
+    A LOST track's history ends at once (its id is not published again unless re-identified).
+
     camera: ``"left"`` or ``"right"``, the view whose tracks this filter sees (the sign of the
     disparity to the other view's tracks, given to :meth:`step`); stereo: how a partner there is
     recognised (:class:`features.StereoConfig`).
     """
 
     def __init__(self, model: PersistenceModel, history_len: int = 30, sticky: bool = True,
-                 camera: str = "left", stereo: StereoConfig | None = None) -> None:
+                 camera: str = "left", stereo: StereoConfig | None = None, forget_after: int = 150) -> None:
         if history_len < 1:
             raise ValueError(f"history_len must be >= 1, got {history_len}")
+        if forget_after < 0:
+            raise ValueError(f"forget_after must be >= 0, got {forget_after}")
         if camera not in ("left", "right"):
             raise ValueError(f"camera must be 'left' or 'right', got {camera!r}")
         self.model = model
@@ -40,8 +49,10 @@ class PersistenceFilter:
         self.stereo = stereo or StereoConfig()
         self.history_len = history_len
         self.sticky = sticky
+        self.forget_after = forget_after
         self._histories: dict[int, TrackHistory] = {}
         self._kept_ids: set[int] = set()
+        self._absent: dict[int, int] = {}  # track id -> consecutive frames missing from the input
 
     def step(self, tracks: list[Track], other_view_tracks: list[Track] | None = None) -> FilterResult:
         """Decide on this frame's tracks. Tracks whose id occurs twice in ``tracks`` are left out
@@ -53,9 +64,12 @@ class PersistenceFilter:
         if duplicates:
             tracks = [t for t in tracks if t.track_id not in duplicates]
         present = {t.track_id for t in tracks}
-        for gone in [i for i in self._histories if i not in present]:
-            del self._histories[gone]
-            self._kept_ids.discard(gone)
+        for tid in present:
+            self._absent.pop(tid, None)
+        for missing in [i for i in self._histories if i not in present]:
+            self._absent[missing] = self._absent.get(missing, 0) + 1
+            if self._absent[missing] > self.forget_after:
+                self._forget(missing)
         histories = [self._histories.get(t.track_id) for t in tracks]
         context = context_rows(tracks, other_view_tracks, 1.0 if self.camera == "left" else -1.0, self.stereo,
                                [h.last_embedding if h is not None else None for h in histories])
@@ -76,10 +90,15 @@ class PersistenceFilter:
             if d.keep:
                 kept.append(replace(t, persistence_score=d.score))
             if t.state == TrackState.LOST:
-                self._histories.pop(t.track_id, None)
-                self._kept_ids.discard(t.track_id)
+                self._forget(t.track_id)
         return FilterResult(kept=kept, decisions=decisions, duplicate_ids=duplicates)
+
+    def _forget(self, track_id: int) -> None:
+        self._histories.pop(track_id, None)
+        self._kept_ids.discard(track_id)
+        self._absent.pop(track_id, None)
 
     def reset(self) -> None:
         self._histories.clear()
         self._kept_ids.clear()
+        self._absent.clear()
