@@ -638,3 +638,29 @@ def test_a_young_track_takes_over_the_ghost_it_continues() -> None:
         events += r.events
     assert [(e.kind, e.track_id) for e in events] == [(EventKind.REACQUIRED, 1)]
     assert [(t.track_id, t.state) for t in r.tracks] == [(1, TrackState.VISIBLE)]
+
+
+def _lost_frame_with_a_return(dx: float, at: int | None) -> tuple[int, object]:
+    """Object 1 seen 60 frames at rest, then undetected in plain view; a detection of its look
+    ``dx`` px to the right at frame ``at``. Returns the frame and step result of its LOST event (or
+    of frame ``at``)."""
+    emb = unit(np.random.default_rng(3))
+    wm = WorldModel(WorldModelConfig())
+    for k in range(60):
+        wm.step(k / FPS, [det(300, 200, emb=emb)], IMAGE)
+    for k in range(60, 200):
+        r = wm.step(k / FPS, [det(300 + dx, 200, emb=emb)] if k == at else [], IMAGE)
+        if k == at or any(e.kind == EventKind.LOST for e in r.events):
+            return k, r
+    raise AssertionError("the ghost never ended")
+
+
+def test_a_track_lost_and_given_back_in_the_same_frame_is_published_once() -> None:
+    """The frame a ghost ends, its track enters the gallery; a new detection of that object in the
+    same frame, beyond the ghost's gates but within the gallery's reach, takes the identity back.
+    The id is then published once (VISIBLE, REACQUIRED), not also as the LOST row it left."""
+    k_lost, _ = _lost_frame_with_a_return(120.0, None)
+    k, r = _lost_frame_with_a_return(120.0, k_lost)
+    assert k == k_lost
+    assert [(t.track_id, t.state) for t in r.tracks] == [(1, TrackState.VISIBLE)]
+    assert [(e.kind, e.track_id) for e in r.events] == [(EventKind.REACQUIRED, 1)]

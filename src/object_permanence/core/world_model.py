@@ -243,6 +243,14 @@ class WorldModel:
         young[new_rows] = True
         young[:n] = (t.state[:n] == _TENTATIVE) & (t.misses[:n] == 0)
         back_rows, back_unseen, merged = reidentify_lost(self._table, self._gallery, self.config, young.nonzero()[0], stamp)
+        # a track LOST this frame whose gallery entry a young track took back at once is published
+        # once, as that reacquired track: its LOST row and LOST event are dropped
+        relost = lost.nonzero()[0]
+        relost = relost[np.isin(t.ids[relost], t.ids[back_rows])]
+        if relost.size:
+            stay = ~(np.isin(event_rows, relost) & (event_kinds == int(EventKind.LOST)))
+            event_rows, event_order, event_kinds, event_unseen = (
+                a[stay] for a in (event_rows, event_order, event_kinds, event_unseen))
         order = np.lexsort((event_order, event_rows))
         events = [TrackEvent(track_id=int(t.ids[i]), kind=_KINDS[k], state=_STATE_AFTER[_KINDS[k]],
                              box=boxes[i].copy(), frames_unseen=int(u))
@@ -260,6 +268,7 @@ class WorldModel:
         shown_all = np.concatenate([shown, np.full(new_cols.size, new_state == _VISIBLE or cfg.publish_tentative)])
         shown_all[back_rows] = True
         shown_all[merged] = False
+        shown_all[relost] = False
         shown_rows = shown_all.nonzero()[0]
         offset = np.concatenate([self._extent_offset, np.zeros((new_cols.size, EXTENT_AXES.size))])
         published = self._table.publish(shown_rows, offset.take(shown_rows, axis=0))  # the extent gain's w, h
