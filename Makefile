@@ -63,12 +63,13 @@ train-reid: setup
 
 # The learned persistence filter: the shipped weights' data (train seeds 0-17 and 30-41, validation 24-29,
 # held-out 1000-1003); training is deterministic and writes models/persistence/ (weights, model
-# card, curves). PERSISTENCE_DATA_ARGS= (empty) uses the tools' larger default seed ranges.
+# card, curves; and the gradient-boosting model on the same data, persistence_boosting.joblib). PERSISTENCE_DATA_ARGS= (empty) uses the tools' larger default seed ranges.
 # --workers N runs N simulations at a time (same data with any N).
 PERSISTENCE_DATA_ARGS ?= --train-seeds 0-17,30-41 --val-seeds 24-29 --splits train,val --workers 2
 train-persistence: setup
 	$(ENV) && python -m object_permanence.tools.make_persistence_data --out out/persistence/data $(PERSISTENCE_DATA_ARGS)
 	$(ENV) && python -m object_permanence.tools.train_persistence --patience 5 --running-mean
+	$(ENV) && python -m object_permanence.tools.train_persistence_boosting
 
 # Transformer vs min-hits vs existence probability vs gradient boosting on held-out seeds and a
 # held-out nuisance setting -> out/eval/persistence.json / .md

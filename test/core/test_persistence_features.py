@@ -201,6 +201,44 @@ def test_gradient_boosting_baseline_learns_a_separable_rule() -> None:
         BoostingPersistence(clf, 1.5)
 
 
+def test_boosting_fit_on_track_sequences_saves_loads_and_checks_its_features(tmp_path) -> None:
+    pytest.importorskip("sklearn")
+    from object_permanence.core.persistence.classical import (
+        BoostingTraining,
+        fit_persistence_boosting,
+        load_boosting,
+        save_boosting,
+    )
+    from object_permanence.core.persistence.dataset import TrackSequences
+
+    def sequences(seed: int, n: int) -> TrackSequences:
+        rng = np.random.default_rng(seed)
+        labels = (np.arange(n) % 2).astype(np.int8)
+        lengths = rng.integers(3, 50, n)
+        rows = rng.normal(size=(int(lengths.sum()), N_FEATURES)).astype(np.float32)
+        rows[:, COL["stereo_match"]] = np.repeat(labels, lengths)  # real tracks have a stereo partner
+        return TrackSequences(rows, np.concatenate([[0], np.cumsum(lengths)]), labels, np.full(n, seed),
+                              np.zeros(n, np.int8), np.arange(n), np.full(n, "g"))
+
+    model, choice = fit_persistence_boosting(sequences(0, 60), sequences(1, 20), 32, BoostingTraining(max_iter=10))
+    assert choice["f1"] == 1.0 and 0.0 <= model.keep_threshold <= 1.0
+    path = tmp_path / "b.joblib"
+    save_boosting(model, path, {"note": "test"})
+    loaded = load_boosting(path)
+    val = sequences(2, 6)
+    histories = [TrackHistory.from_rows(i, val.sequence(i), 32) for i in range(len(val))]
+    assert [d.keep for d in loaded.decide(histories)] == [bool(v) for v in val.labels]
+    assert [d.score for d in loaded.decide(histories)] == [d.score for d in model.decide(histories)]
+    import joblib
+
+    joblib.dump({"classifier": model.classifier, "keep_threshold": 0.5, "features": ["other"]}, path)
+    with pytest.raises(ValueError, match="features"):
+        load_boosting(path)
+    joblib.dump([1, 2], path)
+    with pytest.raises(ValueError, match="not a persistence boosting model"):
+        load_boosting(path)
+
+
 def test_decision_facts_and_faithfulness_of_explanations() -> None:
     from object_permanence.core.persistence.evidence import decision_facts, template_text, ungrounded_numbers
 

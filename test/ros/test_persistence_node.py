@@ -86,6 +86,28 @@ def test_missing_weights_fall_back_to_min_hits_with_a_warning(ros, tmp_path: Pat
     assert any("falling back to min_hits_baseline" in m for m in ros.log_lines("persistence_filter", WARN))
 
 
+def test_the_shipped_gradient_boosting_model_decides_and_a_bad_file_falls_back(ros, tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    decisions = ros.collect(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
+    pub = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
+    ros.start(PersistenceFilterNode, {"model": "gradient_boosting", "pair_timeout_s": 0.05})
+    ros.wait_connected()
+    msg = TrackArray(header=header(0, "left"), tracks=[track_msg(5, 300.0), track_msg(6, 500.0)])
+    ros.retry_until(lambda _: pub.publish(msg), lambda: by_stamp_and_camera(decisions, msg.header.stamp, "left"),
+                    "a decision of the boosting model")
+    verdicts = by_stamp_and_camera(decisions, msg.header.stamp, "left")
+    assert verdicts.model == "gradient_boosting" and {d.track_id for d in verdicts.decisions} == {5, 6}
+    assert all(0.0 <= d.score <= 1.0 and len(d.attention) == 1 for d in verdicts.decisions)
+    bad = tmp_path / "bad.joblib"
+    bad.write_bytes(b"not a model")
+    from object_permanence.nodes.persistence_filter import PARAMS, make_model
+
+    warnings: list[str] = []
+    values = {p.name: p.default for p in PARAMS} | {"model": "gradient_boosting", "weights": str(bad)}
+    assert make_model(values, warnings.append).name == "min_hits_baseline"
+    assert "falling back to min_hits_baseline" in warnings[0]
+
+
 def test_transformer_runs_on_the_threads_asked_for(ros, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()

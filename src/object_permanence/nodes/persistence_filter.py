@@ -15,6 +15,7 @@ from pathlib import Path
 from rclpy.node import Node
 
 from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
+from object_permanence.core.persistence.classical import BOOSTING_NAME, load_boosting, sklearn_available
 from object_permanence.core.persistence.evidence import WithFrameEvidence
 from object_permanence.core.persistence.history import HISTORY_LEN
 from object_permanence.core.persistence.transformer_filter import DEVICES, WEIGHTS_NAME, torch_available
@@ -28,17 +29,21 @@ from object_permanence.ros.shipped import shipped_model
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, header_stamp_key
 
 CAMERAS = ("left", "right")
-MODELS = ("min_hits_baseline", "transformer")
+MODELS = ("min_hits_baseline", "transformer", "gradient_boosting")
 
 PARAMS = (
     Param("model", "min_hits_baseline", "Persistence model. min_hits_baseline: enough matched frames with enough "
-          "mean confidence (the honest baseline). transformer: the learned model (models/persistence); without "
-          "torch or without weights the node warns and falls back to min_hits_baseline.", choices=MODELS),
-    Param("weights", "", "transformer: checkpoint path; empty = the shipped "
-          f"share/object_permanence/models/persistence/{WEIGHTS_NAME}."),
+          "mean confidence (the honest baseline). transformer: the learned model (models/persistence; its "
+          "attention says which frames mattered); gradient_boosting: boosted trees on the same features "
+          "(models/persistence, ahead of the transformer on held-out seeds; no per-frame attention). Without "
+          "torch (transformer) or scikit-learn (gradient_boosting), or without its model file, the node warns "
+          "and falls back to min_hits_baseline.", choices=MODELS),
+    Param("weights", "", "transformer / gradient_boosting: model file; empty = the shipped "
+          f"share/object_permanence/models/persistence/{WEIGHTS_NAME} (or {BOOSTING_NAME}); a boosting file is "
+          "a pickle: load only files you trust."),
     Param("device", "auto", "transformer: auto (CUDA when available), cpu or cuda.", choices=DEVICES),
-    Param("threads", 1, "transformer on the CPU: torch intra-op threads of this process (0: torch's default, one "
-          "per core). 1 keeps a small model from fighting the other nodes for the cores: in the composed 30 Hz "
+    Param("threads", 1, "transformer on the CPU: torch intra-op threads of this process; gradient_boosting: its "
+          "OpenMP threads (0: the library's default, one per core). 1 keeps a small model from fighting the other nodes for the cores: in the composed 30 Hz "
           "pipeline on 2 cores, torch's default gave a p95 latency of 843 ms, 1 thread 63 ms.", low=0, high=256),
     Param("min_hits", 3, "Baseline: matched frames needed before a track is kept.", low=1, high=1000),
     Param("min_mean_score", 0.5, "Baseline: floor on the mean detection confidence of a kept track.",
@@ -61,9 +66,12 @@ def shipped_weights() -> Path:
 
 
 def make_model(values: dict, warn=lambda message: None):
-    """The persistence model the parameters name; ``transformer`` falls back to the min-hits rule
-    (calling ``warn`` with the reason) when torch or the weights are missing or unusable."""
+    """The persistence model the parameters name; ``transformer`` and ``gradient_boosting`` fall
+    back to the min-hits rule (calling ``warn`` with the reason) when their library or model file is
+    missing or unusable."""
     baseline = MinHitsBaseline(MinHitsConfig(min_hits=values["min_hits"], min_mean_score=values["min_mean_score"]))
+    if values["model"] == "gradient_boosting":
+        return _boosting_model(values, baseline, warn)
     if values["model"] != "transformer":
         return baseline
     if not torch_available():
@@ -80,6 +88,23 @@ def make_model(values: dict, warn=lambda message: None):
         return TransformerPersistence(weights, values["device"])
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         warn(f"model 'transformer' could not be loaded ({e}): falling back to min_hits_baseline")
+        return baseline
+
+
+def _boosting_model(values: dict, baseline, warn):
+    if not sklearn_available():
+        warn("model 'gradient_boosting' asked for but scikit-learn is not installed: falling back to "
+             "min_hits_baseline")
+        return baseline
+    path = Path(values["weights"]) if values["weights"] else shipped_model(f"persistence/{BOOSTING_NAME}")
+    if values["threads"]:
+        from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+        threadpool_limits(values["threads"], user_api="openmp")  # process-wide, as torch.set_num_threads
+    try:
+        return load_boosting(path)
+    except (OSError, ValueError) as e:
+        warn(f"model 'gradient_boosting' could not be loaded ({e}): falling back to min_hits_baseline")
         return baseline
 
 

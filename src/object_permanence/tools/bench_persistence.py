@@ -5,7 +5,8 @@ this 2-core CPU).
 
 Times ``TransformerPersistence.decide`` (padding, one batched forward pass under
 ``torch.inference_mode``, decisions with hysteresis) on the CPU with ``--threads`` torch threads,
-and on CUDA when a GPU is present; the min-hits rule beside it for scale. Histories are real rows
+and on CUDA when a GPU is present; the min-hits rule and the shipped gradient-boosting model
+(``--boosting``, when scikit-learn and the file are there) beside it. Histories are real rows
 from ``out/persistence/data/test.npz`` when present (else rows of the shape the filter produces,
 drawn from a fixed seed). Writes ``<out>/persistence.json``.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from object_permanence.core.persistence import MinHitsBaseline, TrackHistory
+from object_permanence.core.persistence.classical import load_boosting, sklearn_available
 from object_permanence.core.persistence.dataset import TrackSequences
 from object_permanence.core.persistence.history import N_FEATURES
 from object_permanence.core.persistence.training import HISTORY_LEN
@@ -59,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
     parser.add_argument("--weights", type=Path, default=Path("models/persistence/persistence_transformer.pt"))
+    parser.add_argument("--boosting", type=Path, default=Path("models/persistence/persistence_boosting.joblib"))
     parser.add_argument("--data", type=Path, default=Path("out/persistence/data/test.npz"))
     parser.add_argument("--tracks", type=int, default=64)
     parser.add_argument("--frames", type=int, default=HISTORY_LEN)
@@ -74,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [{"device": "cpu", "method": "transformer", "threads": args.threads,
              **time_decide(TransformerPersistence(args.weights, "cpu"), histories, args.repeats)},
             {"device": "cpu", "method": "min_hits", **time_decide(MinHitsBaseline(), histories, args.repeats)}]
+    if sklearn_available() and args.boosting.is_file():
+        rows.append({"device": "cpu", "method": "gradient_boosting",
+                     **time_decide(load_boosting(args.boosting), histories, args.repeats)})
     if torch.cuda.is_available():
         rows.append({"device": "cuda", "method": "transformer", "gpu": torch.cuda.get_device_name(0),
                      **time_decide(TransformerPersistence(args.weights, "cuda"), histories, args.repeats,
@@ -84,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "persistence.json").write_text(json.dumps(report, indent=2) + "\n")
     for r in rows:
-        print(f"{r['method']:<12} {r['device']:<5} median {r['median_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms")
+        print(f"{r['method']:<17} {r['device']:<5} median {r['median_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms")
     return 0
 
 

@@ -61,6 +61,7 @@ from object_permanence.core.eval.points3d import POINT_DISTANCE_M, object_positi
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, ratio
 from object_permanence.core.parameters import build_config
 from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
+from object_permanence.core.persistence.classical import BoostingTraining, fit_persistence_boosting
 from object_permanence.core.persistence.dataset import (
     HELD_OUT_NUISANCE,
     HELD_OUT_NUISANCE_NAME,
@@ -110,21 +111,6 @@ def tune_existence(train: TrackSequences) -> tuple[ExistenceConfig, dict]:
     _, prior, decay, c = best
     thr = min(max(c["threshold"], 1e-6), 1 - 1e-6)
     return ExistenceConfig(prior=prior, decay=decay, keep_threshold=thr), c
-
-
-def fit_classical(train: TrackSequences, val: TrackSequences, seed: int):
-    """Gradient boosting fitted on the training windows, keep threshold on the validation tracks."""
-    from object_permanence.core.persistence.classical import (
-        BoostingPersistence,
-        BoostingTraining,
-        boosting_scores,
-        fit_boosting,
-    )
-
-    tw, vw = make_windows(train, WINDOW, 8), make_windows(val, WINDOW, 8)
-    clf = fit_boosting(tw.x, tw.lengths, tw.loss_mask, tw.labels, BoostingTraining(seed=seed))
-    c = choose_threshold(prefix_scores_to_track(boosting_scores(clf, vw.x, vw.lengths), vw, len(val)), val.labels)
-    return BoostingPersistence(clf, c["threshold"]), c
 
 
 def spurious_causes(records: Sequence[FrameRecord], indexes: Mapping[str, CameraIndex], filtered: bool = True,
@@ -401,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     train, val = (TrackSequences.load(args.data / f"{s}.npz") for s in ("train", "val"))
     existence_cfg, existence_tune = tune_existence(train)
-    boosting, boosting_tune = fit_classical(train, val, seed=0)
+    boosting, boosting_tune = fit_persistence_boosting(train, val, WINDOW, BoostingTraining(seed=0))
     params = yaml.safe_load((args.config_dir / "persistence_filter.yaml").read_text())
     params = params["persistence_filter"]["ros__parameters"]
     min_hits = MinHitsConfig(min_hits=int(params["min_hits"]), min_mean_score=float(params["min_mean_score"]))
