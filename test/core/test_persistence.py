@@ -94,19 +94,18 @@ def test_filter_without_stickiness_drops_a_ghost_whose_evidence_left_the_window(
     assert result.kept == []
 
 
-def test_filter_forgets_lost_tracks_and_tracks_missing_longer_than_forget_after() -> None:
+def test_filter_keeps_missing_and_lost_tracks_for_forget_after_frames() -> None:
     filt = PersistenceFilter(MinHitsBaseline(MinHitsConfig(min_hits=1)), forget_after=3)
     filt.step([track(1), track(2)])
     result = filt.step([track(1, TrackState.LOST, unseen=10)])  # 2 missing, 1 reported LOST
     assert [d.track_id for d in result.decisions] == [1]
     assert filt.step([]).decisions == []
-    fresh = filt.step([track(1, TrackState.TENTATIVE)])  # LOST: no memory of the old history
-    assert fresh.decisions[0].frames_observed == 1
-    back = filt.step([track(2, TrackState.OCCLUDED, unseen=4)])  # missing 3 frames: history and keep kept
-    assert back.decisions[0].frames_observed == 2 and [t.track_id for t in back.kept] == [2]
+    back = filt.step([track(1), track(2, TrackState.OCCLUDED, unseen=4)])  # 1 re-identified, 2 back
+    assert [d.frames_observed for d in back.decisions] == [3, 2] and [t.track_id for t in back.kept] == [1, 2]
     for _ in range(4):  # missing 4 frames > forget_after: forgotten
         filt.step([])
-    assert filt.step([track(2, TrackState.TENTATIVE)]).decisions[0].frames_observed == 1
+    fresh = filt.step([track(1, TrackState.TENTATIVE), track(2, TrackState.TENTATIVE)])
+    assert [d.frames_observed for d in fresh.decisions] == [1, 1]
     with pytest.raises(ValueError, match="history_len"):
         PersistenceFilter(MinHitsBaseline(), history_len=0)
     with pytest.raises(ValueError, match="forget_after"):

@@ -50,10 +50,10 @@ PARAMS = (
           low=0.0, high=1.0),
     Param("history_len", HISTORY_LEN, "Frames of each track's history a model looks at.", low=1, high=10000),
     Param("sticky", True, "A track once kept stays kept while it lives (its ghost is not dropped)."),
-    Param("forget_after_frames", 150, "Frames a track may be missing from the track arrays before its history "
+    Param("forget_after_frames", 900, "Frames a track may be missing from the track arrays before its history "
           "(and sticky keep) is forgotten: the world model holds weak ghosts unpublished and publishes them again "
-          "when their object is seen (150: 5 s at 30 Hz, beyond its longest ghost). A LOST track is forgotten at "
-          "once.", low=0, high=100000),
+          "when their object is seen, and gives a LOST track's id back when its object returns (900: 30 s at "
+          "30 Hz, the world model's gallery_retention_s).", low=0, high=1000000),
     Param("stereo_slop_s", 0.005, "Largest stamp difference (s) of a left/right track pair.", low=0.0, high=1.0),
     Param("pair_timeout_s", 0.1, "A track array without a partner after this long (s) is decided alone.",
           low=0.0, high=10.0),

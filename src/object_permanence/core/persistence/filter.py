@@ -25,11 +25,12 @@ class PersistenceFilter:
     Tentative tracks are scored but never passed on.
 
     A track missing from a frame's list keeps its history (and its sticky keep) for
-    ``forget_after`` frames: the world model holds some ghosts unpublished (too little evidence
-    to claim a hidden object, ``ghost_min_hits``) and publishes them again when their object is
-    seen; a message may be lost. Without this such a track came back with an empty history and had
-    to be decided again from scratch (the training data, one history per track id, never saw that).
-    A LOST track's history ends at once (its id is not published again unless re-identified).
+    ``forget_after`` frames, and so does a LOST track: the world model holds some ghosts
+    unpublished (too little evidence to claim a hidden object, ``ghost_min_hits``) and publishes
+    them again when their object is seen, and gives a LOST track's identity back when its object
+    returns (the gallery, ``gallery_retention_s``); a message may be lost. Without this such a
+    track came back with an empty history and had to be decided again from scratch (the training
+    data, one history per track id, never saw that).
 
     camera: ``"left"`` or ``"right"``, the view whose tracks this filter sees (the sign of the
     disparity to the other view's tracks, given to :meth:`step`); stereo: how a partner there is
@@ -37,7 +38,7 @@ class PersistenceFilter:
     """
 
     def __init__(self, model: PersistenceModel, history_len: int = 30, sticky: bool = True,
-                 camera: str = "left", stereo: StereoConfig | None = None, forget_after: int = 150) -> None:
+                 camera: str = "left", stereo: StereoConfig | None = None, forget_after: int = 900) -> None:
         if history_len < 1:
             raise ValueError(f"history_len must be >= 1, got {history_len}")
         if forget_after < 0:
@@ -89,8 +90,6 @@ class PersistenceFilter:
                 d.keep = True
             if d.keep:
                 kept.append(replace(t, persistence_score=d.score))
-            if t.state == TrackState.LOST:
-                self._forget(t.track_id)
         return FilterResult(kept=kept, decisions=decisions, duplicate_ids=duplicates)
 
     def _forget(self, track_id: int) -> None:
