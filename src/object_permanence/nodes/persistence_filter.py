@@ -43,8 +43,9 @@ PARAMS = (
           "a pickle: load only files you trust."),
     Param("device", "auto", "transformer: auto (CUDA when available), cpu or cuda.", choices=DEVICES),
     Param("threads", 1, "transformer on the CPU: torch intra-op threads of this process; gradient_boosting: its "
-          "OpenMP threads (0: the library's default, one per core). 1 keeps a small model from fighting the other nodes for the cores: in the composed 30 Hz "
-          "pipeline on 2 cores, torch's default gave a p95 latency of 843 ms, 1 thread 63 ms.", low=0, high=256),
+          "OpenMP threads (0: the library's default, one per core). 1 keeps a small model from fighting the other "
+          "nodes for the cores: in the composed 30 Hz pipeline on 2 cores, torch's default gave a p95 latency of "
+          "843 ms, 1 thread 63 ms.", low=0, high=256),
     Param("min_hits", 3, "Baseline: matched frames needed before a track is kept.", low=1, high=1000),
     Param("min_mean_score", 0.5, "Baseline: floor on the mean detection confidence of a kept track.",
           low=0.0, high=1.0),
