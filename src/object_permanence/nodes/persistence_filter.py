@@ -61,52 +61,45 @@ PARAMS = (
 )
 
 
-def shipped_weights() -> Path:
-    """The installed weights (share/object_permanence/models/persistence), else the source tree's."""
-    return shipped_model(f"persistence/{WEIGHTS_NAME}")
-
-
 def make_model(values: dict, warn=lambda message: None):
     """The persistence model the parameters name; ``transformer`` and ``gradient_boosting`` fall
     back to the min-hits rule (calling ``warn`` with the reason) when their library or model file is
     missing or unusable."""
     baseline = MinHitsBaseline(MinHitsConfig(min_hits=values["min_hits"], min_mean_score=values["min_mean_score"]))
-    if values["model"] == "gradient_boosting":
-        return _boosting_model(values, baseline, warn)
-    if values["model"] != "transformer":
+    name = values["model"]
+    if name == "transformer":
+        library, available, shipped = "torch", torch_available, WEIGHTS_NAME
+    elif name == "gradient_boosting":
+        library, available, shipped = "scikit-learn", sklearn_available, BOOSTING_NAME
+    else:
         return baseline
-    if not torch_available():
-        warn("model 'transformer' asked for but torch is not installed: falling back to min_hits_baseline")
+    if not available():
+        warn(f"model '{name}' asked for but {library} is not installed: falling back to min_hits_baseline")
         return baseline
+    path = Path(values["weights"]) if values["weights"] else shipped_model(f"persistence/{shipped}")
+    try:
+        return _load_learned(name, path, values)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        warn(f"model '{name}' could not be loaded ({e}): falling back to min_hits_baseline")
+        return baseline
+
+
+def _load_learned(name: str, path: Path, values: dict):
+    """The learned model ``name`` from ``path``, its CPU threads set process-wide (the node, the
+    application, decides them: ``threads``, 0 keeps the library's default)."""
+    if name == "gradient_boosting":
+        if values["threads"]:
+            from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+            threadpool_limits(values["threads"], user_api="openmp")
+        return load_boosting(path)
     import torch
 
     from object_permanence.core.persistence.transformer_filter import TransformerPersistence
 
     if values["threads"]:
-        torch.set_num_threads(values["threads"])  # process-wide: the node (the application) decides it
-    weights = Path(values["weights"]) if values["weights"] else shipped_weights()
-    try:
-        return TransformerPersistence(weights, values["device"])
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        warn(f"model 'transformer' could not be loaded ({e}): falling back to min_hits_baseline")
-        return baseline
-
-
-def _boosting_model(values: dict, baseline, warn):
-    if not sklearn_available():
-        warn("model 'gradient_boosting' asked for but scikit-learn is not installed: falling back to "
-             "min_hits_baseline")
-        return baseline
-    path = Path(values["weights"]) if values["weights"] else shipped_model(f"persistence/{BOOSTING_NAME}")
-    if values["threads"]:
-        from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
-
-        threadpool_limits(values["threads"], user_api="openmp")  # process-wide, as torch.set_num_threads
-    try:
-        return load_boosting(path)
-    except (OSError, ValueError) as e:
-        warn(f"model 'gradient_boosting' could not be loaded ({e}): falling back to min_hits_baseline")
-        return baseline
+        torch.set_num_threads(values["threads"])
+    return TransformerPersistence(path, values["device"])
 
 
 class PersistenceFilterNode(Node):
