@@ -450,6 +450,38 @@ def test_worker_queue_bound_drops_and_counts() -> None:
     assert [r.request.track_id for r in got] == [0, 1, 2]
 
 
+def test_worker_overflow_goes_to_the_fallback_at_once() -> None:
+    """A full primary queue sends the next requests to the fallback (no token, not behind the
+    primary's queue); only when the fallback's queue is full too is a request dropped."""
+    gate = threading.Event()
+    recorder = RecordingExplainer(gate)
+    results = Results()
+    with ExplainerWorker(recorder, TemplateExplainer(), max_queue=1, rate_limit_hz=0.01, on_result=results) as worker:
+        assert worker.submit(make_request(track_id=0))
+        assert recorder.entered.wait(2.0)  # the primary holds track 0 (and its one token for 100 s)
+        assert worker.submit(make_request(track_id=1))  # waits for the primary
+        assert worker.submit(make_request(track_id=2))  # the primary's queue is full: the fallback
+        assert worker.submit(make_request(track_id=2, score=0.5))  # replaces it in the fallback's queue
+        assert not worker.submit(make_request(track_id=3))  # both queues full
+        stats = worker.stats()
+        assert (stats["overflowed"], stats["replaced"], stats["dropped"]) == (1, 1, 1)
+        gate.set()
+        got = results.wait_for(2)  # track 0 by the primary, then track 2 by the template; 1 waits for a token
+        assert worker.stats()["fallbacks"] == 1 and worker.stats()["pending"] == 1
+    assert [r.request.track_id for r in got] == [0, 2] and got[1].request.score == 0.5
+    assert [request.track_id for _, request in recorder.calls] == [0]  # the primary saw track 0 only
+
+
+def test_worker_without_rate_limit_explains_a_burst_at_once() -> None:
+    recorder = RecordingExplainer()
+    results = Results()
+    start = time.monotonic()
+    with ExplainerWorker(recorder, None, max_queue=64, rate_limit_hz=None, on_result=results) as worker:
+        assert all(worker.submit(make_request(track_id=i)) for i in range(50))
+        assert len(results.wait_for(50)) == 50
+    assert time.monotonic() - start < 2.0
+
+
 def test_worker_dedupes_by_camera_and_track() -> None:
     gate = threading.Event()
     recorder = RecordingExplainer(gate)
@@ -499,7 +531,8 @@ def test_worker_close_joins_promptly_while_rate_limited() -> None:
     assert worker.stats()["dropped"] == 1
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [({"max_queue": 0}, "max_queue"), ({"rate_limit_hz": 0.0}, "rate_limit_hz")])
+@pytest.mark.parametrize(("kwargs", "name"), [({"max_queue": 0}, "max_queue"), ({"rate_limit_hz": 0.0}, "rate_limit_hz"),
+                                              ({"rate_limit_hz": -1.0}, "rate_limit_hz")])
 def test_worker_rejects_bad_arguments(kwargs: dict, name: str) -> None:
     args = {"max_queue": 4, "rate_limit_hz": 1.0, **kwargs}
     with pytest.raises(ValueError, match=name):

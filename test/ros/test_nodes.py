@@ -38,7 +38,7 @@ from object_permanence.nodes.triangulator import TriangulatorNode  # noqa: E402
 from object_permanence.nodes.world_model import WorldModelNode  # noqa: E402
 from object_permanence.ros.conversions import cloud_to_numpy, numpy_to_image, sec_to_stamp  # noqa: E402
 from object_permanence.ros.params import ParameterError  # noqa: E402
-from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS, VIZ_QOS  # noqa: E402
+from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS, SENSOR_QOS, VIZ_QOS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
@@ -463,7 +463,7 @@ def test_stereo_capture_publishes_pairs_info_and_truth_with_one_stamp(ros) -> No
 class ExplainerProbe:
     def __init__(self, ros, base_url: str) -> None:
         self.ros = ros
-        self.explanations = ros.collect(Explanation, "explanations", RELIABLE_QOS)
+        self.explanations = ros.collect(Explanation, "explanations", EXPLANATION_QOS)
         self._tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
         self._decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
         ros.start(LlmExplainerNode, {"backend": "openai", "base_url": base_url, "model": "fake-model",

@@ -17,7 +17,7 @@ from object_permanence.msg import PersistenceDecisionArray, Track as TrackMsg, T
 from object_permanence.nodes.persistence_filter import PersistenceFilterNode  # noqa: E402
 from object_permanence.ros.conversions import sec_to_stamp  # noqa: E402
 from object_permanence.ros.params import ParameterError  # noqa: E402
-from object_permanence.ros.qos import RELIABLE_QOS  # noqa: E402
+from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 WARN = 30
@@ -187,7 +187,7 @@ class ExplainerFeed:
         from object_permanence.nodes.llm_explainer import LlmExplainerNode
 
         self.ros = ros
-        self.explanations = ros.collect(ExplanationMsg, "explanations", RELIABLE_QOS)
+        self.explanations = ros.collect(ExplanationMsg, "explanations", EXPLANATION_QOS)
         self._tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
         self._decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
         ros.start(LlmExplainerNode, params)

@@ -25,7 +25,7 @@ from object_permanence.msg import (  # noqa: E402
 from object_permanence.nodes.llm_explainer import LlmExplainerNode  # noqa: E402
 from object_permanence.nodes.world_model import WorldModelNode  # noqa: E402
 from object_permanence.ros.conversions import sec_to_stamp  # noqa: E402
-from object_permanence.ros.qos import RELIABLE_QOS  # noqa: E402
+from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -90,7 +90,7 @@ def test_world_model_names_each_rejected_detection_and_tracks_the_rest(ros) -> N
 
 
 def test_explainer_skips_one_bad_decision_and_explains_the_rest(ros) -> None:
-    explanations = ros.collect(Explanation, "explanations", RELIABLE_QOS)
+    explanations = ros.collect(Explanation, "explanations", EXPLANATION_QOS)
     tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
     decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
     ros.start(LlmExplainerNode, {"backend": "template"})
@@ -113,3 +113,26 @@ def test_explainer_skips_one_bad_decision_and_explains_the_rest(ros) -> None:
     assert {e.track_id for e in explanations} == {8}
     ros.spin_until(lambda: any("decision on track 7 (left): score nan is not in [0, 1]" in m
                                for m in ros.log_lines("llm_explainer", ERROR)), "the error naming the bad decision")
+
+
+def test_template_explainer_is_not_rate_limited(ros) -> None:
+    """A busy scene changes more decisions a second than a language model is asked to explain;
+    with the template (no language model) every change is explained at once, whatever
+    ``rate_limit_hz`` says (``max_queue`` still bounds a burst: 40 fit in its default)."""
+    explanations = ros.collect(Explanation, "explanations", EXPLANATION_QOS)
+    tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
+    decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
+    ros.start(LlmExplainerNode, {"backend": "template", "rate_limit_hz": 0.01})
+    ros.wait_connected()
+    ids = range(1, 41)
+
+    def send(k: int) -> None:
+        tracks.publish(TrackArray(header=header(k), tracks=[
+            TrackMsg(id=i, state=TrackMsg.STATE_VISIBLE, class_id=0, class_name="ball", score=0.9, cx=15.0 * i,
+                     cy=150.0, w=10.0, h=10.0, covariance=np.eye(4, dtype=np.float32).ravel(), age=3, hits=3,
+                     persistence_score=float("nan")) for i in ids]))
+        decisions.publish(PersistenceDecisionArray(header=header(k), model="min_hits_baseline", decisions=[
+            PersistenceDecisionMsg(track_id=i, camera="left", score=0.85, keep=True, attention=[0.5, 0.5],
+                                   frames_observed=3, reason="min_hits:3/2") for i in ids]))
+
+    ros.retry_until(send, lambda: len({e.track_id for e in explanations}) == len(ids), "all 40 explanations")

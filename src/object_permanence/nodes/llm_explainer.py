@@ -38,7 +38,7 @@ from object_permanence.ros.conversions import (
 )
 from object_permanence.ros.params import Param, ParameterError, declare
 from object_permanence.ros.guard import subscribe
-from object_permanence.ros.qos import RELIABLE_QOS
+from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS
 from object_permanence.ros.runner import main_for
 
 CAMERAS = ("left", "right")
@@ -50,8 +50,10 @@ PARAMS = (
     Param("base_url", "", "openai: server URL, e.g. http://127.0.0.1:8000/v1 (empty: the client's default)."),
     Param("api_key_env", "OPENAI_API_KEY", "openai: environment variable holding the API key (never a parameter)."),
     Param("timeout_s", 5.0, "openai: request timeout (s).", low=0.1, high=120.0),
-    Param("rate_limit_hz", 2.0, "Most explainer calls per second.", low=0.01, high=100.0),
-    Param("max_queue", 32, "Requests waiting beyond this are dropped (counted).", low=1, high=10000),
+    Param("rate_limit_hz", 2.0, "Most language-model calls per second (the template explainer is not limited).",
+          low=0.01, high=100.0),
+    Param("max_queue", 32, "Requests waiting for the language model beyond this are explained by the template "
+          "at once (up to as many again; then dropped, counted).", low=1, high=10000),
     Param("min_frames", 1, "Explain a track's decision only once it has this many frames of history.",
           low=1, high=10000),
     Param("breaker_failures", 2, "Consecutive failures (errors, timeouts, answers slower than slow_call_s) after "
@@ -80,11 +82,12 @@ class LlmExplainerNode(Node):
         self._tracks: dict[tuple[str, int], TrackMsg] = {}
         self._score_sums: dict[tuple[str, int], tuple[float, int]] = {}
         self._last_keep: dict[tuple[str, int], bool] = {}
-        self._pub = self.create_publisher(ExplanationMsg, "explanations", RELIABLE_QOS)
-        breaker = None
+        self._pub = self.create_publisher(ExplanationMsg, "explanations", EXPLANATION_QOS)
+        breaker, rate_limit_hz = None, None  # the template costs microseconds: every decision change, at once
         if not isinstance(explainer, TemplateExplainer):
             breaker = CircuitBreaker(p["breaker_failures"], p["breaker_backoff_s"], p["slow_call_s"])
-        self._worker = ExplainerWorker(explainer, TemplateExplainer(), p["max_queue"], p["rate_limit_hz"],
+            rate_limit_hz = p["rate_limit_hz"]
+        self._worker = ExplainerWorker(explainer, TemplateExplainer(), p["max_queue"], rate_limit_hz,
                                        self._publish, breaker=breaker, log=self._log,
                                        log_period_s=p["breaker_backoff_s"])
         for cam in CAMERAS:
@@ -144,7 +147,7 @@ class LlmExplainerNode(Node):
             if self._worker.submit(request):
                 self._last_keep[key] = m.keep
             else:  # not remembered: the next decision on this track is offered again
-                self.get_logger().warning("explanation queue full, request dropped (retried with the track's next "
+                self.get_logger().warning("explanation queues full, request dropped (retried with the track's next "
                                           "decision)", throttle_duration_sec=5.0)
 
     def _publish(self, explanation: Explanation) -> None:

@@ -1,8 +1,9 @@
 """Runs an explainer off the control loop: bounded, deduplicated queue, rate limit, circuit
 breaker, fallback.
 
-The pipeline only ever calls :meth:`ExplainerWorker.submit`, which never blocks; a full queue
-drops the request. The wall clock is used here on purpose: it rate-limits calls to an external
+The pipeline only ever calls :meth:`ExplainerWorker.submit`, which never blocks; a request that
+finds the queue full is explained by the fallback (the offline template, microseconds) instead of
+waiting for the rate-limited primary, and dropped only when there is no fallback. The wall clock is used here on purpose: it rate-limits calls to an external
 service, it is not part of any algorithm on sensor data.
 """
 from __future__ import annotations
@@ -57,7 +58,12 @@ class ExplainerWorker:
     """A daemon thread that explains queued requests, at most ``rate_limit_hz`` explainer calls per second.
 
     A request for a track that is already queued (same camera and track id) replaces the older
-    one in place: only the latest decision on a track is worth explaining. When the explainer
+    one in place: only the latest decision on a track is worth explaining. A request that finds
+    ``max_queue`` requests waiting for the primary goes to the fallback instead (a second queue of
+    the same bound, served first and without a rate-limit token; counted ``overflowed``): a busy
+    scene changes more decisions a second than a language model is asked to explain, and each
+    change still gets an explanation. Only when both queues are full, or there is no fallback, is
+    it dropped (counted ``dropped``). When the explainer
     raises, the fallback (normally a TemplateExplainer) explains the request instead, and the
     failure is counted and remembered. ``on_result`` runs on the worker thread; an exception
     from it is counted, never propagated.
@@ -73,8 +79,9 @@ class ExplainerWorker:
     Args:
         explainer: the primary explainer (e.g. an OpenAIExplainer).
         fallback: used when the primary fails or is skipped; None drops the request instead.
-        max_queue: most requests waiting at once.
-        rate_limit_hz: most calls to ``explainer`` per second (no bursts above one call).
+        max_queue: most requests waiting at once for the primary (and, apart, for the fallback).
+        rate_limit_hz: most calls to ``explainer`` per second (no bursts above one call); None: no
+            limit (an in-process explainer such as the template, which costs nothing to call).
         on_result: called with each finished Explanation.
         clock: seconds, monotonic; injectable for tests (rate limit, breaker and log throttle).
         breaker: the primary's circuit breaker, or None (every request goes to the primary).
@@ -82,7 +89,7 @@ class ExplainerWorker:
         log_period_s: the least time between two throttled log lines, > 0.
 
     Raises:
-        ValueError: max_queue < 1 or a non-positive rate_limit_hz or log_period_s.
+        ValueError: max_queue < 1 or a non-positive rate_limit_hz (other than None) or log_period_s.
     """
 
     def __init__(
@@ -90,7 +97,7 @@ class ExplainerWorker:
         explainer: Explainer,
         fallback: Explainer | None,
         max_queue: int,
-        rate_limit_hz: float,
+        rate_limit_hz: float | None,
         on_result: Callable[[Explanation], None],
         clock: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
@@ -99,8 +106,8 @@ class ExplainerWorker:
     ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue!r}")
-        if not rate_limit_hz > 0:
-            raise ValueError(f"rate_limit_hz must be > 0, got {rate_limit_hz!r}")
+        if rate_limit_hz is not None and not rate_limit_hz > 0:
+            raise ValueError(f"rate_limit_hz must be > 0 or None, got {rate_limit_hz!r}")
         if not log_period_s > 0:
             raise ValueError(f"log_period_s must be > 0, got {log_period_s!r}")
         self._explainer = explainer
@@ -108,18 +115,19 @@ class ExplainerWorker:
         self._max_queue = int(max_queue)
         self._on_result = on_result
         self._clock = clock
-        self._bucket = TokenBucket(rate_limit_hz, capacity=1.0, clock=clock)
+        self._bucket = TokenBucket(rate_limit_hz, capacity=1.0, clock=clock) if rate_limit_hz is not None else None
         self._breaker = breaker
         self._log = log
         self._log_bucket = TokenBucket(1.0 / log_period_s, capacity=1.0, clock=clock)
         self._suppressed = 0
         self._endpoint = str(getattr(explainer, "endpoint", type(explainer).__name__))
         self._pending: OrderedDict[tuple[str, int], ExplanationRequest] = OrderedDict()
+        self._overflow: OrderedDict[tuple[str, int], ExplanationRequest] = OrderedDict()  # for the fallback
         self._cond = threading.Condition()
         self._closing = False
         self._counts = dict.fromkeys(
-            ("submitted", "replaced", "dropped", "explained", "failures", "fallbacks", "unexplained", "callback_errors",
-             "short_circuited", "slow_calls", "rejected"),
+            ("submitted", "replaced", "dropped", "overflowed", "explained", "failures", "fallbacks", "unexplained",
+             "callback_errors", "short_circuited", "slow_calls", "rejected"),
             0,
         )
         self._last_error = ""
@@ -127,26 +135,32 @@ class ExplainerWorker:
         self._thread.start()
 
     def submit(self, request: ExplanationRequest) -> bool:
-        """Queue a request without blocking; False (and counted as dropped) when full or closed."""
+        """Queue a request without blocking (for the fallback when the primary's queue is full);
+        False (and counted as dropped) when it cannot be queued or the worker is closed."""
         key = (request.camera, request.track_id)
         with self._cond:
             if self._closing:
                 self._counts["dropped"] += 1
                 return False
-            if key in self._pending:
-                self._pending[key] = request  # replaces the older request, keeps its place
+            queue = next((q for q in (self._pending, self._overflow) if key in q), None)
+            if queue is not None:
+                queue[key] = request  # replaces the older request, keeps its place
                 self._counts["replaced"] += 1
-            elif len(self._pending) >= self._max_queue:
+            elif len(self._pending) < self._max_queue:
+                self._pending[key] = request
+            elif self._fallback is not None and len(self._overflow) < self._max_queue:
+                self._overflow[key] = request
+                self._counts["overflowed"] += 1
+            else:
                 self._counts["dropped"] += 1
                 return False
-            else:
-                self._pending[key] = request
             self._counts["submitted"] += 1
             self._cond.notify()
             return True
 
     def stats(self) -> dict[str, Any]:
-        """Counters (submitted, replaced, dropped, explained, failures, fallbacks, unexplained,
+        """Counters (submitted, replaced, dropped, overflowed: requests sent to the fallback because
+        the primary's queue was full, explained, failures, fallbacks, unexplained,
         callback_errors, short_circuited: requests not sent because the breaker was open,
         slow_calls: answers slower than the breaker's slow_call_s, used but counted against it,
         rejected: answers the explainer itself rejected as ungrounded and replaced by its template),
@@ -155,7 +169,7 @@ class ExplainerWorker:
         with self._cond:
             return {
                 **self._counts,
-                "pending": len(self._pending),
+                "pending": len(self._pending) + len(self._overflow),
                 "last_error": self._last_error,
                 "breaker": self._breaker.state.value if self._breaker is not None else "none",
                 "alive": self._thread.is_alive(),
@@ -169,6 +183,7 @@ class ExplainerWorker:
         with self._cond:
             self._closing = True
             self._pending.clear()
+            self._overflow.clear()
             self._cond.notify_all()
         self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -179,21 +194,25 @@ class ExplainerWorker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _next_request(self) -> tuple[ExplanationRequest, bool] | None:
-        """Wait for a request and, unless the breaker skips the primary, a rate-limit token.
-        Returns the request and whether to ask the primary; None when closing."""
+    def _next_request(self) -> tuple[ExplanationRequest, str] | None:
+        """Wait for a request and, unless it goes to the fallback, a rate-limit token. Returns the
+        request and its route: ``primary``, ``short_circuited`` (breaker open) or ``overflowed``;
+        None when closing."""
         with self._cond:
-            while not self._pending and not self._closing:
-                self._cond.wait()
             while not self._closing:
+                if self._overflow:  # the fallback answers at once, no token
+                    return self._overflow.popitem(last=False)[1], "overflowed"
+                if not self._pending:
+                    self._cond.wait()
+                    continue
                 if self._breaker is not None and not self._breaker.allows_call():
                     # open: the fallback answers at once, no token (the server is not called)
-                    return self._pending.popitem(last=False)[1], False
-                wait_s = self._bucket.try_acquire()
+                    return self._pending.popitem(last=False)[1], "short_circuited"
+                wait_s = self._bucket.try_acquire() if self._bucket is not None else 0.0
                 if wait_s == 0.0:
                     ask_primary = self._breaker.acquire() if self._breaker is not None else True
                     # Taken only now, so that a replacement submitted while waiting is the one explained.
-                    return self._pending.popitem(last=False)[1], ask_primary
+                    return self._pending.popitem(last=False)[1], "primary" if ask_primary else "short_circuited"
                 self._cond.wait(wait_s)
             return None
 
@@ -240,9 +259,9 @@ class ExplainerWorker:
         elif not slow:
             self._emit(logging.WARNING, f"explainer request failed, template used: {error}")
 
-    def _explain(self, request: ExplanationRequest, ask_primary: bool) -> Explanation | None:
-        """The primary's explanation, else the fallback's, else None; counts which."""
-        if ask_primary:
+    def _explain(self, request: ExplanationRequest, route: str) -> Explanation | None:
+        """The primary's explanation (route ``primary``), else the fallback's, else None; counts which."""
+        if route == "primary":
             start = self._clock()
             try:
                 result = self._explainer.explain(request)
@@ -258,7 +277,7 @@ class ExplainerWorker:
                     self._emit(logging.WARNING, f"explainer reply rejected, {result.source}: "
                                                 f"{result.rejected_reply[:200]!r}")
                 return result
-        else:
+        elif route == "short_circuited":  # (an overflowed request was counted when it was queued)
             self._record("short_circuited")
         if self._fallback is None:
             self._record("unexplained")
