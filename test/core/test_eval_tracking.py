@@ -159,6 +159,30 @@ def test_arguments_and_the_held_out_guard(tmp_path: Path) -> None:
     assert not (tmp_path / "eval_peers.yaml").exists()
 
 
+def test_learned_embedding_reaches_the_detections(tmp_path: Path) -> None:
+    """``--embedding learned`` gives every simulated detection the re-ID network's vector (128-d,
+    unit length, not the histogram's); a detector.yaml naming an unknown embedding or missing
+    weights is an error (exit 2), before any sequence runs."""
+    pytest.importorskip("onnxruntime")
+    setup = eval_tracking.EvalSetup(("ours",), WorldModelConfig(), {}, tmp_path, ("realistic",), 3,
+                                    embedding="learned", embedding_weights=REPO / "models" / "reid" / "reid_net.pt")
+    seq = next(iter(simulate_sequences("crossing", 1000, ["realistic"], 3, embedder=setup.embedder()).values()))
+    hist = next(iter(simulate_sequences("crossing", 1000, ["realistic"], 3).values()))
+    learned = [d.embedding for frame in seq.streams["left"].detections for d in frame]
+    colour = [d.embedding for frame in hist.streams["left"].detections for d in frame]
+    assert learned and len(learned) == len(colour)
+    assert all(abs(np.linalg.norm(e) - 1.0) < 1e-4 for e in learned)
+    assert not np.allclose(np.stack(learned), np.stack(colour))
+    for name in ("world_model.yaml", "detector.yaml"):
+        (tmp_path / name).write_text((REPO / "config" / name).read_text())
+    args = ["--out", str(tmp_path / "out"), "--scenarios", "clean", "--seeds", "1000", "--frames", "3",
+            "--no-tud", "--config-dir", str(tmp_path)]
+    assert eval_tracking.main([*args, "--embedding", "learned", "--embedding-weights", str(tmp_path / "none.pt")]) == 2
+    (tmp_path / "detector.yaml").write_text("detector:\n  ros__parameters:\n    embedding: sift\n")
+    assert eval_tracking.main(args) == 2
+    assert not (tmp_path / "out" / "tracking.json").exists()
+
+
 def test_tuning_writes_a_peer_file_the_eval_reads(tmp_path: Path) -> None:
     for name in ("world_model.yaml", "detector.yaml"):
         (tmp_path / name).write_text((REPO / "config" / name).read_text())

@@ -432,6 +432,22 @@ def test_ids_come_from_the_allocator_and_survive_resets() -> None:
     assert seen == [10**12, 10**12 + 1, 10**12 + 2, 10**12 + 3]
 
 
+def test_reset_reports_the_confirmed_tracks_it_forgets_as_lost() -> None:
+    """A VISIBLE and an OCCLUDED track get a LOST event from reset; a TENTATIVE one (never born)
+    and a track already LOST do not; a new model's reset reports nothing."""
+    wm = WorldModel(WorldModelConfig(min_hits=2))
+    assert wm.reset() == []
+    for k in range(4):
+        wm.step(k / FPS, [det(100 + 2 * k, 100), det(400, 300)])
+    r = wm.step(4 / FPS, [det(108, 100), det(250, 200)])  # the second goes OCCLUDED; a new one is TENTATIVE
+    state = {t.track_id: t.state for t in r.tracks}
+    assert sorted(state.values()) == [TrackState.VISIBLE, TrackState.OCCLUDED]
+    events = wm.reset()
+    assert {e.track_id for e in events} == set(state)
+    assert all(e.kind == EventKind.LOST and e.state == TrackState.LOST for e in events)
+    assert wm.reset() == [] and wm.last_stamp is None
+
+
 def test_measurement_is_the_matched_detection_box_and_none_for_a_ghost() -> None:
     wm = WorldModel(WorldModelConfig(min_hits=1))
     for k in range(5):

@@ -14,7 +14,7 @@ from sensor_msgs.msg import PointCloud2  # noqa: E402
 
 from object_permanence.msg import Track3DArray, TrackEvent  # noqa: E402
 from object_permanence.ros.conversions import cloud_to_numpy  # noqa: E402
-from object_permanence.ros.qos import RELIABLE_QOS, VIZ_QOS  # noqa: E402
+from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS, VIZ_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -34,7 +34,7 @@ class GraphProbe:
         self.ros = ros
         self.points = ros.collect(PointCloud2, "tracks3d/points", VIZ_QOS)
         self.tracks3d = ros.collect(Track3DArray, "tracks3d", RELIABLE_QOS)
-        self.events = ros.collect(TrackEvent, "track_events", RELIABLE_QOS)
+        self.events = ros.collect(TrackEvent, "track_events", EVENT_QOS)
 
     def non_empty_clouds(self) -> list[PointCloud2]:
         return [m for m in self.points if m.width > 0]

@@ -38,7 +38,7 @@ from object_permanence.nodes.triangulator import TriangulatorNode  # noqa: E402
 from object_permanence.nodes.world_model import WorldModelNode  # noqa: E402
 from object_permanence.ros.conversions import cloud_to_numpy, numpy_to_image, sec_to_stamp  # noqa: E402
 from object_permanence.ros.params import ParameterError  # noqa: E402
-from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS, SENSOR_QOS, VIZ_QOS  # noqa: E402
+from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS, VIZ_QOS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
@@ -96,7 +96,7 @@ class WorldModelProbe:
     def __init__(self, ros) -> None:
         self.ros = ros
         self.tracks = ros.collect(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
-        self.events = ros.collect(TrackEvent, "track_events", RELIABLE_QOS)
+        self.events = ros.collect(TrackEvent, "track_events", EVENT_QOS)
         self.publisher = ros.publisher(DetectionArray, "stereo/left/detections", RELIABLE_QOS)
         ros.start(WorldModelNode)
         ros.wait_connected()
@@ -174,6 +174,23 @@ def test_world_model_resets_on_a_time_jump_back_and_goes_on(ros) -> None:
     assert list(outs[0].tracks) == [], "fresh tracks: tentative again (confirmed at their 2nd strong hit)"
     (new,) = outs[3].tracks
     assert new.id > old.id and new.state == TrackMsg.STATE_VISIBLE
+    # whoever follows track_events forgets the old track too: its LOST event, stamped when the jump was seen
+    ros.spin_until(lambda: any(e.event == TrackEvent.LOST for e in wm.events), "the old track's LOST event")
+    (lost,) = [e for e in wm.events if e.event == TrackEvent.LOST]
+    assert lost.track_id == old.id and lost.header.stamp == stamp(0)
+
+
+def test_world_model_events_of_a_busy_frame_all_arrive(ros) -> None:
+    """40 tracks hidden in one frame (a passer-by in front of the rig): 40 OCCLUDED events in one
+    burst, none overwritten before the reader takes them (EVENT_QOS)."""
+    wm = WorldModelProbe(ros)
+    boxes = [(20.0 + 15.0 * i, 100.0 + 200.0 * (i % 2), 10.0, 14.0) for i in range(40)]
+    for k in range(3):
+        confirmed = wm.send(detections(k, boxes))
+    assert len(confirmed.tracks) == 40
+    wm.send(detections(3, []))
+    ros.spin_until(lambda: sum(e.event == TrackEvent.OCCLUDED for e in wm.events) >= 40, "40 OCCLUDED events")
+    assert {e.track_id for e in wm.events if e.event == TrackEvent.OCCLUDED} == {t.id for t in confirmed.tracks}
 
 
 def test_a_malformed_message_is_dropped_and_the_node_goes_on(ros) -> None:
@@ -463,7 +480,7 @@ def test_stereo_capture_publishes_pairs_info_and_truth_with_one_stamp(ros) -> No
 class ExplainerProbe:
     def __init__(self, ros, base_url: str) -> None:
         self.ros = ros
-        self.explanations = ros.collect(Explanation, "explanations", EXPLANATION_QOS)
+        self.explanations = ros.collect(Explanation, "explanations", EVENT_QOS)
         self._tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
         self._decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
         ros.start(LlmExplainerNode, {"backend": "openai", "base_url": base_url, "model": "fake-model",

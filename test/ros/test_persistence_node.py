@@ -17,7 +17,7 @@ from object_permanence.msg import PersistenceDecisionArray, Track as TrackMsg, T
 from object_permanence.nodes.persistence_filter import PersistenceFilterNode  # noqa: E402
 from object_permanence.ros.conversions import sec_to_stamp  # noqa: E402
 from object_permanence.ros.params import ParameterError  # noqa: E402
-from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS  # noqa: E402
+from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 WARN = 30
@@ -49,7 +49,12 @@ def checkpoint(tmp_path: Path) -> Path:
     return path
 
 
-def test_stereo_pairs_reach_each_cameras_filter_with_the_transformer(ros, tmp_path: Path) -> None:
+@pytest.mark.parametrize("right_offset_s", [0.0, 0.007], ids=["same-stamp", "free-running-7ms"])
+def test_stereo_pairs_reach_each_cameras_filter_with_the_transformer(ros, tmp_path: Path,
+                                                                     right_offset_s: float) -> None:
+    """Left and right arrays are paired (and each track gets the other view's stereo evidence)
+    when they carry one stamp, and when two free-running cameras stamped them 7 ms apart (the
+    detector's sync_slop_s pairs those images; the filter's default stereo_slop_s equals it)."""
     decisions = ros.collect(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
     pubs = {c: ros.publisher(TrackArray, f"stereo/{c}/tracks", RELIABLE_QOS) for c in ("left", "right")}
     node = ros.start(PersistenceFilterNode, {"model": "transformer", "weights": str(checkpoint(tmp_path)),
@@ -57,11 +62,12 @@ def test_stereo_pairs_reach_each_cameras_filter_with_the_transformer(ros, tmp_pa
     ros.wait_connected()
     for k in range(3):
         left = TrackArray(header=header(k, "left"), tracks=[track_msg(5, 300.0 + k), track_msg(6, 600.0)])
-        right = TrackArray(header=header(k, "right"), tracks=[track_msg(9, 280.0 + k)])
+        right = TrackArray(header=Header(stamp=sec_to_stamp(1000.0 + k / 30.0 + right_offset_s), frame_id="right"),
+                           tracks=[track_msg(9, 280.0 + k)])
         pubs["left"].publish(left)
         pubs["right"].publish(right)
         ros.spin_until(lambda: by_stamp_and_camera(decisions, left.header.stamp, "left")
-                       and by_stamp_and_camera(decisions, left.header.stamp, "right"), f"decisions of frame {k}")
+                       and by_stamp_and_camera(decisions, right.header.stamp, "right"), f"decisions of frame {k}")
     verdicts = by_stamp_and_camera(decisions, left.header.stamp, "left")
     assert verdicts.model == "transformer"
     assert {d.track_id for d in verdicts.decisions} == {5, 6}
@@ -187,7 +193,7 @@ class ExplainerFeed:
         from object_permanence.nodes.llm_explainer import LlmExplainerNode
 
         self.ros = ros
-        self.explanations = ros.collect(ExplanationMsg, "explanations", EXPLANATION_QOS)
+        self.explanations = ros.collect(ExplanationMsg, "explanations", EVENT_QOS)
         self._tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
         self._decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
         ros.start(LlmExplainerNode, params)

@@ -25,7 +25,7 @@ from object_permanence.msg import (  # noqa: E402
 from object_permanence.nodes.llm_explainer import LlmExplainerNode  # noqa: E402
 from object_permanence.nodes.world_model import WorldModelNode  # noqa: E402
 from object_permanence.ros.conversions import sec_to_stamp  # noqa: E402
-from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS  # noqa: E402
+from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -90,7 +90,7 @@ def test_world_model_names_each_rejected_detection_and_tracks_the_rest(ros) -> N
 
 
 def test_explainer_skips_one_bad_decision_and_explains_the_rest(ros) -> None:
-    explanations = ros.collect(Explanation, "explanations", EXPLANATION_QOS)
+    explanations = ros.collect(Explanation, "explanations", EVENT_QOS)
     tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
     decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
     ros.start(LlmExplainerNode, {"backend": "template"})
@@ -119,7 +119,7 @@ def test_template_explainer_is_not_rate_limited(ros) -> None:
     """A busy scene changes more decisions a second than a language model is asked to explain;
     with the template (no language model) every change is explained at once, whatever
     ``rate_limit_hz`` says (``max_queue`` still bounds a burst: 40 fit in its default)."""
-    explanations = ros.collect(Explanation, "explanations", EXPLANATION_QOS)
+    explanations = ros.collect(Explanation, "explanations", EVENT_QOS)
     tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
     decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
     ros.start(LlmExplainerNode, {"backend": "template", "rate_limit_hz": 0.01})

@@ -6,6 +6,8 @@ in the detection message.
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 import cv2
 import numpy as np
 
@@ -31,6 +33,15 @@ def check_image_and_boxes(image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarra
         raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
     return boxes
 
+
+
+class Embedder(Protocol):
+    """What the world model's appearance needs of an embedder (the colour histogram here, the
+    learned re-ID network of ``core/reid/embedder.py``): one unit vector per box of an image."""
+
+    def embed(self, image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(N, D) float32 embeddings of the (N, 4) ``cx, cy, w, h`` boxes of a BGR image."""
+        ...
 
 
 class ColorHistogramEmbedder:

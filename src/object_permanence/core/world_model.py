@@ -151,8 +151,20 @@ class WorldModel:
         return AppearanceMemory(cfg.appearance_memory, cfg.embedding_momentum, cfg.working_memory_size,
                                 cfg.episodic_memory_size, cfg.bank_size)
 
-    def reset(self) -> None:
-        """Forget all tracks, the gallery and the last stamp (ids keep increasing: never reused)."""
+    def reset(self) -> list[TrackEvent]:
+        """Forget all tracks, the gallery and the last stamp (ids keep increasing: never reused).
+
+        Returns the LOST event of every confirmed track that was not LOST yet (VISIBLE or
+        OCCLUDED: each had its BIRTH event), so that whoever follows the events forgets them too
+        (e.g. a replay that jumped back in time); empty on a new model."""
+        table = getattr(self, "_table", None)
+        events: list[TrackEvent] = []
+        if table is not None and len(table):
+            rows = np.isin(table.state, (_VISIBLE, _OCCLUDED)).nonzero()[0]
+            boxes = table.filters.boxes
+            events = [TrackEvent(track_id=int(table.ids[i]), kind=EventKind.LOST, state=TrackState.LOST,
+                                 box=boxes[i].copy(), frames_unseen=int(table.frames_since_seen[i]))
+                      for i in rows.tolist()]
         self._table = TrackTable(filters=self._new_bank(), memory=self._new_memory())
         self._gallery = LostGallery(memory=self._new_memory())
         self._outside = np.zeros(0, bool)  # (N,) of the last _miss: prediction outside the image
@@ -162,6 +174,7 @@ class WorldModel:
         self._innovation_var = np.zeros((0, 4))  # (N, 4) of this step's association
         self._last_stamp: float | None = None
         self._embedding_dim: int | None = None
+        return events
 
     @property
     def last_stamp(self) -> float | None:

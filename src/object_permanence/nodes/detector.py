@@ -32,7 +32,7 @@ from object_permanence.ros.conversions import (
 )
 from object_permanence.ros.params import Param, ParameterError, build_config, config_params, declare
 from object_permanence.ros.guard import guarded, subscribe
-from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
+from object_permanence.ros.qos import DETECTOR_IMAGE_QOS, RELIABLE_QOS
 from object_permanence.ros.runner import main_for
 from object_permanence.ros.shipped import shipped_model
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, SyncMonitor, header_stamp_key
@@ -145,7 +145,7 @@ class DetectorNode(Node):
                                          ("left", "right", "ground truth")[:n_inputs])
         inputs = self._sync.inputs(header_stamp_key)
         for cam, callback in zip(CAMERAS, inputs):
-            subscribe(self, Image, f"stereo/{cam}/image_raw", callback, SENSOR_QOS)
+            subscribe(self, Image, f"stereo/{cam}/image_raw", callback, DETECTOR_IMAGE_QOS)
         if self._backend == "simulated":
             subscribe(self, SimGroundTruth, "sim/ground_truth", inputs[2], RELIABLE_QOS)
         self.get_logger().info(f"backend '{self._backend}'" + (f" ({self._describe_yolo()})"

@@ -38,7 +38,7 @@ from object_permanence.ros.conversions import (
 )
 from object_permanence.ros.params import Param, ParameterError, declare
 from object_permanence.ros.guard import subscribe
-from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS
+from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS
 from object_permanence.ros.runner import main_for
 
 CAMERAS = ("left", "right")
@@ -82,7 +82,7 @@ class LlmExplainerNode(Node):
         self._tracks: dict[tuple[str, int], TrackMsg] = {}
         self._score_sums: dict[tuple[str, int], tuple[float, int]] = {}
         self._last_keep: dict[tuple[str, int], bool] = {}
-        self._pub = self.create_publisher(ExplanationMsg, "explanations", EXPLANATION_QOS)
+        self._pub = self.create_publisher(ExplanationMsg, "explanations", EVENT_QOS)
         breaker, rate_limit_hz = None, None  # the template costs microseconds: every decision change, at once
         if not isinstance(explainer, TemplateExplainer):
             breaker = CircuitBreaker(p["breaker_failures"], p["breaker_backoff_s"], p["slow_call_s"])

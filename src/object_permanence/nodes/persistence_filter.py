@@ -21,7 +21,7 @@ from object_permanence.core.persistence.history import HISTORY_LEN
 from object_permanence.core.persistence.transformer_filter import DEVICES, WEIGHTS_NAME, torch_available
 from object_permanence.msg import PersistenceDecisionArray, TrackArray
 from object_permanence.ros.conversions import decision_to_msg, track_from_msg, track_to_msg
-from object_permanence.ros.guard import subscribe
+from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.params import Param, declare
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
@@ -55,7 +55,9 @@ PARAMS = (
           "(and sticky keep) is forgotten: the world model holds weak ghosts unpublished and publishes them again "
           "when their object is seen, and gives a LOST track's id back when its object returns (900: 30 s at "
           "30 Hz, the world model's gallery_retention_s).", low=0, high=1000000),
-    Param("stereo_slop_s", 0.005, "Largest stamp difference (s) of a left/right track pair.", low=0.0, high=1.0),
+    Param("stereo_slop_s", 0.01, "Largest stamp difference (s) of a left/right track pair (they carry their images' "
+          "stamps; keep it equal to the detector's sync_slop_s, or free-running cameras' pairs are decided as if "
+          "alone: no stereo evidence, a reflection's signature).", low=0.0, high=1.0),
     Param("pair_timeout_s", 0.1, "A track array without a partner after this long (s) is decided alone.",
           low=0.0, high=10.0),
 )
@@ -122,7 +124,8 @@ class PersistenceFilterNode(Node):
             self._pub_tracks[cam] = self.create_publisher(TrackArray, f"stereo/{cam}/tracks/filtered", RELIABLE_QOS)
             subscribe(self, TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam, j=i: self._on_tracks(c, j, m),
                       RELIABLE_QOS)
-        self._timer = self.create_timer(max(self._timeout_s / 2.0, 0.01), self._flush_unpaired)
+        self._timer = self.create_timer(max(self._timeout_s / 2.0, 0.01),
+                                        guarded(self, "persistence_filter timer", self._flush_unpaired))
         self.get_logger().info(f"persistence model: {self._model_name}")
 
     def _on_tracks(self, camera: str, index: int, msg: TrackArray) -> None:

@@ -23,7 +23,7 @@ from object_permanence.ros.params import (
     declare,
 )
 from object_permanence.ros.guard import subscribe
-from object_permanence.ros.qos import RELIABLE_QOS
+from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS
 from object_permanence.ros.runner import main_for
 
 CAMERAS = ("left", "right")
@@ -52,7 +52,7 @@ class WorldModelNode(Node):
                 if p["events_jsonl"] else None
         except OSError as exc:
             raise ParameterError(f"parameter 'events_jsonl': cannot open {p['events_jsonl']!r}: {exc}") from exc
-        self._pub_events = self.create_publisher(TrackEventMsg, "track_events", RELIABLE_QOS)
+        self._pub_events = self.create_publisher(TrackEventMsg, "track_events", EVENT_QOS)
         self._pub_tracks = {}
         for cam in CAMERAS:
             self._pub_tracks[cam] = self.create_publisher(TrackArray, f"stereo/{cam}/tracks", RELIABLE_QOS)
@@ -65,7 +65,7 @@ class WorldModelNode(Node):
         if model.last_stamp is not None and stamp <= model.last_stamp - self._time_jump_reset_s:
             self.get_logger().warning(f"{camera}: time jumped back {model.last_stamp - stamp:.2f} s (replay restarted "
                                       "or clock reset): tracks reset")
-            model.reset()
+            self._publish_events(camera, msg.header, stamp, model.reset())  # LOST for every live track
         size = (msg.image_width, msg.image_height) if msg.image_width and msg.image_height else None
         try:
             result = model.step(stamp, detections_from_msg(msg.detections), size)
@@ -78,15 +78,19 @@ class WorldModelNode(Node):
                 f"stereo/{camera}/detections: rejected {result.rejected} invalid detection(s), the rest tracked: "
                 + "; ".join(result.rejections[:3]) + more, throttle_duration_sec=2.0)
         self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.tracks]))
-        for event in result.events:
-            self._pub_events.publish(event_to_msg(event, msg.header, camera))
+        self._publish_events(camera, msg.header, stamp, result.events)
+
+    def _publish_events(self, camera: str, header, stamp: float, events: list) -> None:
+        """``track_events`` (and the JSONL file) for ``events`` of ``camera``."""
+        for event in events:
+            self._pub_events.publish(event_to_msg(event, header, camera))
             if self._events_file is not None:
                 self._events_file.write(json.dumps({
                     "stamp": stamp, "camera": camera, "track_id": event.track_id,
                     "event": EventKind(event.kind).name.lower(), "state": event.state.name.lower(),
                     "frames_unseen": event.frames_unseen,
                     "cx": float(event.box[0]), "cy": float(event.box[1])}) + "\n")
-        if self._events_file is not None and result.events:
+        if self._events_file is not None and events:
             self._events_file.flush()
 
     def close(self) -> None:

@@ -39,7 +39,7 @@ from object_permanence.ros.conversions import (
     track3d_from_msg,
     track_from_msg,
 )
-from object_permanence.ros.qos import EXPLANATION_QOS, RELIABLE_QOS, VIZ_QOS
+from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS, VIZ_QOS
 
 Stamp = tuple[int, int]
 
@@ -91,8 +91,8 @@ class PipelineRecorder(Node):
         self.create_subscription(PersistenceDecisionArray, "persistence/decisions", self._on_decisions, RELIABLE_QOS)
         self.create_subscription(Track3DArray, "tracks3d", self._on_tracks3d, RELIABLE_QOS)
         self.create_subscription(PointCloud2, "tracks3d/points", self._on_points, VIZ_QOS)
-        self.create_subscription(TrackEventMsg, "track_events", self._on_event, RELIABLE_QOS)
-        self.create_subscription(Explanation, "explanations", self.explanations.append, EXPLANATION_QOS)
+        self.create_subscription(TrackEventMsg, "track_events", self._on_event, EVENT_QOS)
+        self.create_subscription(Explanation, "explanations", self.explanations.append, EVENT_QOS)
 
     def _touch(self) -> None:
         self.last_message_time = time.monotonic()

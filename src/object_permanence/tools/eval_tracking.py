@@ -10,6 +10,11 @@ the shared metrics; see :mod:`object_permanence.core.eval.tracking_eval` for the
 
     python -m object_permanence.tools.eval_tracking --out out/eval [--seeds 1000-1004]
         [--scenarios clean,crossing] [--difficulties realistic,hard] [--frames N] [--workers 2]
+        [--embedding colour_histogram|learned]
+
+Each simulated detection carries the appearance embedding of its box in the rendered image that
+the detector node would compute with ``config/detector.yaml`` (``embedding``: the colour histogram
+by default; ``--embedding learned`` the re-ID network of ``--embedding-weights``).
 
 Every tracker is also judged on re-entry (:mod:`object_permanence.core.eval.reentry`): the share of
 returns after >= 2 s out of view that keep their identity and the share of look-alike newcomers
@@ -47,7 +52,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from object_permanence.core.appearance import ColorHistogramEmbedder
+from object_permanence.core.appearance import ColorHistogramEmbedder, Embedder
 from object_permanence.core.eval.mot import track_rows
 from object_permanence.core.eval.mot_io import MotTrackRow, write_mot_tracks
 from object_permanence.core.eval.peer_tuning import tune_peers
@@ -164,6 +169,10 @@ def shipped_embedding_bins(config_dir: Path) -> tuple[int, int, int]:
     return ColorHistogramEmbedder(bins=tuple(bins)).bins
 
 
+#: Appearance embeddings the detector node computes (its ``embedding`` parameter).
+EMBEDDINGS = ("colour_histogram", "learned")
+
+
 def default_tud_path() -> Path:
     """TUD-Campus ground truth in the shared data folder (``$OBJECT_PERMANENCE_SHARED_DATA`` or
     ``../shared/data`` from the working directory, the repository root under ``make``)."""
@@ -235,7 +244,8 @@ def evaluate_sequence(seq: EvalSequence, trackers: Sequence[str], wm_config: Wor
 class EvalSetup:
     """What every sequence of one run shares: trackers, their configurations, output folder,
     difficulties of the simulated detector, frames per sequence (None: full length) and the
-    bins of the appearance embedding (the detector node's ``embedding_bins``)."""
+    appearance embedding (the detector node's ``embedding``: ``colour_histogram`` with
+    ``embedding_bins``, or ``learned`` with the re-ID weights ``embedding_weights``)."""
 
     trackers: tuple[str, ...]
     wm_config: WorldModelConfig
@@ -244,6 +254,16 @@ class EvalSetup:
     difficulties: tuple[str, ...]
     frames: int | None
     embedding_bins: tuple[int, int, int] = (8, 4, 4)
+    embedding: str = "colour_histogram"
+    embedding_weights: Path = Path("models/reid/reid_net.pt")
+
+    def embedder(self) -> Embedder:
+        """A new embedder of this setup (one per job: an onnxruntime session is not shared across forks)."""
+        if self.embedding == "learned":
+            from object_permanence.core.reid.embedder import LearnedEmbedder  # needs torch and onnxruntime
+
+            return LearnedEmbedder(self.embedding_weights, device="cpu", threads=1)
+        return ColorHistogramEmbedder(bins=self.embedding_bins)
 
 
 @dataclass(frozen=True)
@@ -265,9 +285,8 @@ def run_job(setup: EvalSetup, job: EvalJob) -> list[RunResult]:
                            for c, s in seq.streams.items()}
         sequences, newcomers = [seq], ()
     else:
-        embedder = ColorHistogramEmbedder(bins=setup.embedding_bins)
         sequences = list(simulate_sequences(job.scenario, job.seed, setup.difficulties, setup.frames,
-                                            embedder=embedder).values())
+                                            embedder=setup.embedder()).values())
         newcomers = lookalike_newcomers(job.scenario, job.seed)
     return [result for seq in sequences for result in evaluate_sequence(
         seq, setup.trackers, setup.wm_config, setup.peer_params, setup.out, newcomers)]
@@ -341,6 +360,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-tud", action="store_true", help="leave the real sequence out")
     parser.add_argument("--config-dir", type=Path, default=Path("config"),
                         help="folder of world_model.yaml and eval_peers.yaml (default ./config)")
+    parser.add_argument("--embedding", choices=EMBEDDINGS, default=None,
+                        help="appearance embedding of the simulated detections (default: the detector node's "
+                             "`embedding` in <config-dir>/detector.yaml)")
+    parser.add_argument("--embedding-weights", type=Path, default=None,
+                        help="re-ID weights for --embedding learned (default: the detector node's "
+                             "`embedding_weights`, else models/reid/reid_net.pt)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help=f"processes (default {DEFAULT_WORKERS}: this machine's cores, at most 2)")
     parser.add_argument("--tune-peers", action="store_true",
@@ -381,6 +406,13 @@ def _evaluate(args: argparse.Namespace, command: str, seeds: list[int], scenario
     try:
         wm_config = shipped_world_model_config(args.config_dir)
         bins = shipped_embedding_bins(args.config_dir)
+        detector = _node_parameters(args.config_dir, "detector")
+        embedding = args.embedding or detector.get("embedding", "colour_histogram")
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"detector.yaml: embedding must be one of {EMBEDDINGS}, got {embedding!r}")
+        weights = args.embedding_weights or Path(detector.get("embedding_weights") or "models/reid/reid_net.pt")
+        if embedding == "learned" and not weights.is_file():
+            raise ValueError(f"re-ID weights {weights} not found (make train-reid makes them)")
         peers_file = args.config_dir / "eval_peers.yaml"
         peer_params = read_peer_params(yaml.safe_load(peers_file.read_text(encoding="utf-8")) or {}) \
             if set(trackers) & set(PEER_NAMES) else {}
@@ -395,7 +427,8 @@ def _evaluate(args: argparse.Namespace, command: str, seeds: list[int], scenario
     args.out.mkdir(parents=True, exist_ok=True)
     for name in RAW_FOLDERS:
         shutil.rmtree(args.out / name, ignore_errors=True)
-    setup = EvalSetup(tuple(trackers), wm_config, peer_params, args.out, tuple(difficulties), args.frames, bins)
+    setup = EvalSetup(tuple(trackers), wm_config, peer_params, args.out, tuple(difficulties), args.frames, bins,
+                      embedding, weights)
     jobs = [EvalJob(seed, scenario=s) for s in scenarios for seed in seeds]
     jobs += [EvalJob(seed, tud=tud) for seed in seeds] if tud is not None else []
     start = time.perf_counter()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from object_permanence.core.appearance import ColorHistogramEmbedder
+from object_permanence.core.appearance import ColorHistogramEmbedder, Embedder
 from object_permanence.core.detection.simulated import DIFFICULTIES, SimulatedDetector, SimulatedDetectorConfig
 from object_permanence.core.eval.export import write_seqmap  # noqa: F401 (re-exported for the tools)
 from object_permanence.core.eval.mot import gt_rows
@@ -89,16 +89,16 @@ class EvalSequence:
 
 def simulate_sequences(scenario: str, seed: int, difficulties: Sequence[str], n_frames: int | None = None,
                        embed: bool = True, on_frame: Callable[[], None] | None = None,
-                       embedder: ColorHistogramEmbedder | None = None) -> dict[str, EvalSequence]:
+                       embedder: Embedder | None = None) -> dict[str, EvalSequence]:
     """Run the simulated world ``scenario`` with ``seed`` once and detect every frame at each of
     ``difficulties``; returns ``{difficulty: EvalSequence}`` (both cameras).
 
     The world is rendered once per frame for all difficulties (rendering is most of the cost) and
-    each detection gets the colour-histogram embedding of its box in that image, as the detector
-    node computes it. ``embed=False`` skips rendering and embeddings (for trackers that use
+    each detection gets the embedding of its box in that image, as the detector node computes it. ``embed=False`` skips rendering and embeddings (for trackers that use
     neither, e.g. when tuning the peers). ``n_frames``: default the scenario's length.
     ``on_frame`` is called after each frame (progress reporting). ``embedder``: default a
-    :class:`ColorHistogramEmbedder` with its default bins.
+    :class:`ColorHistogramEmbedder` with its default bins (any :class:`Embedder`, e.g. the learned
+    re-ID network).
 
     Raises:
         ValueError: unknown scenario or difficulty, bad seed, ``n_frames`` < 1.
