@@ -104,3 +104,23 @@ def test_default_ids_are_seeded_from_the_clock(ros) -> None:
     probe = Probe(ros)
     (track,) = probe.send_until_published(1000.0, [1]).tracks
     assert track.id > 1000  # not 1: a restarted node does not reuse the ids of an earlier run
+
+
+def test_tracks_later_than_the_image_buffer_are_triangulated_from_boxes_with_a_warning(ros) -> None:
+    """The images of a frame are kept image_buffer_s behind the newest; tracks that come later
+    (a slow detector) are still triangulated, from the box centres, and a warning names the lag."""
+    from sensor_msgs.msg import Image
+
+    probe = Probe(ros, {"image_buffer_s": 0.2})
+    images = {c: ros.publisher(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in ("left", "right")}
+    ros.wait_connected()
+    for k in range(15):  # 0.5 s of frames: the first ones leave the 0.2 s buffer
+        for cam, pub in images.items():
+            pub.publish(Image(header=Header(stamp=sec_to_stamp(1000.0 + k / 30.0), frame_id=cam), height=480,
+                              width=640, encoding="mono8", step=640, data=bytes(640 * 480)))
+        ros.spin_until(lambda: True, "a spin")
+    out = probe.send_until_published(1000.0, [1])
+    position = np.array([out.tracks[0].position.x, out.tracks[0].position.y, out.tracks[0].position.z])
+    assert np.linalg.norm(position - POINTS[1]) < 0.05
+    warnings = ros.log_lines("triangulator", WARN)
+    assert any("have left the buffer" in m and "image_buffer_s" in m for m in warnings), warnings

@@ -50,7 +50,15 @@ PARAMS = tuple(replace(p, choices=DISPARITY_METHODS) if p.name == "disparity_met
     Param("refine_with_images", True, "Measure the disparity of visible pairs in the rectified images "
           "(stereo/<cam>/image_raw of the same stamp, by disparity_method); without an image of that stamp the box "
           "centres are used."),
+    Param("image_buffer_s", 0.5, "refine_with_images: seconds of images kept per camera (by stamp, behind the "
+          "newest) for the track arrays still to come: at least the detector-to-triangulator latency, or the "
+          "images are gone when their tracks arrive (a warning says so, with the lag).", low=0.0, high=10.0),
 )
+
+
+def _ns(key: tuple[int, int]) -> int:
+    """A (sec, nanosec) stamp key in nanoseconds."""
+    return key[0] * 1_000_000_000 + key[1]
 
 
 class TriangulatorNode(Node):
@@ -77,7 +85,7 @@ class TriangulatorNode(Node):
         subscribe(self, TrackArray, "stereo/left/tracks/filtered", on_left, RELIABLE_QOS)
         subscribe(self, TrackArray, "stereo/right/tracks/filtered", on_right, RELIABLE_QOS)
         self._images: dict[str, OrderedDict[tuple[int, int], Image]] = {"left": OrderedDict(), "right": OrderedDict()}
-        self._image_buffer = p["sync_queue_size"]
+        self._image_buffer_ns = round(p["image_buffer_s"] * 1e9)
         for cam in ("left", "right"):
             subscribe(self, CameraInfo, f"stereo/{cam}/camera_info", lambda m, c=cam: self._info.__setitem__(c, m),
                       SENSOR_QOS)
@@ -85,10 +93,14 @@ class TriangulatorNode(Node):
                 subscribe(self, Image, f"stereo/{cam}/image_raw", lambda m, c=cam: self._on_image(c, m), SENSOR_QOS)
 
     def _on_image(self, camera: str, msg: Image) -> None:
-        """Keep the last few images per camera by stamp (messages, viewed without a copy when used)."""
+        """Keep each camera's images of the last ``image_buffer_s`` by stamp (messages, viewed
+        without a copy when used); a stamp that jumps back (a replay restarted) starts over."""
         buffer = self._images[camera]
-        buffer[header_stamp_key(msg)] = msg
-        while len(buffer) > self._image_buffer:
+        key = header_stamp_key(msg)
+        if buffer and _ns(key) < _ns(next(reversed(buffer))):
+            buffer.clear()
+        buffer[key] = msg
+        while _ns(key) - _ns(next(iter(buffer))) > self._image_buffer_ns:
             buffer.popitem(last=False)
 
     def _images_for(self, left: TrackArray, right: TrackArray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -96,6 +108,7 @@ class TriangulatorNode(Node):
         synchronised views need not share one)."""
         msgs = [self._images[c].get(header_stamp_key(m)) for c, m in (("left", left), ("right", right))]
         if any(m is None for m in msgs):
+            self._warn_if_evicted(left)
             return None
         try:
             images = tuple(as_bgr(image_to_numpy(m), m.encoding) for m in msgs)
@@ -116,6 +129,17 @@ class TriangulatorNode(Node):
                 "box centres only", throttle_duration_sec=5.0)
             return None
         return images
+
+    def _warn_if_evicted(self, tracks: TrackArray) -> None:
+        """Warn when the images of ``tracks`` were there but have left the buffer already (the
+        tracks came later than ``image_buffer_s`` behind the newest image)."""
+        buffer = self._images["left"]
+        if buffer and _ns(header_stamp_key(tracks)) < _ns(next(iter(buffer))):
+            lag_s = (_ns(next(reversed(buffer))) - _ns(header_stamp_key(tracks))) * 1e-9
+            self.get_logger().warning(
+                f"the images of tracks stamped {lag_s:.2f} s behind the newest image have left the buffer: box "
+                "centres only (raise image_buffer_s above the detector-to-triangulator latency)",
+                throttle_duration_sec=5.0)
 
     def _current_triangulator(self) -> StereoTriangulator | None:
         """The triangulator for the latest camera_info pair (rebuilt when P changes)."""
