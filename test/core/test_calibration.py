@@ -17,6 +17,7 @@ from object_permanence.core.calibration import (
     find_chessboard,
     load_camera_calibration,
     load_stereo_calibration,
+    rectified_camera_info_fields,
     rectify_maps,
     save_camera_calibration,
     save_stereo_calibration,
@@ -147,6 +148,15 @@ def test_camera_info_fields_are_flat_lists():
     assert [len(fields[k]) for k in ("d", "k", "r", "p")] == [5, 9, 9, 12]
     assert fields["p"][3] == pytest.approx(-500.0 * 0.12)
     assert all(type(v) is float for v in fields["p"])
+
+
+def test_rectified_camera_info_fields_describe_rectified_images():
+    """No distortion, R = I, K = P's left 3x3, P unchanged: what rectified images' camera_info says."""
+    cal = _synthetic_stereo()
+    cal.right.D[:] = [-0.2, 0.05, 0.001, 0.0, 0.0]
+    raw, rect = camera_info_fields(cal.right), rectified_camera_info_fields(cal.right)
+    assert any(raw["d"]) and rect["d"] == [0.0] * 5 and rect["r"] == np.eye(3).ravel().tolist()
+    assert rect["p"] == raw["p"] and rect["k"] == np.reshape(raw["p"], (3, 4))[:, :3].ravel().tolist()
 
 
 def test_synthetic_baseline():

@@ -31,6 +31,7 @@ from object_permanence.core.types import (  # noqa: E402
 from object_permanence.core.world_model import WorldModelConfig  # noqa: E402
 from object_permanence.ros.conversions import (  # noqa: E402
     ConversionError,
+    as_bgr,
     camera_info_msg,
     cloud_to_numpy,
     decision_from_msg,
@@ -76,6 +77,38 @@ def test_image_round_trip(encoding: str, shape: tuple[int, ...]) -> None:
     assert msg.step == shape[1] * (shape[2] if len(shape) == 3 else 1)
     assert msg.header == HEADER
     np.testing.assert_array_equal(image_to_numpy(msg), image)
+
+
+@pytest.mark.parametrize("encoding, sites", [
+    ("bayer_rggb8", ((0, 0, 2), (0, 1, 1), (1, 0, 1), (1, 1, 0))),  # (row, col, BGR channel) of the 2x2 cell
+    ("bayer_bggr8", ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2))),
+    ("bayer_gbrg8", ((0, 0, 1), (0, 1, 0), (1, 0, 2), (1, 1, 1))),
+    ("bayer_grbg8", ((0, 0, 1), (0, 1, 2), (1, 0, 0), (1, 1, 1)))])
+def test_bayer_images_are_demosaiced_to_bgr(encoding: str, sites) -> None:
+    """A raw camera's colour mosaic of a flat colour comes out as that colour (away from the border)."""
+    colour = np.array([30, 120, 200], np.uint8)  # B, G, R
+    mosaic = np.zeros((8, 8), np.uint8)
+    for row, col, channel in sites:
+        mosaic[row::2, col::2] = colour[channel]
+    msg = Image(header=HEADER, height=8, width=8, encoding=encoding, step=8, data=mosaic.tobytes())
+    bgr = as_bgr(image_to_numpy(msg), encoding)
+    assert bgr.shape == (8, 8, 3)
+    np.testing.assert_array_equal(bgr[2:6, 2:6], np.broadcast_to(colour, (4, 4, 3)))
+
+
+def test_yuv422_images_are_converted_to_bgr() -> None:
+    """Packed YUV 4:2:2 in both byte orders ROS names (yuv422: UYVY, yuv422_yuy2: YUYV) gives the
+    same BGR image, and a high V (red difference) with a low U comes out red."""
+    planes = {"Y": 128, "U": 64, "V": 192}
+    out = []
+    for encoding, order in (("yuv422", "UYVY"), ("yuv422_yuy2", "YUYV")):
+        packed = np.tile(np.array([planes[c] for c in order] * 2, np.uint8), (3, 1))  # 3 rows of 4 pixels
+        msg = Image(header=HEADER, height=3, width=4, encoding=encoding, step=8, data=packed.tobytes())
+        out.append(as_bgr(image_to_numpy(msg), encoding))
+    assert out[0].shape == (3, 4, 3)
+    np.testing.assert_array_equal(out[0], out[1])
+    b, g, r = (int(v) for v in out[0][1, 1])
+    assert r > g + 50 and r > b + 50
 
 
 def test_image_with_padded_step_is_cropped_to_width() -> None:

@@ -558,7 +558,7 @@ CALIBRATION_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data
 @pytest.mark.skipif(not CALIBRATION_DATA.is_dir(), reason=f"{CALIBRATION_DATA} not found")
 def test_stereo_capture_rectifies_real_image_pairs_with_a_calibration(ros, tmp_path) -> None:
     """The real-camera path: image folders + a calibration made by calibrate_stereo -> rectified
-    pairs (chessboard corners on the same rows) with the calibration's CameraInfo."""
+    pairs (chessboard corners on the same rows) with the CameraInfo of the rectified images."""
     import cv2
 
     from object_permanence.core.calibration import find_chessboard
@@ -575,6 +575,9 @@ def test_stereo_capture_rectifies_real_image_pairs_with_a_calibration(ros, tmp_p
                                   "calibration_file": str(calibration), "fps": 10.0, "max_frames": 3})
     ros.spin_until(lambda: all(len(images[c]) >= 2 and infos[c] for c in images), "rectified pairs and camera_info")
     assert infos["right"][0].p[3] < 0.0 and infos["left"][0].width == 640
+    for info in (infos["left"][0], infos["right"][0]):  # the camera_info of rectified images (ROS convention)
+        assert not any(info.d) and list(info.r) == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        np.testing.assert_array_equal(np.reshape(info.k, (3, 3)), np.reshape(info.p, (3, 4))[:, :3])
     for left_msg, right_msg in zip(images["left"], images["right"]):
         if stamps_of([left_msg]) != stamps_of([right_msg]):
             continue

@@ -44,6 +44,7 @@ class Probe:
     def __init__(self, ros, params: dict | None = None) -> None:
         self.ros = ros
         self.baseline = BASELINE
+        self.left_info = camera_info(0.0)
         self.tracks3d = ros.collect(Track3DArray, "tracks3d", RELIABLE_QOS)
         self._info = {c: ros.publisher(CameraInfo, f"stereo/{c}/camera_info", SENSOR_QOS) for c in ("left", "right")}
         self._tracks = {c: ros.publisher(TrackArray, f"stereo/{c}/tracks/filtered", RELIABLE_QOS)
@@ -54,7 +55,7 @@ class Probe:
     def send(self, t: float, left_ids: list[int], duplicate_left: int | None = None) -> Time:
         """camera_info, then a left/right pair at ``t`` seconds of the objects ``left_ids`` (and a
         second left track with id ``duplicate_left`` at the first object's place, offset by 30 px)."""
-        self._info["left"].publish(camera_info(0.0))
+        self._info["left"].publish(self.left_info)
         self._info["right"].publish(camera_info(-FX * self.baseline))
         left = [track_msg(i, POINTS[i], right=False) for i in left_ids]
         if duplicate_left is not None:
@@ -124,3 +125,14 @@ def test_tracks_later_than_the_image_buffer_are_triangulated_from_boxes_with_a_w
     assert np.linalg.norm(position - POINTS[1]) < 0.05
     warnings = ros.log_lines("triangulator", WARN)
     assert any("have left the buffer" in m and "image_buffer_s" in m for m in warnings), warnings
+
+
+def test_camera_info_of_unrectified_images_is_warned_about_once(ros) -> None:
+    """D != 0 (or R != I) says the images are not rectified, which the triangulator assumes."""
+    probe = Probe(ros)
+    probe.left_info.d = [-0.2, 0.05, 0.0, 0.0, 0.0]
+    sent: list[Time] = []
+    ros.retry_until(lambda k: sent.append(probe.send(1000.0 + k / 30.0, [1])),
+                    lambda: len(probe.tracks3d) >= 2, "two published frames")
+    warnings = [m for m in ros.log_lines("triangulator", WARN) if "not rectified" in m]
+    assert len(warnings) == 1 and "D != 0 or R != I" in warnings[0]

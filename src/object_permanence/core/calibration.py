@@ -277,6 +277,15 @@ def camera_info_fields(cal: CameraCalibration) -> dict[str, Any]:
     }
 
 
+def rectified_camera_info_fields(cal: CameraCalibration) -> dict[str, Any]:
+    """CameraInfo fields of the *rectified* images of ``cal`` (ROS convention): no distortion,
+    R = I, K = P[:, :3], P unchanged. Images published rectified must say so, or a consumer that
+    follows the convention (RViz, image_proc) rectifies them a second time."""
+    fields = camera_info_fields(cal)
+    fields.update(d=[0.0] * len(fields["d"]), k=cal.P[:, :3].ravel().tolist(), r=np.eye(3).ravel().tolist())
+    return fields
+
+
 # -------------------------------------------------------------------------------------- calibration
 
 

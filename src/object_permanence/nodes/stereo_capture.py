@@ -9,7 +9,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from object_permanence.core.calibration import camera_info_fields, load_stereo_calibration, rectify_maps
+from object_permanence.core.calibration import (
+    camera_info_fields,
+    load_stereo_calibration,
+    rectified_camera_info_fields,
+    rectify_maps,
+)
 from object_permanence.core.sim.scenarios import SCENARIOS, TEXTURE_SOURCES
 from object_permanence.core.sim.source import SimStereoSource
 from object_permanence.core.sources import open_source
@@ -45,7 +50,8 @@ PARAMS = (
     Param("calibration_file", "", "Stereo calibration YAML (camera_calibration_parsers format, left:/right: "
           "blocks). Required for video/images/camera; the sim uses its own rig when empty."),
     Param("rectify", True, "Rectify real images with the calibration before publishing (the detector, "
-          "world model and triangulator assume rectified, row-aligned views)."),
+          "world model and triangulator assume rectified, row-aligned views); camera_info then describes the "
+          "rectified images (no distortion, R = I, K = P[:, :3]), as ROS expects of rectified images."),
     Param("max_read_failures", 30, "camera: consecutive failed reads before capture stops (a USB camera can "
           "drop a frame and come back).", low=1, high=100000),
     Param("frame_id_left", "left_camera_optical_frame", "frame_id of left images and camera_info."),
@@ -96,7 +102,9 @@ class StereoCaptureNode(Node):
         if source.frame_size != (calibration.left.width, calibration.left.height):
             raise ParameterError(f"calibration_file is for {calibration.left.width}x{calibration.left.height} "
                                  f"but the source gives {source.frame_size[0]}x{source.frame_size[1]}")
-        fields = {"left": camera_info_fields(calibration.left), "right": camera_info_fields(calibration.right)}
+        # rectified images get the camera_info of rectified images (D = 0, R = I, K = P[:, :3])
+        info = rectified_camera_info_fields if p["rectify"] else camera_info_fields
+        fields = {"left": info(calibration.left), "right": info(calibration.right)}
         return source, fields, rectify_maps(calibration) if p["rectify"] else None
 
     @staticmethod

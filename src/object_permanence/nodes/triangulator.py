@@ -56,6 +56,14 @@ PARAMS = tuple(replace(p, choices=DISPARITY_METHODS) if p.name == "disparity_met
 )
 
 
+def rectified_info(info: CameraInfo) -> bool:
+    """Whether a CameraInfo describes rectified images (ROS convention): no distortion
+    coefficient other than 0 and R the identity (or left all zero, as some drivers do)."""
+    r = np.asarray(info.r, dtype=np.float64)
+    return not np.any(np.asarray(info.d, dtype=np.float64)) and (
+        np.allclose(r, np.eye(3).ravel(), atol=1e-9) or not np.any(r))
+
+
 def _ns(key: tuple[int, int]) -> int:
     """A (sec, nanosec) stamp key in nanoseconds."""
     return key[0] * 1_000_000_000 + key[1]
@@ -73,6 +81,7 @@ class TriangulatorNode(Node):
         self._info: dict[str, CameraInfo] = {}
         self._triangulator: StereoTriangulator | None = None
         self._projections: tuple[np.ndarray, np.ndarray] | None = None
+        self._unrectified_warned = False
         self._pub_tracks = self.create_publisher(Track3DArray, "tracks3d", RELIABLE_QOS)
         self._pub_points = self.create_publisher(PointCloud2, "tracks3d/points", VIZ_QOS)
         self._pub_markers = self.create_publisher(MarkerArray, "tracks3d/markers", VIZ_QOS)
@@ -151,6 +160,13 @@ class TriangulatorNode(Node):
             self.get_logger().error(f"left and right camera_info sizes differ ({left.width}x{left.height} vs "
                                     f"{right.width}x{right.height}), not triangulating", throttle_duration_sec=5.0)
             return None
+        if not self._unrectified_warned and not all(rectified_info(i) for i in (left, right)):
+            self._unrectified_warned = True
+            self.get_logger().warning(
+                "camera_info has distortion or a rectifying rotation (D != 0 or R != I): by ROS convention its "
+                "images are not rectified, while the triangulator (and the detector's row matching) assume "
+                "rectified, row-aligned views: rectify first (stereo_capture rectify:=true, or image_proc's "
+                "rectify nodes and their image_rect topics remapped to stereo/<cam>/image_raw)")
         try:
             p = (projection_matrix(left), projection_matrix(right))
             if self._projections is None or not all(np.array_equal(a, b) for a, b in zip(p, self._projections)):

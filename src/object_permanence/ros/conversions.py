@@ -44,6 +44,13 @@ _ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "mono8": (np.dtype(np.uint8), 1),
     "8UC3": (np.dtype(np.uint8), 3),
     "8UC1": (np.dtype(np.uint8), 1),
+    # what machine-vision camera drivers publish raw: a colour filter mosaic, packed YUV 4:2:2
+    "bayer_rggb8": (np.dtype(np.uint8), 1),
+    "bayer_bggr8": (np.dtype(np.uint8), 1),
+    "bayer_gbrg8": (np.dtype(np.uint8), 1),
+    "bayer_grbg8": (np.dtype(np.uint8), 1),
+    "yuv422": (np.dtype(np.uint8), 2),  # UYVY (ROS's name)
+    "yuv422_yuy2": (np.dtype(np.uint8), 2),  # YUYV
 }
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -113,7 +120,8 @@ def image_to_numpy(msg: Image) -> np.ndarray:
 
 
 def as_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
-    """Return a BGR (H, W, 3) view or converted copy of an image of the given encoding."""
+    """Return a BGR (H, W, 3) view or converted copy of an image of the given encoding (a
+    Bayer mosaic is demosaiced, YUV 4:2:2 converted: one copy either way)."""
     import cv2
 
     if encoding in ("bgr8", "8UC3"):
@@ -121,6 +129,9 @@ def as_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
     conversions = {
         "rgb8": cv2.COLOR_RGB2BGR, "bgra8": cv2.COLOR_BGRA2BGR, "rgba8": cv2.COLOR_RGBA2BGR,
         "mono8": cv2.COLOR_GRAY2BGR, "8UC1": cv2.COLOR_GRAY2BGR,
+        "bayer_rggb8": cv2.COLOR_BayerRGGB2BGR, "bayer_bggr8": cv2.COLOR_BayerBGGR2BGR,
+        "bayer_gbrg8": cv2.COLOR_BayerGBRG2BGR, "bayer_grbg8": cv2.COLOR_BayerGRBG2BGR,
+        "yuv422": cv2.COLOR_YUV2BGR_UYVY, "yuv422_yuy2": cv2.COLOR_YUV2BGR_YUY2,
     }
     return cv2.cvtColor(image, conversions[encoding])
 
