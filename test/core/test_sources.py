@@ -1,6 +1,7 @@
 """Tests for core.sources with the real vtest.avi video and the real chessboard image pairs."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -144,6 +145,80 @@ def test_camera_that_cannot_be_opened():
         CameraPairSource(99, 98)
     with pytest.raises(ValueError, match="fps"):
         CameraPairSource(0, 1, fps=0)
+
+
+class FakeCamera:
+    """A ``cv2.VideoCapture`` stand-in: frames numbered by their grab (the pixel value), one every
+    ``period_s``, stalling (grab returns False) once ``stall_after`` frames were delivered."""
+
+    def __init__(self, device, period_s: float = 0.005, stall_after: int | None = None, size=(64, 48)) -> None:
+        self.device, self.period_s, self.stall_after, self.size = device, period_s, stall_after, size
+        self.grabs = 0
+        self.released = False
+        self.props: dict[int, float] = {}
+
+    def isOpened(self) -> bool:  # noqa: N802 - the cv2 name
+        return self.device != "missing"
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.size[0], cv2.CAP_PROP_FRAME_HEIGHT: self.size[1]}.get(prop, 0.0)
+
+    def grab(self) -> bool:
+        time.sleep(self.period_s)
+        if self.stall_after is not None and self.grabs >= self.stall_after:
+            return False
+        self.grabs += 1
+        return True
+
+    def retrieve(self):
+        return True, np.full((self.size[1], self.size[0], 3), self.grabs % 256, np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_camera_pairs_are_the_newest_grabbed_and_never_repeated():
+    """A consumer slower than the cameras gets the newest pair each time (not a queued old one),
+    each pair once, with its age; the driver is asked to buffer one frame; close releases both."""
+    cams = {}
+    source = CameraPairSource("L", "R", fps=200.0, capture_factory=lambda d: cams.setdefault(d, FakeCamera(d)))
+    try:
+        assert source.frame_size == (64, 48)
+        assert all(c.props[cv2.CAP_PROP_BUFFERSIZE] == 1 for c in cams.values())
+        seen = []
+        for _ in range(3):
+            time.sleep(0.05)  # ~10 grabs happen meanwhile
+            left, right = source.read()
+            seen.append(int(left[0, 0, 0]))
+            assert left.shape == (48, 64, 3) and 0.0 <= source.frame_age_s < 0.05
+        assert seen[1] >= seen[0] + 5 and seen[2] >= seen[1] + 5, seen  # the newest, not the next in a queue
+    finally:
+        source.close()
+    assert all(c.released for c in cams.values())
+    assert source.read() is None
+
+
+def test_a_stalled_camera_makes_read_return_none_without_blocking():
+    cams = {}
+    source = CameraPairSource("L", "R", fps=30.0, capture_factory=lambda d: cams.setdefault(
+        d, FakeCamera(d, stall_after=2)))
+    try:
+        assert source.read() is not None
+        time.sleep(0.05)
+        source.read()  # the second pair (or None when it came and went)
+        start = time.monotonic()
+        assert source.read() is None  # unplugged: nothing new within two frame periods
+        assert time.monotonic() - start < 0.2
+    finally:
+        source.close()
+    with pytest.raises(ValueError, match="cannot open right camera device 'missing'"):
+        CameraPairSource("L", "missing", capture_factory=FakeCamera)
+    with pytest.raises(ValueError, match="stall_s"):
+        CameraPairSource("L", "R", stall_s=0.0, capture_factory=FakeCamera)
 
 
 def test_open_source_factory(video, chess):

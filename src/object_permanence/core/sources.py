@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import glob
 import re
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -234,51 +236,102 @@ class ImageFolderSource(_SourceBase):
 class CameraPairSource(_SourceBase):
     """Two live cameras read through ``cv2.VideoCapture`` (device index or device path / URL).
 
-    Both frames are grabbed before either is decoded, to keep the pair as close in time as the
-    drivers allow (no hardware sync). width, height: requested size in pixels; fps: requested rate.
+    A background thread grabs pairs as fast as the cameras deliver them (both frames grabbed
+    before either is decoded, to keep the pair as close in time as the drivers allow: no hardware
+    sync) and keeps only the newest, with the monotonic time it was grabbed. :meth:`read` returns
+    that pair once: it never blocks its caller (the node's executor) on a camera for more than
+    ``stall_s``, never returns a frame that waited in a driver queue (the driver's own buffer is
+    asked to hold one frame), and a camera that stops delivering (unplugged) makes it return None
+    after ``stall_s``. :attr:`frame_age_s` is how long before the read the returned pair was
+    grabbed, for stamping it with its capture time.
+
+    Args:
+        width, height: requested size in pixels; fps: requested rate (> 0).
+        stall_s: longest wait for a new pair in :meth:`read` (default two frame periods).
+        capture_factory: opens one device (``cv2.VideoCapture``; injectable for tests).
 
     Raises:
-        ValueError: for non-positive width/height/fps, a device that cannot be opened (naming it),
-            or cameras that deliver different frame sizes.
+        ValueError: for non-positive width/height/fps/stall_s, a device that cannot be opened
+            (naming it), or cameras that deliver different frame sizes.
     """
 
-    def __init__(self, left_device: int | str, right_device: int | str,
-                 width: int = 640, height: int = 480, fps: float = 30.0) -> None:
-        for name, value in (("width", width), ("height", height), ("fps", fps)):
+    def __init__(self, left_device: int | str, right_device: int | str, width: int = 640, height: int = 480,
+                 fps: float = 30.0, stall_s: float | None = None,
+                 capture_factory: Callable[[int | str], Any] = cv2.VideoCapture) -> None:
+        stall_s = 2.0 / fps if stall_s is None and np.isfinite(fps) and fps > 0 else stall_s
+        for name, value in (("width", width), ("height", height), ("fps", fps), ("stall_s", stall_s)):
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be positive, got {value!r}")
-        self._captures: list[cv2.VideoCapture] = []
+        self._stall_s = float(stall_s)
+        self._captures: list[Any] = []
         for side, device in (("left", left_device), ("right", right_device)):
-            capture = cv2.VideoCapture(device)
+            capture = capture_factory(device)
             if not capture.isOpened():
-                self.close()
+                self._release()
                 raise ValueError(f"cannot open {side} camera device {device!r}")
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
             capture.set(cv2.CAP_PROP_FPS, fps)
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue (where the backend can)
             self._captures.append(capture)
         sizes = [_capture_size(c) for c in self._captures]
         if sizes[0] != sizes[1]:
-            self.close()
+            self._release()
             raise ValueError(f"cameras {left_device!r} and {right_device!r} deliver different sizes {sizes}")
         self._size = sizes[0]
+        self._cond = threading.Condition()
+        self._latest: tuple[Frame, Frame] | None = None
+        self._latest_t = 0.0
+        self._grabbed = self._returned = 0  # pairs grabbed / the count at the last read
+        self.frame_age_s = 0.0
+        self._closing = False
+        self._thread = threading.Thread(target=self._grab_loop, name="camera-grabber", daemon=True)
+        self._thread.start()
 
     @property
     def frame_size(self) -> tuple[int, int]:
         return self._size
 
+    def _grab_loop(self) -> None:
+        """Grab pairs until closed; releases the devices itself (a grab may block in the driver
+        beyond :meth:`close`'s wait, and a device must not be released under it)."""
+        try:
+            while not self._closing:
+                if not all(c.grab() for c in self._captures):
+                    time.sleep(0.005)  # a failed grab returns at once on some backends: do not spin
+                    continue
+                frames = [capture.retrieve() for capture in self._captures]
+                if not all(ok for ok, _ in frames):
+                    continue
+                with self._cond:
+                    self._latest = (_to_bgr(frames[0][1]), _to_bgr(frames[1][1]))
+                    self._latest_t = time.monotonic()
+                    self._grabbed += 1
+                    self._cond.notify_all()
+        finally:
+            self._release()
+
     def read(self) -> tuple[Frame, Frame] | None:
-        if not self._captures or not all(c.grab() for c in self._captures):
-            return None
-        frames = []
-        for capture in self._captures:
-            ok, frame = capture.retrieve()
-            if not ok:
+        """The newest pair not returned before, waiting up to ``stall_s`` for one; None when the
+        cameras delivered none in that time (or the source is closed)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._grabbed > self._returned or self._closing, self._stall_s) \
+                    or self._closing:
                 return None
-            frames.append(_to_bgr(frame))
-        return frames[0], frames[1]
+            self._returned = self._grabbed
+            self.frame_age_s = time.monotonic() - self._latest_t
+            return self._latest
 
     def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if hasattr(self, "_thread"):
+            self._thread.join(timeout=2.0)  # the thread releases the devices (a blocked grab: when it returns)
+        else:
+            self._release()
+
+    def _release(self) -> None:
         for capture in self._captures:
             capture.release()
         self._captures = []

@@ -5,6 +5,7 @@ The simulated source also publishes its ground truth on ``sim/ground_truth`` (sa
 from __future__ import annotations
 
 import cv2
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -52,8 +53,8 @@ PARAMS = (
     Param("rectify", True, "Rectify real images with the calibration before publishing (the detector, "
           "world model and triangulator assume rectified, row-aligned views); camera_info then describes the "
           "rectified images (no distortion, R = I, K = P[:, :3]), as ROS expects of rectified images."),
-    Param("max_read_failures", 30, "camera: consecutive failed reads before capture stops (a USB camera can "
-          "drop a frame and come back).", low=1, high=100000),
+    Param("max_read_failures", 30, "camera: consecutive reads without a new pair (each waits two frame periods "
+          "for one) before capture stops (a USB camera can drop frames and come back).", low=1, high=100000),
     Param("frame_id_left", "left_camera_optical_frame", "frame_id of left images and camera_info."),
     Param("frame_id_right", "right_camera_optical_frame", "frame_id of right images and camera_info."),
 )
@@ -120,9 +121,10 @@ class StereoCaptureNode(Node):
     def _tick(self) -> None:
         if self._max_frames and self._count >= self._max_frames:
             return
-        # The stamp is taken before the frame is read (captured or rendered): it is the time the
-        # frame was asked for, so capture-to-output latency includes the capture itself.
-        stamp = self.get_clock().now().to_msg()
+        # The stamp is taken before the frame is read (rendered, decoded): it is the time the frame
+        # was asked for, so capture-to-output latency includes the capture itself. Live cameras are
+        # grabbed on their own thread: their pair is stamped with the time it was grabbed.
+        asked = self.get_clock().now()
         try:
             pair = self._source.read()
         except (OSError, ValueError) as exc:
@@ -131,7 +133,7 @@ class StereoCaptureNode(Node):
         if pair is None:
             self._read_failures += 1
             if self._live and self._read_failures < self._max_read_failures:
-                self.get_logger().warning(f"camera read failed ({self._read_failures} in a row)",
+                self.get_logger().warning(f"no new camera pair ({self._read_failures} reads in a row)",
                                           throttle_duration_sec=1.0)
                 return
             self.get_logger().info(f"source ended after {self._count} frames"
@@ -139,6 +141,9 @@ class StereoCaptureNode(Node):
             self._timer.cancel()
             return
         self._read_failures = 0
+        age_s = getattr(self._source, "frame_age_s", None)
+        stamp = (self.get_clock().now() - Duration(nanoseconds=round(age_s * 1e9)) if age_s is not None
+                 else asked).to_msg()
         images = dict(zip(("left", "right"), pair))
         if self._maps is not None:
             mlx, mly, mrx, mry = self._maps
