@@ -16,6 +16,7 @@ from object_permanence.nodes.world_model import WorldModelNode  # noqa: E402
 from object_permanence.ros.params import ParameterError, Param, unknown_overrides  # noqa: E402
 
 pytestmark = pytest.mark.ros
+WARN = 30  # rcl_interfaces/Log level
 
 EXIT_TIMEOUT_S = 30.0  # a Python node process importing numpy/scipy on a busy 2-core machine
 
@@ -75,18 +76,29 @@ def test_rclpy_parameters_and_those_of_sibling_nodes_are_allowed(ros) -> None:
     assert node.get_parameter("use_sim_time").value is False
 
 
-def test_several_unknown_keys_are_all_named(ros) -> None:
+def test_several_misspelt_keys_are_all_named(ros) -> None:
     with pytest.raises(ParameterError) as info:
-        ros.start(WorldModelNode, {"zzzz_qqqq": 1, "max_ghost_age": 3.0})
+        ros.start(WorldModelNode, {"min_hitz": 1, "max_ghost_age": 3.0})
     text = str(info.value)
     assert "'max_ghost_age' is not declared by node 'world_model' (did you mean 'max_ghost_age_s'?)" in text
-    assert "'zzzz_qqqq' is not declared by node 'world_model' (no declared parameter has a similar name)" in text
+    assert "'min_hitz' is not declared by node 'world_model' (did you mean 'min_hits'?)" in text
+
+
+def test_a_robot_wide_key_like_no_parameter_is_warned_about_and_the_node_runs(ros, tmp_path: Path) -> None:
+    """A shared parameter file's ``/**`` block holds keys for other nodes of the robot: the node
+    names them in a warning and runs (a misspelt name of its own still stops it, above)."""
+    path = tmp_path / "robot.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    robot_name: rover1\n    zzzz_qqqq: 3\n    min_hits: 4\n")
+    node = start_world_model(ros, ["--ros-args", "--params-file", str(path)])
+    assert node.get_parameter("min_hits").value == 4
+    ros.spin_until(lambda: any("'robot_name', 'zzzz_qqqq'" in m and "not declared by node 'world_model'" in m
+                               for m in ros.log_lines("world_model", WARN)), "the warning naming both keys")
 
 
 def test_node_process_with_an_unknown_key_exits_non_zero_naming_it(launcher, tmp_path: Path) -> None:
     """The issue's case: `min_hitz` in a parameter file ran on defaults with exit 0. A global
-    `-p` rule naming a parameter of another executable (max_frames is stereo_capture's) is
-    unknown in a world_model process too; the other node's block is ignored as before."""
+    `-p` rule naming a parameter of another executable (max_frames is stereo_capture's) is like
+    no world_model name: warned about, not fatal; the other node's block is ignored as before."""
     path = tmp_path / "params.yaml"
     path.write_text(PARAMS_FILE)
     argv = [str(launcher.lib_dir / "world_model"), "--ros-args", "--params-file", str(path), "-p", "max_frames:=150"]
@@ -99,6 +111,6 @@ def test_node_process_with_an_unknown_key_exits_non_zero_naming_it(launcher, tmp
     output = process.output()
     assert code == 2, output
     assert "parameter 'min_hitz' is not declared by node 'world_model' (did you mean 'min_hits'?)" in output, output
-    assert "parameter 'max_frames' is not declared by node 'world_model'" in output, output
+    assert "ignoring parameter(s) 'max_frames': not declared by node 'world_model'" in output, output
     assert "backend" not in output and "use_sim_time" not in output, output
     assert "Traceback" not in output, output

@@ -148,26 +148,36 @@ def unknown_overrides(node: Node) -> list[str]:
 
 
 def check_unknown_overrides(node: Node) -> None:
-    """Fail on parameter overrides that name no parameter (see :func:`unknown_overrides`).
+    """Fail on parameter overrides that look like a misspelt parameter of this node, warn about
+    the other unknown ones (see :func:`unknown_overrides`).
+
+    A key close to one of the node's own names (difflib, ratio >= 0.6) is a typo that would leave
+    the parameter on its default: the node stops. A key like no name of the node is meant for
+    someone else — a robot-wide ``/**`` block of a shared parameter file, a ``-p`` rule for another
+    executable — and is named in one warning; the node runs (rclpy ignores it).
 
     Raises:
-        ParameterError: naming each unknown key and the closest declared name (difflib; the
-            node's own names first), e.g.
+        ParameterError: naming each misspelt key and the declared name it is close to, e.g.
             ``parameter 'min_hitz' is not declared by node 'world_model' (did you mean 'min_hits'?)``.
     """
     unknown = unknown_overrides(node)
     if not unknown:
         return
     own = sorted(node.get_parameters_by_prefix(""))  # "" matches every name the node declared
-    siblings = sorted(_DEFINED_NAMES - set(own))
-    problems = []
-    for name in unknown:  # the closest name of this node, else of another node of this process
-        close = difflib.get_close_matches(name, own, n=1, cutoff=0.6) or \
-            difflib.get_close_matches(name, siblings, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else "no declared parameter has a similar name"
-        problems.append(f"parameter '{name}' is not declared by node '{node.get_name()}' ({hint})")
-    raise ParameterError("; ".join(problems) + " — a parameter file or override names it; rclpy would ignore it "
-                         "and run on the default (see docs/parameters.md)")
+    typos, foreign = [], []
+    for name in unknown:
+        close = difflib.get_close_matches(name, own, n=1, cutoff=0.6)
+        if close:
+            typos.append(f"parameter '{name}' is not declared by node '{node.get_name()}' (did you mean '{close[0]}'?)")
+        else:
+            foreign.append(name)
+    if foreign:
+        node.get_logger().warning(
+            f"ignoring parameter(s) {', '.join(repr(n) for n in foreign)}: not declared by node '{node.get_name()}' "
+            "and like none of its names (meant for another node? see docs/parameters.md)")
+    if typos:
+        raise ParameterError("; ".join(typos) + " — a parameter file or override names it; rclpy would ignore it "
+                             "and run on the default (see docs/parameters.md)")
 
 
 def _field_descriptions(cls: type) -> dict[str, str]:
