@@ -46,7 +46,7 @@ PARAMS = tuple(replace(p, choices=DISPARITY_METHODS) if p.name == "disparity_met
           low=1, high=1000),
     Param("publish_markers", True, "Publish RViz markers on tracks3d/markers."),
     Param("time_jump_reset_s", 1.0, "A stamp this many seconds or more before the previous one (a bag replayed "
-          "again, a clock reset) resets the 3D tracks; a smaller step back drops that frame.", low=0.0, high=1e9),
+          "again, a clock reset) resets the 3D tracks; a smaller step back drops that frame.", low=0.001, high=1e9),
     Param("refine_with_images", True, "Measure the disparity of visible pairs in the rectified images "
           "(stereo/<cam>/image_raw of the same stamp, by disparity_method); without an image of that stamp the box "
           "centres are used."),
@@ -86,7 +86,8 @@ class TriangulatorNode(Node):
         self._pub_points = self.create_publisher(PointCloud2, "tracks3d/points", VIZ_QOS)
         self._pub_markers = self.create_publisher(MarkerArray, "tracks3d/markers", VIZ_QOS)
         self._sync = ApproximateTimeSynchronizer(2, guarded(self, "stereo track pair", self._on_pair),
-                                                 p["sync_queue_size"], p["sync_slop_s"])
+                                                 p["sync_queue_size"], p["sync_slop_s"],
+                                                 time_jump_reset_s=p["time_jump_reset_s"])
         self._sync_monitor = SyncMonitor(self, self._sync, 5.0, "stereo track pair", ("left", "right"))
         self._time_jump_reset_s = p["time_jump_reset_s"]
         self._last_stamp: float | None = None

@@ -32,7 +32,7 @@ PARAMS = config_params(WorldModelConfig, docs_from=(BoxKalmanParams,)) + (
     FIRST_TRACK_ID_PARAM,
     Param("events_jsonl", "", "If set, also append every track event as one JSON line to this file."),
     Param("time_jump_reset_s", 1.0, "A stamp this many seconds or more before the previous one (a bag replayed "
-          "again, a clock reset) resets the tracks; a smaller step back drops that frame.", low=0.0, high=1e9),
+          "again, a clock reset) resets the tracks; a smaller step back drops that frame.", low=0.001, high=1e9),
 )
 
 
