@@ -12,7 +12,8 @@ every topic the nodes read has a matched subscription; ``player:=ros2bag`` start
 seconds more for its own discovery.
 
     ros2 launch object_permanence replay.launch.py bag:=out/sim_bag rate:=0.5
-    ros2 launch object_permanence replay.launch.py bag:=robot.mcap detector_backend:=ultralytics weights:=yolo11n.pt
+    ros2 launch object_permanence replay.launch.py bag:=robot.mcap detector_backend:=onnxruntime weights:=yolo11n.onnx \
+        remap:=/cam/left/image_rect=/stereo/left/image_raw,/cam/right/image_rect=/stereo/right/image_raw,...
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, GroupAction, LogInfo, RegisterEventHandler
@@ -53,6 +54,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'wait_timeout', default_value='120.0',
             description='Seconds to wait for the nodes to subscribe before giving up (nothing is played).'),
+        DeclareLaunchArgument(
+            'remap', default_value='',
+            description="player:=package: play bag topics under the nodes' names, comma-separated FROM=TO "
+                        '(e.g. /cam/left/image_rect=/stereo/left/image_raw,...).'),
         DeclareLaunchArgument('rviz', default_value='true', description='Start RViz2.'),
         DeclareLaunchArgument(
             'detector_backend', default_value='simulated', choices=['simulated', 'ultralytics', 'onnxruntime'],
@@ -115,7 +120,7 @@ def generate_launch_description() -> LaunchDescription:
     play_package = Node(
         package=PACKAGE, executable='play_bag', name='play_bag', namespace='', output='screen',
         condition=LaunchConfigurationEquals('player', 'package'),
-        arguments=[bag, '--clock', '--rate', rate, '--wait-for', wait_for,
+        arguments=[bag, '--clock', '--rate', rate, '--wait-for', wait_for, '--remap', LaunchConfiguration('remap'),
                    '--wait-timeout', wait_timeout, '--delay', LaunchConfiguration('delay')])
 
     # ros2 bag play cannot wait for subscribers: the package's player waits (--wait-only, with

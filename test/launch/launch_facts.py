@@ -20,7 +20,7 @@ NODE_ARGUMENTS = {
 }
 #: Launch arguments that steer the launch itself: which processes, files, clock, playback.
 LAUNCH_ARGUMENTS = {"rviz", "llm", "use_sim_time", "config_dir", "composed", "nodes",
-                    "bag", "rate", "player", "delay", "ros2bag_delay", "wait_timeout"}
+                    "bag", "rate", "player", "delay", "ros2bag_delay", "wait_timeout", "remap"}
 #: What the replay's player waits for before the first message (the simulated detector adds the truth).
 REPLAY_WAIT_FOR = ("/stereo/left/image_raw,/stereo/right/image_raw,"
                    "/stereo/left/camera_info,/stereo/right/camera_info")

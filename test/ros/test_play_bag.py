@@ -3,6 +3,7 @@ first completely (the player waits for matched subscriptions), with /clock for u
 a wait that cannot succeed ends with a clear message instead of hanging."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from object_permanence.core.sim.bag import TOPIC_GROUND_TRUTH, TOPIC_IMAGE, TOPI
 from object_permanence.core.sim.scenarios import make_scenario  # noqa: E402
 from object_permanence.core.sim.world import SimWorld  # noqa: E402
 from object_permanence.msg import SimGroundTruth  # noqa: E402
-from object_permanence.tools.play_bag import PlayOptions, topic_list  # noqa: E402
+from object_permanence.tools.play_bag import PlayOptions, remap_list, topic_list  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -88,6 +89,18 @@ def test_a_subscriber_that_starts_first_gets_every_message(ros_root, sim_bag) ->
     assert ticks == stamps
 
 
+def test_remapped_topics_are_played_under_their_new_names(ros_root, sim_bag) -> None:
+    """A robot's bag under its own topic names, played on the names the nodes subscribe to."""
+    received = ros_root.collect(Image, "/robot/cam_left/image", KEEP_ALL)
+    old = ros_root.collect(Image, TOPIC_IMAGE["left"], KEEP_ALL)
+    code, output = run_player(str(sim_bag), "--rate", "20", "--remap", f"{TOPIC_IMAGE['left']}=/robot/cam_left/image",
+                              "--topics", TOPIC_IMAGE["left"], "--wait-for", "/robot/cam_left/image",
+                              spin=lambda done, timeout_s: ros_root.poll(done, timeout_s))
+    assert code == 0, output
+    ros_root.poll(lambda: len(received) >= FRAMES, 5.0)
+    assert len(received) == FRAMES and old == []
+
+
 def test_wait_times_out_without_subscribers(sim_bag) -> None:
     code, output = run_player(str(sim_bag), "--wait-for", "/stereo/left/image_raw", "--wait-timeout", "1.5",
                               timeout_s=30.0)
@@ -119,3 +132,9 @@ def test_options_are_validated() -> None:
         PlayOptions(bag=Path("b"), wait_only=True)
     with pytest.raises(ValueError, match="absolute"):
         PlayOptions(bag=Path("b"), topics=("relative",))
+    assert remap_list("a=/b, /c=d,") == (("/a", "/b"), ("/c", "/d"))
+    for bad in ("a", "a=", "=b", "a:=b"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            remap_list(bad)
+    with pytest.raises(ValueError, match="remapped twice"):
+        PlayOptions(bag=Path("b"), remap=(("/a", "/c"), ("/b", "/c")))

@@ -43,6 +43,8 @@ class PlayOptions:
     clock: publish ``/clock``. wait_for: topics that need a matched subscription first.
     wait_timeout_s: give up waiting after this long. delay_s: extra seconds after the wait.
     topics: play only these (empty: every topic of the bag). wait_only: wait, then exit.
+    remap: ``(bag topic, published topic)`` pairs: a robot's recording under its own names played
+    on the names the nodes subscribe to (``wait_for`` names the published topics).
     """
 
     bag: Path
@@ -53,6 +55,7 @@ class PlayOptions:
     delay_s: float = 0.0
     topics: tuple[str, ...] = ()
     wait_only: bool = False
+    remap: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.rate > 0.0:
@@ -63,14 +66,33 @@ class PlayOptions:
             raise ValueError(f"PlayOptions: delay_s must be >= 0 s, got {self.delay_s!r}")
         if self.wait_only and not self.wait_for:
             raise ValueError("PlayOptions: wait_only needs wait_for topics")
-        for name in (*self.wait_for, *self.topics):
+        for name in (*self.wait_for, *self.topics, *(n for pair in self.remap for n in pair)):
             if not name.startswith("/") or name == "/":
                 raise ValueError(f"PlayOptions: topic names must be absolute, got {name!r}")
+        published = [new for _, new in self.remap]
+        if len(set(published)) != len(published) or len({old for old, _ in self.remap}) != len(self.remap):
+            raise ValueError(f"PlayOptions: a topic is remapped twice or two topics onto one: {self.remap}")
 
 
 def topic_list(text: str) -> tuple[str, ...]:
     """A comma-separated list of topics (empty items ignored, leading '/' added)."""
     return tuple(dict.fromkeys("/" + t.strip().lstrip("/") for t in text.split(",") if t.strip()))
+
+
+def remap_list(text: str) -> tuple[tuple[str, str], ...]:
+    """Comma-separated ``FROM=TO`` pairs of topics (empty items ignored, leading '/' added; not
+    ``FROM:=TO``, which rclpy takes for a ROS remapping rule of the player node itself)."""
+    pairs = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        if "=" not in item or ":=" in item:
+            raise argparse.ArgumentTypeError(f"remap {item!r} is not FROM=TO")
+        old, new = (t.strip() for t in item.split("=", 1))
+        if not old or not new:
+            raise argparse.ArgumentTypeError(f"remap {item!r} needs both topics")
+        pairs.append(tuple("/" + t.lstrip("/") for t in (old, new)))
+    return tuple(pairs)
 
 
 def message_class(msgtype: str) -> type:
@@ -112,7 +134,8 @@ class BagPlayer:
     when it returns True.
     """
 
-    def __init__(self, node: Any, connections: list[Any], clock: bool, stopped: Callable[[], bool]) -> None:
+    def __init__(self, node: Any, connections: list[Any], clock: bool, stopped: Callable[[], bool],
+                 remap: dict[str, str] | None = None) -> None:
         from rosgraph_msgs.msg import Clock
 
         types: dict[str, str] = {}
@@ -125,8 +148,12 @@ class BagPlayer:
                 getattr(connection.ext, "offered_qos_profiles", None) or [])
         self.node = node
         self.stopped = stopped
-        self.publishers = {topic: node.create_publisher(message_class(msgtype), topic, publisher_qos(offered[topic]))
-                           for topic, msgtype in types.items()}
+        remap = remap or {}
+        # keyed by the published name; _route: bag topic -> its publisher
+        self.publishers = {remap.get(topic, topic): node.create_publisher(
+            message_class(msgtype), remap.get(topic, topic), publisher_qos(offered[topic]))
+            for topic, msgtype in types.items()}
+        self._route = {topic: self.publishers[remap.get(topic, topic)] for topic in types}
         self._clock_type = Clock
         self.clock = node.create_publisher(Clock, "/clock", 10) if clock else None
 
@@ -158,7 +185,7 @@ class BagPlayer:
                 msg.clock.sec, msg.clock.nanosec = divmod(stamp_ns, 10**9)
                 self.clock.publish(msg)
                 last_clock_ns = stamp_ns
-            self.publishers[connection.topic].publish(bytes(raw))
+            self._route[connection.topic].publish(bytes(raw))
             count += 1
         return count
 
@@ -188,13 +215,15 @@ def parse_args(argv: list[str]) -> PlayOptions:
                         help="seconds between the end of the wait and the first message (default 0)")
     parser.add_argument("--topics", type=topic_list, default=(), metavar="TOPICS",
                         help="comma-separated topics to play (default: every topic of the bag)")
+    parser.add_argument("--remap", type=remap_list, default=(), metavar="FROM=TO,...",
+                        help="play bag topics under other names (comma-separated; --wait-for names the new ones)")
     parser.add_argument("--wait-only", action="store_true",
                         help="wait for --wait-for, then exit without playing (gates another player)")
     args = parser.parse_args(argv)
     try:
         return PlayOptions(bag=args.bag, rate=args.rate, clock=args.clock, wait_for=args.wait_for,
                            wait_timeout_s=args.wait_timeout, delay_s=args.delay, topics=args.topics,
-                           wait_only=args.wait_only)
+                           wait_only=args.wait_only, remap=args.remap)
     except ValueError as exc:
         parser.error(str(exc))  # prints the usage and exits with status 2
 
@@ -224,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             connections = [c for c in reader.connections
                            if (not options.topics or c.topic in options.topics)
                            and not (options.clock and c.topic == "/clock")]
-            absent = sorted(set(options.wait_for) - {c.topic for c in connections})
+            remap = dict(options.remap)
+            absent = sorted(set(options.wait_for) - {remap.get(c.topic, c.topic) for c in connections})
             if absent:
                 log.error(f"{options.bag}: --wait-for names {', '.join(absent)}, which it does not play")
                 return 2
@@ -232,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.error(f"{options.bag}: nothing to play (topics in the bag: "
                           f"{', '.join(sorted(c.topic for c in reader.connections)) or 'none'})")
                 return 2
-            player = BagPlayer(node, connections, options.clock, stopped)
+            player = BagPlayer(node, connections, options.clock, stopped, remap)
             if options.wait_for:
                 log.info(f"waiting for subscribers on {', '.join(options.wait_for)}")
                 missing = player.wait_for_subscribers(options.wait_for, options.wait_timeout_s)
