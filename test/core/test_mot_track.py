@@ -17,6 +17,16 @@ def _read_rows(path: Path) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", ndmin=2)
 
 
+@pytest.fixture
+def core_defaults(tmp_path: Path) -> Path:
+    """A config folder whose world_model.yaml sets nothing: the core defaults (the mechanics
+    tests below are written for them; the shipped YAML holds ghosts of < 20 hits unpublished)."""
+    folder = tmp_path / "core_defaults"
+    folder.mkdir()
+    (folder / "world_model.yaml").write_text("world_model:\n  ros__parameters: {}\n")
+    return folder
+
+
 def _walker(frames) -> str:
     """One 40x80 box moving 10 px/frame to the right in the given frames."""
     return "".join(f"{f},1,{100 + 10 * f},200,40,80,0.9,-1,-1,-1\n" for f in frames)
@@ -64,13 +74,13 @@ def test_missing_file_exits_2(tmp_path: Path, capsys) -> None:
     assert "nope.txt" in capsys.readouterr().err
 
 
-def test_ghosts_written_only_when_asked_and_empty_frames_stepped(tmp_path: Path) -> None:
+def test_ghosts_written_only_when_asked_and_empty_frames_stepped(tmp_path: Path, core_defaults: Path) -> None:
     det_path = tmp_path / "det.txt"
     # 10 hits before a 4-frame gap: the ghost lives 10 x ghost_age_per_hit_s (0.5 s, 5 frames at 10 Hz)
     det_path.write_text(_walker(range(1, 11)) + _walker(range(15, 19)))
     plain, ghosts = tmp_path / "plain.txt", tmp_path / "ghosts.txt"
-    assert main([str(det_path), "-o", str(plain)]) == 0
-    assert main([str(det_path), "-o", str(ghosts), "--include-ghosts"]) == 0
+    assert main([str(det_path), "-o", str(plain), "--config-dir", str(core_defaults)]) == 0
+    assert main([str(det_path), "-o", str(ghosts), "--include-ghosts", "--config-dir", str(core_defaults)]) == 0
     rows, rows_g = _read_rows(plain), _read_rows(ghosts)
     # confirmed at the 2nd hit: both scored >= fast_confirm_min_score and overlapping (strong evidence)
     assert set(rows[:, 0]) == set(range(2, 11)) | set(range(15, 19))
@@ -133,13 +143,13 @@ def _ghost_centres(path: Path) -> dict[int, float]:
     return {int(r[0]): r[2] + r[4] / 2 for r in rows if r[0] >= 7}
 
 
-def test_image_size_ends_ghosts_that_leave_the_image(tmp_path: Path) -> None:
+def test_image_size_ends_ghosts_that_leave_the_image(tmp_path: Path, core_defaults: Path) -> None:
     det_path = tmp_path / "det.txt"
     det_path.write_text(_leaver())
     inside, unbounded = tmp_path / "inside.txt", tmp_path / "unbounded.txt"
     # at 30 fps the 6-hit track's ghost would live 0.6 s (18 frames) without the image border
-    assert main([str(det_path), "-o", str(inside), "--include-ghosts", "--image-size", "640x480", "--fps", "30"]) == 0
-    assert main([str(det_path), "-o", str(unbounded), "--include-ghosts", "--fps", "30"]) == 0
+    assert main([str(det_path), "-o", str(inside), "--include-ghosts", "--image-size", "640x480", "--fps", "30", "--config-dir", str(core_defaults)]) == 0
+    assert main([str(det_path), "-o", str(unbounded), "--include-ghosts", "--fps", "30", "--config-dir", str(core_defaults)]) == 0
     bounded, free = _ghost_centres(inside), _ghost_centres(unbounded)
     last = max(bounded)
     assert sorted(bounded) == list(range(7, last + 1))  # a ghost from the first missed frame ...
@@ -150,7 +160,7 @@ def test_image_size_ends_ghosts_that_leave_the_image(tmp_path: Path) -> None:
     assert _read_rows(inside)[:, 0].max() == last
 
 
-def test_seqinfo_beside_the_detections_gives_image_size_and_frame_rate(tmp_path: Path, capsys) -> None:
+def test_seqinfo_beside_the_detections_gives_image_size_and_frame_rate(tmp_path: Path, capsys, core_defaults: Path) -> None:
     seq = tmp_path / "seq"
     (seq / "det").mkdir(parents=True)
     (seq / "det" / "det.txt").write_text(_leaver())
@@ -159,16 +169,16 @@ def test_seqinfo_beside_the_detections_gives_image_size_and_frame_rate(tmp_path:
                                      "imWidth=640\nimHeight=480\n")
     out = tmp_path / "out.txt"
     reference = tmp_path / "reference.txt"
-    assert main([str(seq / "det" / "det.txt"), "-o", str(out), "--include-ghosts"]) == 0
+    assert main([str(seq / "det" / "det.txt"), "-o", str(out), "--include-ghosts", "--config-dir", str(core_defaults)]) == 0
     assert "at 30 Hz, 640x480 px" in capsys.readouterr().err
     assert main([str(seq / "det" / "det.txt"), "-o", str(reference), "--include-ghosts", "--fps", "30",
-                 "--image-size", "640x480", "--seqinfo", str(tmp_path / "none.ini")]) == 0
+                 "--image-size", "640x480", "--seqinfo", str(tmp_path / "none.ini"), "--config-dir", str(core_defaults)]) == 0
     assert out.read_text() == reference.read_text()
     # an explicit size wins over the file's: a narrower image ends the ghost sooner
-    assert main([str(seq / "det" / "det.txt"), "-o", str(out), "--include-ghosts", "--image-size", "600x480"]) == 0
+    assert main([str(seq / "det" / "det.txt"), "-o", str(out), "--include-ghosts", "--image-size", "600x480", "--config-dir", str(core_defaults)]) == 0
     assert max(_ghost_centres(out)) < max(_ghost_centres(reference))
     (seq / "seqinfo.ini").write_text("[Sequence]\nimWidth=640\nimHeight=-1\nframeRate=10\n")
-    assert main([str(seq / "det" / "det.txt"), "-o", str(out)]) == 2
+    assert main([str(seq / "det" / "det.txt"), "-o", str(out), "--config-dir", str(core_defaults)]) == 2
     assert "imHeight" in capsys.readouterr().err
 
 
@@ -186,3 +196,20 @@ def test_bad_image_size_is_a_usage_error(tmp_path: Path, text: str) -> None:
 def test_parse_image_size() -> None:
     assert parse_image_size("640x480") == (640, 480)
     assert parse_image_size("1920X1080") == (1920, 1080)
+
+
+def test_the_shipped_world_model_yaml_is_the_default(tmp_path: Path, core_defaults: Path, monkeypatch) -> None:
+    """Run from the repository, mot_track starts from config/world_model.yaml (the node's
+    configuration): its ghost_min_hits (20) holds the ghost of a 10-hit track unpublished, which
+    the core defaults (0) publish; a flag still overrides the YAML."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    det_path = tmp_path / "det.txt"
+    det_path.write_text(_walker(range(1, 11)) + _walker(range(15, 19)))
+    runs = {}
+    for name, extra in (("shipped", []), ("core", ["--config-dir", str(core_defaults)]),
+                        ("override", ["--ghost-min-hits", "0"])):
+        out = tmp_path / f"{name}.txt"
+        assert main([str(det_path), "-o", str(out), "--include-ghosts", *extra]) == 0
+        runs[name] = set(_read_rows(out)[:, 0])
+    assert not runs["shipped"] & set(range(11, 15)), "no ghost of a 10-hit track with the shipped YAML"
+    assert set(range(11, 15)) <= runs["core"] and set(range(11, 15)) <= runs["override"]

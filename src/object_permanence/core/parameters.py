@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 class ParameterError(ValueError):
@@ -32,3 +35,17 @@ def build_config(cls: type, values: dict[str, Any], prefix: str = "", **extra: A
             name = min(named, key=lambda n: re.search(rf"\b{re.escape(n)}\b", text).start())
             raise ParameterError(f"parameter '{prefix}{name}': {exc}") from exc
         raise ParameterError(str(exc)) from exc
+
+
+def node_parameters(config_dir: Path, node: str) -> dict[str, Any]:
+    """The ``ros__parameters`` of ``config_dir/<node>.yaml`` (a node's parameter file).
+
+    Raises:
+        ValueError: the file lacks the node's block. OSError: unreadable.
+    """
+    path = Path(config_dir) / f"{node}.yaml"
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        return dict(document[node]["ros__parameters"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: no {node}.ros__parameters block") from None

@@ -60,7 +60,7 @@ from object_permanence.core.triangulator_config import TriangulatorConfig
 from object_permanence.core.types import TrackState, duplicate_track_ids
 from object_permanence.tools.eval_persistence import CAUSES as SPURIOUS_CAUSES
 from object_permanence.tools.eval_persistence import spurious_causes
-from object_permanence.tools.eval_tracking import _node_parameters, parse_seeds, shipped_world_model_config
+from object_permanence.tools.eval_tracking import parse_seeds, shipped_world_model_config
 
 #: Causes of a correct pair's 3D error, in the order they are tested (module docstring).
 CAUSES = ("ghost", "first_3d_frames", "after_ghost", "border", "partial_occlusion", "disparity_none", "disparity_ncc",
@@ -259,9 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if max(seeds) >= 1000 and not args.allow_held_out:
         parser.error("tuning seeds are < 1000; held-out seeds need --allow-held-out")
     scenarios = [s for s in args.scenarios.split(",") if s]
-    from object_permanence.core.parameters import build_config
+    from object_permanence.core.parameters import build_config, node_parameters
 
-    config = build_config(TriangulatorConfig, _node_parameters(args.config_dir, "triangulator"))
+    config = build_config(TriangulatorConfig, node_parameters(args.config_dir, "triangulator"))
     records = None if args.headline_only else PointRecords()
     runs = []
     jobs = [(i, s, seed) for i, s in enumerate(scenarios) for seed in seeds]

@@ -59,7 +59,7 @@ from object_permanence.core.eval.matching import box_iou
 from object_permanence.core.eval.persistence import PersistenceTrackCounts, persistence_tracks
 from object_permanence.core.eval.points3d import POINT_DISTANCE_M, object_positions, points3d_counts
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, ratio
-from object_permanence.core.parameters import build_config
+from object_permanence.core.parameters import build_config, node_parameters
 from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
 from object_permanence.core.persistence.classical import BoostingTraining, fit_persistence_boosting
 from object_permanence.core.persistence.dataset import (
@@ -82,7 +82,7 @@ from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.triangulation import StereoTriangulator
 from object_permanence.core.triangulator_config import TriangulatorConfig
 from object_permanence.core.types import PersistenceDecision, Track, Track3D, TrackState, duplicate_track_ids
-from object_permanence.tools.eval_tracking import _node_parameters, parse_seeds, shipped_world_model_config
+from object_permanence.tools.eval_tracking import parse_seeds, shipped_world_model_config
 
 WINDOW = HISTORY_LEN
 PRIOR_GRID = (0.1, 0.2, 0.3, 0.5)
@@ -394,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     methods = Methods(args.weights, args.device, min_hits, existence_cfg, boosting)
     thresholds = methods.build()["transformer"].hysteresis
     world_model = shipped_world_model_config(args.config_dir)
-    triangulator = build_config(TriangulatorConfig, _node_parameters(args.config_dir, "triangulator"))
+    triangulator = build_config(TriangulatorConfig, node_parameters(args.config_dir, "triangulator"))
     jobs = [(s, None, s, False, seed) for s in sorted(SCENARIOS) for seed in seeds]
     jobs += [(*HELD_OUT_NUISANCE, HELD_OUT_NUISANCE_NAME, True, seed) for seed in seeds]
     splits = ("test_realistic", "test_hard", "heldout_nuisance")

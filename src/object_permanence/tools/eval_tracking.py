@@ -89,7 +89,7 @@ from object_permanence.core.eval.tracking_report import markdown_tables, plot_id
 from object_permanence.core.eval.tud_campus import DATASET as TUD_DATASET
 from object_permanence.core.eval.tud_campus import DIFFICULTY as TUD_DIFFICULTY
 from object_permanence.core.eval.tud_campus import tud_sequence
-from object_permanence.core.parameters import build_config
+from object_permanence.core.parameters import build_config, node_parameters
 from object_permanence.core.sim.scenarios import SCENARIOS, make_scenario
 from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.types import Track, TrackState
@@ -134,20 +134,6 @@ def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
     return names
 
 
-def _node_parameters(config_dir: Path, node: str) -> dict[str, Any]:
-    """The ``ros__parameters`` of ``config_dir/<node>.yaml``.
-
-    Raises:
-        ValueError: the file lacks the node's block. OSError: unreadable.
-    """
-    path = config_dir / f"{node}.yaml"
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    try:
-        return dict(document[node]["ros__parameters"])
-    except (KeyError, TypeError):
-        raise ValueError(f"{path}: no {node}.ros__parameters block") from None
-
-
 def shipped_world_model_config(config_dir: Path) -> WorldModelConfig:
     """``WorldModelConfig`` from ``config_dir/world_model.yaml``, built as the world_model node
     builds it (its ``ros__parameters`` through ``core.parameters.build_config``): eval measures what ships.
@@ -155,7 +141,7 @@ def shipped_world_model_config(config_dir: Path) -> WorldModelConfig:
     Raises:
         ValueError: the file lacks the node's block or holds a bad value. OSError: unreadable.
     """
-    return build_config(WorldModelConfig, _node_parameters(config_dir, "world_model"))
+    return build_config(WorldModelConfig, node_parameters(config_dir, "world_model"))
 
 
 def shipped_embedding_bins(config_dir: Path) -> tuple[int, int, int]:
@@ -165,7 +151,7 @@ def shipped_embedding_bins(config_dir: Path) -> tuple[int, int, int]:
     Raises:
         ValueError: missing block, or not three positive integers. OSError: unreadable.
     """
-    bins = _node_parameters(config_dir, "detector").get("embedding_bins", [8, 4, 4])
+    bins = node_parameters(config_dir, "detector").get("embedding_bins", [8, 4, 4])
     return ColorHistogramEmbedder(bins=tuple(bins)).bins
 
 
@@ -406,7 +392,7 @@ def _evaluate(args: argparse.Namespace, command: str, seeds: list[int], scenario
     try:
         wm_config = shipped_world_model_config(args.config_dir)
         bins = shipped_embedding_bins(args.config_dir)
-        detector = _node_parameters(args.config_dir, "detector")
+        detector = node_parameters(args.config_dir, "detector")
         embedding = args.embedding or detector.get("embedding", "colour_histogram")
         if embedding not in EMBEDDINGS:
             raise ValueError(f"detector.yaml: embedding must be one of {EMBEDDINGS}, got {embedding!r}")

@@ -13,7 +13,10 @@ Image size and frame rate: ``--image-size WxH`` and ``--fps``, or else a MOTChal
 centre leaves the image ends (LOST) at once instead of haunting outside the view; without one
 ghosts end only by age. The frame rate defaults to 10 Hz when neither gives it.
 
-Every ``WorldModelConfig`` field can be overridden (``--min-hits 2``, ``--max-ghost-age-s 1``...).
+The world model starts from the ``world_model`` block of ``<config-dir>/world_model.yaml`` — by
+default ``./config`` when it holds one, else the installed package's ``config/``: the shipped node's
+configuration, so offline results are the node's — and every ``WorldModelConfig`` field can be
+overridden on top (``--min-hits 2``, ``--max-ghost-age-s 1``...).
 Exit codes: 0 done, 2 bad arguments or malformed input (the message names the line), 1 when the
 output cannot be written.
 """
@@ -36,6 +39,7 @@ from object_permanence.core.eval.mot_io import (
     read_seqinfo,
     write_mot_tracks,
 )
+from object_permanence.core.parameters import build_config, node_parameters
 from object_permanence.core.types import Detection, TrackState
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
 
@@ -108,18 +112,33 @@ def _parser() -> argparse.ArgumentParser:
                         help="skip detections with conf below this (default 0)")
     parser.add_argument("--include-ghosts", action="store_true",
                         help="also write OCCLUDED tracks (their predicted boxes)")
-    group = parser.add_argument_group("world model", "overrides of WorldModelConfig fields")
+    parser.add_argument("--config-dir", type=Path, default=None,
+                        help="folder of the world_model.yaml to start from (default: ./config if it holds one, "
+                             "else the installed package's config/)")
+    group = parser.add_argument_group("world model", "overrides of WorldModelConfig fields (of the YAML's values)")
     defaults = WorldModelConfig()
     for f in fields(WorldModelConfig):
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"(default {default})")
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         else:
-            group.add_argument(flag, dest=f.name, type=type(default), default=None, metavar="N",
-                               help=f"(default {default})")
+            group.add_argument(flag, dest=f.name, type=type(default), default=None, metavar="N")
     return parser
+
+
+def default_config_dir() -> Path | None:
+    """``./config`` when it holds a world_model.yaml, else the installed package's ``config/``
+    (None without either)."""
+    if Path("config/world_model.yaml").is_file():
+        return Path("config")
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        share = Path(get_package_share_directory("object_permanence")) / "config"
+        return share if (share / "world_model.yaml").is_file() else None
+    except (ImportError, PackageNotFoundError):
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,10 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         image_size = (info.width, info.height)
     overrides = {f.name: getattr(args, f.name) for f in fields(WorldModelConfig)
                  if getattr(args, f.name) is not None}
+    config_dir = args.config_dir if args.config_dir is not None else default_config_dir()
     try:
-        config = WorldModelConfig(**overrides)
-    except ValueError as exc:
+        base = node_parameters(config_dir, "world_model") if config_dir is not None else {}
+        config = build_config(WorldModelConfig, {**base, **overrides})
+    except (ValueError, OSError) as exc:
         parser.error(str(exc))
+    if config_dir is None:
+        print("mot_track: warning: no config/world_model.yaml found (here or installed): core defaults, not the "
+              "shipped node's configuration", file=sys.stderr)
     try:
         detections = read_mot_detections(args.detections, args.min_score)
     except (MotFormatError, OSError, UnicodeDecodeError) as exc:
