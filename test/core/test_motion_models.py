@@ -306,6 +306,25 @@ def test_covariances_stay_symmetric_positive_definite(name: str) -> None:
     assert np.all(np.isfinite(bank.mahalanobis_sq(_initial_boxes(2))))
 
 
+@pytest.mark.parametrize("name", BASE_MODELS)
+def test_an_hour_without_frames_then_a_repeated_stamp_keeps_the_covariance_positive_definite(name: str) -> None:
+    """A camera stall or a paused bag: one predict over an hour (P ~ 1e15 px² against R ~ 10 px²),
+    an update, then an update at the same stamp (dt = 0). The IMM's short covariance update
+    P - KHP cancelled catastrophically there and the next gate's Cholesky failed."""
+    bank = make_bank(name, PARAMS)
+    boxes = np.array([[300.0, 200.0, 200.0, 400.0], [100.0, 120.0, 40.0, 80.0]])
+    bank.append(boxes)
+    for k in range(30):
+        bank.predict(1 / 30)
+        bank.update(np.arange(2), boxes + [k, 0, 0, 0])
+    bank.predict(3600.0)
+    for _ in range(2):
+        bank.update(np.arange(2), boxes + [30, 0, 0, 0])
+        assert np.all(np.linalg.eigvalsh(bank.box_covariances) > 0)
+        bank.predict(0.0)
+        assert np.all(np.isfinite(bank.mahalanobis_sq(boxes)))
+
+
 @pytest.mark.parametrize("name", [*BASE_MODELS, "filter-list"])
 def test_rows_stay_aligned_and_inputs_are_checked(name: str) -> None:
     boxes = _initial_boxes(4, 3)

@@ -66,6 +66,14 @@ def test_baseline_rule(scores, keep: bool, score: float) -> None:
     assert d.frames_observed == len(scores) and d.reason.startswith(f"min_hits:{matched.sum()}/3")
 
 
+def test_baseline_attention_sums_to_one_without_a_matched_frame() -> None:
+    """A window with no matched frame (a ghost from its first frame, a sticky track long unseen):
+    uniform over every frame, never all zero (attention is a distribution)."""
+    (d,) = MinHitsBaseline(MinHitsConfig(min_hits=3)).decide([_history([None, None])])
+    assert not d.keep and d.score == 0.0
+    np.testing.assert_allclose(d.attention, [0.5, 0.5])
+
+
 def test_baseline_implements_the_model_interface_and_validates() -> None:
     assert isinstance(MinHitsBaseline(), PersistenceModel)
     with pytest.raises(ValueError, match="min_hits"):

@@ -124,6 +124,9 @@ def test_appearance_distance_is_half_cosine_distance_and_neutral_when_missing():
                                [[0.0, 1.0, 0.5], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], atol=1e-12)
     other_length = [track(7, (0, 0), 10.0, embedding=np.ones(3))]
     np.testing.assert_allclose(appearance_distance(other_length, right), 0.5)
+    # lengths mixed on one side: each length against its own kind, the rest uninformative
+    mixed = [track(8, (0, 0), 10.0, embedding=e[0]), track(9, (0, 0), 10.0, embedding=np.ones(3))]
+    np.testing.assert_allclose(appearance_distance(mixed, right), [[0.0, 1.0, 0.5], [0.5, 0.5, 0.5]], atol=1e-12)
 
 
 def test_empty_inputs_pair_nothing_and_clear_the_memory():

@@ -91,8 +91,13 @@ def test_raw_measurement_reads_only_usable_boxes():
     for bad in (np.full(4, np.nan), np.array([1.0, 2.0, 0.0, 3.0]), np.ones(3)):
         t.measurement = bad
         assert raw_measurement(t) is None
-    t.measurement = np.array([1.0, 2.0, 3.0, 4.0])
-    np.testing.assert_array_equal(raw_measurement(t), [1.0, 2.0, 3.0, 4.0])
+    box = np.asarray(t.box, dtype=float)
+    t.measurement = box + [3.0, -2.0, 4.0, -5.0]  # the detection the filtered box was updated with
+    np.testing.assert_array_equal(raw_measurement(t), box + [3.0, -2.0, 4.0, -5.0])
+    # unlike the box the pair was gated on: garbage from whoever published it, not a measurement
+    for far in (box + [0.0, 1e9, 0.0, 0.0], box * [1.0, 1.0, 5.0, 1.0], box + [3.0 * box[2], 0.0, 0.0, 0.0]):
+        t.measurement = far
+        assert raw_measurement(t) is None
 
 
 def test_fused_covariance_is_consistent_with_the_error():

@@ -260,10 +260,14 @@ class ImmBoxBank:
         log_lik = -0.5 * (np.einsum("nmk,nmk->nm", u, u) + log_det + DIM_Z * _LOG_2PI)  # log N(y; 0, S)
         K = (P[:, :, :, :DIM_Z] @ W.swapaxes(-1, -2)) @ W  # K = P H' S^-1 = P H' W' W
         X = X + np.einsum("nmkl,nml->nmk", K, y)  # x = x + K y
-        KHP = K @ P[:, :, :DIM_Z, :]  # K H P
-        # Joseph form P = (I-KH) P (I-KH)' + K R K' = P - KHP - (KHP)' + K S K', and K S K' = (KHP)'
-        # for this gain: P = P - (KHP + (KHP)')/2, symmetric by construction
-        P = P - 0.5 * (KHP + KHP.swapaxes(-1, -2))
+        # Joseph form P = (I-KH) P (I-KH)' + K R K', as filterpy: PSD whatever the rounding. The
+        # shorter P - KHP, algebraically equal for this gain, cancels catastrophically after a long
+        # prediction (P ~ 1e15 px² after an hour's gap, R ~ 10 px²) and left P indefinite.
+        A = np.broadcast_to(np.eye(P.shape[-1]), P.shape).copy()
+        A[..., :DIM_Z] -= K  # I - K H, H = [I 0]
+        KRK = (K * r_var[:, None, None, :]) @ K.swapaxes(-1, -2)  # K R K', R = diag(r_var)
+        P = A @ P @ A.swapaxes(-1, -2) + KRK
+        P = 0.5 * (P + P.swapaxes(-1, -2))
         w = mu * np.exp(log_lik - log_lik.max(axis=1, keepdims=True))  # mu_j N_j, rescaled
         self._X[rows], self._P[rows], self._mu[rows] = X, P, w / w.sum(axis=1, keepdims=True)
 

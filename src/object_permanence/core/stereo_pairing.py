@@ -95,10 +95,13 @@ def appearance_distance(left: list[Track], right: list[Track]) -> np.ndarray:
     ri = [j for j, t in enumerate(right) if t.embedding is not None and np.size(t.embedding)]
     if not li or not ri:
         return dist
-    el = np.array([np.ravel(left[i].embedding) for i in li], dtype=np.float64)
-    er = np.array([np.ravel(right[j].embedding) for j in ri], dtype=np.float64)
-    if el.shape[1] != er.shape[1]:
-        return dist
-    half = 0.5 * appearance_cost(el, er)  # (1 - cos) / 2; NaN for an all-zero embedding
-    dist[np.ix_(li, ri)] = np.where(np.isfinite(half), half, 0.5)
+    size_l = {i: np.size(left[i].embedding) for i in li}
+    size_r = {j: np.size(right[j].embedding) for j in ri}
+    for dim in set(size_l.values()) & set(size_r.values()):  # one length at a time (one, normally)
+        rows = [i for i in li if size_l[i] == dim]
+        cols = [j for j in ri if size_r[j] == dim]
+        el = np.array([np.ravel(left[i].embedding) for i in rows], dtype=np.float64)
+        er = np.array([np.ravel(right[j].embedding) for j in cols], dtype=np.float64)
+        half = 0.5 * appearance_cost(el, er)  # (1 - cos) / 2; NaN for an all-zero embedding
+        dist[np.ix_(rows, cols)] = np.where(np.isfinite(half), half, 0.5)
     return dist

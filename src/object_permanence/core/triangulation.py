@@ -65,12 +65,19 @@ _GHOST_STATES = (TrackState.OCCLUDED, TrackState.LOST)
 
 def raw_measurement(track: Track) -> np.ndarray | None:
     """The track's matched detection box of this frame, (4,) ``cx, cy, w, h``, or None when it has none
-    (not matched this frame, or not a usable box)."""
+    (not matched this frame, or not a usable box: not finite, not positive, or unlike the track's own
+    box — a centre more than two box sizes away or a size off by more than 4x — which the pair was
+    gated on: a tracker that matched this detection to this track cannot have published that)."""
     box = track.measurement
     if box is None:
         return None
     box = np.asarray(box, dtype=np.float64).reshape(-1)
     if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+        return None
+    own = np.asarray(track.box, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = box[2:] / own[2:]
+    if not (np.all(np.abs(box[:2] - own[:2]) <= 2.0 * own[2:]) and np.all((ratio >= 0.25) & (ratio <= 4.0))):
         return None
     return box
 

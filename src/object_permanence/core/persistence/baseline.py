@@ -34,7 +34,8 @@ class MinHitsConfig:
 
 class MinHitsBaseline:
     """score = mean match confidence x min(1, hits / min_hits); keep = hits >= min_hits and
-    mean confidence >= min_mean_score. Attention: uniform over the matched frames it counted."""
+    mean confidence >= min_mean_score. Attention: uniform over the matched frames it counted
+    (over every frame when none was)."""
 
     name = "min_hits_baseline"
 
@@ -50,7 +51,10 @@ class MinHitsBaseline:
             mean_score = float(x[matched, _SCORE].mean()) if hits else 0.0
             score = mean_score * min(1.0, hits / self.config.min_hits)
             keep = hits >= self.config.min_hits and mean_score >= self.config.min_mean_score
-            attention = matched.astype(np.float32) / max(hits, 1)
+            # uniform over the matched frames it counted (over every frame when none was matched:
+            # attention always sums to 1)
+            attention = (matched.astype(np.float32) / hits if hits
+                         else np.full(len(matched), 1.0 / len(matched), np.float32))
             out.append(PersistenceDecision(
                 track_id=hist.track_id, score=score, keep=keep, attention=attention, frames_observed=len(hist),
                 reason=f"min_hits:{hits}/{self.config.min_hits} mean_score:{mean_score:.2f}"
