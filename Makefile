@@ -11,6 +11,8 @@ ENV := source $(ROOT)/scripts/ros_env.sh
 DEMO_ARGS ?= --scenario cluttered --seed 1000 --frames 300
 # sim: the detector simulator over the ground truth; yolo: the shipped YOLO on the rendered pixels (sim-time paced).
 DETECTOR ?= sim
+# out/demo for the simulator, out/demo_yolo for DETECTOR=yolo (one run does not overwrite the other's files)
+DEMO_OUT ?= out/demo$(if $(filter-out sim,$(DETECTOR)),_$(DETECTOR),)
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -23,7 +25,7 @@ setup:
 build: setup
 
 demo: setup
-	$(ENV) && python -m object_permanence.tools.demo --out out/demo --detector $(DETECTOR) $(DEMO_ARGS)
+	$(ENV) && python -m object_permanence.tools.demo --out $(DEMO_OUT) --detector $(DETECTOR) $(DEMO_ARGS)
 
 # Every scenario x 5 held-out seeds (realistic and hard) and TUD-Campus, ours vs trackers' peers.
 eval: setup
