@@ -79,6 +79,31 @@ def test_stereo_pairs_reach_each_cameras_filter_with_the_transformer(ros, tmp_pa
     assert node._filters["right"]._histories[9].features()[-1][match] == 1.0
 
 
+def test_kept_tracks_are_published_as_received_with_their_score(ros) -> None:
+    """tracks/filtered carries each kept track's message unchanged (embedding, covariance, state,
+    ...) but for persistence_score, the decision's score; a track not kept is left out."""
+    filtered = ros.collect(TrackArray, "stereo/left/tracks/filtered", RELIABLE_QOS)
+    inputs = ros.collect(TrackArray, "stereo/left/tracks", RELIABLE_QOS)  # what the node received (float32)
+    decisions = ros.collect(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
+    pub = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
+    ros.start(PersistenceFilterNode, {"model": "min_hits_baseline", "min_hits": 1, "min_mean_score": 0.5,
+                                      "pair_timeout_s": 0.05})
+    ros.wait_connected()
+    strong, weak = track_msg(5, 300.0, score=0.9), track_msg(6, 500.0, score=0.2)
+    strong.embedding = [0.6, 0.8]
+    msg = TrackArray(header=header(0, "left"), tracks=[strong, weak])
+    ros.retry_until(lambda _: pub.publish(msg), lambda: by_stamp_and_camera(decisions, msg.header.stamp, "left")
+                    and any(m.header.stamp == msg.header.stamp for m in filtered), "the frame's filtered tracks")
+    (out,) = [m for m in filtered if m.header.stamp == msg.header.stamp]
+    (kept,) = out.tracks
+    verdict = {d.track_id: d for d in by_stamp_and_camera(decisions, msg.header.stamp, "left").decisions}
+    assert verdict[5].keep and not verdict[6].keep
+    assert kept.persistence_score == pytest.approx(verdict[5].score)
+    (sent,) = [m.tracks[0] for m in inputs if m.header.stamp == msg.header.stamp][:1]
+    kept.persistence_score = sent.persistence_score = 0.0  # (NaN != NaN)
+    assert kept == sent
+
+
 def test_missing_weights_fall_back_to_min_hits_with_a_warning(ros, tmp_path: Path) -> None:
     decisions = ros.collect(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
     pub = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)

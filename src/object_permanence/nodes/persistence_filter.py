@@ -20,7 +20,7 @@ from object_permanence.core.persistence.evidence import WithFrameEvidence
 from object_permanence.core.persistence.history import HISTORY_LEN
 from object_permanence.core.persistence.transformer_filter import DEVICES, WEIGHTS_NAME, torch_available
 from object_permanence.msg import PersistenceDecisionArray, TrackArray
-from object_permanence.ros.conversions import decision_to_msg, track_from_msg, track_to_msg
+from object_permanence.ros.conversions import decision_to_msg, track_from_msg
 from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.params import Param, declare
 from object_permanence.ros.qos import RELIABLE_QOS
@@ -165,7 +165,15 @@ class PersistenceFilterNode(Node):
             self.get_logger().error(f"duplicate track ids {result.duplicate_ids} in one stereo/{camera}/tracks "
                                     "message: those tracks are left out of this frame, the rest is decided",
                                     throttle_duration_sec=2.0)
-        self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.kept]))
+        # the kept tracks are published as they came, with their persistence score set: no conversion
+        # back from the core dataclasses (the filter changes nothing else of a track)
+        received = {m.id: m for m in msg.tracks}
+        kept = []
+        for t in result.kept:
+            m = received[t.track_id]
+            m.persistence_score = float(t.persistence_score)
+            kept.append(m)
+        self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=kept))
         self._pub_decisions.publish(PersistenceDecisionArray(
             header=msg.header, model=self._model_name,
             decisions=[decision_to_msg(d, camera) for d in result.decisions]))
