@@ -34,20 +34,24 @@ def record(out_dir: Path, command: list[str]) -> int:
 
     executable = Path(command[0]).name
     result: dict = {"executable": executable, "argv": command, "nodes": {}}
-    if "--ros-args" in command:
-        rclpy.init(args=command)
-        try:
-            for name in COMPOSED if executable == "pipeline" else ("recorded_node",):
-                node = Node(name, automatically_declare_parameters_from_overrides=True,
-                            start_parameter_services=False, enable_rosout=False)
-                names = node.list_parameters([], 0).names
-                result["nodes"][node.get_fully_qualified_name()] = {
-                    p.name: p.value for p in node.get_parameters(names)}
-                node.destroy_node()
-        finally:
-            rclpy.try_shutdown()
-    (out_dir / f"{executable}-{os.getpid()}.json").write_text(json.dumps(result, indent=1))
-    return 0
+    path = out_dir / f"{executable}-{os.getpid()}.json"
+    if "--ros-args" not in command:
+        path.write_text(json.dumps(result, indent=1))
+        return 0
+    rclpy.init(args=command)
+    for name in COMPOSED if executable == "pipeline" else ("recorded_node",):
+        node = Node(name, automatically_declare_parameters_from_overrides=True,
+                    start_parameter_services=False, enable_rosout=False)
+        names = node.list_parameters([], 0).names
+        result["nodes"][node.get_fully_qualified_name()] = {p.name: p.value for p in node.get_parameters(names)}
+    path.write_text(json.dumps(result, indent=1))
+    # Done once the file is written: exit without tearing DDS down. With several recorders starting
+    # and stopping at once, Fast DDS 3.2.3 now and then segfaulted in destroy_node or deadlocked in
+    # rcl_publisher_fini (seen under upstream launch: a record lost in 1 of 15-60 runs; none in 60
+    # runs exiting this way).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def launch(out_dir: Path, prefix: Path, launch_file: Path, arguments: list[str]) -> int:

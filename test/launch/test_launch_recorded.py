@@ -157,6 +157,7 @@ def test_replay_plays_on_a_clock_once_the_nodes_subscribed(run_launch, backend):
     wait_for = REPLAY_WAIT_FOR + (",/sim/ground_truth" if backend == "simulated" else "")
     assert argv[1:5] == ["/data/run.mcap", "--clock", "--rate", "0.5"]
     assert argv[argv.index("--wait-for") + 1] == wait_for
+    assert argv[argv.index("--remap") + 1] == ""  # the bag's topics under their own names by default
 
 
 def test_replay_with_ros2_bag_plays_after_the_wait(run_launch):
