@@ -83,8 +83,9 @@ class LlmExplainerNode(Node):
         self._score_sums: dict[tuple[str, int], tuple[float, int]] = {}
         self._last_keep: dict[tuple[str, int], bool] = {}
         self._pub = self.create_publisher(ExplanationMsg, "explanations", EVENT_QOS)
+        self._uses_llm = not isinstance(explainer, TemplateExplainer)
         breaker, rate_limit_hz = None, None  # the template costs microseconds: every decision change, at once
-        if not isinstance(explainer, TemplateExplainer):
+        if self._uses_llm:
             breaker = CircuitBreaker(p["breaker_failures"], p["breaker_backoff_s"], p["slow_call_s"])
             rate_limit_hz = p["rate_limit_hz"]
         self._worker = ExplainerWorker(explainer, TemplateExplainer(), p["max_queue"], rate_limit_hz,
@@ -163,6 +164,9 @@ class LlmExplainerNode(Node):
     def close(self) -> None:
         stats = self._worker.stats()
         self._worker.close()
+        if stats.get("overflowed") and self._uses_llm:
+            self.get_logger().info(f"decisions explained by the template because the language model's queue was full: "
+                                   f"{stats['overflowed']} (rate_limit_hz, max_queue)")
         if stats.get("rejected"):
             self.get_logger().warning(f"explainer replies rejected as ungrounded (template used): {stats['rejected']}")
         if stats.get("failures") or stats.get("short_circuited"):
