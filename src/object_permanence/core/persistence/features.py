@@ -120,16 +120,27 @@ def histogram_moments(embedding: np.ndarray | None,
     count vector), w = e / sum(e), and mean_S = sum_i w_i s_i / (S - 1) with s_i the bin's
     saturation index (value alike). (0.5, 0.5) when the embedding is missing, empty or of another
     size (no evidence)."""
-    if embedding is None:
-        return 0.5, 0.5
-    e = np.clip(np.asarray(embedding, np.float64).ravel(), 0.0, None)
-    total = e.sum()
-    if e.size != int(np.prod(bins)) or not total > 0:
-        return 0.5, 0.5
-    w = e.reshape(bins) / total                                     # w_hsv = e_hsv / sum e
-    sat = w.sum(axis=(0, 2)) @ np.arange(bins[1]) / max(bins[1] - 1, 1)   # mean_S = sum_s w_s s / (S-1)
-    val = w.sum(axis=(0, 1)) @ np.arange(bins[2]) / max(bins[2] - 1, 1)   # mean_V = sum_v w_v v / (V-1)
+    sat, val = histogram_moment_rows([embedding], bins)[0]
     return float(sat), float(val)
+
+
+def histogram_moment_rows(embeddings: Sequence[np.ndarray | None],
+                          bins: tuple[int, int, int] = HISTOGRAM_BINS) -> np.ndarray:
+    """(N, 2) float64 :func:`histogram_moments` of many embeddings at once ((0.5, 0.5) where one
+    is missing, empty, of another size or all zero)."""
+    out = np.full((len(embeddings), 2), 0.5)
+    size = int(np.prod(bins))
+    rows = [i for i, e in enumerate(embeddings) if e is not None and np.size(e) == size]
+    if not rows:
+        return out
+    e = np.clip(np.array([np.ravel(embeddings[i]) for i in rows], np.float64), 0.0, None)
+    total = e.sum(axis=1)
+    ok = total > 0
+    w = e[ok].reshape(-1, *bins) / total[ok, None, None, None]       # w_hsv = e_hsv / sum e
+    sat = w.sum(axis=(1, 3)) @ np.arange(bins[1]) / max(bins[1] - 1, 1)   # mean_S = sum_s w_s s / (S-1)
+    val = w.sum(axis=(1, 2)) @ np.arange(bins[2]) / max(bins[2] - 1, 1)   # mean_V = sum_v w_v v / (V-1)
+    out[np.asarray(rows)[ok]] = np.stack([sat, val], axis=1)
+    return out
 
 
 def twin_similarity(tracks: Sequence[Track]) -> np.ndarray:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from object_permanence.core.persistence.base import PersistenceModel
 from object_permanence.core.persistence.features import StereoConfig, context_rows
-from object_permanence.core.persistence.history import TrackHistory
+from object_permanence.core.persistence.history import TrackHistory, track_feature_rows
 from object_permanence.core.types import PersistenceDecision, Track, TrackState, duplicate_track_ids
 
 
@@ -74,10 +76,12 @@ class PersistenceFilter:
         histories = [self._histories.get(t.track_id) for t in tracks]
         context = context_rows(tracks, other_view_tracks, 1.0 if self.camera == "left" else -1.0, self.stereo,
                                [h.last_embedding if h is not None else None for h in histories])
-        for i, (t, row) in enumerate(zip(tracks, context)):
+        rows = np.concatenate([track_feature_rows(tracks), np.asarray(context, np.float32).reshape(len(tracks), -1)],
+                              axis=1) if tracks else None
+        for i, t in enumerate(tracks):
             if histories[i] is None:
                 histories[i] = self._histories[t.track_id] = TrackHistory(t.track_id, self.history_len)
-            histories[i].append(t, row)
+            histories[i].append_row(rows[i], t)
         decisions = self.model.decide(histories) if histories else []
         kept = []
         for t, d in zip(tracks, decisions):

@@ -7,12 +7,11 @@ track's own state (:func:`track_features`) followed by its context in the frame
 """
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 
-from object_permanence.core.persistence.features import CONTEXT_FEATURES, N_CONTEXT, histogram_moments
+from object_permanence.core.persistence.features import CONTEXT_FEATURES, N_CONTEXT, histogram_moment_rows
 from object_permanence.core.types import Track, TrackState
 
 #: History window (frames) the learned model is trained for and the filter keeps by default
@@ -38,32 +37,48 @@ N_FEATURES = len(FEATURES)
 NO_CONTEXT = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0], np.float32)
 
 
+def track_feature_rows(tracks: Sequence[Track]) -> np.ndarray:
+    """(N, len(TRACK_FEATURES)) float32 own-state rows of a frame's tracks, computed for all of
+    them at once (float64, then float32)."""
+    n = len(tracks)
+    if n == 0:
+        return np.zeros((0, len(TRACK_FEATURES)), np.float32)
+    box = np.array([t.box for t in tracks], np.float64).reshape(n, 4)
+    velocity = np.array([t.velocity[:2] for t in tracks], np.float64).reshape(n, 2)
+    cov_trace = np.array([t.covariance[0, 0] + t.covariance[1, 1] for t in tracks], np.float64)
+    unseen = np.array([t.frames_since_seen for t in tracks], np.float64)
+    score = np.array([t.score for t in tracks], np.float64)
+    occluded = np.array([t.state == TrackState.OCCLUDED for t in tracks], np.float64)
+    wh = np.maximum(box[:, 2:4], 1.0)
+    size = np.sqrt(wh[:, 0] * wh[:, 1])
+    matched = unseen == 0
+    out = np.empty((n, len(TRACK_FEATURES)), np.float64)
+    out[:, 0] = matched
+    out[:, 1] = np.where(matched, score, 0.0)
+    out[:, 2:4] = np.log(wh)
+    out[:, 4:6] = velocity / size[:, None]
+    out[:, 6] = np.sqrt(np.maximum(cov_trace, 0.0)) / size
+    out[:, 7] = occluded
+    out[:, 8] = unseen
+    out[:, 9:11] = histogram_moment_rows([t.embedding for t in tracks])
+    return out.astype(np.float32)
+
+
 def track_features(track: Track) -> np.ndarray:
     """(len(TRACK_FEATURES),) float32 own-state row of one track at one frame."""
-    w, h = max(float(track.box[2]), 1.0), max(float(track.box[3]), 1.0)
-    size = np.sqrt(w * h)
-    matched = track.frames_since_seen == 0
-    saturation, value = histogram_moments(track.embedding)
-    return np.array([
-        float(matched),
-        float(track.score) if matched else 0.0,
-        np.log(w), np.log(h),
-        float(track.velocity[0]) / size, float(track.velocity[1]) / size,
-        np.sqrt(max(float(track.covariance[0, 0] + track.covariance[1, 1]), 0.0)) / size,
-        float(track.state == TrackState.OCCLUDED),
-        float(track.frames_since_seen),
-        saturation, value,
-    ], dtype=np.float32)
+    return track_feature_rows([track])[0]
 
 
 class TrackHistory:
-    """The last ``max_len`` feature rows of one track, oldest first."""
+    """The last ``max_len`` feature rows of one track, oldest first (in one preallocated
+    (max_len, N_FEATURES) buffer: a new row shifts the older ones, nothing is re-stacked)."""
 
     def __init__(self, track_id: int, max_len: int) -> None:
         if max_len < 1:
             raise ValueError(f"max_len must be >= 1, got {max_len}")
         self.track_id = track_id
-        self._rows: deque[np.ndarray] = deque(maxlen=max_len)
+        self._buffer = np.zeros((max_len, N_FEATURES), np.float32)
+        self._count = 0
         self._stacked: np.ndarray | None = None  # features() until the next append
         self.last: Track | None = None
 
@@ -79,8 +94,8 @@ class TrackHistory:
         if rows.ndim != 2 or rows.shape[1] != N_FEATURES:
             raise ValueError(f"rows must have shape (T, {N_FEATURES}), got {rows.shape}")
         hist = cls(track_id, max_len)
-        hist._rows.extend(rows)
-        hist._stacked = None
+        for row in rows[-max_len:]:
+            hist._push(row)
         return hist
 
     @property
@@ -94,18 +109,30 @@ class TrackHistory:
         context = NO_CONTEXT if context is None else np.asarray(context, np.float32)
         if context.shape != (N_CONTEXT,):
             raise ValueError(f"context must have shape ({N_CONTEXT},), got {context.shape}")
-        self._rows.append(np.concatenate([track_features(track), context]))
-        self._stacked = None
+        self.append_row(np.concatenate([track_features(track), context]), track)
+
+    def append_row(self, row: np.ndarray, track: Track | None = None) -> None:
+        """Add a prepared (N_FEATURES,) row (the filter computes a frame's rows for all tracks at
+        once); ``track``: the track it is of (:attr:`last`)."""
+        self._push(row)
         self.last = track
 
+    def _push(self, row: np.ndarray) -> None:
+        if self._count == len(self._buffer):
+            self._buffer[:-1] = self._buffer[1:]  # the oldest row leaves
+        else:
+            self._count += 1
+        self._buffer[self._count - 1] = row
+        self._stacked = None
+
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count
 
     def features(self) -> np.ndarray:
-        """(T, N_FEATURES) float32, oldest first; read-only, stacked once per appended frame (the
-        model and the decision's frame evidence both read it every frame)."""
+        """(T, N_FEATURES) float32, oldest first; a read-only copy made once per appended frame
+        (the model and the decision's frame evidence both read it every frame)."""
         if self._stacked is None:
-            self._stacked = np.stack(self._rows) if self._rows else np.zeros((0, N_FEATURES), np.float32)
+            self._stacked = self._buffer[:self._count].copy()
             self._stacked.flags.writeable = False
         return self._stacked
 
