@@ -51,12 +51,16 @@ def test_an_episode_without_a_ghost_counts_but_gives_no_error_sample():
     assert occlusion_episodes(records, "left") == (0, 1, [])
 
 
-def test_undetected_frames_make_an_episode_as_hidden_ones_do():
+def test_undetected_frames_extend_an_occlusion_but_a_dropout_in_plain_view_is_none():
     records = perfect_records()
     for t in GAP:  # object 1 stays in view but the detector misses it: the tracker holds a ghost
         records[t].gt_left[0].visibility = 1.0
         records[t].gt_left[0].visible_box = records[t].gt_left[0].box
+    assert occlusion_episodes(records, "left")[:2] == (0, 0)  # a detector dropout, not an occlusion
+    records[GAP.start + 3].gt_left[0].visibility = 0.1  # hidden once: the whole run is the gap
     assert occlusion_episodes(records, "left")[:2] == (1, 1)  # no detection of it during GAP
+    (episode,) = find_episodes(CameraIndex(records, "left"))
+    assert episode.gap == (GAP.start, GAP.stop)
     mid = records[GAP.start + 7]
     off = mid.gt_left[0].box + np.array([16.0, 0.0, 0.0, 0.0])  # IoU (40-16)/(40+16) = 0.43 < 0.5
     mid.detections_left.append(det(off))

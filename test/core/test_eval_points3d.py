@@ -23,9 +23,13 @@ def test_points_far_from_every_real_object_are_spurious():
     records[50].tracks3d[1].position = np.array([-0.5, 0.1, 3.4])  # 0.4 m behind object 2
     records[51].tracks3d[1].position = np.array([-0.5, 0.1, 3.2])  # 0.2 m: within 0.3 m
     records[52].tracks3d[1].position = np.array([np.nan, 0.0, 3.0])
-    records[53].tracks3d.append(t3(9, TrackState.VISIBLE, POS1, 77))  # on object 1: judged by place
+    # a second point on object 1, which its own track's point already stands for: a duplicate
+    records[53].tracks3d.append(t3(9, TrackState.VISIBLE, POS1, 77))
     assert spurious_points(records, filtered=False) == (10, 130)
-    assert spurious_points(records, filtered=True) == (2, 121)
+    assert spurious_points(records, filtered=True) == (3, 121)
+    # judged by place, not identity: a point of another track alone on object 1 stands for it
+    records[54].tracks3d[0].left_track_id = records[54].tracks3d[0].right_track_id = 77
+    assert spurious_points(records, filtered=True) == (3, 121)
     with pytest.raises(ValueError, match="max_distance_m"):
         spurious_points(records, max_distance_m=0.0)
 
@@ -69,3 +73,15 @@ def test_position_rmse_on_known_offset_uses_the_identity_matching():
     expected = math.sqrt((104 * 0.05**2 + (0.03**2 + 0.08**2 + 0.04**2)) / 105)
     assert position_rmse(records)[0] == pytest.approx(expected, rel=1e-12)
     assert position_rmse(records, matching={20: 2})[1] == 60  # only object 2's points are paired
+
+
+def test_one_object_stands_behind_one_point_only():
+    """Two points 0.1 and 0.25 m from one object: the nearer is true, the other a duplicate; a
+    point on a second object beside them stays true (one-to-one, nearest first)."""
+    from object_permanence.core.eval.points3d import true_point_mask
+
+    objects = np.array([[0.0, 0.0, 3.0], [1.0, 0.0, 3.0]])
+    points = [t3(1, TrackState.VISIBLE, (0.25, 0.0, 3.0), 1), t3(2, TrackState.VISIBLE, (0.1, 0.0, 3.0), 2),
+              t3(3, TrackState.VISIBLE, (1.0, 0.0, 3.1), 3), t3(4, TrackState.VISIBLE, (np.nan, 0.0, 3.0), 4)]
+    np.testing.assert_array_equal(true_point_mask(points, objects), [False, True, True, False])
+    assert not true_point_mask(points, np.zeros((0, 3))).any()

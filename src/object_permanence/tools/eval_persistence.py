@@ -57,7 +57,7 @@ from tqdm import tqdm
 
 from object_permanence.core.eval.matching import box_iou
 from object_permanence.core.eval.persistence import PersistenceTrackCounts, persistence_tracks
-from object_permanence.core.eval.points3d import POINT_DISTANCE_M, object_positions, points3d_counts
+from object_permanence.core.eval.points3d import POINT_DISTANCE_M, object_positions, points3d_counts, true_point_mask
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, ratio
 from object_permanence.core.parameters import build_config, node_parameters
 from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
@@ -90,8 +90,8 @@ DECAY_GRID = (0.7, 0.8, 0.9, 0.95)
 #: Frames after a track's birth by which every method must have decided (the bar's latency).
 DECIDE_FRAMES = 3
 #: Causes of a spurious 3D point (:func:`spurious_causes`), in the order they are tested.
-CAUSES = ("nuisance_track", "wrong_pairing", "ghost_2d_off_object", "ghost_3d_drift", "first_3d_frames",
-          "visible_pair_error")
+CAUSES = ("duplicate_point", "nuisance_track", "wrong_pairing", "ghost_2d_off_object", "ghost_3d_drift",
+          "first_3d_frames", "visible_pair_error")
 _GHOSTS = (TrackState.OCCLUDED, TrackState.LOST)
 
 
@@ -115,10 +115,12 @@ def tune_existence(train: TrackSequences) -> tuple[ExistenceConfig, dict]:
 
 def spurious_causes(records: Sequence[FrameRecord], indexes: Mapping[str, CameraIndex], filtered: bool = True,
                     max_distance_m: float = POINT_DISTANCE_M) -> Counter:
-    """Spurious 3D points (farther than ``max_distance_m`` from every real object of the frame, or
-    not finite) of ``tracks3d`` (``filtered``) or ``tracks3d_unfiltered``, counted by the first
-    cause of :data:`CAUSES` that holds:
+    """Spurious 3D points (not standing for a real object of the frame:
+    :func:`core.eval.points3d.true_point_mask`) of ``tracks3d`` (``filtered``) or
+    ``tracks3d_unfiltered``, counted by the first cause of :data:`CAUSES` that holds:
 
+    * ``duplicate_point``: within ``max_distance_m`` of an object that another point of the frame
+      stands for (a second 3D track of one object);
     * ``nuisance_track``: its left or right 2D track is not real (the persistence filter's to drop);
     * ``wrong_pairing``: both are real but cover different objects (over the track's life, or in
       this frame) — the triangulator's stereo pairing;
@@ -140,16 +142,18 @@ def spurious_causes(records: Sequence[FrameRecord], indexes: Mapping[str, Camera
         pos = np.stack([np.asarray(p.position, np.float64) for p in points])
         with np.errstate(invalid="ignore"):
             near = np.linalg.norm(pos[:, None] - objects[None], axis=2) <= max_distance_m  # (N, K) ||p - p_obj||
-        true = np.all(np.isfinite(pos), axis=1) & near.any(axis=1)
+        true = true_point_mask(points, objects, max_distance_m)
         boxes = {trk.track_id: trk for trk in rec.tracks_left}
-        for p, ok in zip(points, true):
+        for p, ok, close in zip(points, true, near.any(axis=1)):
             first.setdefault(p.track_id, t)
             if ok:
                 continue
             lid, rid = p.left_track_id, p.right_track_id
             oid = left.truth.gt_id("left", lid)
             gl, gr = left.links[t].get(lid), right.links[t].get(rid)
-            if not (left.truth.is_real("left", lid) and right.truth.is_real("right", rid)):
+            if close:
+                cause = "duplicate_point"
+            elif not (left.truth.is_real("left", lid) and right.truth.is_real("right", rid)):
                 cause = "nuisance_track"
             elif oid != right.truth.gt_id("right", rid) or (gl is not None and gr is not None
                                                               and gl.object_id != gr.object_id):

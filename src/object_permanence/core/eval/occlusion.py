@@ -4,7 +4,10 @@ An *episode* of one ``OBJECT`` in one camera (record positions, see ``records.py
 
 1. a gap: a maximal run of ≥ ``min_gap`` (10) frames in which the object is hidden
    (``visibility < hidden_vis`` = 0.25, or unlisted) or undetected (no detection with IoU ≥ 0.5 with
-   its amodal or visible box — a detector miss is the tracker's occlusion too);
+   its amodal or visible box — a detector miss is the tracker's occlusion too), **in which the
+   object is hidden at least once**: a gap of misses alone, the object in plain view throughout, is
+   a detector dropout, not an occlusion (IDF1 / HOTA score it; counted here it made the rate
+   look better: trackers keep such tracks far more easily);
 2. before it (after the previous gap), the latest frame with ``visibility ≥ visible_vis`` (0.5) in
    which a VISIBLE track covers the object — its id is ``A``. Without such a frame the tracker was
    not holding the object and the episode is not counted;
@@ -114,6 +117,8 @@ def find_episodes(
         vis = index.visibility(oid)
         gaps = [(s, e) for s, e in runs((vis < hidden_vis) | ~index.detected_mask(oid)) if e - s >= min_gap]
         for k, (start, end) in enumerate(gaps):
+            if not np.any(vis[start:end] < hidden_vis):  # a dropout in plain view (it still bounds its neighbours)
+                continue
             prev_end = gaps[k - 1][1] if k else 0
             next_start = gaps[k + 1][0] if k + 1 < len(gaps) else n
             anchors = [t for t in range(prev_end, start) if vis[t] >= visible_vis

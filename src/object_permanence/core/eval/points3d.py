@@ -4,11 +4,15 @@ Every 3D track in a frame, any state (ghosts included), is one *point*. The real
 frame are the ``OBJECT`` entries with a finite ground-truth position in that frame's ground truth
 of either camera (visible or hidden: a ghost of a hidden object is where an object is).
 
-* **Spurious** point: its position is not finite, or it is farther than ``max_distance_m`` (0.3 m,
-  Euclidean) from every real object of the frame. No identity is involved: a point is judged by
-  where it is, so a nuisance triangulated onto an object's position is not spurious and a real
-  track triangulated a metre off is.
-* **True** point: not spurious (within 0.3 m of some real object).
+* **True** point: one that stands for a real object of the frame: the frame's finite points and
+  its objects are assigned one to one (Hungarian on the Euclidean distance), and a point paired
+  with an object within ``max_distance_m`` (0.3 m) is true (:func:`true_point_mask`). No identity
+  is involved: a point is judged by where it is, so a nuisance triangulated onto an object's
+  position is true when no other point stands for that object, and a real track triangulated a
+  metre off is not.
+* **Spurious** point: not true — not finite, farther than 0.3 m from every object, or a second
+  point on an object another point already stands for (a duplicate 3D track of one object; until
+  this session such points counted as true).
 * **True points lost by filtering**: per frame, the true points of the unfiltered output (the same
   triangulator on all confirmed tracks) whose ``left_track_id`` has no point in the filtered
   output of that frame — what the persistence filter cost in real objects.
@@ -22,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from object_permanence.core.eval.mot import identity_matching
 from object_permanence.core.eval.records import FrameRecord, check_records
@@ -43,17 +48,27 @@ def object_positions(rec: FrameRecord) -> dict[int, np.ndarray]:
     return out
 
 
-def _true_mask(points: Sequence[Track3D], objects: np.ndarray, max_distance_m: float) -> np.ndarray:
-    """(N,) bool: each point finite and within ``max_distance_m`` of some object (K, 3)."""
+def true_point_mask(points: Sequence[Track3D], objects: np.ndarray,
+                    max_distance_m: float = POINT_DISTANCE_M) -> np.ndarray:
+    """(N,) bool: the points that stand for a real object: a one-to-one assignment of the frame's
+    finite points to its objects (K, 3) (Hungarian on the distance), a pair within
+    ``max_distance_m``. A second point on an object already stood for (a duplicate 3D track of one
+    object) is spurious: one object does not vouch for any number of points."""
     if not points:
         return np.zeros(0, dtype=bool)
     pos = np.stack([np.asarray(p.position, dtype=np.float64) for p in points])  # (N, 3)
-    finite = np.all(np.isfinite(pos), axis=1)
+    out = np.zeros(len(points), dtype=bool)
     if objects.size == 0:
-        return np.zeros(len(points), dtype=bool)
+        return out
     with np.errstate(invalid="ignore"):
         dist = np.linalg.norm(pos[:, None, :] - objects[None, :, :], axis=2)  # (N, K) ||p - p_obj||
-    return finite & np.any(dist <= max_distance_m, axis=1)
+    near = np.isfinite(dist) & (dist <= max_distance_m)
+    if not near.any():
+        return out
+    cost = np.where(near, dist, max_distance_m * 1e3)  # pairs beyond the gate only as a last resort
+    rows, cols = linear_sum_assignment(cost)
+    out[rows[near[rows, cols]]] = True
+    return out
 
 
 @dataclass
@@ -81,8 +96,8 @@ def points3d_counts(records: Sequence[FrameRecord], max_distance_m: float = POIN
     out = Points3DCounts()
     for rec in records:
         objects = np.array(list(object_positions(rec).values()), dtype=np.float64).reshape(-1, 3)
-        true_unf = _true_mask(rec.tracks3d_unfiltered, objects, max_distance_m)
-        true_f = _true_mask(rec.tracks3d, objects, max_distance_m)
+        true_unf = true_point_mask(rec.tracks3d_unfiltered, objects, max_distance_m)
+        true_f = true_point_mask(rec.tracks3d, objects, max_distance_m)
         out.points_unfiltered += len(true_unf)
         out.spurious_unfiltered += int(np.count_nonzero(~true_unf))
         out.points_filtered += len(true_f)
