@@ -221,6 +221,23 @@ def test_a_stalled_camera_makes_read_return_none_without_blocking():
         CameraPairSource("L", "R", stall_s=0.0, capture_factory=FakeCamera)
 
 
+def test_a_grabber_error_is_raised_from_read_once():
+    """A driver error in the grabber thread is not swallowed: the next read raises it as an
+    OSError (the capture node logs it), and the source delivers nothing after it."""
+    class Broken(FakeCamera):
+        def retrieve(self):
+            raise RuntimeError("USB transfer failed")
+
+    source = CameraPairSource("L", "R", fps=100.0, capture_factory=Broken)
+    try:
+        with pytest.raises(OSError, match="camera grabber stopped: RuntimeError: USB transfer failed"):
+            for _ in range(20):
+                source.read()
+        assert source.read() is None
+    finally:
+        source.close()
+
+
 def test_open_source_factory(video, chess):
     source = open_source("video", left_path=video, side_by_side=True)
     assert isinstance(source, VideoPairSource) and source.frame_size == (384, 576)

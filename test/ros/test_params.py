@@ -3,6 +3,7 @@ key and the closest declared name (a typo would otherwise run on the default, si
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,27 @@ def test_a_robot_wide_key_like_no_parameter_is_warned_about_and_the_node_runs(ro
     assert node.get_parameter("min_hits").value == 4
     ros.spin_until(lambda: any("'robot_name', 'zzzz_qqqq'" in m and "not declared by node 'world_model'" in m
                                for m in ros.log_lines("world_model", WARN)), "the warning naming both keys")
+
+
+def test_another_nodes_parameter_is_not_taken_for_a_typo(launcher, tmp_path: Path) -> None:
+    """A robot-wide /** block that sets world_model's time_jump_reset_s reaches the explainer's
+    process too: close to its timeout_s, but a parameter of another node of the package — a
+    warning, and the node runs (it stopped with 'did you mean timeout_s?')."""
+    from object_permanence.ros.params import package_parameter_names
+
+    assert {"time_jump_reset_s", "stereo_slop_s", "max_frames", "min_hits"} <= package_parameter_names()
+    path = tmp_path / "robot.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    time_jump_reset_s: 2.0\n    backend: template\n")
+    argv = [str(launcher.lib_dir / "llm_explainer"), "--ros-args", "--params-file", str(path)]
+    process = NodeProcess("llm_explainer", argv, tmp_path / "llm_explainer.log", launcher.env)
+    launcher.processes.append(process)
+    deadline = time.monotonic() + EXIT_TIMEOUT_S
+    while "explainer: TemplateExplainer" not in process.output() and time.monotonic() < deadline:
+        assert process.popen.poll() is None, process.output()
+        time.sleep(0.2)
+    output = process.output()
+    assert "ignoring parameter(s) 'time_jump_reset_s'" in output and "did you mean" not in output, output
+    process.stop()
 
 
 def test_node_process_with_an_unknown_key_exits_non_zero_naming_it(launcher, tmp_path: Path) -> None:

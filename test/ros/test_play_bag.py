@@ -99,6 +99,9 @@ def test_remapped_topics_are_played_under_their_new_names(ros_root, sim_bag) -> 
     assert code == 0, output
     ros_root.poll(lambda: len(received) >= FRAMES, 5.0)
     assert len(received) == FRAMES and old == []
+    # onto a topic the bag plays as well: two types on one topic, refused before playing
+    code, output = run_player(str(sim_bag), "--remap", f"{TOPIC_IMAGE['left']}={TOPIC_INFO['left']}", timeout_s=30.0)
+    assert code == 2 and f"--remap plays two bag topics on {TOPIC_INFO['left']}" in output, output
 
 
 def test_wait_times_out_without_subscribers(sim_bag) -> None:

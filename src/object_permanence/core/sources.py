@@ -242,7 +242,8 @@ class CameraPairSource(_SourceBase):
     that pair once: it never blocks its caller (the node's executor) on a camera for more than
     ``stall_s``, never returns a frame that waited in a driver queue (the driver's own buffer is
     asked to hold one frame), and a camera that stops delivering (unplugged) makes it return None
-    after ``stall_s``. :attr:`frame_age_s` is how long before the read the returned pair was
+    after ``stall_s`` (None means "no new pair yet", not the end of the stream); an error in the
+    grabber is raised from the next :meth:`read` as an OSError. :attr:`frame_age_s` is how long before the read the returned pair was
     grabbed, for stamping it with its capture time.
 
     Args:
@@ -284,6 +285,7 @@ class CameraPairSource(_SourceBase):
         self._latest_t = 0.0
         self._grabbed = self._returned = 0  # pairs grabbed / the count at the last read
         self.frame_age_s = 0.0
+        self._error: Exception | None = None
         self._closing = False
         self._thread = threading.Thread(target=self._grab_loop, name="camera-grabber", daemon=True)
         self._thread.start()
@@ -303,21 +305,34 @@ class CameraPairSource(_SourceBase):
                 frames = [capture.retrieve() for capture in self._captures]
                 if not all(ok for ok, _ in frames):
                     continue
+                pair = (_to_bgr(frames[0][1]), _to_bgr(frames[1][1]))
                 with self._cond:
-                    self._latest = (_to_bgr(frames[0][1]), _to_bgr(frames[1][1]))
-                    self._latest_t = time.monotonic()
+                    self._latest, self._latest_t = pair, time.monotonic()
                     self._grabbed += 1
                     self._cond.notify_all()
+        except Exception as exc:  # noqa: BLE001 - a driver or conversion error ends the thread: read() reports it
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
         finally:
             self._release()
 
     def read(self) -> tuple[Frame, Frame] | None:
         """The newest pair not returned before, waiting up to ``stall_s`` for one; None when the
-        cameras delivered none in that time (or the source is closed)."""
+        cameras delivered none in that time (or the source is closed).
+
+        Raises:
+            OSError: the grabber thread failed (once; the source delivers nothing after it).
+        """
         with self._cond:
-            if not self._cond.wait_for(lambda: self._grabbed > self._returned or self._closing, self._stall_s) \
-                    or self._closing:
+            if not self._cond.wait_for(
+                    lambda: self._grabbed > self._returned or self._closing or self._error is not None,
+                    self._stall_s) or self._closing:
                 return None
+            if self._error is not None:
+                error, self._error = self._error, None
+                self._closing = True
+                raise OSError(f"camera grabber stopped: {type(error).__name__}: {error}") from error
             self._returned = self._grabbed
             self.frame_age_s = time.monotonic() - self._latest_t
             return self._latest

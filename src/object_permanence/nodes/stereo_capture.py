@@ -54,7 +54,8 @@ PARAMS = (
           "world model and triangulator assume rectified, row-aligned views); camera_info then describes the "
           "rectified images (no distortion, R = I, K = P[:, :3]), as ROS expects of rectified images."),
     Param("max_read_failures", 30, "camera: consecutive reads without a new pair (each waits two frame periods "
-          "for one) before capture stops (a USB camera can drop frames and come back).", low=1, high=100000),
+          "for one) before capture stops, once the first pair came (a USB camera can drop frames and come back; "
+          "before its first pair it is waited for).", low=1, high=100000),
     Param("frame_id_left", "left_camera_optical_frame", "frame_id of left images and camera_info."),
     Param("frame_id_right", "right_camera_optical_frame", "frame_id of right images and camera_info."),
 )
@@ -129,6 +130,9 @@ class StereoCaptureNode(Node):
             pair = self._source.read()
         except (OSError, ValueError) as exc:
             self.get_logger().error(f"frame read failed: {exc}", throttle_duration_sec=2.0)
+            return
+        if pair is None and self._live and self._count == 0:  # cameras can take seconds to deliver a first pair
+            self.get_logger().info("waiting for the cameras' first pair", throttle_duration_sec=2.0)
             return
         if pair is None:
             self._read_failures += 1

@@ -96,6 +96,8 @@ class TriangulatorNode(Node):
         subscribe(self, TrackArray, "stereo/right/tracks/filtered", on_right, RELIABLE_QOS)
         self._images: dict[str, OrderedDict[tuple[int, int], Image]] = {"left": OrderedDict(), "right": OrderedDict()}
         self._image_buffer_ns = round(p["image_buffer_s"] * 1e9)
+        self._time_jump_reset_ns = round(p["time_jump_reset_s"] * 1e9)
+        self._first_image_ns: dict[str, int | None] = {"left": None, "right": None}  # since the last restart
         for cam in ("left", "right"):
             subscribe(self, CameraInfo, f"stereo/{cam}/camera_info", lambda m, c=cam: self._info.__setitem__(c, m),
                       SENSOR_QOS)
@@ -104,11 +106,15 @@ class TriangulatorNode(Node):
 
     def _on_image(self, camera: str, msg: Image) -> None:
         """Keep each camera's images of the last ``image_buffer_s`` by stamp (messages, viewed
-        without a copy when used); a stamp that jumps back (a replay restarted) starts over."""
+        without a copy when used); a stamp ``time_jump_reset_s`` or more back (a replay restarted)
+        starts over."""
         buffer = self._images[camera]
         key = header_stamp_key(msg)
-        if buffer and _ns(key) < _ns(next(reversed(buffer))):
+        if buffer and _ns(key) <= _ns(next(reversed(buffer))) - self._time_jump_reset_ns:
             buffer.clear()
+            self._first_image_ns[camera] = None
+        if self._first_image_ns[camera] is None:
+            self._first_image_ns[camera] = _ns(key)
         buffer[key] = msg
         while _ns(key) - _ns(next(iter(buffer))) > self._image_buffer_ns:
             buffer.popitem(last=False)
@@ -141,11 +147,13 @@ class TriangulatorNode(Node):
         return images
 
     def _warn_if_evicted(self, tracks: TrackArray) -> None:
-        """Warn when the images of ``tracks`` were there but have left the buffer already (the
-        tracks came later than ``image_buffer_s`` behind the newest image)."""
-        buffer = self._images["left"]
-        if buffer and _ns(header_stamp_key(tracks)) < _ns(next(iter(buffer))):
-            lag_s = (_ns(next(reversed(buffer))) - _ns(header_stamp_key(tracks))) * 1e-9
+        """Warn when the images of ``tracks`` were received but have left the buffer already (the
+        tracks came later than ``image_buffer_s`` behind the newest image); not for tracks of
+        frames from before the first image."""
+        buffer, first = self._images["left"], self._first_image_ns["left"]
+        stamp = _ns(header_stamp_key(tracks))
+        if buffer and first is not None and first <= stamp < _ns(next(iter(buffer))):  # held once, evicted since
+            lag_s = (_ns(next(reversed(buffer))) - stamp) * 1e-9
             self.get_logger().warning(
                 f"the images of tracks stamped {lag_s:.2f} s behind the newest image have left the buffer: box "
                 "centres only (raise image_buffer_s above the detector-to-triangulator latency)",

@@ -10,10 +10,12 @@ Later ``set_parameters`` calls are validated by the same rules through an on-set
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Sequence
 
+import yaml
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -24,6 +26,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from object_permanence.core.parameters import ParameterError, build_config
+from object_permanence.ros.shipped import shipped_config_dir
 
 __all__ = ["ParameterError", "build_config", "Param", "declare", "config_params", "check_unknown_overrides",
            "unknown_overrides", "FIRST_TRACK_ID_PARAM"]
@@ -147,14 +150,32 @@ def unknown_overrides(node: Node) -> list[str]:
     )
 
 
+@functools.cache
+def package_parameter_names() -> frozenset[str]:
+    """Every parameter name of this package's nodes: the keys of the ``ros__parameters`` blocks of
+    the shipped ``config/*.yaml`` (each file holds every parameter of its node; test_parameters
+    checks it). Empty when the folder cannot be read (then only the node's own names count)."""
+    names: set[str] = set()
+    try:
+        for path in sorted(shipped_config_dir().glob("*.yaml")):
+            for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).values():
+                if isinstance(block, dict) and isinstance(block.get("ros__parameters"), dict):
+                    names.update(block["ros__parameters"])
+    except (OSError, yaml.YAMLError):
+        return frozenset()
+    return frozenset(names)
+
+
 def check_unknown_overrides(node: Node) -> None:
     """Fail on parameter overrides that look like a misspelt parameter of this node, warn about
     the other unknown ones (see :func:`unknown_overrides`).
 
     A key close to one of the node's own names (difflib, ratio >= 0.6) is a typo that would leave
-    the parameter on its default: the node stops. A key like no name of the node is meant for
-    someone else — a robot-wide ``/**`` block of a shared parameter file, a ``-p`` rule for another
-    executable — and is named in one warning; the node runs (rclpy ignores it).
+    the parameter on its default: the node stops. A key like no name of the node, or a parameter
+    of another node of this package (:func:`package_parameter_names`: ``time_jump_reset_s`` is not a
+    typo of the explainer's ``timeout_s``), is meant for someone else — a robot-wide ``/**`` block
+    of a shared parameter file, a ``-p`` rule for another executable — and is named in one warning;
+    the node runs (rclpy ignores it).
 
     Raises:
         ParameterError: naming each misspelt key and the declared name it is close to, e.g.
@@ -164,9 +185,10 @@ def check_unknown_overrides(node: Node) -> None:
     if not unknown:
         return
     own = sorted(node.get_parameters_by_prefix(""))  # "" matches every name the node declared
+    others = package_parameter_names()
     typos, foreign = [], []
     for name in unknown:
-        close = difflib.get_close_matches(name, own, n=1, cutoff=0.6)
+        close = [] if name in others else difflib.get_close_matches(name, own, n=1, cutoff=0.6)
         if close:
             typos.append(f"parameter '{name}' is not declared by node '{node.get_name()}' (did you mean '{close[0]}'?)")
         else:

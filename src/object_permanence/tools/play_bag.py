@@ -149,6 +149,10 @@ class BagPlayer:
         self.node = node
         self.stopped = stopped
         remap = remap or {}
+        published = [remap.get(topic, topic) for topic in types]
+        clashes = sorted({name for name in published if published.count(name) > 1})
+        if clashes:
+            raise ValueError(f"--remap plays two bag topics on {', '.join(clashes)} (a topic the bag has too?)")
         # keyed by the published name; _route: bag topic -> its publisher
         self.publishers = {remap.get(topic, topic): node.create_publisher(
             message_class(msgtype), remap.get(topic, topic), publisher_qos(offered[topic]))
