@@ -49,7 +49,7 @@ class Probe:
         self._info = {c: ros.publisher(CameraInfo, f"stereo/{c}/camera_info", SENSOR_QOS) for c in ("left", "right")}
         self._tracks = {c: ros.publisher(TrackArray, f"stereo/{c}/tracks/filtered", RELIABLE_QOS)
                         for c in ("left", "right")}
-        ros.start(TriangulatorNode, params)
+        self.node = ros.start(TriangulatorNode, params)
         ros.wait_connected()
 
     def send(self, t: float, left_ids: list[int], duplicate_left: int | None = None) -> Time:
@@ -115,12 +115,18 @@ def test_tracks_later_than_the_image_buffer_are_triangulated_from_boxes_with_a_w
     probe = Probe(ros, {"image_buffer_s": 0.2})
     images = {c: ros.publisher(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in ("left", "right")}
     ros.wait_connected()
-    for k in range(15):  # 0.5 s of frames: the first ones leave the 0.2 s buffer
+    buffered = probe.node._images["left"]
+
+    def publish(k: int) -> None:
         for cam, pub in images.items():
             pub.publish(Image(header=Header(stamp=sec_to_stamp(1000.0 + k / 30.0), frame_id=cam), height=480,
                               width=640, encoding="mono8", step=640, data=bytes(640 * 480)))
-        ros.spin_until(lambda: True, "a spin")
-    out = probe.send_until_published(1000.0, [1])
+
+    for k in range(15):  # 0.5 s of frames, each until the node has it: the first ones leave the 0.2 s buffer
+        key = (sec_to_stamp(1000.0 + k / 30.0).sec, sec_to_stamp(1000.0 + k / 30.0).nanosec)
+        ros.retry_until(lambda _, k=k: publish(k), lambda key=key: key in buffered or
+                        (buffered and next(reversed(buffered)) > key), f"image {k}")
+    out = probe.send_until_published(1000.0, [1])  # tracks of frames it held once, now evicted
     position = np.array([out.tracks[0].position.x, out.tracks[0].position.y, out.tracks[0].position.z])
     assert np.linalg.norm(position - POINTS[1]) < 0.05
     warnings = ros.log_lines("triangulator", WARN)
