@@ -26,7 +26,7 @@ from object_permanence.core.eval.sequences import CameraStream, EvalSequence, de
 from object_permanence.core.eval.tracking_eval import build_records, run_tracker
 from object_permanence.core.detection.simulated import SimulatedDetector
 from object_permanence.core.persistence.features import StereoConfig, context_rows
-from object_permanence.core.persistence.history import N_FEATURES, track_feature_rows
+from object_permanence.core.persistence.history import N_FEATURES, frame_feature_rows
 from object_permanence.core.sim.scenarios import ScenarioConfig, make_scenario
 from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.types import Track
@@ -152,7 +152,7 @@ def camera_sequences(tracks: dict[str, list[list[Track]]], camera: str,
             continue
         context = context_rows(frame, others, 1.0 if camera == "left" else -1.0, stereo,
                                [last_embedding.get(t.track_id) for t in frame])
-        frame_rows = np.concatenate([track_feature_rows(frame), np.asarray(context, np.float32)], axis=1)
+        frame_rows = frame_feature_rows(frame, context)
         for t, row in zip(frame, frame_rows):
             rows.setdefault(t.track_id, []).append(row)
             last_embedding[t.track_id] = t.embedding

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from object_permanence.core.persistence.base import PersistenceModel
 from object_permanence.core.persistence.features import StereoConfig, context_rows
-from object_permanence.core.persistence.history import TrackHistory, track_feature_rows
+from object_permanence.core.persistence.history import TrackHistory, frame_feature_rows
 from object_permanence.core.types import PersistenceDecision, Track, TrackState, duplicate_track_ids
 
 
@@ -76,8 +74,7 @@ class PersistenceFilter:
         histories = [self._histories.get(t.track_id) for t in tracks]
         context = context_rows(tracks, other_view_tracks, 1.0 if self.camera == "left" else -1.0, self.stereo,
                                [h.last_embedding if h is not None else None for h in histories])
-        rows = np.concatenate([track_feature_rows(tracks), np.asarray(context, np.float32).reshape(len(tracks), -1)],
-                              axis=1) if tracks else None
+        rows = frame_feature_rows(tracks, context)
         for i, t in enumerate(tracks):
             if histories[i] is None:
                 histories[i] = self._histories[t.track_id] = TrackHistory(t.track_id, self.history_len)

@@ -64,6 +64,14 @@ def track_feature_rows(tracks: Sequence[Track]) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def frame_feature_rows(tracks: Sequence[Track], context: np.ndarray) -> np.ndarray:
+    """(N, N_FEATURES) float32 history rows of a frame's tracks: their own-state rows
+    (:func:`track_feature_rows`) beside their (N, N_CONTEXT) context rows
+    (:func:`features.context_rows`). The filter and the training-data generator both use it."""
+    context = np.asarray(context, np.float32).reshape(len(tracks), N_CONTEXT)
+    return np.concatenate([track_feature_rows(tracks), context], axis=1)
+
+
 def track_features(track: Track) -> np.ndarray:
     """(len(TRACK_FEATURES),) float32 own-state row of one track at one frame."""
     return track_feature_rows([track])[0]
