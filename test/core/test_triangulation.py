@@ -644,6 +644,28 @@ def test_only_a_tight_template_match_restarts_an_unconfirmed_filter():
     assert out.position[2] > 3.5  # gated out: still the box centres' depth
 
 
+def test_any_measurement_restarts_a_filter_started_from_unmeasured_box_centres():
+    """A pair first seen when the images do not match (the right view shows something else): its
+    filter starts from the box centres, 4 px of disparity off (a partly hidden object's boxes),
+    which the triangulator did not trust to update a filter. The first measured triangulation,
+    even a loose template match that would not restart a confirmed filter (test above), restarts
+    it, instead of being gated out max_rejected_updates times by the wrong start."""
+    centre = np.array([0.1, 0.0, 3.0])
+    cfg = TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, max_rejected_updates=5, refine_search_px=8.0,
+                             disparity_method="ncc", refine_max_spread_px=1e-3)
+    tri = StereoTriangulator(*projections(), cfg)
+    off = np.array([[0.0, 0.0], [4.0, 0.0]])
+    blank = render_stereo(centre, board_texture(4), right_board=np.full_like(board_texture(4), 128.0))
+    (out,) = tri.step(*board_tracks(centre, off), 0.0, images=blank)
+    d = tri.last_details
+    assert d.source[0] == DisparitySource.NONE and not d.measured[0] and d.fused[0]  # started there
+    assert out.position[2] > 3.5
+    (out,) = tri.step(*board_tracks(centre, off), 1 / 30.0, images=render_stereo(centre, board_texture(4)))
+    d = tri.last_details
+    assert d.source[0] == DisparitySource.NCC and d.measured[0] and not d.precise[0] and d.fused[0]
+    assert abs(out.position[2] - 3.0) < 0.01
+
+
 def test_step_details_describe_the_frames_pairs():
     centre = np.array([0.1, 0.0, 3.0])
     tri = StereoTriangulator(*projections())

@@ -85,14 +85,17 @@ def raw_measurement(track: Track) -> np.ndarray | None:
 @dataclass
 class _PairState:
     """Memory of one (left id, right id) pair: its 3D id, its filter, the stamp of its last frame,
-    its trail of filtered positions and whether a template-matched disparity has confirmed its
-    filter since its last (re)start (``anchored``)."""
+    its trail of filtered positions, whether a template-matched disparity has confirmed its
+    filter since its last (re)start (``anchored``) and whether its filter rests on a measurement at
+    all (``trusted``: started or updated from a ``measured`` triangulation, not only from box
+    centres without an image match, a border-cut box or a ghost's predicted box)."""
 
     track_id: int
     filter: Track3DFilter
     stamp: float
     trail: deque[np.ndarray] = field(default_factory=deque)
     anchored: bool = False
+    trusted: bool = False
 
 
 @dataclass
@@ -340,7 +343,10 @@ class StereoTriangulator:
         ``refine_max_spread_px``: a few hundredths of a pixel). Such a measurement outside the
         validation gate of a filter that no precise one has confirmed since its (re)start restarts
         the filter at once: that filter rests on box centres or semi-global matching, which a
-        partial occlusion puts pixels off.
+        partial occlusion puts pixels off. Likewise any measured triangulation outside the gate of
+        a filter that was started from an unmeasured one and never updated since (not ``trusted``:
+        box centres of a partly hidden object are metres off in depth) restarts it, instead of
+        being rejected ``max_rejected_updates`` times by the wrong start.
         """
         cfg = self.config
         key = (a.track_id, b.track_id)
@@ -351,21 +357,24 @@ class StereoTriangulator:
             if worse == TrackState.LOST or not np.all(np.isfinite(position)) or not np.all(np.isfinite(covariance)):
                 return None, False
             state = _PairState(self.ids.allocate(), Track3DFilter(position, covariance, cfg.initial_velocity_std_mps),
-                               stamp, deque(maxlen=cfg.trail_length), anchored=precise and measured)
+                               stamp, deque(maxlen=cfg.trail_length), anchored=precise and measured,
+                               trusted=measured)
             self._pairs[key] = state
             fused = True
         elif stamp > state.stamp:
             damping = cfg.ghost_velocity_damping_s if worse in _GHOST_STATES and cfg.ghost_velocity_damping_s > 0 \
                 else None
             state.filter.predict(stamp - state.stamp, cfg.accel_noise, damping)  # x = F x, P = F P F' + Q
-            if measured and precise and not state.anchored \
+            if measured and (precise and not state.anchored or not state.trusted) \
                     and state.filter.innovation_d2(position, covariance) > self._gate:
-                state.filter.reinitialize(position, covariance)  # the precise measurement wins
-                fused = state.anchored = True
+                state.filter.reinitialize(position, covariance)  # the (precise) measurement wins
+                fused = state.trusted = True
+                state.anchored = precise
             elif measured:
                 fused = state.filter.gated_update(position, covariance, self._gate, cfg.max_rejected_updates)
                 if fused or state.filter.rejected == 0:  # fused, or restarted at this measurement
                     state.anchored = precise or (fused and state.anchored)
+                    state.trusted = True
             elif bearing is not None:
                 rig = self.rig
                 state.filter.update_bearing(bearing[0], bearing[1], rig.fx, rig.fy, rig.cx_left, rig.cy)
