@@ -210,6 +210,27 @@ def _occlusion_trial(seed: int, hidden: int = 30) -> tuple[bool, float]:
     return id_before is not None and id_before == id_after, ghost_err
 
 
+@pytest.mark.parametrize("ratio, taken", [(1.5, False), (3.0, True)])
+def test_an_older_ghost_takes_no_box_of_another_size_on_motion_alone(make_model, ratio, taken) -> None:
+    """A ghost unseen for longer than recent_ghost_s (stage 2) has a grown gate: a box twice its
+    height on its predicted centre (a merged or duplicate box of the object in front of it) is
+    inside it. Within ghost_max_scale_ratio 1.5 it is not the ghost's; the ghost then takes its
+    object's own box when it shows."""
+    wm = make_model(ghost_max_scale_ratio=ratio)
+    for k in range(30):
+        r = wm.step(k / FPS, [det(100 + 2 * k, 200)])
+    (track,) = r.tracks
+    for k in range(30, 50):  # hidden: 20 frames > recent_ghost_s (15)
+        r = wm.step(k / FPS, [])
+    assert by_id(r)[track.track_id].state == TrackState.OCCLUDED
+    r = wm.step(50 / FPS, [det(100 + 2 * 50, 200, w=80.0, h=160.0)])
+    assert (by_id(r)[track.track_id].state == TrackState.VISIBLE) is taken
+    if not taken:
+        r = wm.step(51 / FPS, [det(100 + 2 * 51, 200)])
+        assert by_id(r)[track.track_id].state == TrackState.VISIBLE
+        np.testing.assert_allclose(by_id(r)[track.track_id].box[2:], [40.0, 80.0], atol=4.0)
+
+
 def test_identity_kept_through_30_frame_occlusion() -> None:
     results = [_occlusion_trial(seed) for seed in range(100)]
     kept = np.mean([ok for ok, _ in results])
@@ -355,6 +376,7 @@ def test_100_objects_tracked_at_once() -> None:
     ("bank_size", False), ("gallery_capacity", -1), ("gallery_min_hits", 0), ("gallery_retention_s", -1.0),
     ("gallery_max_appearance_cost", 2.5), ("gallery_distance_per_s", float("nan")),
     ("gallery_exit_distance_per_s", -0.1), ("gallery_max_scale_ratio", 0.9), ("gallery_veto_margin", -0.1),
+    ("ghost_max_scale_ratio", 0.99), ("ghost_max_scale_ratio", float("nan")),
     ("ghost_cover_frac", 0.0), ("ghost_plain_view_age_s", -1.0), ("ghost_covered_age_s", float("inf")),
     ("class_mismatch_cost", -1.0), ("class_mismatch_min_iou", 0.0),
     ("min_std_px", -1.0),

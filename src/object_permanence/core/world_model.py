@@ -17,8 +17,8 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
 1. VISIBLE and recently occluded tracks: IoU / Mahalanobis motion cost mixed with appearance,
    plus ``ghost_recency_cost_per_s`` per second unseen; a ghost cannot push a VISIBLE track off
    its own detection (:func:`.association.assign_keeping_own`, ``visible_match_margin``).
-2. Older ghosts: Mahalanobis gate on the grown covariance, mixed with appearance; or, beyond that
-   gate, re-identification by appearance alone inside a loose motion gate (the filter is then
+2. Older ghosts: Mahalanobis gate on the grown covariance for a box of about the ghost's height
+   (``ghost_max_scale_ratio``), mixed with appearance; or, beyond that gate, re-identification by appearance alone inside a loose motion gate (the filter is then
    re-initialised at the detection instead of being pulled across the gap).
 3. TENTATIVE tracks: IoU.
 4. Leftover detections start TENTATIVE tracks.
@@ -352,9 +352,9 @@ class WorldModel:
         cost1 = stage_one_costs(pr, np.where(motion_ok, mixed, np.inf), missed_s, cfg.ghost_recency_cost_per_s)
         keep_own = functools.partial(assign_keeping_own, keep=states == _VISIBLE, margin=cfg.visible_match_margin)
         reinit_parts = [np.zeros(run(recent, cost1, max_cost=2.0, solve=keep_own).size, bool)]
-        # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) the
-        # same mixed cost; without it, but inside the loose gate, appearance alone, ranked after
-        # every pair with motion evidence.
+        # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) and a
+        # box of about the ghost's height the same mixed cost; without it, but inside the loose
+        # gate, appearance alone, ranked after every pair with motion evidence.
         is_ghost = occluded & ~recent
         if is_ghost.any():
             g = is_ghost[pr]
@@ -371,7 +371,10 @@ class WorldModel:
                 mixed = np.where(has_app, (1 - w) * motion + w * app0, motion)
             loose = class_ok & (d2 <= cap) & has_app & (
                 np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost)
-            cost2 = np.where(motion_ok, mixed, np.where(loose, 2.0 + app0, np.inf))
+            # motion evidence counts only for a box of about the ghost's height (ghost_max_scale_ratio)
+            scale = dets.boxes[pc, 3] / np.maximum(trk_boxes[pr, 3], 1e-9)
+            sized = (scale <= cfg.ghost_max_scale_ratio) & (scale * cfg.ghost_max_scale_ratio >= 1.0)
+            cost2 = np.where(motion_ok & sized, mixed, np.where(loose, 2.0 + app0, np.inf))
             reinit_parts.append(~motion_ok[run(is_ghost, cost2, max_cost=4.0)])
         # Stage 3: TENTATIVE tracks by IoU.
         tentative = states == _TENTATIVE

@@ -90,6 +90,11 @@ class WorldModelConfig:
         its Mahalanobis gate.
     reid_gate_scale: the loose motion gate of that re-identification, as a multiple of the
         Mahalanobis gate (on d²).
+    ghost_max_scale_ratio: an older ghost (stage 2) takes a detection on motion evidence only when
+        their box heights are within this ratio of each other, either way: its grown covariance
+        lets a box of another size into the gate (a duplicate or merged box of the object in front
+        of it, which drags the ghost off its object); appearance-only re-identification is bounded
+        by ``gallery_max_scale_ratio`` instead (tuned on seeds 0-9: 1.5).
     appearance_memory: each track's appearance memory (core/appearance_memory.py): ``dual`` (a
         working memory of the last ``working_memory_size`` embeddings and a diverse episodic memory
         of up to ``episodic_memory_size``, after VLM²), ``ema`` (``embedding_momentum``, as
@@ -157,6 +162,7 @@ class WorldModelConfig:
     appearance_weight: float = 0.5
     reid_max_appearance_cost: float = 0.25
     reid_gate_scale: float = 16.0
+    ghost_max_scale_ratio: float = 1.5
     appearance_memory: str = "dual"
     embedding_momentum: float = 0.9
     working_memory_size: int = 8
@@ -228,6 +234,8 @@ class WorldModelConfig:
               and 0 <= self.twin_ghost_max_appearance_cost <= 2, "in [0, 2]")
         check("recent_ghost_max_appearance_cost", is_num(self.recent_ghost_max_appearance_cost)
               and 0 <= self.recent_ghost_max_appearance_cost <= 2, "in [0, 2]")
+        check("ghost_max_scale_ratio", is_num(self.ghost_max_scale_ratio)
+              and self.ghost_max_scale_ratio >= 1, "a finite number >= 1")
         check("gallery_max_scale_ratio", is_num(self.gallery_max_scale_ratio)
               and self.gallery_max_scale_ratio >= 1, "a finite number >= 1")
         check("gallery_veto_margin", is_num(self.gallery_veto_margin) and 0 <= self.gallery_veto_margin <= 2,
