@@ -149,9 +149,10 @@ def test_moving_pair_keeps_its_3d_id_for_50_frames():
 )
 def test_state_is_the_worse_of_the_two(left_state, right_state, expected):
     tri = StereoTriangulator(*projections())
+    tri.step([track(1, (320.0, 240.0), 80.0)], [track(2, (300.0, 240.0), 80.0)], 0.0)  # started when seen
     left = [track(1, (320.0, 240.0), 80.0, state=left_state, frames_since_seen=0)]
     right = [track(2, (300.0, 240.0), 80.0, state=right_state, frames_since_seen=7)]
-    (out,) = tri.step(left, right, 0.0)
+    (out,) = tri.step(left, right, 1 / 30.0)
     assert out.state == expected
     assert out.frames_since_seen == 7
 
@@ -409,16 +410,17 @@ def test_filtered_image_disparity_rmse_at_3m_under_5cm():
 @pytest.mark.parametrize("reason", ["inconsistent_right_view", "not_visible"])
 def test_without_an_image_disparity_the_box_centres_are_used(reason):
     """No reliable match (a reflection or an occluder in one view: neither template nor semi-global
-    matching agrees), or a pair not VISIBLE in both views: the box-centre disparity and covariance
-    are used, exactly as without images."""
+    matching agrees) with box_depth_without_match, or a pair not VISIBLE in both views: the
+    box-centre disparity and covariance are used, exactly as without images."""
+    cfg = TriangulatorConfig(box_depth_without_match=True)
     centre = np.array([0.0, 0.0, 3.0])
     board = board_texture(2)
     other = np.full_like(board, 128.0) if reason == "inconsistent_right_view" else None  # a blank right view
     images = render_stereo(centre, board, right_board=other)
     state = TrackState.TENTATIVE if reason == "not_visible" else TrackState.VISIBLE
     left, right = board_tracks(centre, np.array([[0.0, 0.0], [-1.5, 0.0]]), state=state)
-    (plain,) = StereoTriangulator(*projections()).step(left, right, 0.0)
-    (with_images,) = StereoTriangulator(*projections()).step(left, right, 0.0, images=images)
+    (plain,) = StereoTriangulator(*projections(), cfg).step(left, right, 0.0)
+    (with_images,) = StereoTriangulator(*projections(), cfg).step(left, right, 0.0, images=images)
     np.testing.assert_allclose(with_images.position, plain.position, rtol=0, atol=1e-12)
     np.testing.assert_allclose(with_images.covariance, plain.covariance, rtol=0, atol=1e-15)
 
@@ -644,25 +646,23 @@ def test_only_a_tight_template_match_restarts_an_unconfirmed_filter():
     assert out.position[2] > 3.5  # gated out: still the box centres' depth
 
 
-def test_any_measurement_restarts_a_filter_started_from_unmeasured_box_centres():
-    """A pair first seen when the images do not match (the right view shows something else): its
-    filter starts from the box centres, 4 px of disparity off (a partly hidden object's boxes),
-    which the triangulator did not trust to update a filter. The first measured triangulation,
-    even a loose template match that would not restart a confirmed filter (test above), restarts
-    it, instead of being gated out max_rejected_updates times by the wrong start."""
+@pytest.mark.parametrize("first", ["unmatched", "ghost"])
+def test_a_pair_starts_no_3d_track_before_a_measured_triangulation(first):
+    """A pair first seen with views the images do not match (the right view shows something else:
+    often two different objects paired, or the box centres of a partly hidden object, here 4 px of
+    disparity off, 0.75 m at 3 m), or first seen as a ghost, has no 3D track: none is published
+    until a measured triangulation starts it, at the measured depth."""
     centre = np.array([0.1, 0.0, 3.0])
-    cfg = TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, max_rejected_updates=5, refine_search_px=8.0,
-                             disparity_method="ncc", refine_max_spread_px=1e-3)
-    tri = StereoTriangulator(*projections(), cfg)
+    tri = StereoTriangulator(*projections(), TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, refine_search_px=8.0))
     off = np.array([[0.0, 0.0], [4.0, 0.0]])
-    blank = render_stereo(centre, board_texture(4), right_board=np.full_like(board_texture(4), 128.0))
-    (out,) = tri.step(*board_tracks(centre, off), 0.0, images=blank)
-    d = tri.last_details
-    assert d.source[0] == DisparitySource.NONE and not d.measured[0] and d.fused[0]  # started there
-    assert out.position[2] > 3.5
+    if first == "unmatched":
+        blank = render_stereo(centre, board_texture(4), right_board=np.full_like(board_texture(4), 128.0))
+        assert tri.step(*board_tracks(centre, off), 0.0, images=blank) == []
+        assert tri.last_details.source[0] == DisparitySource.NONE and not tri.last_details.measured[0]
+    else:
+        assert tri.step(*board_tracks(centre, off, state=TrackState.OCCLUDED), 0.0) == []
     (out,) = tri.step(*board_tracks(centre, off), 1 / 30.0, images=render_stereo(centre, board_texture(4)))
-    d = tri.last_details
-    assert d.source[0] == DisparitySource.NCC and d.measured[0] and not d.precise[0] and d.fused[0]
+    assert tri.last_details.source[0] == DisparitySource.NCC and tri.last_details.fused[0]
     assert abs(out.position[2] - 3.0) < 0.01
 
 

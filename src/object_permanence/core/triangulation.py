@@ -85,17 +85,14 @@ def raw_measurement(track: Track) -> np.ndarray | None:
 @dataclass
 class _PairState:
     """Memory of one (left id, right id) pair: its 3D id, its filter, the stamp of its last frame,
-    its trail of filtered positions, whether a template-matched disparity has confirmed its
-    filter since its last (re)start (``anchored``) and whether its filter rests on a measurement at
-    all (``trusted``: started or updated from a ``measured`` triangulation, not only from box
-    centres without an image match, a border-cut box or a ghost's predicted box)."""
+    its trail of filtered positions and whether a template-matched disparity has confirmed its
+    filter since its last (re)start (``anchored``)."""
 
     track_id: int
     filter: Track3DFilter
     stamp: float
     trail: deque[np.ndarray] = field(default_factory=deque)
     anchored: bool = False
-    trusted: bool = False
 
 
 @dataclass
@@ -331,11 +328,14 @@ class StereoTriangulator:
         """Run the pair's 3D filter to ``stamp`` and publish it; returns ``(track, fused)`` (track
         None: nothing to publish; fused: this triangulation went into the filter).
 
-        A new pair starts from this triangulation when it is finite (a pair first seen LOST is
-        never started); a known one predicts over the time since its last frame (a ghost pair with
-        its velocity damped by ``ghost_velocity_damping_s``) and updates with it when ``measured``:
-        a finite observation (not a ghost, unless ``update_from_ghosts``) whose box is not cut by the
-        border (unless the images gave the disparity). Otherwise ``bearing``, the left box centre
+        ``measured``: a finite observation (not a ghost, unless ``update_from_ghosts``) whose box is
+        not cut by the border (unless the images gave the disparity) and, when images are given,
+        whose disparity they measured (unless ``box_depth_without_match``). A new pair starts from
+        its first measured triangulation: until then (first seen as a ghost, or views the images
+        do not match: often two different objects paired, or the box centres of a partly hidden
+        object, metres off in depth) it has no 3D track; a pair first seen LOST never starts. A
+        known one predicts over the time since its last frame (a ghost pair with its velocity
+        damped by ``ghost_velocity_damping_s``) and updates when measured. Otherwise ``bearing``, the left box centre
         (2,) px with its covariance (2, 2), updates the ray only. A repeated stamp is not fused
         twice. A LOST pair is published with its last estimate and forgotten.
 
@@ -343,10 +343,7 @@ class StereoTriangulator:
         ``refine_max_spread_px``: a few hundredths of a pixel). Such a measurement outside the
         validation gate of a filter that no precise one has confirmed since its (re)start restarts
         the filter at once: that filter rests on box centres or semi-global matching, which a
-        partial occlusion puts pixels off. Likewise any measured triangulation outside the gate of
-        a filter that was started from an unmeasured one and never updated since (not ``trusted``:
-        box centres of a partly hidden object are metres off in depth) restarts it, instead of
-        being rejected ``max_rejected_updates`` times by the wrong start.
+        partial occlusion puts pixels off.
         """
         cfg = self.config
         key = (a.track_id, b.track_id)
@@ -354,27 +351,24 @@ class StereoTriangulator:
         state = self._pairs.get(key)
         fused = False
         if state is None:
-            if worse == TrackState.LOST or not np.all(np.isfinite(position)) or not np.all(np.isfinite(covariance)):
+            if not measured or worse == TrackState.LOST:  # no 3D track before a measured triangulation
                 return None, False
             state = _PairState(self.ids.allocate(), Track3DFilter(position, covariance, cfg.initial_velocity_std_mps),
-                               stamp, deque(maxlen=cfg.trail_length), anchored=precise and measured,
-                               trusted=measured)
+                               stamp, deque(maxlen=cfg.trail_length), anchored=precise)
             self._pairs[key] = state
             fused = True
         elif stamp > state.stamp:
             damping = cfg.ghost_velocity_damping_s if worse in _GHOST_STATES and cfg.ghost_velocity_damping_s > 0 \
                 else None
             state.filter.predict(stamp - state.stamp, cfg.accel_noise, damping)  # x = F x, P = F P F' + Q
-            if measured and (precise and not state.anchored or not state.trusted) \
+            if measured and precise and not state.anchored \
                     and state.filter.innovation_d2(position, covariance) > self._gate:
-                state.filter.reinitialize(position, covariance)  # the (precise) measurement wins
-                fused = state.trusted = True
-                state.anchored = precise
+                state.filter.reinitialize(position, covariance)  # the precise measurement wins
+                fused = state.anchored = True
             elif measured:
                 fused = state.filter.gated_update(position, covariance, self._gate, cfg.max_rejected_updates)
                 if fused or state.filter.rejected == 0:  # fused, or restarted at this measurement
                     state.anchored = precise or (fused and state.anchored)
-                    state.trusted = True
             elif bearing is not None:
                 rig = self.rig
                 state.filter.update_bearing(bearing[0], bearing[1], rig.fx, rig.fy, rig.cx_left, rig.cy)

@@ -49,7 +49,7 @@ class TriangulatorConfig:
         is not extrapolated for seconds.
     box_depth_without_match: with images, a pair VISIBLE in both views whose disparity no image
         method measured is triangulated from its box centres (true), or its 3D filter takes only the
-        bearing of its left box (false; a new pair still starts from the box centres): under partial
+        bearing of its left box (false; nor does such a pair start a 3D track): under partial
         occlusion the two views box different parts of the object and the box centres' disparity is
         off by many pixels (metres at 4 m), and even unoccluded it is a few pixels off.
     ghost_bearing_update: an OCCLUDED pair's 3D filter takes the bearing of its left box (the 2D
