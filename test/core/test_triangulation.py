@@ -666,6 +666,35 @@ def test_a_pair_starts_no_3d_track_before_a_measured_triangulation(first):
     assert abs(out.position[2] - 3.0) < 0.01
 
 
+def test_confirm_new_tracks_publishes_once_two_measurements_agree():
+    """confirm_new_tracks: a pair measured once (box centres, not precise) is not published; a
+    second measurement inside the gate publishes it. A second one far off (the first 8 px of
+    disparity off, 0.86 m short at 3 m: the outlier) restarts it unpublished, and the next agreeing one
+    publishes it there. A pair that goes LOST before it is confirmed is dropped unpublished."""
+    centre = np.array([0.1, 0.0, 3.0])
+    cfg = TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, confirm_new_tracks=True)
+    tri = StereoTriangulator(*projections(), cfg)
+    on, off = np.zeros((2, 2)), np.array([[0.0, 0.0], [-8.0, 0.0]])
+    assert tri.step(*board_tracks(centre, off), 0.0) == []  # measured once: held
+    assert tri.last_details.fused[0]
+    assert tri.step(*board_tracks(centre, on), 1 / 30.0) == []  # far from the first: restarted, held
+    (out,) = tri.step(*board_tracks(centre, on), 2 / 30.0)  # agrees with the restart: published
+    assert abs(out.position[2] - 3.0) < 0.02
+    (again,) = tri.step(*board_tracks(centre, on), 3 / 30.0)
+    assert again.track_id == out.track_id
+    fresh = StereoTriangulator(*projections(), cfg)
+    assert fresh.step(*board_tracks(centre, on), 0.0) == []
+    assert fresh.step(*board_tracks(centre, on, state=TrackState.LOST), 1 / 30.0) == []
+    assert fresh.step(*board_tracks(centre, on), 2 / 30.0) == []  # forgotten: a new pair, held again
+
+
+def test_confirm_new_tracks_publishes_a_precise_start_at_once():
+    centre = np.array([0.1, 0.0, 3.0])
+    tri = StereoTriangulator(*projections(), TriangulatorConfig(confirm_new_tracks=True))
+    (out,) = tri.step(*board_tracks(centre, np.zeros((2, 2))), 0.0, images=render_stereo(centre, board_texture(4)))
+    assert tri.last_details.precise[0] and abs(out.position[2] - 3.0) < 0.01
+
+
 def test_step_details_describe_the_frames_pairs():
     centre = np.array([0.1, 0.0, 3.0])
     tri = StereoTriangulator(*projections())

@@ -85,14 +85,16 @@ def raw_measurement(track: Track) -> np.ndarray | None:
 @dataclass
 class _PairState:
     """Memory of one (left id, right id) pair: its 3D id, its filter, the stamp of its last frame,
-    its trail of filtered positions and whether a template-matched disparity has confirmed its
-    filter since its last (re)start (``anchored``)."""
+    its trail of filtered positions, whether a template-matched disparity has confirmed its
+    filter since its last (re)start (``anchored``) and whether it is published yet (``confirmed``,
+    see ``TriangulatorConfig.confirm_new_tracks``)."""
 
     track_id: int
     filter: Track3DFilter
     stamp: float
     trail: deque[np.ndarray] = field(default_factory=deque)
     anchored: bool = False
+    confirmed: bool = True
 
 
 @dataclass
@@ -335,7 +337,10 @@ class StereoTriangulator:
         do not match: often two different objects paired, or the box centres of a partly hidden
         object, metres off in depth) it has no 3D track; a pair first seen LOST never starts. A
         known one predicts over the time since its last frame (a ghost pair with its velocity
-        damped by ``ghost_velocity_damping_s``) and updates when measured. Otherwise ``bearing``, the left box centre
+        damped by ``ghost_velocity_damping_s``) and updates when measured. With
+        ``confirm_new_tracks`` a new pair is not published until a second measured triangulation
+        lies inside the gate of the first (one outside restarts it there; a precise start is
+        published at once); a pair that goes LOST before that is dropped unpublished. Otherwise ``bearing``, the left box centre
         (2,) px with its covariance (2, 2), updates the ray only. A repeated stamp is not fused
         twice. A LOST pair is published with its last estimate and forgotten.
 
@@ -354,7 +359,8 @@ class StereoTriangulator:
             if not measured or worse == TrackState.LOST:  # no 3D track before a measured triangulation
                 return None, False
             state = _PairState(self.ids.allocate(), Track3DFilter(position, covariance, cfg.initial_velocity_std_mps),
-                               stamp, deque(maxlen=cfg.trail_length), anchored=precise)
+                               stamp, deque(maxlen=cfg.trail_length), anchored=precise,
+                               confirmed=precise or not cfg.confirm_new_tracks)
             self._pairs[key] = state
             fused = True
         elif stamp > state.stamp:
@@ -365,6 +371,14 @@ class StereoTriangulator:
                     and state.filter.innovation_d2(position, covariance) > self._gate:
                 state.filter.reinitialize(position, covariance)  # the precise measurement wins
                 fused = state.anchored = True
+            elif measured and not state.confirmed:  # a second measurement confirms the first, or replaces it
+                if state.filter.innovation_d2(position, covariance) <= self._gate:
+                    state.filter.update(position, covariance)
+                    state.confirmed = True
+                else:
+                    state.filter.reinitialize(position, covariance)
+                    state.anchored = state.confirmed = precise
+                fused = True
             elif measured:
                 fused = state.filter.gated_update(position, covariance, self._gate, cfg.max_rejected_updates)
                 if fused or state.filter.rejected == 0:  # fused, or restarted at this measurement
@@ -376,6 +390,8 @@ class StereoTriangulator:
         state.trail.append(state.filter.position)
         if worse == TrackState.LOST:
             del self._pairs[key]
+        if not state.confirmed:
+            return None, fused
         return Track3D(
             track_id=state.track_id,
             state=worse,

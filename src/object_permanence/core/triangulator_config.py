@@ -52,6 +52,12 @@ class TriangulatorConfig:
         bearing of its left box (false; nor does such a pair start a 3D track): under partial
         occlusion the two views box different parts of the object and the box centres' disparity is
         off by many pixels (metres at 4 m), and even unoccluded it is a few pixels off.
+    confirm_new_tracks: a new pair's 3D track is published once a second measured triangulation
+        falls inside the validation gate of its first (a partly hidden object's first
+        measurement, a nuisance seen once, a wrong pairing are often alone); one outside it
+        restarts the pair there, still unpublished. A precise template match (cells agreeing to
+        ``refine_max_spread_px``) publishes at once. Off (this default): published from its first
+        measurement; the shipped ``config/triangulator.yaml`` turns it on.
     ghost_bearing_update: an OCCLUDED pair's 3D filter takes the bearing of its left box (the 2D
         ghost's prediction, or the detection when the left view still sees it): the 3D ghost is
         moved sideways onto that ray at its own depth.
@@ -109,6 +115,7 @@ class TriangulatorConfig:
     ghost_velocity_damping_s: float = 0.0
     ghost_bearing_update: bool = False
     box_depth_without_match: bool = False
+    confirm_new_tracks: bool = False
     # the image-disparity fields: BoxDisparityConfig's, under this node's parameter names
     disparity_method: str = BoxDisparityConfig.method
     refined_disparity_std_px: float = BoxDisparityConfig.ncc_std_px
@@ -129,7 +136,8 @@ class TriangulatorConfig:
                        "ghost_velocity_damping_s")
         positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "detection_std_px", "accel_noise",
                     "initial_velocity_std_mps")
-        for name in ("require_same_class", "update_from_ghosts", "ghost_bearing_update", "box_depth_without_match"):
+        for name in ("require_same_class", "update_from_ghosts", "ghost_bearing_update", "box_depth_without_match",
+                     "confirm_new_tracks"):
             if not isinstance(getattr(self, name), bool):  # 'false' or 1 would be truthy or work as ints
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         for name in nonnegative + positive:
