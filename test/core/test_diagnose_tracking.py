@@ -11,9 +11,10 @@ from object_permanence.tools import diagnose_tracking
 from object_permanence.tools.diagnose_tracking import DETECTIONS, miss_breakdown
 
 
-def _object(oid: int) -> GroundTruthObject:
-    return GroundTruthObject(object_id=oid, kind=ObjectKind.OBJECT, class_id=0, box=np.array([100.0, 100.0, 20.0, 40.0]),
-                             visibility=1.0, position=np.full(3, np.nan))
+def _object(oid: int, visibility: float = 1.0) -> GroundTruthObject:
+    return GroundTruthObject(object_id=oid, kind=ObjectKind.OBJECT, class_id=0,
+                             box=np.array([100.0, 100.0, 20.0, 40.0]), visibility=visibility,
+                             position=np.full(3, np.nan))
 
 
 def test_miss_breakdown_counts_births_and_later_misses() -> None:
@@ -26,6 +27,15 @@ def test_miss_breakdown_counts_births_and_later_misses() -> None:
     assert miss_breakdown(truth, shifted).later_missed == 3
     with pytest.raises(ValueError, match="frames"):
         miss_breakdown(truth, boxes[:5])
+
+
+def test_hidden_entries_are_not_scored_and_a_return_is_a_new_birth() -> None:
+    """An entry below the metrics' visibility (0.25) is neither a miss nor a hit, and the object's
+    next visible frames are a new birth (a tracker needs a few hits to publish it again)."""
+    vis = [1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 1.0, 1.0, 1.0, 1.0]
+    truth = [[_object(1, v)] for v in vis]
+    b = miss_breakdown(truth, [np.zeros((0, 4))] * len(vis), birth_frames=3)
+    assert (b.births_missed, b.later_missed, b.matched) == (6, 2, 0)
 
 
 def test_diagnose_tracking_on_tud_campus(tmp_path, capsys, shared_data) -> None:

@@ -653,7 +653,8 @@ def test_a_pair_starts_no_3d_track_before_a_measured_triangulation(first):
     disparity off, 0.75 m at 3 m), or first seen as a ghost, has no 3D track: none is published
     until a measured triangulation starts it, at the measured depth."""
     centre = np.array([0.1, 0.0, 3.0])
-    tri = StereoTriangulator(*projections(), TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, refine_search_px=8.0))
+    cfg = TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, refine_search_px=8.0)
+    tri = StereoTriangulator(*projections(), cfg)
     off = np.array([[0.0, 0.0], [4.0, 0.0]])
     if first == "unmatched":
         blank = render_stereo(centre, board_texture(4), right_board=np.full_like(board_texture(4), 128.0))
@@ -688,11 +689,48 @@ def test_confirm_new_tracks_publishes_once_two_measurements_agree():
     assert fresh.step(*board_tracks(centre, on), 2 / 30.0) == []  # forgotten: a new pair, held again
 
 
-def test_confirm_new_tracks_publishes_a_precise_start_at_once():
+def test_confirm_new_tracks_holds_even_a_precise_match_until_a_second_agrees():
+    """A held pair met by a precise template match outside its gate (the first measurement 8 px
+    off) is restarted there, still held (a tight match can latch onto an occluder too); the next
+    agreeing one publishes it, its trail without the replaced start. A pair confirmed by a precise
+    match is anchored: a later far template match (an occluder's texture) is gated out, not taken
+    as a restart. A precise start alone is held too."""
     centre = np.array([0.1, 0.0, 3.0])
-    tri = StereoTriangulator(*projections(), TriangulatorConfig(confirm_new_tracks=True))
-    (out,) = tri.step(*board_tracks(centre, np.zeros((2, 2))), 0.0, images=render_stereo(centre, board_texture(4)))
-    assert tri.last_details.precise[0] and abs(out.position[2] - 3.0) < 0.01
+    cfg = TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, refine_search_px=8.0,
+                             confirm_new_tracks=True)
+    images = render_stereo(centre, board_texture(4))
+    tri = StereoTriangulator(*projections(), cfg)
+    assert tri.step(*board_tracks(centre, np.array([[0.0, 0.0], [-8.0, 0.0]])), 0.0) == []
+    assert tri.step(*board_tracks(centre, np.zeros((2, 2))), 1 / 30.0, images=images) == []
+    assert tri.last_details.precise[0] and tri.last_details.fused[0]
+    (out,) = tri.step(*board_tracks(centre, np.zeros((2, 2))), 2 / 30.0, images=images)
+    assert abs(out.position[2] - 3.0) < 0.01 and len(out.trail) == 2
+    near = centre * np.array([1.0, 1.0, 0.8])
+    (out,) = tri.step(*board_tracks(near, np.zeros((2, 2))), 3 / 30.0, images=render_stereo(near, board_texture(4)))
+    assert tri.last_details.precise[0] and not tri.last_details.fused[0]
+    assert abs(out.position[2] - 3.0) < 0.01
+    fresh = StereoTriangulator(*projections(), cfg)
+    assert fresh.step(*board_tracks(centre, np.zeros((2, 2))), 0.0, images=images) == []
+    assert fresh.last_details.precise[0]
+
+
+def test_confirm_new_tracks_needs_the_second_measurement_soon_and_not_lost():
+    """A second agreeing measurement after CONFIRM_WINDOW_S (the pair a ghost meanwhile, its gate
+    grown) restarts the held pair instead of confirming it; with update_from_ghosts a LOST frame
+    does not publish a pair never shown."""
+    centre = np.array([0.1, 0.0, 3.0])
+    cfg = TriangulatorConfig(detection_std_px=0.5, detection_std_frac=0.0, confirm_new_tracks=True)
+    on = np.zeros((2, 2))
+    tri = StereoTriangulator(*projections(), cfg)
+    assert tri.step(*board_tracks(centre, on), 0.0) == []
+    for k in range(1, 12):  # 0.37 s a ghost: predicted, not measured
+        assert tri.step(*board_tracks(centre, on, state=TrackState.OCCLUDED), k / 30.0) == []
+    assert tri.step(*board_tracks(centre, on), 12 / 30.0) == []  # too late to confirm: a new start
+    (out,) = tri.step(*board_tracks(centre, on), 13 / 30.0)
+    assert abs(out.position[2] - 3.0) < 0.02
+    ghosts = StereoTriangulator(*projections(), TriangulatorConfig(confirm_new_tracks=True, update_from_ghosts=True))
+    assert ghosts.step(*board_tracks(centre, on), 0.0) == []
+    assert ghosts.step(*board_tracks(centre, on, state=TrackState.LOST), 1 / 30.0) == []
 
 
 def test_step_details_describe_the_frames_pairs():

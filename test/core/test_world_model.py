@@ -231,6 +231,27 @@ def test_an_older_ghost_takes_no_box_of_another_size_on_motion_alone(make_model,
         np.testing.assert_allclose(by_id(r)[track.track_id].box[2:], [40.0, 80.0], atol=4.0)
 
 
+@pytest.mark.parametrize("height, taken", [(144.0, True), (176.0, False)])
+def test_an_older_ghost_takes_a_box_of_another_size_by_appearance_only_within_the_gallery_ratio(
+        make_model, height, taken) -> None:
+    """With embeddings, a box outside ghost_max_scale_ratio may still be the ghost's object by
+    appearance alone, 2 s on: within gallery_max_scale_ratio (2) it is taken and the filter
+    re-initialised at it (not pulled most of the way by a Kalman update), beyond it (2.2x) it is
+    refused."""
+    emb = unit(np.random.default_rng(3))
+    wm = make_model(ghost_max_scale_ratio=1.5, gallery_max_scale_ratio=2.0, ghost_age_per_hit_s=1.0)
+    for k in range(30):
+        r = wm.step(k / FPS, [det(100 + 2 * k, 200, emb=emb)])
+    (track,) = r.tracks
+    for k in range(30, 90):
+        wm.step(k / FPS, [])
+    r = wm.step(90 / FPS, [det(100 + 2 * 90, 200, w=height / 2, h=height, emb=emb)])
+    ghost = by_id(r)[track.track_id]
+    assert (ghost.state == TrackState.VISIBLE) is taken
+    if taken:
+        np.testing.assert_allclose(ghost.box, [280.0, 200.0, height / 2, height], atol=1e-6)
+
+
 def test_identity_kept_through_30_frame_occlusion() -> None:
     results = [_occlusion_trial(seed) for seed in range(100)]
     kept = np.mean([ok for ok, _ in results])

@@ -29,15 +29,19 @@ rectified rig (:mod:`object_permanence.core.stereo_rig`). Per frame:
    (:class:`object_permanence.core.track3d_filter.Track3DFilter`). A triangulation from a tight
    template match (``BoxDisparities.precise``: its cells agree to ``refine_max_spread_px``) outside
    the gate of a filter that no such match has confirmed since its start restarts it (it was
-   started from box centres or semi-global matching, both pixels off under occlusion).
+   started from box centres or semi-global matching, both pixels off under occlusion). A pair
+   starts its filter at its first measured triangulation; with ``confirm_new_tracks`` it is
+   published once a second one, within :data:`CONFIRM_WINDOW_S`, lies inside the gate of the first
+   (one that does not replaces the first: either may be the outlier, the newer is kept).
    :attr:`StereoTriangulator.last_details` tells what the last step measured (:class:`StepDetails`).
 
 Identity. A 3D id belongs to one (left id, right id) pair. Ids come from an
 :class:`object_permanence.core.id_allocator.IdAllocator` the caller may share across triangulators,
 so a rebuilt triangulator (new projections, a time jump) continues the sequence instead of
 restarting at 1. A pair's state is forgotten as soon as either of its tracks is LOST (published
-once as LOST) or absent from the input, or after ``pair_memory_s`` unpaired: an id that comes back
-gets a new 3D id and a fresh filter. Duplicate ids in one input are rejected.
+once as LOST; a pair never published is dropped silently) or absent from the input, or after
+``pair_memory_s`` unpaired: an id that comes back gets a new 3D id and a fresh filter. Duplicate
+ids in one input are rejected.
 """
 from __future__ import annotations
 
@@ -82,19 +86,26 @@ def raw_measurement(track: Track) -> np.ndarray | None:
     return box
 
 
+#: Seconds within which a new pair's second measured triangulation may confirm its first
+#: (``confirm_new_tracks``); a later one restarts it: a gate grown over a long wait (a ghost, an
+#: unpaired spell) would let almost anything confirm a lone spurious first measurement.
+CONFIRM_WINDOW_S = 0.3
+
+
 @dataclass
 class _PairState:
     """Memory of one (left id, right id) pair: its 3D id, its filter, the stamp of its last frame,
     its trail of filtered positions, whether a template-matched disparity has confirmed its
-    filter since its last (re)start (``anchored``) and whether it is published yet (``confirmed``,
-    see ``TriangulatorConfig.confirm_new_tracks``)."""
+    filter since its last (re)start (``anchored``), whether it is published yet (``published``,
+    see ``TriangulatorConfig.confirm_new_tracks``) and the stamp its filter (re)started at."""
 
     track_id: int
     filter: Track3DFilter
     stamp: float
     trail: deque[np.ndarray] = field(default_factory=deque)
     anchored: bool = False
-    confirmed: bool = True
+    published: bool = True
+    started: float = 0.0
 
 
 @dataclass
@@ -120,7 +131,7 @@ class StepDetails:
     source: (N,) int8 :class:`DisparitySource` of the disparity (NONE: the box centres').
     precise: (N,) bool, that disparity is a tight template match (``BoxDisparities.precise``).
     measured: (N,) bool, the triangulation was offered to the pair's 3D filter.
-    fused: (N,) bool, the 3D filter took it (inside its validation gate).
+    fused: (N,) bool, the 3D filter took it (inside its validation gate, or as its (re)start).
     """
 
     left_ids: np.ndarray
@@ -333,16 +344,19 @@ class StereoTriangulator:
         ``measured``: a finite observation (not a ghost, unless ``update_from_ghosts``) whose box is
         not cut by the border (unless the images gave the disparity) and, when images are given,
         whose disparity they measured (unless ``box_depth_without_match``). A new pair starts from
-        its first measured triangulation: until then (first seen as a ghost, or views the images
-        do not match: often two different objects paired, or the box centres of a partly hidden
-        object, metres off in depth) it has no 3D track; a pair first seen LOST never starts. A
-        known one predicts over the time since its last frame (a ghost pair with its velocity
-        damped by ``ghost_velocity_damping_s``) and updates when measured. With
-        ``confirm_new_tracks`` a new pair is not published until a second measured triangulation
-        lies inside the gate of the first (one outside restarts it there; a precise start is
-        published at once); a pair that goes LOST before that is dropped unpublished. Otherwise ``bearing``, the left box centre
-        (2,) px with its covariance (2, 2), updates the ray only. A repeated stamp is not fused
-        twice. A LOST pair is published with its last estimate and forgotten.
+        its first measured triangulation: until then (first seen as a ghost without
+        ``update_from_ghosts``, or views the images do not match: often two different objects
+        paired, or the box centres of a partly hidden object, metres off in depth) it has no 3D
+        track; a pair first seen LOST never starts. A known one predicts over the time since its
+        last frame (a ghost pair with its velocity damped by ``ghost_velocity_damping_s``) and
+        updates when measured. With ``confirm_new_tracks`` a new pair is not published until a
+        second measured triangulation, within ``CONFIRM_WINDOW_S`` and not LOST, lies inside the
+        gate of the first (one outside, or later, restarts it there, precise or not: a tight
+        template match can latch onto an occluder too); a pair that goes LOST before that is
+        dropped unpublished. When not
+        measured, ``bearing``, the left box centre (2,) px with its covariance (2, 2), updates the
+        ray only. A repeated stamp is not fused twice. A LOST pair is published with its last
+        estimate and forgotten.
 
         ``precise``: the disparity came from a tight template match (its cells agree to
         ``refine_max_spread_px``: a few hundredths of a pixel). Such a measurement outside the
@@ -360,25 +374,30 @@ class StereoTriangulator:
                 return None, False
             state = _PairState(self.ids.allocate(), Track3DFilter(position, covariance, cfg.initial_velocity_std_mps),
                                stamp, deque(maxlen=cfg.trail_length), anchored=precise,
-                               confirmed=precise or not cfg.confirm_new_tracks)
+                               published=not cfg.confirm_new_tracks, started=stamp)
             self._pairs[key] = state
             fused = True
         elif stamp > state.stamp:
             damping = cfg.ghost_velocity_damping_s if worse in _GHOST_STATES and cfg.ghost_velocity_damping_s > 0 \
                 else None
             state.filter.predict(stamp - state.stamp, cfg.accel_noise, damping)  # x = F x, P = F P F' + Q
-            if measured and precise and not state.anchored \
+            if measured and not state.published and worse != TrackState.LOST:
+                # a second measurement confirms the first (inside its gate, soon enough) or replaces it
+                if state.filter.innovation_d2(position, covariance) <= self._gate \
+                        and stamp - state.started <= CONFIRM_WINDOW_S:
+                    state.filter.update(position, covariance)
+                    state.published = True
+                    state.anchored = state.anchored or precise
+                else:
+                    state.filter.reinitialize(position, covariance)
+                    state.trail.clear()  # the replaced start was never shown
+                    state.anchored = precise
+                    state.started = stamp
+                fused = True
+            elif measured and precise and not state.anchored \
                     and state.filter.innovation_d2(position, covariance) > self._gate:
                 state.filter.reinitialize(position, covariance)  # the precise measurement wins
                 fused = state.anchored = True
-            elif measured and not state.confirmed:  # a second measurement confirms the first, or replaces it
-                if state.filter.innovation_d2(position, covariance) <= self._gate:
-                    state.filter.update(position, covariance)
-                    state.confirmed = True
-                else:
-                    state.filter.reinitialize(position, covariance)
-                    state.anchored = state.confirmed = precise
-                fused = True
             elif measured:
                 fused = state.filter.gated_update(position, covariance, self._gate, cfg.max_rejected_updates)
                 if fused or state.filter.rejected == 0:  # fused, or restarted at this measurement
@@ -390,7 +409,7 @@ class StereoTriangulator:
         state.trail.append(state.filter.position)
         if worse == TrackState.LOST:
             del self._pairs[key]
-        if not state.confirmed:
+        if not state.published:
             return None, fused
         return Track3D(
             track_id=state.track_id,

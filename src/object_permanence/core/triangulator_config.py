@@ -52,12 +52,11 @@ class TriangulatorConfig:
         bearing of its left box (false; nor does such a pair start a 3D track): under partial
         occlusion the two views box different parts of the object and the box centres' disparity is
         off by many pixels (metres at 4 m), and even unoccluded it is a few pixels off.
-    confirm_new_tracks: a new pair's 3D track is published once a second measured triangulation
-        falls inside the validation gate of its first (a partly hidden object's first
-        measurement, a nuisance seen once, a wrong pairing are often alone); one outside it
-        restarts the pair there, still unpublished. A precise template match (cells agreeing to
-        ``refine_max_spread_px``) publishes at once. Off (this default): published from its first
-        measurement; the shipped ``config/triangulator.yaml`` turns it on.
+    confirm_new_tracks: a new pair's 3D track is published once a second measured triangulation,
+        within 0.3 s, falls inside the validation gate of its first (a partly hidden object's
+        first measurement, a nuisance seen once, a wrong pairing are often alone); one outside
+        it, or later, restarts the pair there, still unpublished. False, the dataclass default,
+        publishes from the first measurement; the shipped ``config/triangulator.yaml`` sets true.
     ghost_bearing_update: an OCCLUDED pair's 3D filter takes the bearing of its left box (the 2D
         ghost's prediction, or the detection when the left view still sees it): the 3D ghost is
         moved sideways onto that ray at its own depth.

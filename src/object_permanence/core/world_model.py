@@ -18,8 +18,9 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
    plus ``ghost_recency_cost_per_s`` per second unseen; a ghost cannot push a VISIBLE track off
    its own detection (:func:`.association.assign_keeping_own`, ``visible_match_margin``).
 2. Older ghosts: Mahalanobis gate on the grown covariance for a box of about the ghost's height
-   (``ghost_max_scale_ratio``), mixed with appearance; or, beyond that gate, re-identification by appearance alone inside a loose motion gate (the filter is then
-   re-initialised at the detection instead of being pulled across the gap).
+   (``ghost_max_scale_ratio``), mixed with appearance; or, beyond that gate or that height,
+   re-identification by appearance alone inside a loose motion gate and ``gallery_max_scale_ratio``
+   (the filter is then re-initialised at the detection instead of being pulled across the gap).
 3. TENTATIVE tracks: IoU.
 4. Leftover detections start TENTATIVE tracks.
 5. Young tracks (TENTATIVE, matched this frame, or new) that match a LOST track of the gallery
@@ -369,13 +370,16 @@ class WorldModel:
                 has_app = np.isfinite(app)
                 app0 = np.where(has_app, app, 0.0)
                 mixed = np.where(has_app, (1 - w) * motion + w * app0, motion)
-            loose = class_ok & (d2 <= cap) & has_app & (
-                np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost)
-            # motion evidence counts only for a box of about the ghost's height (ghost_max_scale_ratio)
+            # motion evidence counts only for a box of about the ghost's height (ghost_max_scale_ratio);
+            # appearance alone only within gallery_max_scale_ratio, and it re-initialises the filter
             scale = dets.boxes[pc, 3] / np.maximum(trk_boxes[pr, 3], 1e-9)
             sized = (scale <= cfg.ghost_max_scale_ratio) & (scale * cfg.ghost_max_scale_ratio >= 1.0)
-            cost2 = np.where(motion_ok & sized, mixed, np.where(loose, 2.0 + app0, np.inf))
-            reinit_parts.append(~motion_ok[run(is_ghost, cost2, max_cost=4.0)])
+            by_motion = motion_ok & sized
+            loose = class_ok & (d2 <= cap) & has_app & (
+                np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost) \
+                & (scale <= cfg.gallery_max_scale_ratio) & (scale * cfg.gallery_max_scale_ratio >= 1.0)
+            cost2 = np.where(by_motion, mixed, np.where(loose, 2.0 + app0, np.inf))
+            reinit_parts.append(~by_motion[run(is_ghost, cost2, max_cost=4.0)])
         # Stage 3: TENTATIVE tracks by IoU.
         tentative = states == _TENTATIVE
         if tentative.any():

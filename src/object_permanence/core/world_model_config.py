@@ -122,8 +122,9 @@ class WorldModelConfig:
         vanishing behind something is poorly known (its visible part shrinks), hence the growth.
     gallery_exit_distance_per_s: ``per_s`` for a track lost by leaving the image: it can only come
         back through the border, where it left (a look-alike entering elsewhere is not it).
-    gallery_max_scale_ratio: largest ratio of the new and the last box heights (either way); the
-        height, as an object entering by a side edge is boxed only in part.
+    gallery_max_scale_ratio: largest ratio of the new and the last box heights (either way) in a
+        re-identification by appearance (the gallery's, and an older ghost's beyond its motion
+        evidence); the height, as an object entering by a side edge is boxed only in part.
     gallery_veto_margin: a gallery re-identification is vetoed when a VISIBLE track looks clearly
         more like the new track (its cosine distance + this margin below the gallery one): a
         reflection or duplicate of a visible object is not given a lost identity.

@@ -5,12 +5,14 @@
 
 Each sequence (TUD-Campus perturbed with the seed, or a simulated scenario; the detections
 ``tools/eval_tracking`` feeds every tracker) is tracked by each tracker, and every ground-truth
-``OBJECT`` entry is matched one to one with the tracker's VISIBLE boxes of its frame (Hungarian,
-IoU ≥ 0.5, :func:`core.eval.matching.match_frame`). Per tracker, summed over cameras and averaged
-over the seeds:
+``OBJECT`` entry the MOT metrics score (``visibility >= 0.25``, as ``core/eval/mot.py``) is
+matched one to one with the tracker's VISIBLE boxes of its frame (Hungarian, IoU ≥ 0.5,
+:func:`core.eval.matching.match_frame`). Per tracker, summed over cameras and averaged over the
+sequences:
 
-* ``births_missed``: entries left unmatched within the first ``--birth-frames`` (3) frames of the
-  object's ground-truth track (a tracker that publishes a track later misses these);
+* ``births_missed``: entries left unmatched within the first ``--birth-frames`` (3) frames of a
+  *visible run* of the object (its first appearance, or its return after frames below the
+  visibility threshold: a tracker that publishes a track later misses these);
 * ``later_missed``: entries unmatched after that (dropouts bridged or not, losses);
 * ``mean_iou``: mean IoU of the matched pairs (box accuracy, HOTA's LocA on these pairs).
 
@@ -33,12 +35,13 @@ import yaml
 from object_permanence.core.appearance import ColorHistogramEmbedder
 from object_permanence.core.eval.matching import box_iou, match_frame
 from object_permanence.core.eval.peers import PEER_NAMES, TRACKER_NAMES, make_tracker, read_peer_params
+from object_permanence.core.detection.simulated import DIFFICULTIES
 from object_permanence.core.eval.sequences import EvalSequence, simulate_sequences
 from object_permanence.core.eval.tracking_eval import run_tracker
 from object_permanence.core.eval.tud_campus import DATASET as TUD_DATASET
 from object_permanence.core.eval.tud_campus import tud_sequence
 from object_permanence.core.sim.scenarios import SCENARIOS
-from object_permanence.core.types import Detection, ObjectKind, Track, TrackState
+from object_permanence.core.types import Detection, GroundTruthObject, ObjectKind, Track, TrackState
 from object_permanence.tools.eval_tracking import (
     HELD_OUT_SEED,
     default_tud_path,
@@ -51,6 +54,8 @@ from object_permanence.tools.eval_tracking import (
 DETECTIONS = "detections"
 #: IoU a published box needs with a ground-truth entry to cover it.
 MATCH_IOU = 0.5
+#: Entries below this visibility are not scored (the MOT metrics' ``min_visibility``).
+MIN_VISIBILITY = 0.25
 
 
 @dataclass
@@ -68,9 +73,10 @@ class MissBreakdown:
         return self.iou_sum / self.matched if self.matched else float("nan")
 
 
-def miss_breakdown(truth: Sequence[Sequence], boxes: Sequence[np.ndarray], birth_frames: int = 3) -> MissBreakdown:
-    """Match each frame's ``OBJECT`` entries of ``truth`` (per frame, a list of
-    :class:`GroundTruthObject`) to that frame's ``boxes`` ((M, 4) ``cx, cy, w, h``; module docstring).
+def miss_breakdown(truth: Sequence[Sequence[GroundTruthObject]], boxes: Sequence[np.ndarray],
+                   birth_frames: int = 3) -> MissBreakdown:
+    """Match each frame's scored ``OBJECT`` entries of ``truth`` to that frame's ``boxes`` ((M, 4)
+    ``cx, cy, w, h``; module docstring).
 
     Raises:
         ValueError: ``truth`` and ``boxes`` of different lengths or ``birth_frames`` < 0.
@@ -80,24 +86,23 @@ def miss_breakdown(truth: Sequence[Sequence], boxes: Sequence[np.ndarray], birth
     if birth_frames < 0:
         raise ValueError(f"birth_frames must be >= 0, got {birth_frames}")
     out = MissBreakdown()
-    first: dict[int, int] = {}
+    run_start: dict[int, int] = {}  # object id -> first frame of its current visible run
     for k, (entries, frame_boxes) in enumerate(zip(truth, boxes)):
-        objects = [e for e in entries if e.kind == ObjectKind.OBJECT]
+        objects = [e for e in entries if e.kind == ObjectKind.OBJECT and e.visibility >= MIN_VISIBILITY]
+        run_start = {e.object_id: run_start.get(e.object_id, k) for e in objects}  # a run ends when unscored
         if not objects:
             continue
         gt = np.array([e.box for e in objects], dtype=np.float64)
         hyp = np.asarray(frame_boxes, dtype=np.float64).reshape(-1, 4)
         pairs = match_frame(gt, hyp, MATCH_IOU) if len(hyp) else []
+        for g, h in pairs:
+            out.iou_sum += float(box_iou(gt[g:g + 1], hyp[h:h + 1])[0, 0])
+        out.matched += len(pairs)
         covered = {g for g, _ in pairs}
-        if pairs:
-            iou = box_iou(gt[[g for g, _ in pairs]], hyp[[h for _, h in pairs]])
-            out.iou_sum += float(np.trace(iou))
-            out.matched += len(pairs)
         for i, e in enumerate(objects):
-            born = first.setdefault(e.object_id, k)
             if i in covered:
                 continue
-            if k - born < birth_frames:
+            if k - run_start[e.object_id] < birth_frames:
                 out.births_missed += 1
             else:
                 out.later_missed += 1
@@ -118,7 +123,8 @@ def sequences(dataset: str, seeds: Sequence[int], difficulty: str, config_dir: P
     if dataset == TUD_DATASET:
         return [tud_sequence(default_tud_path(), s) for s in seeds]
     embedder = ColorHistogramEmbedder(bins=shipped_embedding_bins(config_dir))
-    return [seq for s in seeds for seq in simulate_sequences(dataset, s, (difficulty,), None, embedder=embedder).values()]
+    return [seq for s in seeds
+            for seq in simulate_sequences(dataset, s, (difficulty,), None, embedder=embedder).values()]
 
 
 def breakdown(seqs: Sequence[EvalSequence], trackers: Sequence[str], config_dir: Path,
@@ -128,10 +134,12 @@ def breakdown(seqs: Sequence[EvalSequence], trackers: Sequence[str], config_dir:
     wm_config = shipped_world_model_config(config_dir)
     peer_params = {}
     if set(trackers) & set(PEER_NAMES):
-        peer_params = read_peer_params(yaml.safe_load((config_dir / "eval_peers.yaml").read_text(encoding="utf-8")) or {})
+        document = yaml.safe_load((config_dir / "eval_peers.yaml").read_text(encoding="utf-8")) or {}
+        peer_params = read_peer_params(document)
     totals = {name: MissBreakdown() for name in (*trackers, DETECTIONS)}
     for seq in seqs:
-        runs = {name: run_tracker(seq, lambda: make_tracker(name, wm_config, peer_params, seq.fps)) for name in trackers}
+        runs = {name: run_tracker(seq, lambda: make_tracker(name, wm_config, peer_params, seq.fps))
+                for name in trackers}
         for cam, stream in seq.streams.items():
             for name in totals:
                 boxes = _detection_boxes(stream.detections) if name == DETECTIONS else _visible_boxes(runs[name][cam])
@@ -151,8 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=TUD_DATASET, choices=(TUD_DATASET, *SCENARIOS))
     parser.add_argument("--seeds", default="0-19", help="seeds, e.g. 0-19 (tuning seeds < 1000)")
-    parser.add_argument("--trackers", default="ours,bytetrack", help=f"comma-separated subset of {','.join(TRACKER_NAMES)}")
-    parser.add_argument("--difficulty", default="realistic", help="detector difficulty of a simulated scenario")
+    parser.add_argument("--trackers", default="ours,bytetrack",
+                        help=f"comma-separated subset of {','.join(TRACKER_NAMES)}")
+    parser.add_argument("--difficulty", default="realistic", choices=DIFFICULTIES,
+                        help="detector difficulty of a simulated scenario (TUD-Campus has its own perturbation)")
     parser.add_argument("--birth-frames", type=int, default=3, help="frames of a track's start counted as its birth")
     parser.add_argument("--config-dir", type=Path, default=Path("config"))
     parser.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
