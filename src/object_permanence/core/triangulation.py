@@ -353,10 +353,9 @@ class StereoTriangulator:
         second measured triangulation, within ``CONFIRM_WINDOW_S`` and not LOST, lies inside the
         gate of the first (one outside, or later, restarts it there, precise or not: a tight
         template match can latch onto an occluder too); a pair that goes LOST before that is
-        dropped unpublished. When not
-        measured, ``bearing``, the left box centre (2,) px with its covariance (2, 2), updates the
-        ray only. A repeated stamp is not fused twice. A LOST pair is published with its last
-        estimate and forgotten.
+        dropped unpublished. When not measured, ``bearing``, the left box centre (2,) px with its
+        covariance (2, 2), updates the ray only. A repeated stamp is not fused twice. A LOST pair
+        is published with its last estimate and forgotten.
 
         ``precise``: the disparity came from a tight template match (its cells agree to
         ``refine_max_spread_px``: a few hundredths of a pixel). Such a measurement outside the

@@ -67,6 +67,13 @@ class MissBreakdown:
     matched: int = 0
     iou_sum: float = 0.0
 
+    def __iadd__(self, other: MissBreakdown) -> MissBreakdown:
+        self.births_missed += other.births_missed
+        self.later_missed += other.later_missed
+        self.matched += other.matched
+        self.iou_sum += other.iou_sum
+        return self
+
     @property
     def mean_iou(self) -> float:
         """Mean IoU of the matched pairs (NaN without any)."""
@@ -143,12 +150,7 @@ def breakdown(seqs: Sequence[EvalSequence], trackers: Sequence[str], config_dir:
         for cam, stream in seq.streams.items():
             for name in totals:
                 boxes = _detection_boxes(stream.detections) if name == DETECTIONS else _visible_boxes(runs[name][cam])
-                b = miss_breakdown(stream.truth, boxes, birth_frames)
-                t = totals[name]
-                t.births_missed += b.births_missed
-                t.later_missed += b.later_missed
-                t.matched += b.matched
-                t.iou_sum += b.iou_sum
+                totals[name] += miss_breakdown(stream.truth, boxes, birth_frames)
     n = max(len(seqs), 1)
     return {name: {"births_missed": t.births_missed / n, "later_missed": t.later_missed / n, "mean_iou": t.mean_iou}
             for name, t in totals.items()}
