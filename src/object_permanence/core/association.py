@@ -239,6 +239,12 @@ def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -
     return key // m, key % m
 
 
+def within_ratio(ratio: np.ndarray, max_ratio: float) -> np.ndarray:
+    """Whether each size ``ratio`` (new / old, any shape) is within ``max_ratio`` (>= 1) either way."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    return (ratio <= max_ratio) & (ratio * max_ratio >= 1.0)
+
+
 def stage_one_costs(rows: np.ndarray, cost: np.ndarray, unseen_s: np.ndarray, recency_cost_per_s: float) -> np.ndarray:
     """(P,) the costs of the first association stage (tracks seen last frame and recent ghosts
     together) plus ``recency_cost_per_s * unseen_s[row]``. A ghost's covariance has grown while it

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from object_permanence.core.association import assign, iou_matrix
+from object_permanence.core.association import assign, iou_matrix, within_ratio
 from object_permanence.core.track_table import LostGallery, TrackTable
 from object_permanence.core.types import TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
@@ -77,7 +77,7 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     max_app = np.where(recent, cfg.recent_ghost_max_appearance_cost, cfg.gallery_max_appearance_cost)  # (C,)
     unseen_c = np.concatenate([g.frames_since_seen, t.frames_since_seen[ghosts]])  # (C,) frames
     ok = (dist <= reach) \
-        & (scale <= cfg.gallery_max_scale_ratio) & (scale * cfg.gallery_max_scale_ratio >= 1.0) \
+        & within_ratio(scale, cfg.gallery_max_scale_ratio) \
         & (np.nan_to_num(app, nan=np.inf) <= max_app[None, :]) \
         & born_after_last_seen(t.age[rows], unseen_c).T
     visible = np.flatnonzero(t.state == _VISIBLE)

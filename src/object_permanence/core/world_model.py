@@ -67,6 +67,7 @@ from object_permanence.core.association import (
     candidate_pairs,
     iou_pairs,
     stage_one_costs,
+    within_ratio,
 )
 from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
 from object_permanence.core.confirmation import confirm_matched
@@ -373,11 +374,10 @@ class WorldModel:
             # motion evidence counts only for a box of about the ghost's height (ghost_max_scale_ratio);
             # appearance alone only within gallery_max_scale_ratio, and it re-initialises the filter
             scale = dets.boxes[pc, 3] / np.maximum(trk_boxes[pr, 3], 1e-9)
-            sized = (scale <= cfg.ghost_max_scale_ratio) & (scale * cfg.ghost_max_scale_ratio >= 1.0)
-            by_motion = motion_ok & sized
+            by_motion = motion_ok & within_ratio(scale, cfg.ghost_max_scale_ratio)
             loose = class_ok & (d2 <= cap) & has_app & (
                 np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost) \
-                & (scale <= cfg.gallery_max_scale_ratio) & (scale * cfg.gallery_max_scale_ratio >= 1.0)
+                & within_ratio(scale, cfg.gallery_max_scale_ratio)
             cost2 = np.where(by_motion, mixed, np.where(loose, 2.0 + app0, np.inf))
             reinit_parts.append(~by_motion[run(is_ghost, cost2, max_cost=4.0)])
         # Stage 3: TENTATIVE tracks by IoU.
