@@ -7,6 +7,7 @@ import pytest
 from object_permanence.core.box_filter_bank import BatchedBoxKalman, FilterList
 from object_permanence.core.eval.matching import box_iou
 from object_permanence.core.ghost_onset import TRUNCATED_FRAC, SteadySize, onset_correction
+from object_permanence.core.imm import ImmBoxBank
 from object_permanence.core.kalman import BoxKalmanFilter, BoxKalmanParams
 from object_permanence.core.types import Detection, TrackState
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
@@ -100,6 +101,19 @@ def test_shift_moves_the_state_and_keeps_the_covariance(bank) -> None:
     np.testing.assert_allclose(bank.x, x0 + np.concatenate([np.zeros((1, 8)), dx]))
     np.testing.assert_allclose(bank.box_covariances, cov0)
     np.testing.assert_allclose(bank.steady_sizes, [[40.0, 80.0], [49.8, 90.0]])
+
+
+@pytest.mark.parametrize("bank", [BatchedBoxKalman(BoxKalmanParams()), FilterList(BoxKalmanFilter, BoxKalmanParams()),
+                                  ImmBoxBank(BoxKalmanParams())], ids=["batched", "filterpy", "imm"])
+def test_every_bank_keeps_the_steady_sizes_of_its_rows(bank) -> None:
+    """The gallery and the re-identification read ``steady_sizes`` from whichever bank runs."""
+    bank.append(np.array([[100.0, 100.0, 40.0, 80.0], [300.0, 200.0, 50.0, 90.0]]))
+    bank.predict(0.1)
+    bank.update(np.array([0, 1]), np.array([[103.0, 101.0, 40.0, 40.0], [298.0, 200.0, 60.0, 90.0]]))
+    np.testing.assert_allclose(bank.steady_sizes, [[40.0, 80.0], [51.0, 90.0]])  # 40 < 0.85 * 80: held
+    bank.reinitialize(np.array([1]), np.array([[10.0, 10.0, 20.0, 30.0]]), np.zeros((1, 2)))
+    bank.select(np.array([1]))
+    np.testing.assert_allclose(bank.steady_sizes, [[20.0, 30.0]])
 
 
 def _slide_behind_occluder(filter_factory) -> tuple[list[float], int]:

@@ -655,6 +655,33 @@ def test_a_brief_track_does_not_enter_the_gallery_and_the_gallery_is_bounded() -
     assert len(wm.gallery_ids) == 3 and wm.gallery_ids == sorted(wm.gallery_ids)
 
 
+def test_an_object_lost_behind_a_low_wall_is_measured_by_its_extent_not_its_last_sliver() -> None:
+    """An 80 px tall object walks right, sinks behind a low wall (its box truncated from below to 30
+    px, the top edge still), stays hidden 1.5 s (its ghost ends: LOST, into the gallery) and comes
+    back whole on its path. Its height in the gallery is its steady extent (80 px), not the 30 px
+    sliver of its last box: the return is within ``gallery_max_scale_ratio`` and the motion reach
+    (both scaled by the height) and keeps the identity."""
+    rng = np.random.default_rng(11)
+    emb = unit(rng)
+    wm = WorldModel(WorldModelConfig())
+    k, events = 0, []
+    for k in range(30):
+        events += wm.step(k / FPS, [det(100 + 3 * k, 200, h=80, emb=noisy(emb, rng))], IMAGE).events
+    for h in (60.0, 45.0, 30.0):  # top edge at y = 160 while the wall covers the bottom
+        k += 1
+        events += wm.step(k / FPS, [det(100 + 3 * k, 160 + h / 2, h=h, emb=noisy(emb, rng))], IMAGE).events
+    hidden = int(1.5 * FPS)
+    for k in range(k + 1, k + 1 + hidden):
+        events += wm.step(k / FPS, [], IMAGE).events
+    assert [e.kind for e in events] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST]
+    assert wm.gallery_ids == [1]
+    back = []
+    for k in range(k + 1, k + 6):
+        back += wm.step(k / FPS, [det(100 + 3 * k, 200, h=80, emb=noisy(emb, rng))], IMAGE).events
+    assert [(e.kind, e.track_id) for e in back] == [(EventKind.REACQUIRED, 1)]
+    assert wm.gallery_ids == []
+
+
 def test_a_copy_of_a_visible_object_is_not_given_a_lost_identity() -> None:
     """Object B (look b) left the view; object A (look a, close to b) is visible. A detection with
     A's look appears where B left: it looks clearly more like the visible A, so B's id is not given

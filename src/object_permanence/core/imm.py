@@ -32,6 +32,7 @@ import numpy as np
 
 from object_permanence.core.association import mahalanobis_sq_matrix, mahalanobis_sq_pairs, whitening
 from object_permanence.core.box_filter_bank import _check_boxes, _check_dt
+from object_permanence.core.ghost_onset import SteadySize
 from object_permanence.core.kalman import (
     DIM_Z,
     BoxKalmanParams,
@@ -109,6 +110,7 @@ class ImmBoxBank:
         self._X = np.zeros((0, 2, DIM_IMM))
         self._P = np.zeros((0, 2, DIM_IMM, DIM_IMM))
         self._mu = np.zeros((0, 2))
+        self._steady = SteadySize()
 
     def __len__(self) -> int:
         return self._X.shape[0]
@@ -151,6 +153,11 @@ class ImmBoxBank:
         """(N, 10, 10) combined covariances."""
         return self._combined()[1]
 
+    @property
+    def steady_sizes(self) -> np.ndarray:
+        """(N, 2) steady ``w, h`` of each row's detected boxes, px."""
+        return self._steady.sizes
+
     # --- rows ---------------------------------------------------------------------------------
     def _initial(self, z: np.ndarray, velocity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = z.shape[0]
@@ -176,11 +183,13 @@ class ImmBoxBank:
         self._X = np.concatenate([self._X, X])
         self._P = np.concatenate([self._P, P])
         self._mu = np.concatenate([self._mu, mu])
+        self._steady.append(z)
 
     def select(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (int (K,)), in that order."""
         rows = np.asarray(rows, dtype=np.intp)
         self._X, self._P, self._mu = self._X[rows], self._P[rows], self._mu[rows]
+        self._steady.select(rows)
 
     def reinitialize(self, rows: np.ndarray, z: np.ndarray, velocity: np.ndarray) -> None:
         """Restart ``rows`` at boxes ``z`` (K, 4) with centre velocity (K, 2) px/s, both modes.
@@ -192,6 +201,7 @@ class ImmBoxBank:
         z = _check_boxes(z, rows.shape[0])
         velocity = np.asarray(velocity, dtype=float).reshape(rows.shape[0], 2)
         self._X[rows], self._P[rows], self._mu[rows] = self._initial(z, velocity)
+        self._steady.restart(rows, z)
 
     # --- the filter ---------------------------------------------------------------------------
     def _noise_roots(self, boxes: np.ndarray) -> np.ndarray:
@@ -270,6 +280,7 @@ class ImmBoxBank:
         P = 0.5 * (P + P.swapaxes(-1, -2))
         w = mu * np.exp(log_lik - log_lik.max(axis=1, keepdims=True))  # mu_j N_j, rescaled
         self._X[rows], self._P[rows], self._mu[rows] = X, P, w / w.sum(axis=1, keepdims=True)
+        self._steady.update(rows, z)
 
     # --- what the world model reads -----------------------------------------------------------
     @property

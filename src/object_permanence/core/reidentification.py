@@ -31,10 +31,12 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     assignment ranks by, without a gate: the first detections of a re-entering object are
     often partial and confused), a plausible motion (centre within
     ``h (gallery_distance_base + per_s gap)`` of the path from the last detection on at the
-    velocity it had, over the gap: stopped or carried on; ``h`` its height, ``gap`` the seconds
+    velocity it had, over the gap: stopped or carried on; ``h`` its steady height, ``gap`` the seconds
     unseen; ``per_s`` is ``gallery_exit_distance_per_s`` for a track lost by leaving the image,
     which comes back through the border where it left, else ``gallery_distance_per_s``; height
-    ratio at most ``gallery_max_scale_ratio``), and no VISIBLE track that looks clearly more like
+    ratio to ``h`` at most ``gallery_max_scale_ratio``; ``h`` is the object's extent
+    (:class:`~object_permanence.core.ghost_onset.SteadySize`), not the height of its last box, a
+    sliver when it sank behind something), and no VISIBLE track that looks clearly more like
     it (by ``gallery_veto_margin``: a reflection or duplicate of a visible object keeps a new
     identity), and the young track started after the candidate was last seen
     (:func:`born_after_last_seen`: one that was followed while the candidate was still detected is
@@ -61,7 +63,8 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     box = t.measurement[rows]
     per_s = np.where(np.concatenate([g.left_view, np.zeros(ghosts.size, bool)]),
                      cfg.gallery_exit_distance_per_s, cfg.gallery_distance_per_s)
-    reach = cand_box[None, :, 3] * (cfg.gallery_distance_base + per_s * gap)[None, :]
+    cand_h = np.concatenate([g.size[:, 1], t.filters.steady_sizes[ghosts, 1]])  # the object's, not a sliver's
+    reach = cand_h[None, :] * (cfg.gallery_distance_base + per_s * gap)[None, :]
     # distance to the path it was on: the segment from its last detection a to a + v gap
     a = cand_box[:, :2]
     ab = np.concatenate([g.velocity, t.filters.velocities[ghosts]]) * gap[:, None]  # v gap, (C, 2)
@@ -71,7 +74,7 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     u = np.nan_to_num(u)  # no motion: the point a itself
     closest = ap - u[:, :, None] * ab[None, :, :]  # p - (a + u (b - a))
     dist = np.hypot(closest[:, :, 0], closest[:, :, 1])
-    scale = box[:, None, 3] / cand_box[None, :, 3]
+    scale = box[:, None, 3] / cand_h[None, :]
     # appearance cap per candidate: a recent ghost's is stricter (recent_ghost_max_appearance_cost)
     recent = np.concatenate([np.zeros(len(g), bool), gap[len(g):] <= cfg.recent_ghost_s])
     max_app = np.where(recent, cfg.recent_ghost_max_appearance_cost, cfg.gallery_max_appearance_cost)  # (C,)

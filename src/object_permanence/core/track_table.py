@@ -157,7 +157,9 @@ class LostGallery:
     """LOST tracks kept for re-identification by appearance (G rows, oldest first).
 
     ids: (G,) uint64; class_id: (G,) int64; class_name: (G,) object; hits: (G,) int64 of the track;
-    last_seen_stamp: (G,) s; box: (G, 4) px, the last detection matched to the track; velocity:
+    last_seen_stamp: (G,) s; box: (G, 4) px, the last detection matched to the track; size: (G, 2)
+    px, its steady ``w, h`` (the object's extent, not the sliver of its last box when it slid behind
+    something: :class:`~object_permanence.core.ghost_onset.SteadySize`); velocity:
     (G, 2) px/s of its box centre when it was lost; left_view: (G,) bool, lost because its
     prediction left the image (else: unseen too long in view); frames_since_seen: (G,) int64;
     memory: their appearance memories (moved out of the track table).
@@ -170,11 +172,12 @@ class LostGallery:
     hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     last_seen_stamp: np.ndarray = field(default_factory=lambda: np.zeros(0))
     box: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    size: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     left_view: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     frames_since_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
-    _ROW_FIELDS = ("ids", "class_id", "class_name", "hits", "last_seen_stamp", "box", "velocity", "left_view",
+    _ROW_FIELDS = ("ids", "class_id", "class_name", "hits", "last_seen_stamp", "box", "size", "velocity", "left_view",
                    "frames_since_seen")
 
     def __len__(self) -> int:
@@ -188,7 +191,8 @@ class LostGallery:
             return
         new = {"ids": table.ids[rows], "class_id": table.class_id[rows], "class_name": table.class_name[rows],
                "hits": table.hits[rows], "last_seen_stamp": table.last_seen_stamp[rows],
-               "box": table.measurement[rows], "velocity": table.filters.velocities[rows],
+               "box": table.measurement[rows],
+               "size": table.filters.steady_sizes[rows], "velocity": table.filters.velocities[rows],
                "left_view": np.asarray(left_view, bool),
                "frames_since_seen": table.frames_since_seen[rows]}
         for name in self._ROW_FIELDS:
