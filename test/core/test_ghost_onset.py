@@ -6,7 +6,7 @@ import pytest
 
 from object_permanence.core.box_filter_bank import BatchedBoxKalman, FilterList
 from object_permanence.core.eval.matching import box_iou
-from object_permanence.core.ghost_onset import TRUNCATED_FRAC, SteadySize, onset_correction
+from object_permanence.core.ghost_onset import TRUNCATED_FRAC, SteadySize, hidden_side, onset_correction
 from object_permanence.core.imm import ImmBoxBank
 from object_permanence.core.kalman import BoxKalmanFilter, BoxKalmanParams
 from object_permanence.core.types import Detection, TrackState
@@ -145,3 +145,56 @@ def test_the_ghost_of_an_object_slid_behind_an_occluder_stays_on_it(filter_facto
     assert hidden > 10
     assert len(ious) == hidden  # one ghost in every hidden frame
     assert min(ious) >= 0.5, np.round(ious, 2)
+
+
+def test_hidden_side_is_the_edge_a_visible_box_reaches() -> None:
+    box = np.array([[200.0, 240.0, 20.0, 100.0]])  # a 20 px sliver of a 60 px object, x in [190, 210]
+    steady = np.array([[60.0, 100.0]])
+    in_front_right = np.array([[252.0, 245.0, 80.0, 110.0]])  # x from 212: against the right edge
+    np.testing.assert_array_equal(hidden_side(box, steady, in_front_right), [[1.0, 0.0]])
+    in_front_left = np.array([[150.0, 240.0, 80.0, 100.0]])  # x up to 190
+    np.testing.assert_array_equal(hidden_side(box, steady, in_front_left), [[-1.0, 0.0]])
+    off_right = np.array([[265.0, 240.0, 40.0, 100.0]])  # x from 245: 35 px off, beyond the 15 px strip
+    over_the_sliver = np.array([[215.0, 240.0, 40.0, 100.0]])  # x in [195, 235]: behind the part in view
+    short = np.array([[230.0, 160.0, 40.0, 40.0]])  # beside the edge, over 20 % of the box's height only
+    for visible in (off_right, over_the_sliver, short, np.zeros((0, 4))):
+        np.testing.assert_array_equal(hidden_side(box, steady, visible), [[0.0, 0.0]])
+
+
+def test_a_known_occluder_side_picks_the_edge_in_view_and_grows_the_box_behind_it() -> None:
+    # moving left at 40 px/s, overtaken by something faster on its right: the right edge moves with
+    # the occluder (-100 px/s, the faster one), the left edge with the object (-40 px/s)
+    x = state(cx=200.0, w=20.0, v_c=-70.0, v_w=-60.0)
+    new = x + onset_correction(x, np.array([[60.0, 100.0]]), hidden=np.array([[1.0, 0.0]]))
+    assert new[0, 4] == pytest.approx(-40.0)  # the left edge's, not the faster right edge's
+    assert new[0, 0] - new[0, 2] / 2 == pytest.approx(x[0, 0] - x[0, 2] / 2)  # the left edge stays
+    assert new[0, 2] == pytest.approx(60.0)  # grown to the right, behind the occluder
+    unknown = x + onset_correction(x, np.array([[60.0, 100.0]]))
+    assert unknown[0, 4] == pytest.approx(-100.0)  # a static occluder is assumed without one
+
+
+@pytest.mark.parametrize("filter_factory", [None, BoxKalmanFilter], ids=["batched", "filterpy"])
+def test_the_ghost_of_an_object_overtaken_by_its_occluder_stays_on_it(filter_factory) -> None:
+    """Object A (60 px, x from 300, moving left at 40 px/s) is overtaken in front by object B (80 px,
+    moving left at 100 px/s, tracked); the detector boxes A's visible part. Once A is hidden, its
+    ghost stays on A's full box: the edge in view is A's left one (the one away from B), not the
+    faster right one, which moves with B."""
+    rng = np.random.default_rng(3)
+    look_a, look_b = rng.random(16), rng.random(16)
+    wm = WorldModel(WorldModelConfig(), filter_factory=filter_factory)
+    errors = []
+    for k in range(120):
+        a_lo = 300.0 - 40.0 * k / FPS
+        b_lo = a_lo + 80.0 - 60.0 * k / FPS  # B's left edge, 20 px right of A's at the start
+        vis_hi = min(a_lo + 60.0, b_lo)
+        dets = [Detection(box=np.array([b_lo + 40.0, 240.0, 80.0, 100.0]), score=0.9, class_id=0,
+                          class_name="thing", embedding=look_b)]
+        if vis_hi - a_lo >= 6.0:
+            dets.append(Detection(box=np.array([(a_lo + vis_hi) / 2, 240.0, vis_hi - a_lo, 100.0]), score=0.9,
+                                  class_id=0, class_name="thing", embedding=look_a))
+        r = wm.step(k / FPS, dets, image_size=(640, 480))
+        ghosts = [t for t in r.tracks if t.state == TrackState.OCCLUDED]
+        if len(dets) == 1 and ghosts:
+            errors.append(abs(ghosts[0].box[0] - (a_lo + 30.0)))
+    assert len(errors) >= 10
+    assert max(errors) < 8.0, np.round(errors, 1)

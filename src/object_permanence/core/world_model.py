@@ -75,7 +75,7 @@ from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, v
 from object_permanence.core.extent_gain import AXES as EXTENT_AXES
 from object_permanence.core.extent_gain import ExtentGain
 from object_permanence.core.ghost_life import effective_hits
-from object_permanence.core.ghost_onset import onset_correction
+from object_permanence.core.ghost_onset import hidden_side, onset_correction
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
 from object_permanence.core.reidentification import covered_by_visible, reidentify_lost, twins_of_visible
@@ -451,7 +451,9 @@ class WorldModel:
         # a new ghost's box and motion (core/ghost_onset.py); the IMM bank has no ``shift`` (several
         # mode states per track): its ghosts start from the filter's state as it is
         if onset.size and hasattr(t.filters, "shift"):
-            t.filters.shift(onset, onset_correction(t.filters.x[onset], t.filters.steady_sizes[onset], image_size))
+            steady = t.filters.steady_sizes[onset]
+            hidden = hidden_side(boxes[onset], steady, boxes[t.state == _VISIBLE])  # a moving occluder's side
+            t.filters.shift(onset, onset_correction(t.filters.x[onset], steady, image_size, hidden))
         ghosts = missed & (t.state == _OCCLUDED)
         cap = np.full(len(t), cfg.max_ghost_age_s)
         outside = np.zeros(len(t), bool)
