@@ -192,3 +192,38 @@ def test_born_after_last_seen_compares_start_and_last_sight() -> None:
     np.testing.assert_array_equal(later, [[True, False, False, False],
                                           [True, True, False, False],
                                           [True, True, True, True]])
+
+
+def _walk_behind(min_age_s: float) -> tuple[list, list]:
+    """Track A (look (1, 0), class 1) is seen 5 frames moving right at 8 px a frame, then hidden 10
+    frames (0.33 s) behind a still, VISIBLE object B (look (0, 1), a 200 x 120 box over A's path),
+    then seen again on its path. Returns the events and A's published states while hidden."""
+    wm = WorldModel(WorldModelConfig(ghost_min_hits=20, ghost_covered_min_age_s=min_age_s))
+    b = Detection(box=np.array([300.0, 200.0, 200.0, 120.0]), score=0.9, class_id=1, class_name="1",
+                  embedding=look(0.0, 1.0))
+    events, hidden_states = [], []
+    for k in range(20):
+        a = [det(200.0 + 8.0 * k, look(1.0), class_id=1)] if k < 5 or k >= 15 else []
+        r = wm.step(k / FPS, [*a, b], IMAGE)
+        events += [e for e in r.events if e.track_id != 2]  # A is listed first: id 1, B id 2
+        if 5 <= k < 15:
+            hidden_states += [t.state for t in r.tracks if t.track_id == 1]
+    return events, hidden_states
+
+
+def test_a_young_track_gone_behind_a_visible_one_is_held_for_the_covered_minimum() -> None:
+    """A's 5 hits give a ghost of 0.25 s; behind B it is held ``ghost_covered_min_age_s`` (0.5 s),
+    unpublished (5 < ghost_min_hits), and A keeps its identity when it shows again."""
+    events, hidden_states = _walk_behind(0.5)
+    assert [(e.kind, e.track_id) for e in events] == [(EventKind.BIRTH, 1), (EventKind.OCCLUDED, 1),
+                                                       (EventKind.REACQUIRED, 1)]
+    assert hidden_states == []  # held, not claimed as a hidden object
+    events, _ = _walk_behind(0.0)  # off: the ghost ends after 0.25 s and A comes back as a new track
+    assert [e.kind for e in events if e.track_id == 1] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST]
+
+
+def test_config_rejects_a_covered_minimum_beyond_the_covered_cap() -> None:
+    with pytest.raises(ValueError, match="ghost_covered_min_age_s"):
+        WorldModelConfig(ghost_covered_min_age_s=5.0, ghost_covered_age_s=4.0)
+    with pytest.raises(ValueError, match="ghost_covered_min_age_s"):
+        WorldModelConfig(ghost_covered_min_age_s=-0.1)

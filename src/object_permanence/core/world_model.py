@@ -465,14 +465,19 @@ class WorldModel:
         cap[covered] = cfg.ghost_covered_age_s
         # a ghost behind a VISIBLE look-alike it was not followed beside for gallery_min_hits frames
         # (an object's worth; a duplicate box's track is shorter) is that object's duplicate: it ends now
-        cap[twins_of_visible(t, covered, boxes, cfg.ghost_cover_frac, cfg.twin_ghost_max_appearance_cost,
-                             cfg.gallery_min_hits)] = 0.0
+        twins = twins_of_visible(t, covered, boxes, cfg.ghost_cover_frac, cfg.twin_ghost_max_appearance_cost,
+                                 cfg.gallery_min_hits)
+        cap[twins] = 0.0
         # ghost life = min(cap, ghost_age_per_hit_s * hits weighted by the detection rate,
         # core/ghost_life.py); cap: covered, in plain view (image size known) or unknown (max_ghost_age_s)
         evidence = effective_hits(t.hits, t.age, t.frames_since_seen, cfg.ghost_min_hit_ratio)
         # a ghost of less evidence than ghost_min_hits is held (its identity kept) but not published
         self._quiet = ghosts & (evidence < cfg.ghost_min_hits)
         life = np.minimum(cap, cfg.ghost_age_per_hit_s * evidence)
+        # a covered ghost with any evidence lives at least ghost_covered_min_age_s (held unpublished
+        # below ghost_min_hits): a young track gone behind a visible one was walked behind
+        floor = covered & ~twins & (evidence > 0)
+        life[floor] = np.maximum(life[floor], cfg.ghost_covered_min_age_s)
         expired = (stamp - t.last_seen_stamp > life) | outside
         self._outside = outside
         lost = ghosts & expired
