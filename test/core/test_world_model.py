@@ -655,15 +655,16 @@ def test_a_brief_track_does_not_enter_the_gallery_and_the_gallery_is_bounded() -
     assert len(wm.gallery_ids) == 3 and wm.gallery_ids == sorted(wm.gallery_ids)
 
 
-def test_an_object_lost_behind_a_low_wall_is_measured_by_its_extent_not_its_last_sliver() -> None:
+@pytest.mark.parametrize("motion_model", ["cv", "damped", "imm"])
+def test_an_object_lost_behind_a_low_wall_is_measured_by_its_extent_not_its_last_sliver(motion_model: str) -> None:
     """An 80 px tall object walks right, sinks behind a low wall (its box truncated from below to 30
     px, the top edge still), stays hidden 1.5 s (its ghost ends: LOST, into the gallery) and comes
     back whole on its path. Its height in the gallery is its steady extent (80 px), not the 30 px
     sliver of its last box: the return is within ``gallery_max_scale_ratio`` and the motion reach
-    (both scaled by the height) and keeps the identity."""
+    (both scaled by the height) and keeps the identity, whichever motion model runs."""
     rng = np.random.default_rng(11)
     emb = unit(rng)
-    wm = WorldModel(WorldModelConfig())
+    wm = WorldModel(WorldModelConfig(motion_model=motion_model))
     k, events = 0, []
     for k in range(30):
         events += wm.step(k / FPS, [det(100 + 3 * k, 200, h=80, emb=noisy(emb, rng))], IMAGE).events

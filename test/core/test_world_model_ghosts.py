@@ -194,17 +194,18 @@ def test_born_after_last_seen_compares_start_and_last_sight() -> None:
                                           [True, True, True, True]])
 
 
-def _walk_behind(min_age_s: float) -> tuple[list, list]:
+def _walk_behind(min_age_s: float, occluder: bool = True) -> tuple[list, list]:
     """Track A (look (1, 0), class 1) is seen 5 frames moving right at 8 px a frame, then hidden 10
     frames (0.33 s) behind a still, VISIBLE object B (look (0, 1), a 200 x 120 box over A's path),
-    then seen again on its path. Returns the events and A's published states while hidden."""
+    then seen again on its path (without B: hidden in plain view). Returns A's events and its
+    published states while hidden."""
     wm = WorldModel(WorldModelConfig(ghost_min_hits=20, ghost_covered_min_age_s=min_age_s))
     b = Detection(box=np.array([300.0, 200.0, 200.0, 120.0]), score=0.9, class_id=1, class_name="1",
                   embedding=look(0.0, 1.0))
     events, hidden_states = [], []
     for k in range(20):
         a = [det(200.0 + 8.0 * k, look(1.0), class_id=1)] if k < 5 or k >= 15 else []
-        r = wm.step(k / FPS, [*a, b], IMAGE)
+        r = wm.step(k / FPS, [*a, b] if occluder else a, IMAGE)
         events += [e for e in r.events if e.track_id != 2]  # A is listed first: id 1, B id 2
         if 5 <= k < 15:
             hidden_states += [t.state for t in r.tracks if t.track_id == 1]
@@ -219,6 +220,8 @@ def test_a_young_track_gone_behind_a_visible_one_is_held_for_the_covered_minimum
                                                        (EventKind.REACQUIRED, 1)]
     assert hidden_states == []  # held, not claimed as a hidden object
     events, _ = _walk_behind(0.0)  # off: the ghost ends after 0.25 s and A comes back as a new track
+    assert [e.kind for e in events if e.track_id == 1] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST]
+    events, _ = _walk_behind(0.5, occluder=False)  # in plain view the floor does not hold it
     assert [e.kind for e in events if e.track_id == 1] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST]
 
 

@@ -59,6 +59,10 @@ EDGE_MIN_RATIO = 0.5
 #: A visible box counts as the occluder of a new ghost's side when it overlaps the strip of this
 #: fraction of the steady size (at most the part missing) against that edge (:func:`hidden_side`).
 OCCLUDER_STRIP_FRAC = 0.25
+#: ... and reaches into the ghost's box by at most this fraction of the steady size (the predicted
+#: box lags the shrinking detections by a few pixels); one reaching further overlaps the part of
+#: the object that was in view: it is behind the object, not in front.
+OCCLUDER_REACH_FRAC = 0.25
 
 #: An axis whose box edge is within this many pixels of the image border is cut by the image, not
 #: by an occluder: neither its velocity nor its extent is corrected.
@@ -110,10 +114,13 @@ def hidden_side(boxes: np.ndarray, steady: np.ndarray, visible: np.ndarray) -> n
     visible: (V, 4) the VISIBLE tracks' boxes. Per axis, a strip of the part of the object missing
     from its box (``steady - size`` when positive, at most ``OCCLUDER_STRIP_FRAC`` of the steady
     size) is laid against either edge of the box; a visible box that overlaps it over at least
-    half the box's extent on the other axis, and over at most that fraction of the box's own
-    extent (one over the part in view is behind it), reaches that edge: the side it overlaps more is
-    hidden. A visible box further off (a nuisance or another object nearby, not the one in front)
-    says nothing: the static-occluder rule of :func:`onset_correction` decides then.
+    half the box's extent on the other axis, and reaches into the box by at most
+    ``OCCLUDER_REACH_FRAC`` of the steady size (one further over the part in view is behind it),
+    reaches that edge: the side it overlaps more is hidden. A visible box further off (a nuisance
+    or another object nearby, not the one in front) says nothing: the static-occluder rule of
+    :func:`onset_correction` decides then. Limit: one frame's boxes cannot tell an occluder from a
+    tracked object following right behind the edge of an object that slides behind a static
+    occluder (a wall that is no track): that follower is taken for the occluder.
     """
     boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
     visible = np.asarray(visible, dtype=float).reshape(-1, 4)
@@ -126,7 +133,7 @@ def hidden_side(boxes: np.ndarray, steady: np.ndarray, visible: np.ndarray) -> n
     v_lo, v_hi = visible[:, :2] - visible[:, 2:4] / 2, visible[:, :2] + visible[:, 2:4] / 2  # (V, 2)
 
     def overlap(lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
-        """(K,) largest overlap length of [lo, hi] (K,) with the visible boxes along ``axis``."""
+        """(K, V) overlap length of each [lo, hi] (K,) with each visible box along ``axis``."""
         return np.clip(np.minimum(hi[:, None], v_hi[None, :, axis]) - np.maximum(lo[:, None], v_lo[None, :, axis]),
                        0.0, None)
 
@@ -135,8 +142,8 @@ def hidden_side(boxes: np.ndarray, steady: np.ndarray, visible: np.ndarray) -> n
         across = overlap(c[:, o] - size[:, o] / 2, c[:, o] + size[:, o] / 2, o)  # (K, V)
         across = np.where(across >= 0.5 * size[:, o, None], across, 0.0)
         edge_hi, edge_lo = c[:, a] + size[:, a] / 2, c[:, a] - size[:, a] / 2
-        # a box over most of the part in view is behind it, not in front
-        across = np.where(overlap(edge_lo, edge_hi, a) <= OCCLUDER_STRIP_FRAC * size[:, a, None], across, 0.0)
+        # a box reaching far over the part in view is behind it, not in front
+        across = np.where(overlap(edge_lo, edge_hi, a) <= OCCLUDER_REACH_FRAC * steady[:, a, None], across, 0.0)
         plus = (overlap(edge_hi, edge_hi + strip[:, a], a) * across).max(axis=1)
         minus = (overlap(edge_lo - strip[:, a], edge_lo, a) * across).max(axis=1)
         side[:, a] = np.sign(plus - minus)
@@ -158,7 +165,8 @@ def onset_correction(x: np.ndarray, steady: np.ndarray, image_size: tuple[int, i
     # the edge still in view: the one away from a known occluder, else the faster (trailing) one
     trailing = np.where(hidden > 0, v_lo, np.where(hidden < 0, v_hi,
                                                    np.where(np.abs(v_lo) >= np.abs(v_hi), v_lo, v_hi)))
-    sliding = (v_w < 0) & (np.abs(v_c) >= EDGE_MIN_RATIO * np.abs(v_w) / 2)  # not a symmetric shrink
+    # shrinking behind a known occluder, or with the centre moving (not a symmetric shrink)
+    sliding = (v_w < 0) & ((hidden != 0) | (np.abs(v_c) >= EDGE_MIN_RATIO * np.abs(v_w) / 2))
     size, centre = x[:, _SIZE], x[:, _CENTRE]
     known = image_size is not None and min(image_size) > 0
     if known:  # an axis cut by the image border is left to the filter (the amodal box is cut there too)

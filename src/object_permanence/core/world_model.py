@@ -33,7 +33,8 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
 Ghost lifetime is explicit state: it grows with the track's hits, weighted by its detection rate
 (:mod:`object_permanence.core.ghost_life`: nuisances flicker), and is capped by where the
 prediction is: behind a VISIBLE track's box (``ghost_covered_age_s``), in plain view
-(``ghost_plain_view_age_s``; the image size known) or unknown (``max_ghost_age_s``); a prediction
+(``ghost_plain_view_age_s``; the image size known) or unknown (``max_ghost_age_s``); a covered
+ghost lives at least ``ghost_covered_min_age_s`` however few its hits; a prediction
 leaving the image ends the ghost at once, and so does a ghost behind a VISIBLE track that looks the
 same and was not followed beside it for ``gallery_min_hits`` frames (``twin_ghost_max_appearance_cost``:
 a duplicate track of that object, not a look-alike it walked behind). A ghost of fewer weighted

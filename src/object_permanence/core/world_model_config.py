@@ -51,12 +51,13 @@ class WorldModelConfig:
     ghost_covered_age_s: the cap on that lifetime while the
         ghost's predicted box lies behind a VISIBLE track's box (at least ``ghost_cover_frac`` of
         its area): an object hidden by a nearer one it is seen next to is expected to be unseen.
-    ghost_covered_min_age_s: a covered ghost with any evidence (``effective_hits`` > 0) lives at
-        least this long, whatever its hits: a young track that vanishes behind a VISIBLE one is an
-        object walked behind, more likely than a nuisance that ended; below ``ghost_min_hits`` it is
-        held unpublished, its identity kept for the object's return (0, this default: off; the
-        shipped ``config/world_model.yaml`` sets 0.3, chosen on tuning seeds 0-9 and 10-29: the
-        same floor in plain view too cut more switches but cost noisy IDF1 0.5-0.9).
+    ghost_covered_min_age_s: a covered ghost with any evidence (``effective_hits`` > 0; not a
+        twin, which ends at once) lives at least this long, however few its hits: a young track
+        that vanishes behind a VISIBLE one is an object walked behind, more likely than a nuisance
+        that ended; below ``ghost_min_hits`` it is held unpublished, its identity kept for the
+        object's return. Not in plain view: the same floor there cut more switches but cost noisy
+        IDF1 0.5-0.9 points on the tuning seeds. 0 (this default): off; the shipped
+        ``config/world_model.yaml`` sets 0.3 (chosen on tuning seeds 0-9 and 10-29).
     ghost_plain_view_age_s: the cap while the image size is known and the predicted box is neither
         covered nor outside the image: an object in plain view that stays undetected this long is
         more likely gone (or never was) than hidden; a ghost whose predicted centre leaves the image
@@ -124,13 +125,17 @@ class WorldModelConfig:
     gallery_distance_base, gallery_distance_per_s: motion plausibility of a gallery or ghost
         re-identification: the new track's centre must lie within ``h (base + per_s * gap)`` of
         the path from where the track was last seen on at its velocity for the gap (stopped or
-        carried on), ``h`` its box height and ``gap`` the seconds unseen. The velocity of an object
+        carried on), ``h`` its steady height (not its last box's: that of an object that sank
+        behind something is a sliver of it) and ``gap`` the seconds unseen. The velocity of an object
         vanishing behind something is poorly known (its visible part shrinks), hence the growth.
     gallery_exit_distance_per_s: ``per_s`` for a track lost by leaving the image: it can only come
         back through the border, where it left (a look-alike entering elsewhere is not it).
-    gallery_max_scale_ratio: largest ratio of the new and the last box heights (either way) in a
-        re-identification by appearance (the gallery's, and an older ghost's beyond its motion
-        evidence); the height, as an object entering by a side edge is boxed only in part.
+    gallery_max_scale_ratio: largest ratio of the new box height and the candidate's (either way)
+        in a re-identification by appearance: in the re-identification stage the candidate's
+        height as for ``gallery_distance_base``; for an older ghost taking a box beyond its motion
+        evidence (stage 2) the ghost's predicted box height (grown to the steady size at the
+        ghost's onset, except under ``motion_model: imm``, whose ghosts are not corrected); the
+        height, as an object entering by a side edge is boxed only in part.
     gallery_veto_margin: a gallery re-identification is vetoed when a VISIBLE track looks clearly
         more like the new track (its cosine distance + this margin below the gallery one): a
         reflection or duplicate of a visible object is not given a lost identity.
