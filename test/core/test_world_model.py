@@ -318,18 +318,47 @@ def test_long_gap_reidentified_by_appearance_without_jump() -> None:
     assert np.linalg.norm(t.velocity) < 100.0  # no velocity spike from the 3-second gap
 
 
-def test_long_gap_other_appearance_is_a_new_track() -> None:
+@pytest.mark.parametrize("near_cost", [0.4, 0.2])
+def test_long_gap_other_appearance_is_a_new_track(near_cost: float) -> None:
+    """A detection on the ghost's path that looks like another object (cosine distance 0.59) is
+    not it, even with the looser appearance cap near the path (``gallery_near_max_appearance_cost``)."""
     rng = np.random.default_rng(4)
-    wm = WorldModel(WorldModelConfig(ghost_age_per_hit_s=0.2))  # the ghost outlives the 3 s gap
+    wm = WorldModel(WorldModelConfig(ghost_age_per_hit_s=0.2, gallery_near_max_appearance_cost=near_cost))
+    look = unit(np.random.default_rng(0))  # the ghost outlives the 3 s gap
     for k in range(30):
-        wm.step(k / FPS, [det(100 + 150 * k / FPS, 300, emb=noisy(unit(np.random.default_rng(0)), rng))])
+        wm.step(k / FPS, [det(100 + 150 * k / FPS, 300, emb=noisy(look, rng))])
     for k in range(30, 120):
         wm.step(k / FPS, [])
-    other = unit(np.random.default_rng(1))
+    other = np.where(look < np.median(look), look, 0.0)  # the colours this object has least of
+    other /= np.linalg.norm(other)
     events = []
     for k in range(120, 125):
         events += wm.step(k / FPS, [det(400, 300, emb=noisy(other, rng))]).events
     assert [(e.kind, e.track_id) for e in events] == [(EventKind.BIRTH, 2)]
+
+
+def test_a_return_close_to_the_path_may_look_less_alike() -> None:
+    """The ghost ends (LOST, into the gallery); the object comes back on its path looking partly
+    different (cosine distance 0.30: its first boxes are partial): beyond ``gallery_max_appearance_cost``
+    (0.2) but within ``gallery_near_max_appearance_cost`` (0.4) close to the path it keeps its identity;
+    without the near cap, or far off the path (at the edge of the motion reach), it is a new track."""
+    def run(back_y: float, **config) -> list:
+        rng = np.random.default_rng(4)
+        wm = WorldModel(WorldModelConfig(**config))
+        for k in range(30):
+            wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=noisy(unit(np.random.default_rng(0)), rng))], IMAGE)
+        for k in range(30, 60):  # 1 s unseen in plain view: LOST after 0.7 s
+            wm.step(k / FPS, [], IMAGE)
+        assert wm.gallery_ids == [1]
+        events = []
+        for k in range(60, 65):
+            events += wm.step(k / FPS, [det(100 + 60 * k / FPS, back_y, emb=noisy(unit(np.random.default_rng(1)), rng))],
+                              IMAGE).events
+        return [(e.kind, e.track_id) for e in events]
+
+    assert run(300.0) == [(EventKind.REACQUIRED, 1)]
+    assert run(300.0, gallery_near_frac=0.0) == [(EventKind.BIRTH, 2)]
+    assert run(450.0) == [(EventKind.BIRTH, 2)]  # 150 px off the path: inside the reach, not near it
 
 
 def test_class_must_match_when_mismatch_is_forbidden() -> None:

@@ -27,7 +27,9 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     the object's detection failed its stage-1 association, another class for a few frames or just
     outside the gate) they match: long-term appearance cost at most ``gallery_max_appearance_cost``
     (``recent_ghost_max_appearance_cost`` for a recent ghost: a look-alike next to an object just
-    missed, its reflection, must not take it; another class adds ``class_mismatch_cost`` to the cost the
+    missed, its reflection, must not take it; ``gallery_near_max_appearance_cost`` for any other
+    candidate whose path passes within ``gallery_near_frac`` of the motion reach below; another
+    class adds ``class_mismatch_cost`` to the cost the
     assignment ranks by, without a gate: the first detections of a re-entering object are
     often partial and confused), a plausible motion (centre within
     ``h (gallery_distance_base + per_s gap)`` of the path from the last detection on at the
@@ -80,9 +82,14 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     recent = np.concatenate([np.zeros(len(g), bool), gap[len(g):] <= cfg.recent_ghost_s])
     max_app = np.where(recent, cfg.recent_ghost_max_appearance_cost, cfg.gallery_max_appearance_cost)  # (C,)
     unseen_c = np.concatenate([g.frames_since_seen, t.frames_since_seen[ghosts]])  # (C,) frames
+    app_inf = np.nan_to_num(app, nan=np.inf)
+    # close to the path it was on, a looser appearance cap (not for a recent ghost): the first boxes of
+    # an object coming back are often partial, and a look-alike elsewhere is held off by the motion
+    near = (dist < cfg.gallery_near_frac * reach) & ~recent[None, :] \
+        & (app_inf <= cfg.gallery_near_max_appearance_cost)
     ok = (dist <= reach) \
         & within_ratio(scale, cfg.gallery_max_scale_ratio) \
-        & (np.nan_to_num(app, nan=np.inf) <= max_app[None, :]) \
+        & ((app_inf <= max_app[None, :]) | near) \
         & born_after_last_seen(t.age[rows], unseen_c).T
     visible = np.flatnonzero(t.state == _VISIBLE)
     if visible.size and ok.any():
@@ -94,8 +101,8 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     # another class ranks a candidate lower (a detector confuses classes) but does not forbid it
     penalty = np.where(t.class_id[rows][:, None] == cand_class[None, :], 0.0, cfg.class_mismatch_cost)
     pairs, _, _ = assign(np.where(ok, app + penalty, np.inf),
-                         max(cfg.gallery_max_appearance_cost, cfg.recent_ghost_max_appearance_cost)
-                         + cfg.class_mismatch_cost)
+                         max(cfg.gallery_max_appearance_cost, cfg.recent_ghost_max_appearance_cost,
+                             cfg.gallery_near_max_appearance_cost) + cfg.class_mismatch_cost)
     r, e = rows[pairs[:, 0]], pairs[:, 1]
     from_gallery = e < len(g)
     rg, eg = r[from_gallery], e[from_gallery]
