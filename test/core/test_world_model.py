@@ -323,8 +323,9 @@ def test_long_gap_other_appearance_is_a_new_track(near_cost: float) -> None:
     """A detection on the ghost's path that looks like another object (cosine distance 0.59) is
     not it, even with the looser appearance cap near the path (``gallery_near_max_appearance_cost``)."""
     rng = np.random.default_rng(4)
-    wm = WorldModel(WorldModelConfig(ghost_age_per_hit_s=0.2, gallery_near_max_appearance_cost=near_cost))
-    look = unit(np.random.default_rng(0))  # the ghost outlives the 3 s gap
+    wm = WorldModel(WorldModelConfig(ghost_age_per_hit_s=0.2,  # the ghost outlives the 3 s gap
+                                     gallery_near_max_appearance_cost=near_cost))
+    look = unit(np.random.default_rng(0))
     for k in range(30):
         wm.step(k / FPS, [det(100 + 150 * k / FPS, 300, emb=noisy(look, rng))])
     for k in range(30, 120):
@@ -358,7 +359,11 @@ def test_a_return_close_to_the_path_may_look_less_alike() -> None:
 
     assert run(300.0) == [(EventKind.REACQUIRED, 1)]
     assert run(300.0, gallery_near_frac=0.0) == [(EventKind.BIRTH, 2)]
-    assert run(450.0) == [(EventKind.BIRTH, 2)]  # 150 px off the path: inside the reach, not near it
+    # 150 px off the path: inside the motion reach (~165 px after ~1.1 s) but not near it
+    assert run(150.0) == [(EventKind.BIRTH, 2)]
+    assert run(150.0, gallery_max_appearance_cost=0.4) == [(EventKind.REACQUIRED, 1)]  # the plain cap as loose
+    # with min_hits 1 the new track is VISIBLE at once: it is no rival of itself in the veto
+    assert run(300.0, min_hits=1) == [(EventKind.REACQUIRED, 1)]
 
 
 def test_class_must_match_when_mismatch_is_forbidden() -> None:
@@ -429,7 +434,8 @@ def test_100_objects_tracked_at_once() -> None:
     ("ghost_max_scale_ratio", 0.99), ("ghost_max_scale_ratio", float("nan")),
     ("ghost_cover_frac", 0.0), ("ghost_plain_view_age_s", -1.0), ("ghost_covered_age_s", float("inf")),
     ("class_mismatch_cost", -1.0), ("class_mismatch_min_iou", 0.0),
-    ("min_std_px", -1.0),
+    ("min_std_px", -1.0), ("gallery_near_frac", 1.5), ("gallery_near_frac", -0.1),
+    ("gallery_near_max_appearance_cost", -0.1), ("gallery_near_max_appearance_cost", float("nan")),
 ])
 def test_config_validation(field: str, value) -> None:
     with pytest.raises(ValueError, match=field):
@@ -673,12 +679,17 @@ def test_the_gallery_forgets_after_its_retention() -> None:
 
 def test_a_brief_track_does_not_enter_the_gallery_and_the_gallery_is_bounded() -> None:
     wm = WorldModel(WorldModelConfig(min_hits=1, gallery_min_hits=5, gallery_capacity=3))
-    rng = np.random.default_rng(1)
+
+    def one_hot(i: int) -> np.ndarray:  # looks that share nothing: no object takes another's identity
+        v = np.zeros(32, np.float32)
+        v[i] = 1.0
+        return v
+
     for i in range(6):  # six objects, each seen 10 frames then leaving the image at once
         base = 100 * i
         for k in range(10):
-            wm.step((base + k) / FPS, [det(600 + 4 * k, 50 + 60 * i, emb=unit(rng))], IMAGE)
-        wm.step((base + 10) / FPS, [det(20, 400, emb=unit(rng))], IMAGE)  # a 1-frame track elsewhere
+            wm.step((base + k) / FPS, [det(600 + 4 * k, 50 + 60 * i, emb=one_hot(2 * i))], IMAGE)
+        wm.step((base + 10) / FPS, [det(20, 400, emb=one_hot(2 * i + 1))], IMAGE)  # a 1-frame track elsewhere
         for k in range(11, 30):
             wm.step((base + k) / FPS, [], IMAGE)
     assert len(wm.gallery_ids) == 3 and wm.gallery_ids == sorted(wm.gallery_ids)

@@ -27,8 +27,10 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     the object's detection failed its stage-1 association, another class for a few frames or just
     outside the gate) they match: long-term appearance cost at most ``gallery_max_appearance_cost``
     (``recent_ghost_max_appearance_cost`` for a recent ghost: a look-alike next to an object just
-    missed, its reflection, must not take it; ``gallery_near_max_appearance_cost`` for any other
-    candidate whose path passes within ``gallery_near_frac`` of the motion reach below; another
+    missed, its reflection, must not take it; for any other candidate the larger of that and
+    ``gallery_near_max_appearance_cost`` when the young track's centre lies closer to the
+    candidate's path than ``gallery_near_frac`` of the motion reach below and than ``h``: such
+    near pairs are assigned after the others, among the rows and candidates those left; another
     class adds ``class_mismatch_cost`` to the cost the
     assignment ranks by, without a gate: the first detections of a re-entering object are
     often partial and confused), a plausible motion (centre within
@@ -83,15 +85,17 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     max_app = np.where(recent, cfg.recent_ghost_max_appearance_cost, cfg.gallery_max_appearance_cost)  # (C,)
     unseen_c = np.concatenate([g.frames_since_seen, t.frames_since_seen[ghosts]])  # (C,) frames
     app_inf = np.nan_to_num(app, nan=np.inf)
-    # close to the path it was on, a looser appearance cap (not for a recent ghost): the first boxes of
-    # an object coming back are often partial, and a look-alike elsewhere is held off by the motion
-    near = (dist < cfg.gallery_near_frac * reach) & ~recent[None, :] \
+    # close to the path it was on (within gallery_near_frac of the reach, at most its height: the
+    # reach grows with the gap), a looser appearance cap, not for a recent ghost: the first boxes
+    # of an object coming back are often partial, and a look-alike elsewhere is held off by the motion
+    near = (dist < np.minimum(cfg.gallery_near_frac * reach, cand_h[None, :])) & ~recent[None, :] \
         & (app_inf <= cfg.gallery_near_max_appearance_cost)
+    strict = app_inf <= max_app[None, :]
     ok = (dist <= reach) \
         & within_ratio(scale, cfg.gallery_max_scale_ratio) \
-        & ((app_inf <= max_app[None, :]) | near) \
+        & (strict | near) \
         & born_after_last_seen(t.age[rows], unseen_c).T
-    visible = np.flatnonzero(t.state == _VISIBLE)
+    visible = np.setdiff1d(np.flatnonzero(t.state == _VISIBLE), rows)  # a young track is no rival of itself
     if visible.size and ok.any():
         # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
         rival = np.nan_to_num(t.memory.cost(query, visible, long_term=True), nan=np.inf).min(axis=0)  # (R,)
@@ -100,9 +104,15 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
         return empty, np.zeros(0, np.int64), empty
     # another class ranks a candidate lower (a detector confuses classes) but does not forbid it
     penalty = np.where(t.class_id[rows][:, None] == cand_class[None, :], 0.0, cfg.class_mismatch_cost)
-    pairs, _, _ = assign(np.where(ok, app + penalty, np.inf),
-                         max(cfg.gallery_max_appearance_cost, cfg.recent_ghost_max_appearance_cost,
-                             cfg.gallery_near_max_appearance_cost) + cfg.class_mismatch_cost)
+    cost = app + penalty
+    # the pairs within their own cap first; the looser near pairs only among the rows and candidates
+    # left (an assignment maximises the matches first: a weak near pair must not displace a strong one)
+    top = max(cfg.gallery_max_appearance_cost, cfg.recent_ghost_max_appearance_cost,
+              cfg.gallery_near_max_appearance_cost) + cfg.class_mismatch_cost
+    pairs, free_r, free_c = assign(np.where(ok & strict, cost, np.inf), top)
+    if free_r.size and free_c.size:
+        more, _, _ = assign(np.where(ok & near, cost, np.inf)[np.ix_(free_r, free_c)], top)
+        pairs = np.concatenate([pairs, np.stack([free_r[more[:, 0]], free_c[more[:, 1]]], axis=1)])
     r, e = rows[pairs[:, 0]], pairs[:, 1]
     from_gallery = e < len(g)
     rg, eg = r[from_gallery], e[from_gallery]

@@ -128,18 +128,21 @@ class WorldModelConfig:
         carried on), ``h`` its steady height (not its last box's: that of an object that sank
         behind something is a sliver of it) and ``gap`` the seconds unseen. The velocity of an object
         vanishing behind something is poorly known (its visible part shrinks), hence the growth.
-    gallery_near_frac, gallery_near_max_appearance_cost: a re-identification whose new track lies
-        within ``gallery_near_frac`` of the motion reach ``h (gallery_distance_base + per_s * gap)``
-        from the path may look less alike, up to
-        ``gallery_near_max_appearance_cost`` instead of ``gallery_max_appearance_cost`` (not for a
-        recent ghost): the first boxes of an object coming back from behind something are often
-        partial, their colours mixed with the background, and a look-alike is held off by the
-        motion, not by appearance (``gallery_near_frac`` 0: off; 0.35 and 0.4 chosen on tuning
-        seeds 0-9 / 10-29, realistic, over the 0.2 cap alone: re-entry
-        identity 92.6 -> 94.1 / 88.3 -> 91.4 %, look-alikes wrongly re-identified 5.0 -> 5.0 /
-        6.25 -> 5.0 %, ``reentry`` IDF1 +0.45 / +0.63; ``cluttered`` IDF1 +0.12 / -0.14).
     gallery_exit_distance_per_s: ``per_s`` for a track lost by leaving the image: it can only come
         back through the border, where it left (a look-alike entering elsewhere is not it).
+    gallery_near_frac, gallery_near_max_appearance_cost: a re-identification whose young track's
+        centre lies closer to the candidate's path than ``gallery_near_frac`` of the motion reach
+        (``h (gallery_distance_base + per_s * gap)``) and than ``h`` (the reach grows with the gap)
+        may look less alike: up to the larger of ``gallery_near_max_appearance_cost`` and
+        ``gallery_max_appearance_cost`` (not for a recent ghost); such pairs are assigned after
+        those within the plain cap, among the tracks and candidates left. The first boxes of an
+        object coming back from behind something are often partial, their colours mixed with the
+        background, and a look-alike is held off by the motion, not by appearance. An older ghost
+        refused a detection in stage 2 (``reid_max_appearance_cost``) may so take it back in the
+        same frame, near its path (``gallery_near_frac`` 0: off; 0.35 and 0.4 chosen on tuning
+        seeds 0-9 / 10-29, realistic, over the 0.2 cap alone: re-entry identity 92.6 -> 94.1 /
+        88.3 -> 91.4 %, look-alikes wrongly re-identified 5.0 -> 5.0 / 6.25 -> 5.0 %, ``reentry``
+        IDF1 +0.45 / +0.63; ``cluttered`` IDF1 +0.12 / -0.17).
     gallery_max_scale_ratio: largest ratio of the new box height and the candidate's (either way)
         in a re-identification by appearance: in the re-identification stage the candidate's
         height as for ``gallery_distance_base``; for an older ghost taking a box beyond its motion
