@@ -23,8 +23,8 @@ That is the rule of a static occluder. When the occluder is a VISIBLE track whos
 one edge of the new ghost's box (:func:`hidden_side`), that edge is the hidden one whatever the
 speeds: the velocity is the other edge's and the box grows behind the occluder. An object
 overtaken by a faster one in front has its hidden edge moving with the occluder, the faster of
-the two: the static rule took that edge and grew the box the wrong way (cluttered seeds 10-29:
-ghosts 40-90 px off at the onset; tuning seeds 10-29, realistic: HOTA / IDF1 up on cluttered,
+the two: the static rule took that edge and grew the box the wrong way (ghosts tens of pixels
+off at the onset; tuning seeds 10-29, realistic: HOTA / IDF1 up on cluttered,
 crossing and reentry by 0.01-0.24 points, crossing ghost precision 89.4 -> 90.6 %, one occlusion
 episode fewer recovered on long_occlusion and on crossing each).
 
