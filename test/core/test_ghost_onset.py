@@ -175,19 +175,20 @@ def test_a_known_occluder_side_picks_the_edge_in_view_and_grows_the_box_behind_i
     assert unknown[0, 4] == pytest.approx(-100.0)  # a static occluder is assumed without one
 
 
-@pytest.mark.parametrize("filter_factory", [None, BoxKalmanFilter], ids=["batched", "filterpy"])
-def test_the_ghost_of_an_object_overtaken_by_its_occluder_stays_on_it(filter_factory) -> None:
-    """Object A (60 px, x from 300, moving left at 40 px/s) is overtaken in front by object B (80 px,
-    moving left at 100 px/s, tracked); the detector boxes A's visible part. Once A is hidden, its
-    ghost stays on A's full box: the edge in view is A's left one (the one away from B), not the
-    faster right one, which moves with B."""
-    rng = np.random.default_rng(3)
+def _ghost_errors_behind(filter_factory, seed: int, a_start: float, a_speed: float, b_speed: float,
+                         frames: int) -> list[float]:
+    """Object A (60 px wide, left edge at ``a_start``, ``a_speed`` px/s) and, in front of it, object B
+    (80 px, tracked, ``b_speed`` px/s; its left edge 20 px right of A's right edge at the start,
+    B closing in on A); the detector boxes A's visible part (left of B, when at least 6 px wide).
+    Returns, per frame in which A is hidden and B still covers all of it, the distance (px) of A's
+    ghost's centre from A's true centre."""
+    rng = np.random.default_rng(seed)
     look_a, look_b = rng.random(16), rng.random(16)
     wm = WorldModel(WorldModelConfig(), filter_factory=filter_factory)
     errors = []
-    for k in range(120):
-        a_lo = 300.0 - 40.0 * k / FPS
-        b_lo = a_lo + 80.0 - 60.0 * k / FPS  # B's left edge, 20 px right of A's right edge at the start
+    for k in range(frames):
+        a_lo = a_start + a_speed * k / FPS
+        b_lo = a_lo + 80.0 + (b_speed - a_speed) * k / FPS
         vis_hi = min(a_lo + 60.0, b_lo)
         dets = [Detection(box=np.array([b_lo + 40.0, 240.0, 80.0, 100.0]), score=0.9, class_id=0,
                           class_name="thing", embedding=look_b)]
@@ -196,34 +197,27 @@ def test_the_ghost_of_an_object_overtaken_by_its_occluder_stays_on_it(filter_fac
                                   class_id=0, class_name="thing", embedding=look_a))
         r = wm.step(k / FPS, dets, image_size=(640, 480))
         ghosts = [t for t in r.tracks if t.state == TrackState.OCCLUDED]
-        if len(dets) == 1 and ghosts:
+        if len(dets) == 1 and ghosts and b_lo + 80.0 > a_lo + 60.0:
             errors.append(abs(ghosts[0].box[0] - (a_lo + 30.0)))
+    return errors
+
+
+@pytest.mark.parametrize("filter_factory", [None, BoxKalmanFilter], ids=["batched", "filterpy"])
+def test_the_ghost_of_an_object_overtaken_by_its_occluder_stays_on_it(filter_factory) -> None:
+    """A moves left at 40 px/s, overtaken in front by B at 100 px/s. Once A is hidden, its ghost
+    stays on A's full box: the edge in view is A's left one (the one away from B), not the faster
+    right one, which moves with B."""
+    errors = _ghost_errors_behind(filter_factory, 3, a_start=300.0, a_speed=-40.0, b_speed=-100.0, frames=120)
     assert len(errors) >= 10
     assert max(errors) < 8.0, np.round(errors, 1)
 
 
 @pytest.mark.parametrize("filter_factory", [None, BoxKalmanFilter], ids=["batched", "filterpy"])
 def test_the_ghost_of_an_object_crossing_behind_an_oncoming_one_stays_on_it(filter_factory) -> None:
-    """Head on: A (60 px, moving right at 40 px/s) passes behind B (80 px, moving left at 100 px/s,
-    tracked). A's visible part shrinks from its right edge, which moves with B (-100 px/s) while
-    the left one moves with A: the predicted box lags into B by several pixels at the onset, and the
-    centre moves slower than the shrink, yet B is the occluder: the ghost follows A's left edge."""
-    rng = np.random.default_rng(4)
-    look_a, look_b = rng.random(16), rng.random(16)
-    wm = WorldModel(WorldModelConfig(), filter_factory=filter_factory)
-    errors = []
-    for k in range(60):
-        a_lo = 200.0 + 40.0 * k / FPS
-        b_lo = a_lo + 80.0 - 140.0 * k / FPS  # B's left edge, 20 px right of A's right edge at the start
-        vis_hi = min(a_lo + 60.0, b_lo)
-        dets = [Detection(box=np.array([b_lo + 40.0, 240.0, 80.0, 100.0]), score=0.9, class_id=0,
-                          class_name="thing", embedding=look_b)]
-        if vis_hi - a_lo >= 6.0:
-            dets.append(Detection(box=np.array([(a_lo + vis_hi) / 2, 240.0, vis_hi - a_lo, 100.0]), score=0.9,
-                                  class_id=0, class_name="thing", embedding=look_a))
-        r = wm.step(k / FPS, dets, image_size=(640, 480))
-        ghosts = [t for t in r.tracks if t.state == TrackState.OCCLUDED]
-        if len(dets) == 1 and ghosts and b_lo + 80.0 > a_lo + 60.0:  # while B still covers all of A
-            errors.append(abs(ghosts[0].box[0] - (a_lo + 30.0)))
+    """Head on: A moves right at 40 px/s behind B moving left at 100 px/s. A's visible part shrinks
+    from its right edge, which moves with B while the left one moves with A: the predicted box lags
+    into B by several pixels at the onset, and the centre moves slower than the shrink, yet B is the
+    occluder: the ghost follows A's left edge."""
+    errors = _ghost_errors_behind(filter_factory, 4, a_start=200.0, a_speed=40.0, b_speed=-100.0, frames=60)
     assert len(errors) >= 5
     assert max(errors) < 4.0, np.round(errors, 1)  # the static rule: 11 px
