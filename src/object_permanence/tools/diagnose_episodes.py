@@ -1,0 +1,160 @@
+"""Why occlusion episodes fail: each failed episode of our world model, classified.
+
+    python -m object_permanence.tools.diagnose_episodes [--scenarios crossing,cluttered]
+        [--seeds 10-29] [--max-length 30] [--out out/diagnose/episodes.json] [--workers 2]
+
+Each (scenario, seed) is simulated and detected (``realistic`` unless ``--difficulty``) and tracked
+by the shipped world model (``config/world_model.yaml``), as ``make eval`` does; the occlusion
+episodes of each camera are those of the metric (:func:`core.eval.occlusion.find_episodes`), the
+ones of at most ``--max-length`` gap frames (the issue's bar: 30). A failed episode is classified by
+
+* ``taken_by``: what covered the object first after the gap: ``new_track`` (a track started
+  after the gap began: the old identity was not given back), ``other_track`` (an older track, on
+  another object before), ``none`` (nothing in the reacquire window);
+* the old track's fate: its state at the reacquire frame (``OCCLUDED``: its ghost was alive but
+  did not take the object; ``VISIBLE``: it was on something else; ``gone``: LOST before, or
+  never published again), and the frame, relative to the gap's start, at which it was last
+  published, its state and hits then (a LOST ghost of many hits was in the gallery, one of fewer
+  than ``gallery_min_hits`` was not);
+* the ghost's reacquire error (px; None without a published ghost).
+
+Tuning seeds only (< 1000) unless ``--allow-held-out``. Prints the recovery per scenario and the
+failures by class; ``--out`` writes every failed episode as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import multiprocessing
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from object_permanence.core.appearance import ColorHistogramEmbedder
+from object_permanence.core.detection.simulated import DIFFICULTIES
+from object_permanence.core.eval.occlusion import find_episodes
+from object_permanence.core.eval.peers import make_tracker
+from object_permanence.core.eval.records import CameraIndex, FrameRecord, tracks_of
+from object_permanence.core.eval.sequences import simulate_sequences
+from object_permanence.core.eval.tracking_eval import build_records, run_tracker
+from object_permanence.core.sim.scenarios import SCENARIOS
+from object_permanence.tools.eval_tracking import (
+    HELD_OUT_SEED,
+    parse_seeds,
+    shipped_embedding_bins,
+    shipped_world_model_config,
+)
+
+
+def failed_episodes(records: Sequence[FrameRecord], camera: str, max_length: int) -> tuple[int, list[dict[str, Any]]]:
+    """``(episodes, failures)`` of one camera: the number of episodes whose gap is at most
+    ``max_length`` frames and one dict per failed one (module docstring)."""
+    index = CameraIndex(records, camera)
+    ids_at = [{t.track_id: t for t in tracks_of(rec, camera)} for rec in records]
+    first_seen: dict[int, int] = {}
+    for k, tracks in enumerate(ids_at):
+        for tid in tracks:
+            first_seen.setdefault(tid, k)
+    episodes, failures = 0, []
+    for ep in find_episodes(index):
+        start, end = ep.gap
+        if end - start > max_length:
+            continue
+        episodes += 1
+        if ep.recovered:
+            continue
+        if ep.track_after is None:
+            taken_by = "none"
+        else:
+            taken_by = "new_track" if first_seen[ep.track_after] >= start else "other_track"
+        old = ids_at[ep.reacquire].get(ep.track_before)
+        last = next(((k, ids_at[k][ep.track_before]) for k in range(ep.reacquire, ep.anchor - 1, -1)
+                     if ep.track_before in ids_at[k]), None)
+        failures.append({
+            "camera": camera, "object_id": int(ep.object_id), "gap": [int(start), int(end)],
+            "error_px": None if ep.error_px is None else round(float(ep.error_px), 1),
+            "taken_by": taken_by, "old_state_at_reacquire": "gone" if old is None else old.state.name,
+            "old_last_published": None if last is None else
+            {"frame_from_gap_start": last[0] - start, "state": last[1].state.name, "hits": int(last[1].hits)},
+        })
+    return episodes, failures
+
+
+def diagnose_run(job: tuple[str, int], difficulty: str, max_length: int, config_dir: Path,
+                 n_frames: int | None) -> dict[str, Any]:
+    """Simulate, track and classify one (scenario, seed)."""
+    scenario, seed = job
+    wm = shipped_world_model_config(config_dir)
+    embedder = ColorHistogramEmbedder(bins=shipped_embedding_bins(config_dir))
+    seq = simulate_sequences(scenario, seed, (difficulty,), n_frames, embedder=embedder)[difficulty]
+    records = build_records(seq, run_tracker(seq, lambda: make_tracker("ours", wm, {}, seq.fps)))
+    episodes, failures = 0, []
+    for camera in seq.streams:
+        n, f = failed_episodes(records, camera, max_length)
+        episodes += n
+        failures += [{"scenario": scenario, "seed": seed, **x} for x in f]
+    return {"scenario": scenario, "seed": seed, "episodes": episodes, "failures": failures}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="diagnose_episodes", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="cluttered,noisy,long_occlusion,crossing,reentry")
+    parser.add_argument("--seeds", default="10-29", help="seeds, e.g. 10-29 (tuning seeds < 1000)")
+    parser.add_argument("--difficulty", default="realistic", choices=DIFFICULTIES)
+    parser.add_argument("--max-length", type=int, default=30, help="longest gap (frames) of an episode counted")
+    parser.add_argument("--frames", type=int, default=None, help="frames per run (default: the scenario's)")
+    parser.add_argument("--config-dir", type=Path, default=Path("config"))
+    parser.add_argument("--out", type=Path, default=None, help="write every failed episode as JSON here")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--allow-held-out", action="store_true", help="allow seeds >= 1000 (confirmation only)")
+    args = parser.parse_args(argv)
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = sorted(set(scenarios) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; allowed: {', '.join(SCENARIOS)}")
+    seeds = parse_seeds(args.seeds)
+    if any(s >= HELD_OUT_SEED for s in seeds) and not args.allow_held_out:
+        parser.error(f"seeds >= {HELD_OUT_SEED} are held out; pass --allow-held-out for a confirmation run")
+    if args.max_length < 1 or args.workers < 1:
+        parser.error("--max-length and --workers must be >= 1")
+    jobs = [(s, seed) for s in scenarios for seed in seeds]
+    run = functools.partial(diagnose_run, difficulty=args.difficulty, max_length=args.max_length,
+                            config_dir=args.config_dir, n_frames=args.frames)
+    if args.workers == 1:
+        results = [run(j) for j in tqdm(jobs, desc="diagnose", unit="run")]
+    else:
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            results = list(tqdm(pool.imap(run, jobs), total=len(jobs), desc="diagnose", unit="run"))
+    episodes, failed = Counter(), Counter()
+    classes: Counter = Counter()
+    failures = [f for r in results for f in r["failures"]]
+    for r in results:
+        episodes[r["scenario"]] += r["episodes"]
+        failed[r["scenario"]] += len(r["failures"])
+    for f in failures:
+        last = f["old_last_published"]
+        classes[(f["taken_by"], f["old_state_at_reacquire"], None if last is None else last["state"])] += 1
+    print(f"episodes of at most {args.max_length} gap frames, seeds {args.seeds}, {args.difficulty}:")
+    for s in scenarios:
+        n = episodes[s]
+        rate = f"{100.0 * (n - failed[s]) / n:5.1f} %" if n else "    —"
+        print(f"  {s:15s} {n:4d} episodes, {failed[s]:3d} failed, recovery {rate}")
+    print("failures by (taken by, old track at the reacquire frame, its last published state):")
+    for (taken, now, last), count in classes.most_common():
+        print(f"  {count:4d}  {taken:11s} {now:9s} last {last}")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"seeds": seeds, "difficulty": args.difficulty, "max_length": args.max_length,
+                                        "episodes": dict(episodes), "failures": failures}, indent=1) + "\n",
+                            encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Tests for tools/diagnose_episodes (failed occlusion episodes, classified)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from object_permanence.core.eval.occlusion import find_episodes
+from object_permanence.core.eval.records import CameraIndex
+from object_permanence.tools import diagnose_episodes
+from object_permanence.tools.diagnose_episodes import diagnose_run, failed_episodes
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def test_failures_are_the_unrecovered_short_episodes_of_the_metric(monkeypatch) -> None:
+    captured = {}
+    original = diagnose_episodes.build_records
+
+    def keep(seq, tracks):
+        captured["records"] = original(seq, tracks)
+        return captured["records"]
+
+    monkeypatch.setattr(diagnose_episodes, "build_records", keep)
+    result = diagnose_run(("crossing", 5), "realistic", 30, CONFIG, 200)
+    records = captured["records"]
+    expected_n, expected_failed = 0, []
+    for camera in ("left", "right"):
+        for ep in find_episodes(CameraIndex(records, camera)):
+            if ep.gap[1] - ep.gap[0] <= 30:
+                expected_n += 1
+                if not ep.recovered:
+                    expected_failed.append((camera, ep.object_id, list(ep.gap)))
+    assert result["episodes"] == expected_n > 0
+    assert [(f["camera"], f["object_id"], f["gap"]) for f in result["failures"]] == expected_failed
+    for f in result["failures"]:
+        assert f["taken_by"] in ("new_track", "other_track", "none")
+        assert f["old_state_at_reacquire"] in ("gone", "OCCLUDED", "VISIBLE", "LOST", "TENTATIVE")
+    n, failures = failed_episodes(records, "left", max_length=1)  # no gap is that short: nothing counted
+    assert (n, failures) == (0, [])
+
+
+def test_diagnose_episodes_cli(tmp_path, capsys) -> None:
+    out = tmp_path / "e.json"
+    assert diagnose_episodes.main(["--scenarios", "crossing", "--seeds", "5", "--frames", "200", "--workers", "1",
+                                   "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["max_length"] == 30 and data["episodes"]["crossing"] > 0
+    assert "recovery" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        diagnose_episodes.main(["--seeds", "1000"])
+    with pytest.raises(SystemExit):
+        diagnose_episodes.main(["--scenarios", "nowhere"])
