@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from test_metrics import GAP, POS1, add_nuisance, perfect_records, t3
+from test_metrics import GAP, POS1, POS2, add_nuisance, perfect_records, t3
 
 from object_permanence.core.eval.points3d import (
     points3d_counts,
     position_rmse,
+    position_rmse_per_frame,
     spurious_points,
     true_points_lost,
 )
@@ -73,6 +74,29 @@ def test_position_rmse_on_known_offset_uses_the_identity_matching():
     expected = math.sqrt((104 * 0.05**2 + (0.03**2 + 0.08**2 + 0.04**2)) / 105)
     assert position_rmse(records)[0] == pytest.approx(expected, rel=1e-12)
     assert position_rmse(records, matching={20: 2})[1] == 60  # only object 2's points are paired
+
+
+def test_per_frame_position_rmse_scores_each_frame_against_the_object_the_track_covers():
+    """After an identity swap each track sits on the other object: the identity-matched RMSE
+    charges the metre between them, the per-frame one (MOTP's correspondence) does not."""
+    records = perfect_records()
+    for rec in records[40:]:  # tracks 10 and 20 swap objects in the left camera (3D points follow)
+        boxes = {t.track_id: t.box for t in rec.tracks_left}
+        rec.tracks_left[0].box, rec.tracks_left[1].box = boxes[20], boxes[10]
+        rec.tracks3d = [t3(1, TrackState.VISIBLE, POS2, 10), t3(2, TrackState.VISIBLE, POS1, 20)]
+    assert position_rmse(records)[0] > 0.5
+    assert position_rmse_per_frame(records) == (pytest.approx(0.0, abs=1e-12), 105)
+    for rec in records:
+        for p in rec.tracks3d:
+            p.position = p.position + np.array([0.0, 0.03, 0.04])  # |e| = 5 cm
+    rmse, n = position_rmse_per_frame(records)
+    assert n == 105 and rmse == pytest.approx(0.05, rel=1e-12)
+    assert position_rmse_per_frame(records, depth_range_m=(2.5, 3.5)) == (pytest.approx(0.05, rel=1e-12), 105)
+    assert position_rmse_per_frame(records, depth_range_m=(4.0, 5.0)) == (0.0, 0)  # both objects at 3 m
+    records[10].tracks3d[1].position = np.array([np.nan, 0.0, 3.0])  # not finite: not scored
+    assert position_rmse_per_frame(records)[1] == 104
+    with pytest.raises(ValueError, match="depth_range_m"):
+        position_rmse_per_frame(records, depth_range_m=(3.0, 3.0))
 
 
 def test_one_object_stands_behind_one_point_only():

@@ -152,6 +152,8 @@ def test_evaluate_returns_every_key_as_finite_float():
     assert counts["points3d_unfiltered"] == 130 and counts["true_points_unfiltered"] == 120
     assert counts["true_points_lost"] == 0 and counts["spurious_points_cut"] == 1.0
     assert counts["latency_samples"] == 60 and counts["rmse_samples"] == 105
+    assert counts["position_rmse_per_frame_samples"] == counts["position_rmse_per_frame_3m_samples"] == 105
+    assert counts["position_rmse_per_frame_m"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_public_names_import_from_metrics_with_their_signatures():

@@ -26,8 +26,9 @@ within 2 px of an image border), ``partial_occlusion`` (visible fraction below `
 either view), ``disparity_<source>`` (the rest, by the method that measured the disparity).
 Per cause: the points, the points off by more than 0.3 m (spurious), the share of the VISIBLE
 points' summed squared error, the RMS depth / lateral error and the RMS disparity error of the
-frame's triangulation. Also the headline figures of the same runs: position RMSE
-(:func:`core.eval.points3d.position_rmse` on the unfiltered output) and the spurious causes of
+frame's triangulation. Also the headline figures of the same runs: position RMSE on the
+unfiltered output, identity-matched and per frame (all depths, and objects at 3 ± 0.5 m;
+:mod:`core.eval.points3d`) and the spurious causes of
 ``tools/eval_persistence.spurious_causes``.
 
 Writes ``--out`` (JSON: the tables and the headline) and ``<out>.npz`` (the per-point records).
@@ -51,7 +52,14 @@ from tqdm import tqdm
 
 from object_permanence.core.box_disparity import DisparitySource
 from object_permanence.core.eval.mot import identity_matching
-from object_permanence.core.eval.points3d import POINT_DISTANCE_M, object_positions, points3d_counts, position_rmse
+from object_permanence.core.eval.points3d import (
+    POINT_DISTANCE_M,
+    THREE_METRES,
+    object_positions,
+    points3d_counts,
+    position_rmse,
+    position_rmse_per_frame,
+)
 from object_permanence.core.eval.records import CameraIndex
 from object_permanence.core.persistence.dataset import TrackedRun, scenario_config, tracked_runs
 from object_permanence.core.sim.world import SimWorld
@@ -211,21 +219,29 @@ def cause_table(points: dict[str, np.ndarray], cause: np.ndarray) -> dict[str, d
 
 
 def headline(runs: Sequence[TrackedRun]) -> dict[str, object]:
-    """Position RMSE of the unfiltered output's VISIBLE matched points, spurious counts and causes."""
-    sq, n, spurious, true = 0.0, 0, 0, 0
+    """Position RMSE of the unfiltered output's VISIBLE points (identity-matched, per frame, per
+    frame at 3 m: :mod:`core.eval.points3d`), spurious counts and causes."""
+    sq, n = np.zeros(3), np.zeros(3, dtype=int)
+    spurious, true = 0, 0
     causes: Counter = Counter()
     for run in runs:
         for rec in run.records:
-            rec.tracks3d = rec.tracks3d_unfiltered  # position_rmse reads tracks3d
-        rmse, count = position_rmse(run.records, identity_matching(run.records, "left"))
-        sq += rmse**2 * count
-        n += count
+            rec.tracks3d = rec.tracks3d_unfiltered  # the RMSEs read tracks3d
+        index = {c: CameraIndex(run.records, c) for c in ("left", "right")}
+        for k, (rmse, count) in enumerate((
+                position_rmse(run.records, identity_matching(run.records, "left")),
+                position_rmse_per_frame(run.records, index=index["left"]),
+                position_rmse_per_frame(run.records, THREE_METRES, index=index["left"]))):
+            sq[k] += rmse**2 * count
+            n[k] += count
         counts = points3d_counts(run.records)
         spurious += counts.spurious_unfiltered
         true += counts.true_unfiltered
-        index = {c: CameraIndex(run.records, c) for c in ("left", "right")}
         causes += spurious_causes(run.records, index, filtered=False)
-    return {"position_rmse_m": float(np.sqrt(sq / n)) if n else 0.0, "rmse_points": n,
+    rmse = [float(np.sqrt(s / k)) if k else 0.0 for s, k in zip(sq, n)]
+    return {"position_rmse_m": rmse[0], "rmse_points": int(n[0]),
+            "position_rmse_per_frame_m": rmse[1], "rmse_per_frame_points": int(n[1]),
+            "position_rmse_per_frame_3m_m": rmse[2], "rmse_per_frame_3m_points": int(n[2]),
             "spurious_points": spurious, "true_points": true,
             "spurious_causes": {c: causes[c] for c in SPURIOUS_CAUSES}}
 
