@@ -18,6 +18,7 @@ def test_diagnose_writes_the_cause_table_and_per_point_records(tmp_path, capsys)
     assert head["rmse_points"] > 0 and 0.0 < head["position_rmse_m"] < 1.0
     assert head["rmse_per_frame_points"] > 0 and 0.0 < head["position_rmse_per_frame_m"] < 1.0
     assert head["rmse_per_frame_3m_points"] <= head["rmse_per_frame_points"]
+    assert 0 <= head["rmse_per_frame_3m_unlinked"] <= head["rmse_per_frame_unlinked"]
     assert set(head["spurious_causes"]) == set(diagnose_3d.SPURIOUS_CAUSES)
     assert list(report["causes"]) == list(diagnose_3d.CAUSES)
     points = np.load(out.with_suffix(".npz"))

@@ -85,18 +85,40 @@ def test_per_frame_position_rmse_scores_each_frame_against_the_object_the_track_
         rec.tracks_left[0].box, rec.tracks_left[1].box = boxes[20], boxes[10]
         rec.tracks3d = [t3(1, TrackState.VISIBLE, POS2, 10), t3(2, TrackState.VISIBLE, POS1, 20)]
     assert position_rmse(records)[0] > 0.5
-    assert position_rmse_per_frame(records) == (pytest.approx(0.0, abs=1e-12), 105)
+    assert position_rmse_per_frame(records) == (pytest.approx(0.0, abs=1e-12), 105, 0)
     for rec in records:
         for p in rec.tracks3d:
             p.position = p.position + np.array([0.0, 0.03, 0.04])  # |e| = 5 cm
-    rmse, n = position_rmse_per_frame(records)
-    assert n == 105 and rmse == pytest.approx(0.05, rel=1e-12)
-    assert position_rmse_per_frame(records, depth_range_m=(2.5, 3.5)) == (pytest.approx(0.05, rel=1e-12), 105)
-    assert position_rmse_per_frame(records, depth_range_m=(4.0, 5.0)) == (0.0, 0)  # both objects at 3 m
+    rmse, n, unlinked = position_rmse_per_frame(records)
+    assert n == 105 and unlinked == 0 and rmse == pytest.approx(0.05, rel=1e-12)
     records[10].tracks3d[1].position = np.array([np.nan, 0.0, 3.0])  # not finite: not scored
-    assert position_rmse_per_frame(records)[1] == 104
+    assert position_rmse_per_frame(records)[1:] == (104, 0)
     with pytest.raises(ValueError, match="depth_range_m"):
         position_rmse_per_frame(records, depth_range_m=(3.0, 3.0))
+
+
+def test_per_frame_position_rmse_counts_points_it_cannot_score_and_bands_by_true_depth():
+    """A VISIBLE point whose left track covers no object (off every box, or on a nuisance) is
+    counted as unlinked, not scored; the band selects by the object's true depth, not the
+    point's; the point is scored against its linked object even when another is nearer in 3D."""
+    records = perfect_records()
+    for rec in records:  # object 2 moves to 5 m; its 3D point stays at POS2 (3 m), 2 m short
+        for g in (*rec.gt_left, *rec.gt_right):
+            if g.object_id == 2:
+                g.position = np.array([-0.5, 0.1, 5.0])
+    rmse, n, unlinked = position_rmse_per_frame(records)
+    assert (n, unlinked) == (105, 0) and rmse == pytest.approx(math.sqrt(60 * 4.0 / 105), rel=1e-12)
+    assert position_rmse_per_frame(records, depth_range_m=(2.5, 3.5)) == (pytest.approx(0.0, abs=1e-12), 45, 0)
+    assert position_rmse_per_frame(records, depth_range_m=(4.5, 5.5)) == (pytest.approx(2.0, rel=1e-12), 60, 0)
+    # the point of object 1's track placed on object 2's true position: scored against object 1
+    records[0].tracks3d[0].position = np.array([-0.5, 0.1, 5.0])
+    assert position_rmse_per_frame(records, depth_range_m=(2.5, 3.5))[0] > 0.0
+    records = perfect_records()
+    for rec in records[:5]:  # track 20's left box moved off every object: its points are unlinked
+        rec.tracks_left[1].box = [600.0, 400.0, 20.0, 20.0]
+    add_nuisance(records, frames=range(5, 15), keep=True)  # 10 kept glare points, linked to a nuisance
+    assert position_rmse_per_frame(records)[1:] == (105 - 5, 5 + 10)
+    assert position_rmse_per_frame(records, depth_range_m=(2.5, 3.5))[1:] == (100, 5)  # glare at 2 m
 
 
 def test_one_object_stands_behind_one_point_only():

@@ -154,6 +154,7 @@ def test_evaluate_returns_every_key_as_finite_float():
     assert counts["latency_samples"] == 60 and counts["rmse_samples"] == 105
     assert counts["position_rmse_per_frame_samples"] == counts["position_rmse_per_frame_3m_samples"] == 105
     assert counts["position_rmse_per_frame_m"] == pytest.approx(0.0, abs=1e-12)
+    assert counts["position_rmse_per_frame_unlinked"] == counts["position_rmse_per_frame_3m_unlinked"] == 0
 
 
 def test_public_names_import_from_metrics_with_their_signatures():

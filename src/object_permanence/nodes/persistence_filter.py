@@ -35,9 +35,9 @@ PARAMS = (
     Param("model", "min_hits_baseline", "Persistence model. min_hits_baseline: enough matched frames with enough "
           "mean confidence (the honest baseline). transformer: the learned model (models/persistence; its "
           "attention says which frames mattered); gradient_boosting: boosted trees on the same features "
-          "(models/persistence, ahead of the transformer on held-out seeds; no per-frame attention). Without "
-          "torch (transformer) or scikit-learn (gradient_boosting), or without its model file, the node warns "
-          "and falls back to min_hits_baseline.", choices=MODELS),
+          "(models/persistence; behind the transformer on the final decision, ahead at a track's 3rd frame; "
+          "no per-frame attention). Without torch (transformer) or scikit-learn (gradient_boosting), or "
+          "without its model file, the node warns and falls back to min_hits_baseline.", choices=MODELS),
     Param("weights", "", "transformer / gradient_boosting: model file; empty = the shipped "
           f"share/object_permanence/models/persistence/{WEIGHTS_NAME} (or {BOOSTING_NAME}); a boosting file is "
           "a pickle: load only files you trust."),

@@ -266,7 +266,8 @@ def print_summary(metrics: dict, counts: dict, n_explanations: int, out: Path) -
          f"{metrics['persistence_precision']:.3f} / {metrics['persistence_recall']:.3f}"),
         ("3D position RMSE (m): identity-matched / per frame / per frame at 3 m",
          f"{metrics['position_rmse_m']:.3f} / {counts['position_rmse_per_frame_m']:.3f} / "
-         f"{counts['position_rmse_per_frame_3m_m']:.3f}"),
+         f"{counts['position_rmse_per_frame_3m_m']:.3f} ({counts['position_rmse_per_frame_unlinked']} "
+         "visible points unscored: left track on no object)"),
         ("latency p50 / p95 (ms)", f"{metrics['latency_ms_p50']:.1f} / {metrics['latency_ms_p95']:.1f}"),
         ("explanations published", f"{n_explanations}"),
     ]

@@ -54,7 +54,7 @@ from object_permanence.core.box_disparity import DisparitySource
 from object_permanence.core.eval.mot import identity_matching
 from object_permanence.core.eval.points3d import (
     POINT_DISTANCE_M,
-    THREE_METRES,
+    DEPTH_BAND_3M,
     object_positions,
     points3d_counts,
     position_rmse,
@@ -220,28 +220,33 @@ def cause_table(points: dict[str, np.ndarray], cause: np.ndarray) -> dict[str, d
 
 def headline(runs: Sequence[TrackedRun]) -> dict[str, object]:
     """Position RMSE of the unfiltered output's VISIBLE points (identity-matched, per frame, per
-    frame at 3 m: :mod:`core.eval.points3d`), spurious counts and causes."""
+    frame at 3 m: :mod:`core.eval.points3d`; per frame with the points left unscored), spurious
+    counts and causes."""
     sq, n = np.zeros(3), np.zeros(3, dtype=int)
+    unlinked = np.zeros(2, dtype=int)
     spurious, true = 0, 0
     causes: Counter = Counter()
     for run in runs:
         for rec in run.records:
             rec.tracks3d = rec.tracks3d_unfiltered  # the RMSEs read tracks3d
         index = {c: CameraIndex(run.records, c) for c in ("left", "right")}
-        for k, (rmse, count) in enumerate((
-                position_rmse(run.records, identity_matching(run.records, "left")),
-                position_rmse_per_frame(run.records, index=index["left"]),
-                position_rmse_per_frame(run.records, THREE_METRES, index=index["left"]))):
-            sq[k] += rmse**2 * count
-            n[k] += count
+        per_frame = [position_rmse_per_frame(run.records, band, index=index["left"]) for band in (None, DEPTH_BAND_3M)]
+        results = [position_rmse(run.records, identity_matching(run.records, "left")),
+                   *((r.rmse_m, r.samples) for r in per_frame)]
+        for i, (rmse, count) in enumerate(results):
+            sq[i] += rmse**2 * count
+            n[i] += count
+        unlinked += [r.unlinked for r in per_frame]
         counts = points3d_counts(run.records)
         spurious += counts.spurious_unfiltered
         true += counts.true_unfiltered
         causes += spurious_causes(run.records, index, filtered=False)
-    rmse = [float(np.sqrt(s / k)) if k else 0.0 for s, k in zip(sq, n)]
+    rmse = [float(np.sqrt(total / count)) if count else 0.0 for total, count in zip(sq, n)]
     return {"position_rmse_m": rmse[0], "rmse_points": int(n[0]),
             "position_rmse_per_frame_m": rmse[1], "rmse_per_frame_points": int(n[1]),
+            "rmse_per_frame_unlinked": int(unlinked[0]),
             "position_rmse_per_frame_3m_m": rmse[2], "rmse_per_frame_3m_points": int(n[2]),
+            "rmse_per_frame_3m_unlinked": int(unlinked[1]),
             "spurious_points": spurious, "true_points": true,
             "spurious_causes": {c: causes[c] for c in SPURIOUS_CAUSES}}
 

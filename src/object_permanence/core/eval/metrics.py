@@ -29,7 +29,7 @@ from object_permanence.core.eval.mot import identity_matching, mot_evaluation, m
 from object_permanence.core.eval.occlusion import occlusion_episodes, occlusion_recovery
 from object_permanence.core.eval.persistence import persistence_counts, persistence_tracks
 from object_permanence.core.eval.points3d import (
-    THREE_METRES,
+    DEPTH_BAND_3M,
     points3d_counts,
     position_rmse,
     position_rmse_per_frame,
@@ -92,7 +92,7 @@ def evaluate_with_counts(
       ``position_rmse_m``: :func:`position_rmse`; ``latency_ms_*``: :func:`latency_percentiles`.
       The counts add :func:`position_rmse_per_frame` (``position_rmse_per_frame_m``, and
       ``position_rmse_per_frame_3m_m`` for objects at a true depth of 3 ± 0.5 m: the 3D bar's
-      figure), each with its samples.
+      figure), each with its samples and its unscored (unlinked) points.
 
     Every undefined ratio is 0.0; the counts dict (ints, and a few floats: per-camera scores,
     F1, latency percentiles in frames, fractions) says which denominators were empty.
@@ -123,8 +123,8 @@ def evaluate_with_counts(
     decisions = persistence_counts(records, indexes=indexes)
     points = points3d_counts(records)
     rmse, n_rmse = position_rmse(records, mot["left"].matching)
-    rmse_frame, n_frame = position_rmse_per_frame(records, index=indexes["left"])
-    rmse_3m, n_3m = position_rmse_per_frame(records, THREE_METRES, index=indexes["left"])
+    per_frame = position_rmse_per_frame(records, index=indexes["left"])
+    per_frame_3m = position_rmse_per_frame(records, DEPTH_BAND_3M, index=indexes["left"])
     p50, p95, n_lat = latency_percentiles(records)
     counts.update(
         occlusion_episodes=episodes,
@@ -148,10 +148,12 @@ def evaluate_with_counts(
                                   points.spurious_unfiltered),
         true_points_lost_fraction=ratio(points.true_lost, points.true_unfiltered),
         rmse_samples=n_rmse,
-        position_rmse_per_frame_m=rmse_frame,
-        position_rmse_per_frame_samples=n_frame,
-        position_rmse_per_frame_3m_m=rmse_3m,
-        position_rmse_per_frame_3m_samples=n_3m,
+        position_rmse_per_frame_m=per_frame.rmse_m,
+        position_rmse_per_frame_samples=per_frame.samples,
+        position_rmse_per_frame_unlinked=per_frame.unlinked,
+        position_rmse_per_frame_3m_m=per_frame_3m.rmse_m,
+        position_rmse_per_frame_3m_samples=per_frame_3m.samples,
+        position_rmse_per_frame_3m_unlinked=per_frame_3m.unlinked,
         latency_samples=n_lat,
     )
     scored = [mot[cam].metrics for cam in CAMERAS if mot[cam].metrics["num_gt_dets"] > 0]
