@@ -10,21 +10,14 @@ from object_permanence.core.eval.occlusion import find_episodes
 from object_permanence.core.eval.records import CameraIndex
 from object_permanence.tools import diagnose_episodes
 from object_permanence.tools.diagnose_episodes import diagnose_run, failed_episodes
+from object_permanence.tools.diagnose_runs import tracked_records
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
-def test_failures_are_the_unrecovered_short_episodes_of_the_metric(monkeypatch) -> None:
-    captured = {}
-    original = diagnose_episodes.build_records
-
-    def keep(seq, tracks):
-        captured["records"] = original(seq, tracks)
-        return captured["records"]
-
-    monkeypatch.setattr(diagnose_episodes, "build_records", keep)
+def test_failures_are_the_unrecovered_short_episodes_of_the_metric() -> None:
     result = diagnose_run(("crossing", 5), "realistic", 30, CONFIG, 200)
-    records = captured["records"]
+    _, records = tracked_records("crossing", 5, "realistic", CONFIG, 200)  # the same run, deterministic by seed
     expected_n, expected_failed = 0, []
     for camera in ("left", "right"):
         for ep in find_episodes(CameraIndex(records, camera)):

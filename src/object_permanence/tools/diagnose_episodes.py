@@ -26,29 +26,15 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import multiprocessing
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from object_permanence.core.appearance import ColorHistogramEmbedder
-from object_permanence.core.detection.simulated import DIFFICULTIES
 from object_permanence.core.eval.occlusion import find_episodes
-from object_permanence.core.eval.peers import make_tracker
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, tracks_of
-from object_permanence.core.eval.sequences import simulate_sequences
-from object_permanence.core.eval.tracking_eval import build_records, run_tracker
-from object_permanence.core.sim.scenarios import SCENARIOS
-from object_permanence.tools.eval_tracking import (
-    HELD_OUT_SEED,
-    parse_seeds,
-    shipped_embedding_bins,
-    shipped_world_model_config,
-)
+from object_permanence.tools.diagnose_runs import add_run_arguments, run_jobs, run_jobs_of, tracked_records
 
 
 def failed_episodes(records: Sequence[FrameRecord], camera: str, max_length: int) -> tuple[int, list[dict[str, Any]]]:
@@ -89,10 +75,7 @@ def diagnose_run(job: tuple[str, int], difficulty: str, max_length: int, config_
                  n_frames: int | None) -> dict[str, Any]:
     """Simulate, track and classify one (scenario, seed)."""
     scenario, seed = job
-    wm = shipped_world_model_config(config_dir)
-    embedder = ColorHistogramEmbedder(bins=shipped_embedding_bins(config_dir))
-    seq = simulate_sequences(scenario, seed, (difficulty,), n_frames, embedder=embedder)[difficulty]
-    records = build_records(seq, run_tracker(seq, lambda: make_tracker("ours", wm, {}, seq.fps)))
+    seq, records = tracked_records(scenario, seed, difficulty, config_dir, n_frames)
     episodes, failures = 0, []
     for camera in seq.streams:
         n, f = failed_episodes(records, camera, max_length)
@@ -104,33 +87,16 @@ def diagnose_run(job: tuple[str, int], difficulty: str, max_length: int, config_
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="diagnose_episodes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", default="cluttered,noisy,long_occlusion,crossing,reentry")
-    parser.add_argument("--seeds", default="10-29", help="seeds, e.g. 10-29 (tuning seeds < 1000)")
-    parser.add_argument("--difficulty", default="realistic", choices=DIFFICULTIES)
+    add_run_arguments(parser, "write every failed episode as JSON here")
     parser.add_argument("--max-length", type=int, default=30, help="longest gap (frames) of an episode counted")
-    parser.add_argument("--frames", type=int, default=None, help="frames per run (default: the scenario's)")
-    parser.add_argument("--config-dir", type=Path, default=Path("config"))
-    parser.add_argument("--out", type=Path, default=None, help="write every failed episode as JSON here")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--allow-held-out", action="store_true", help="allow seeds >= 1000 (confirmation only)")
     args = parser.parse_args(argv)
-    scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = sorted(set(scenarios) - set(SCENARIOS))
-    if unknown:
-        parser.error(f"unknown scenarios {unknown}; allowed: {', '.join(SCENARIOS)}")
-    seeds = parse_seeds(args.seeds)
-    if any(s >= HELD_OUT_SEED for s in seeds) and not args.allow_held_out:
-        parser.error(f"seeds >= {HELD_OUT_SEED} are held out; pass --allow-held-out for a confirmation run")
-    if args.max_length < 1 or args.workers < 1:
-        parser.error("--max-length and --workers must be >= 1")
+    scenarios, seeds = run_jobs_of(parser, args)
+    if args.max_length < 1:
+        parser.error("--max-length must be >= 1")
     jobs = [(s, seed) for s in scenarios for seed in seeds]
     run = functools.partial(diagnose_run, difficulty=args.difficulty, max_length=args.max_length,
                             config_dir=args.config_dir, n_frames=args.frames)
-    if args.workers == 1:
-        results = [run(j) for j in tqdm(jobs, desc="diagnose", unit="run")]
-    else:
-        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            results = list(tqdm(pool.imap(run, jobs), total=len(jobs), desc="diagnose", unit="run"))
+    results = run_jobs(run, jobs, args.workers)
     episodes, failed = Counter(), Counter()
     classes: Counter = Counter()
     failures = [f for r in results for f in r["failures"]]
