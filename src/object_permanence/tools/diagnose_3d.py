@@ -53,8 +53,8 @@ from tqdm import tqdm
 from object_permanence.core.box_disparity import DisparitySource
 from object_permanence.core.eval.mot import identity_matching
 from object_permanence.core.eval.points3d import (
-    POINT_DISTANCE_M,
     DEPTH_BAND_3M,
+    POINT_DISTANCE_M,
     object_positions,
     points3d_counts,
     position_rmse,

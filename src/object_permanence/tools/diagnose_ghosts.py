@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from object_permanence.core.eval.ghosts import GHOST_IOU
+from object_permanence.core.eval.ghosts import GHOST_IOU, HIDDEN_VIS
 from object_permanence.core.eval.matching import box_iou
 from object_permanence.core.eval.mot import identity_matching
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, tracks_of
@@ -47,8 +47,6 @@ from object_permanence.tools.diagnose_runs import add_run_arguments, run_jobs, r
 CLASSES = ("correct", "nuisance_track", "unmatched_real", "no_truth", "in_view", "drift_position", "drift_size",
            "drift_both", "drift")
 AGES = ("<5", "5-14", "15-29", ">=30")
-#: Visibility below which an object counts as hidden (the ghost metric's ``hidden_vis``).
-HIDDEN_VIS = 0.5
 
 
 def age_bin(frames: int) -> str:

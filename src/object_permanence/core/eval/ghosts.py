@@ -39,13 +39,15 @@ from object_permanence.core.types import TrackState
 
 #: IoU a ghost's box needs with its object's amodal box.
 GHOST_IOU = 0.3
+#: Visibility below which an object counts as hidden (the default ``hidden_vis``).
+HIDDEN_VIS = 0.5
 
 
 def ghost_counts(
     records: Sequence[FrameRecord],
     camera: str = "left",
     truth: Mapping[int, int] | None = None,
-    hidden_vis: float = 0.5,
+    hidden_vis: float = HIDDEN_VIS,
     kept_only: bool = False,
     *,
     index: CameraIndex | None = None,
@@ -86,7 +88,7 @@ def ghost_precision(
     records: Sequence[FrameRecord],
     camera: str = "left",
     truth: Mapping[int, int] | None = None,
-    hidden_vis: float = 0.5,
+    hidden_vis: float = HIDDEN_VIS,
     kept_only: bool = False,
 ) -> tuple[float, int]:
     """Fraction of ghosts that are correct (see :func:`ghost_counts`).
