@@ -436,6 +436,7 @@ def test_100_objects_tracked_at_once() -> None:
     ("class_mismatch_cost", -1.0), ("class_mismatch_min_iou", 0.0),
     ("min_std_px", -1.0), ("gallery_near_frac", 1.5), ("gallery_near_frac", -0.1),
     ("gallery_near_max_appearance_cost", -0.1), ("gallery_near_max_appearance_cost", float("nan")),
+    ("ghost_max_std_frac", -0.1), ("ghost_max_std_frac", float("inf")), ("occluder_memory_s", -0.2),
 ])
 def test_config_validation(field: str, value) -> None:
     with pytest.raises(ValueError, match=field):

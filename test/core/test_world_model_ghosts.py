@@ -1,7 +1,8 @@
 """Tests of the re-identification of recent ghosts (``recent_ghost_max_appearance_cost``), of the
 ghost lifetime without a floor (``ghost_age_per_hit_s``), of twin ghosts
 (``twin_ghost_max_appearance_cost``) and of the look-alikes that are neither (followed next to the
-object while it was still detected).
+object while it was still detected); of the ghosts held unpublished once too uncertain to place
+(``ghost_max_std_frac``) and of the occluder missed a moment that still covers (``occluder_memory_s``).
 
 An object missed for a few frames comes back with a detection its ghost cannot take in stage 1
 (the detector calls it another class for a few frames and the box overlaps the prediction by less
@@ -13,7 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from object_permanence.core.reidentification import born_after_last_seen, frames_followed_together
+from object_permanence.core.reidentification import (
+    born_after_last_seen,
+    covered_by_visible,
+    frames_followed_together,
+)
 from object_permanence.core.types import Detection, EventKind, TrackState
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
 
@@ -230,3 +235,64 @@ def test_config_rejects_a_covered_minimum_beyond_the_covered_cap() -> None:
         WorldModelConfig(ghost_covered_min_age_s=5.0, ghost_covered_age_s=4.0)
     with pytest.raises(ValueError, match="ghost_covered_min_age_s"):
         WorldModelConfig(ghost_covered_min_age_s=-0.1)
+
+
+def _coast(max_std_frac: float) -> tuple[list, list]:
+    """Object seen 40 frames at 3 px/frame, missed 20 (no image size: no plain-view cap), then back
+    on its path. Returns its events and the tracks published while it was missed."""
+    wm = WorldModel(WorldModelConfig(ghost_max_std_frac=max_std_frac))
+    events, ghosts = [], []
+    for k in range(61):
+        dets = [det(100.0 + 3.0 * k, look(1.0), class_id=1)] if k < 40 or k == 60 else []
+        r = wm.step(k / FPS, dets, None)
+        events += r.events
+        if 40 <= k < 60:
+            ghosts += r.tracks
+    return events, ghosts
+
+
+def test_a_ghost_too_uncertain_to_place_is_held_unpublished_and_keeps_its_identity() -> None:
+    """``ghost_max_std_frac``: the ghost is published while its centre's standard deviation is at
+    most that fraction of its size, then held: still the same track when the object is back."""
+    events, ghosts = _coast(0.1)
+    assert 0 < len(ghosts) < 20  # published at first, held later
+    assert all(t.state == TrackState.OCCLUDED and t.track_id == 1 for t in ghosts)
+    for t in ghosts:
+        assert np.sqrt(t.covariance[0, 0]) <= 0.1 * t.box[2] and np.sqrt(t.covariance[1, 1]) <= 0.1 * t.box[3]
+    assert [(e.kind, e.track_id) for e in events] == [(EventKind.BIRTH, 1), (EventKind.OCCLUDED, 1),
+                                                       (EventKind.REACQUIRED, 1)]
+    _, ghosts = _coast(0.0)  # off: every frame of the gap has its ghost
+    assert len(ghosts) == 20
+
+
+def _hidden_while_occluder_missed(memory_s: float) -> list:
+    """A (look (1, 0)) seen 40 frames at 3 px/frame, then hidden 30 frames (1 s, past the 0.7 s
+    plain-view cap) behind a still object B (look (0, 1)) whose own detection is missed in frames
+    63-65; A shows again at frame 70. Returns A's events."""
+    wm = WorldModel(WorldModelConfig(occluder_memory_s=memory_s))
+    b = Detection(box=np.array([265.0, 200.0, 200.0, 120.0]), score=0.9, class_id=1, class_name="1",
+                  embedding=look(0.0, 1.0))
+    events = []
+    for k in range(71):
+        dets = [det(100.0 + 3.0 * k, look(1.0), class_id=1)] if k < 40 or k == 70 else []
+        r = wm.step(k / FPS, dets + ([] if 63 <= k <= 65 else [b]), IMAGE)
+        events += [e for e in r.events if e.track_id == 1]
+    return events
+
+
+def test_an_occluder_missed_a_moment_still_covers_the_ghost_behind_it() -> None:
+    """``occluder_memory_s``: B's three missed frames (0.1 s) do not put A's ghost in plain view."""
+    kinds = [e.kind for e in _hidden_while_occluder_missed(0.2)]
+    assert kinds == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.REACQUIRED]
+    kinds = [e.kind for e in _hidden_while_occluder_missed(0.0)]  # off: A's ghost ends when B is missed
+    assert EventKind.LOST in kinds
+
+
+def test_covered_by_visible_needs_another_track_over_the_ghost() -> None:
+    """A ghost that is also in the covering set does not cover itself; another box over it does."""
+    boxes = np.array([[100.0, 100.0, 40.0, 80.0], [110.0, 100.0, 200.0, 120.0], [400.0, 100.0, 40.0, 80.0]])
+    ghosts = np.array([True, False, True])
+    cover = np.array([True, True, True])
+    np.testing.assert_array_equal(covered_by_visible(cover, ghosts, boxes, 0.3), [True, False, False])
+    np.testing.assert_array_equal(covered_by_visible(np.array([True, False, True]), ghosts, boxes, 0.3),
+                                  [False, False, False])

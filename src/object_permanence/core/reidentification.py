@@ -155,12 +155,16 @@ def _inside_fraction(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
 
 def covered_by_visible(visible: np.ndarray, ghosts: np.ndarray, boxes: np.ndarray, cover_frac: float) -> np.ndarray:
     """(N,) mask of the ``ghosts`` (mask (N,)) whose predicted box (``boxes`` (N, 4), cx cy w h) has
-    at least ``cover_frac`` of its area inside the box of a ``visible`` (mask (N,)) track."""
+    at least ``cover_frac`` of its area inside the box of another ``visible`` (mask (N,)) track (the
+    covering tracks: VISIBLE ones, and for the ghosts' lives also those missed a moment ago; a track
+    never covers itself)."""
     covered = np.zeros(ghosts.shape[0], bool)
     g, v = ghosts.nonzero()[0], visible.nonzero()[0]
     if g.size == 0 or v.size == 0:
         return covered
-    covered[g] = _inside_fraction(boxes[g], boxes[v]).max(axis=1) >= cover_frac
+    inside = _inside_fraction(boxes[g], boxes[v])
+    inside[g[:, None] == v[None, :]] = 0.0
+    covered[g] = inside.max(axis=1) >= cover_frac
     return covered
 
 

@@ -32,13 +32,16 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
 
 Ghost lifetime is explicit state: it grows with the track's hits, weighted by its detection rate
 (:mod:`object_permanence.core.ghost_life`: nuisances flicker), and is capped by where the
-prediction is: behind a VISIBLE track's box (``ghost_covered_age_s``), in plain view
+prediction is: behind a VISIBLE track's box, or one missed for at most ``occluder_memory_s``
+(``ghost_covered_age_s``), in plain view
 (``ghost_plain_view_age_s``; the image size known) or unknown (``max_ghost_age_s``); a covered
 ghost lives at least ``ghost_covered_min_age_s`` however few its hits; a prediction
 leaving the image ends the ghost at once, and so does a ghost behind a VISIBLE track that looks the
 same and was not followed beside it for ``gallery_min_hits`` frames (``twin_ghost_max_appearance_cost``:
 a duplicate track of that object, not a look-alike it walked behind). A ghost of fewer weighted
-hits than ``ghost_min_hits`` is held (its identity kept) but not published. Appearance lives in a
+hits than ``ghost_min_hits`` is held (its identity kept) but not published, and so is one whose
+predicted centre's standard deviation exceeds ``ghost_max_std_frac`` of its box size (the object
+is no longer known to be where its box would be claimed). Appearance lives in a
 per-track memory (:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
 
 A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
@@ -462,7 +465,10 @@ class WorldModel:
             cx, cy = boxes[:, 0], boxes[:, 1]
             outside = ~((cx >= 0.0) & (cx < image_size[0]) & (cy >= 0.0) & (cy < image_size[1]))
             cap[:] = cfg.ghost_plain_view_age_s
-        covered = covered_by_visible(self._table.state == _VISIBLE, ghosts, boxes, cfg.ghost_cover_frac)
+        # the covering tracks: VISIBLE ones and those whose own miss is at most occluder_memory_s old
+        occluders = (t.state == _VISIBLE) | ((t.state == _OCCLUDED)
+                                             & (stamp - t.last_seen_stamp <= cfg.occluder_memory_s))
+        covered = covered_by_visible(occluders, ghosts, boxes, cfg.ghost_cover_frac)
         cap[covered] = cfg.ghost_covered_age_s
         # a ghost behind a VISIBLE look-alike it was not followed beside for gallery_min_hits frames
         # (an object's worth; a duplicate box's track is shorter) is that object's duplicate: it ends now
@@ -474,6 +480,11 @@ class WorldModel:
         evidence = effective_hits(t.hits, t.age, t.frames_since_seen, cfg.ghost_min_hit_ratio)
         # a ghost of less evidence than ghost_min_hits is held (its identity kept) but not published
         self._quiet = ghosts & (evidence < cfg.ghost_min_hits)
+        if cfg.ghost_max_std_frac > 0 and ghosts.any():
+            # ... or whose predicted centre is too uncertain for its box to be claimed
+            g = ghosts.nonzero()[0]
+            var = t.filters.box_covariances[g][:, (0, 1), (0, 1)]  # (G, 2) of cx, cy
+            self._quiet[g] |= (np.sqrt(var) > cfg.ghost_max_std_frac * boxes[g, 2:4]).any(axis=1)
         life = np.minimum(cap, cfg.ghost_age_per_hit_s * evidence)
         # a covered ghost with any evidence lives at least ghost_covered_min_age_s (held unpublished
         # below ghost_min_hits): a young track gone behind a visible one was walked behind

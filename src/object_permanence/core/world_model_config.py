@@ -48,6 +48,13 @@ class WorldModelConfig:
         track of so little steady evidence (a burst of false positives, a reflection or glare
         followed for a few dozen frames) is not claimed as a hidden object; 0 (this default)
         publishes every ghost, the shipped ``config/world_model.yaml`` sets 20 (tuned on seeds 0-4).
+    ghost_max_std_frac: a ghost is published while the standard deviation of its predicted centre
+        (its filter's covariance) is at most this fraction of its box size on both axes (``cx``
+        of the width, ``cy`` of the height); past it the ghost is held unpublished, as one of too
+        little evidence is: its identity is kept for the object's return (it can still take the
+        object's detection back), but no box is claimed where the object is no longer known to
+        be. 0 (this default): no limit; the shipped ``config/world_model.yaml`` sets 0.15 (chosen on
+        tuning seeds 10-29).
     ghost_covered_age_s: the cap on that lifetime while the
         ghost's predicted box lies behind a VISIBLE track's box (at least ``ghost_cover_frac`` of
         its area): an object hidden by a nearer one it is seen next to is expected to be unseen.
@@ -66,6 +73,11 @@ class WorldModelConfig:
         0-999: 0.7 s).
     ghost_cover_frac: the fraction of a ghost's predicted box area inside a VISIBLE track's box
         that counts as covered.
+    occluder_memory_s: a track missed for at most this long (OCCLUDED, its last detection at most
+        this many seconds ago) still covers the ghosts behind it, as a VISIBLE one does: a nearer
+        object's own detector miss does not put the object it hides in plain view (where the ghost
+        would end after ``ghost_plain_view_age_s``). 0 (this default): only VISIBLE tracks cover;
+        the shipped ``config/world_model.yaml`` sets 0.2 (chosen on tuning seeds 0-9 and 10-29).
     twin_ghost_max_appearance_cost: a covered ghost whose long-term cosine distance to the
         VISIBLE track covering it is at most this is a duplicate track of that object (it got a
         second identity while this ghost lived on behind it), not an object hidden by another: it
@@ -173,10 +185,12 @@ class WorldModelConfig:
     ghost_age_per_hit_s: float = 0.05
     ghost_min_hit_ratio: float = 0.55
     ghost_min_hits: int = 0
+    ghost_max_std_frac: float = 0.0
     ghost_covered_age_s: float = 4.0
     ghost_covered_min_age_s: float = 0.0
     ghost_plain_view_age_s: float = 0.7
     ghost_cover_frac: float = 0.3
+    occluder_memory_s: float = 0.0
     twin_ghost_max_appearance_cost: float = 0.02
     recent_ghost_s: float = 0.5
     ghost_recency_cost_per_s: float = 1.0
@@ -244,8 +258,9 @@ class WorldModelConfig:
         check("ghost_min_hits", is_int(self.ghost_min_hits) and self.ghost_min_hits >= 0, "an integer >= 0")
         check("ghost_min_hit_ratio", is_num(self.ghost_min_hit_ratio) and 0 <= self.ghost_min_hit_ratio < 1,
               "in [0, 1)")
-        for name in ("ghost_covered_age_s", "ghost_covered_min_age_s", "ghost_plain_view_age_s", "gallery_retention_s",
-                     "gallery_distance_base", "gallery_distance_per_s", "gallery_exit_distance_per_s"):
+        for name in ("ghost_max_std_frac", "ghost_covered_age_s", "ghost_covered_min_age_s", "ghost_plain_view_age_s",
+                     "occluder_memory_s", "gallery_retention_s", "gallery_distance_base", "gallery_distance_per_s",
+                     "gallery_exit_distance_per_s"):
             check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
         check("class_mismatch_cost", is_num(self.class_mismatch_cost) and self.class_mismatch_cost >= 0,
               "a finite number >= 0")
