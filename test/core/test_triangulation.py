@@ -315,6 +315,8 @@ def test_stamps_going_backwards_raise():
         ({"box_depth_without_match": "false"}, "box_depth_without_match"),
         ({"box_depth_without_match": 1}, "box_depth_without_match"),
         ({"require_same_class": "true"}, "require_same_class"),
+        ({"max_extrapolation_std_m": -0.1}, "max_extrapolation_std_m"),
+        ({"max_extrapolation_std_m": float("inf")}, "max_extrapolation_std_m"),
     ],
 )
 def test_config_validation_names_the_argument(kwargs, name):
@@ -530,6 +532,37 @@ def test_a_ghosts_velocity_is_damped_and_its_bearing_kept(damping_s):
         assert abs(out.position[2] - z_last) < damping_s * 1.0  # at most τ v of creep (v ≈ 1 m/s)
         ray = truth[:2] / truth[2]
         np.testing.assert_allclose(out.position[:2] / out.position[2], ray, atol=2e-3)  # on the left box's ray
+
+
+def test_a_pair_extrapolated_too_far_is_not_published_until_measured_again():
+    """``max_extrapolation_std_m``: a ghost pair predicted for seconds grows that much more
+    uncertain than at its last measurement and is held back (its filter runs on); measured again,
+    it shows with the same 3D id. A far pair, uncertain by its measurement alone, is published."""
+    tri = StereoTriangulator(*projections(), TriangulatorConfig(max_extrapolation_std_m=0.1))
+    point = np.array([[0.2, 0.0, 3.0]])
+    for k in range(10):
+        (seen,) = tri.step(*stereo_tracks(point, np.array([0.5])), k / 30.0)
+    measured = np.sqrt(np.linalg.eigvalsh(seen.covariance)[-1])
+    shown = []
+    for k in range(10, 130):  # 4 s as a ghost in both views: predictions only
+        left, right = stereo_tracks(point, np.array([0.5]))
+        left[0].state = right[0].state = TrackState.OCCLUDED
+        out = tri.step(left, right, k / 30.0)
+        shown.append(bool(out))
+        for t in out:
+            assert np.sqrt(np.linalg.eigvalsh(t.covariance)[-1]) <= measured + 0.1 + 1e-9
+    assert shown[0] and not shown[-1] and shown == sorted(shown, reverse=True)  # shown, then held for good
+    (back,) = tri.step(*stereo_tracks(point, np.array([0.5])), 130 / 30.0)
+    assert back.track_id == seen.track_id and back.state == TrackState.VISIBLE
+    far = StereoTriangulator(*projections(), TriangulatorConfig(max_extrapolation_std_m=0.1))
+    (out,) = far.step(*stereo_tracks(np.array([[0.5, 0.0, 30.0]]), np.array([0.5])), 0.0)
+    assert np.sqrt(np.linalg.eigvalsh(out.covariance)[-1]) > 0.1  # published however uncertain
+    unlimited = StereoTriangulator(*projections())
+    for k in range(10):
+        unlimited.step(*stereo_tracks(point, np.array([0.5])), k / 30.0)
+    left, right = stereo_tracks(point, np.array([0.5]))
+    left[0].state = right[0].state = TrackState.OCCLUDED
+    assert unlimited.step(left, right, 129 / 30.0)  # 0: no limit
 
 
 def test_a_box_cut_by_the_image_border_does_not_update_the_3d_filter():

@@ -97,7 +97,8 @@ class _PairState:
     """Memory of one (left id, right id) pair: its 3D id, its filter, the stamp of its last frame,
     its trail of filtered positions, whether a template-matched disparity has confirmed its
     filter since its last (re)start (``anchored``), whether it is published yet (``published``,
-    see ``TriangulatorConfig.confirm_new_tracks``) and the stamp its filter (re)started at."""
+    see ``TriangulatorConfig.confirm_new_tracks``), the stamp its filter (re)started at and its
+    position's standard deviation (largest axis, m) right after its last fused measurement."""
 
     track_id: int
     filter: Track3DFilter
@@ -106,6 +107,7 @@ class _PairState:
     anchored: bool = False
     published: bool = True
     started: float = 0.0
+    measured_std: float = 0.0
 
 
 @dataclass
@@ -353,9 +355,11 @@ class StereoTriangulator:
         second measured triangulation, within ``CONFIRM_WINDOW_S`` and not LOST, lies inside the
         gate of the first (one outside, or later, restarts it there, precise or not: a tight
         template match can latch onto an occluder too); a pair that goes LOST before that is
-        dropped unpublished. When not measured, ``bearing``, the left box centre (2,) px with its
-        covariance (2, 2), updates the ray only. A repeated stamp is not fused twice. A LOST pair
-        is published with its last estimate and forgotten.
+        dropped unpublished; with ``max_extrapolation_std_m`` a pair whose uncertainty grew that
+        much since its last measurement is not published (its filter runs on). When not measured, ``bearing``,
+        the left box centre (2,) px with its covariance (2, 2), updates the ray only. A repeated
+        stamp is not fused twice. A LOST pair is published with its last estimate (unless too
+        uncertain) and forgotten.
 
         ``precise``: the disparity came from a tight template match (its cells agree to
         ``refine_max_spread_px``: a few hundredths of a pixel). Such a measurement outside the
@@ -408,8 +412,12 @@ class StereoTriangulator:
         state.trail.append(state.filter.position)
         if worse == TrackState.LOST:
             del self._pairs[key]
-        if not state.published:
-            return None, fused
+        std = float(np.sqrt(max(np.linalg.eigvalsh(state.filter.covariance)[-1], 0.0)))
+        if fused:
+            state.measured_std = std
+        if not state.published or (cfg.max_extrapolation_std_m > 0
+                                   and std - state.measured_std > cfg.max_extrapolation_std_m):
+            return None, fused  # not confirmed yet, or extrapolated too far to claim a position
         return Track3D(
             track_id=state.track_id,
             state=worse,

@@ -57,6 +57,12 @@ class TriangulatorConfig:
         first measurement, a nuisance seen once, a wrong pairing are often alone); one outside
         it, or later, restarts the pair there, still unpublished. False, the dataclass default,
         publishes from the first measurement; the shipped ``config/triangulator.yaml`` sets true.
+    max_extrapolation_std_m: a 3D track is published while the standard deviation of its position
+        along its least certain direction (the square root of the largest eigenvalue of its position
+        covariance) exceeds its value right after the pair's last fused measurement by at most this
+        many metres; past it the pair's filter runs on unpublished (a depth extrapolated for seconds
+        without a measurement) and shows again at its next measurement. Growth, not the absolute
+        value: a far object's measured depth is uncertain by itself. 0 (this default): no limit.
     ghost_bearing_update: an OCCLUDED pair's 3D filter takes the bearing of its left box (the 2D
         ghost's prediction, or the detection when the left view still sees it): the 3D ghost is
         moved sideways onto that ray at its own depth.
@@ -115,6 +121,7 @@ class TriangulatorConfig:
     ghost_bearing_update: bool = False
     box_depth_without_match: bool = False
     confirm_new_tracks: bool = False
+    max_extrapolation_std_m: float = 0.0
     # the image-disparity fields: BoxDisparityConfig's, under this node's parameter names
     disparity_method: str = BoxDisparityConfig.method
     refined_disparity_std_px: float = BoxDisparityConfig.ncc_std_px
@@ -132,7 +139,7 @@ class TriangulatorConfig:
     def __post_init__(self) -> None:
         nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
                        "hysteresis_bonus", "pair_memory_s", "detection_std_frac", "border_margin_px",
-                       "ghost_velocity_damping_s")
+                       "ghost_velocity_damping_s", "max_extrapolation_std_m")
         positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "detection_std_px", "accel_noise",
                     "initial_velocity_std_mps")
         for name in ("require_same_class", "update_from_ghosts", "ghost_bearing_update", "box_depth_without_match",
