@@ -356,10 +356,10 @@ class StereoTriangulator:
         gate of the first (one outside, or later, restarts it there, precise or not: a tight
         template match can latch onto an occluder too); a pair that goes LOST before that is
         dropped unpublished; with ``max_extrapolation_std_m`` a pair whose uncertainty grew that
-        much since its last measurement is not published (its filter runs on). When not measured, ``bearing``,
-        the left box centre (2,) px with its covariance (2, 2), updates the ray only. A repeated
-        stamp is not fused twice. A LOST pair is published with its last estimate (unless too
-        uncertain) and forgotten.
+        much since its last measurement is not published (its filter runs on). When not measured,
+        ``bearing``, the left box centre (2,) px with its covariance (2, 2), updates the ray only. A
+        repeated stamp is not fused twice. A LOST pair is published with its last estimate (unless
+        extrapolated too far) and forgotten.
 
         ``precise``: the disparity came from a tight template match (its cells agree to
         ``refine_max_spread_px``: a few hundredths of a pixel). Such a measurement outside the
@@ -412,11 +412,13 @@ class StereoTriangulator:
         state.trail.append(state.filter.position)
         if worse == TrackState.LOST:
             del self._pairs[key]
-        std = float(np.sqrt(max(np.linalg.eigvalsh(state.filter.covariance)[-1], 0.0)))
-        if fused:
-            state.measured_std = std
-        if not state.published or (cfg.max_extrapolation_std_m > 0
-                                   and std - state.measured_std > cfg.max_extrapolation_std_m):
+        too_far = False
+        if cfg.max_extrapolation_std_m > 0:  # uncertainty grown since the last fused measurement
+            std = float(np.sqrt(max(np.linalg.eigvalsh(state.filter.covariance)[-1], 0.0)))
+            if fused:
+                state.measured_std = std
+            too_far = std - state.measured_std > cfg.max_extrapolation_std_m
+        if not state.published or too_far:
             return None, fused  # not confirmed yet, or extrapolated too far to claim a position
         return Track3D(
             track_id=state.track_id,
