@@ -2,7 +2,9 @@
 ghost lifetime without a floor (``ghost_age_per_hit_s``), of twin ghosts
 (``twin_ghost_max_appearance_cost``) and of the look-alikes that are neither (followed next to the
 object while it was still detected); of the ghosts held unpublished once too uncertain to place
-(``ghost_max_std_frac``) and of the occluder missed a moment that still covers (``occluder_memory_s``).
+(``ghost_max_std_frac``) and of the occluder missed a moment that still covers (``occluder_memory_s``);
+of the young tracks lost hidden that the gallery keeps (``gallery_covered_min_hits``) and of the
+identity lost in plain view that comes back without its claim to ghosts.
 
 An object missed for a few frames comes back with a detection its ghost cannot take in stage 1
 (the detector calls it another class for a few frames and the box overlaps the prediction by less
@@ -199,12 +201,12 @@ def test_born_after_last_seen_compares_start_and_last_sight() -> None:
                                           [True, True, True, True]])
 
 
-def _walk_behind(min_age_s: float, occluder: bool = True) -> tuple[list, list]:
+def _walk_behind(min_age_s: float, occluder: bool = True, **config) -> tuple[list, list]:
     """Track A (look (1, 0), class 1) is seen 5 frames moving right at 8 px a frame, then hidden 10
     frames (0.33 s) behind a still, VISIBLE object B (look (0, 1), a 200 x 120 box over A's path),
     then seen again on its path (without B: hidden in plain view). Returns A's events and its
     published states while hidden."""
-    wm = WorldModel(WorldModelConfig(ghost_min_hits=20, ghost_covered_min_age_s=min_age_s))
+    wm = WorldModel(WorldModelConfig(ghost_min_hits=20, ghost_covered_min_age_s=min_age_s, **config))
     b = Detection(box=np.array([300.0, 200.0, 200.0, 120.0]), score=0.9, class_id=1, class_name="1",
                   embedding=look(0.0, 1.0))
     events, hidden_states = [], []
@@ -224,9 +226,24 @@ def test_a_young_track_gone_behind_a_visible_one_is_held_for_the_covered_minimum
     assert [(e.kind, e.track_id) for e in events] == [(EventKind.BIRTH, 1), (EventKind.OCCLUDED, 1),
                                                        (EventKind.REACQUIRED, 1)]
     assert hidden_states == []  # held, not claimed as a hidden object
-    events, _ = _walk_behind(0.0)  # off: the ghost ends after 0.25 s and A comes back as a new track
+    # off (and no gallery entry for so young a track): the ghost ends after 0.25 s and A comes back as a new track
+    events, _ = _walk_behind(0.0)
     assert [e.kind for e in events if e.track_id == 1] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST]
     events, _ = _walk_behind(0.5, occluder=False)  # in plain view the floor does not hold it
+    assert [e.kind for e in events if e.track_id == 1] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST]
+
+
+def test_a_young_track_lost_behind_a_visible_one_gets_its_identity_back_from_the_gallery() -> None:
+    """``gallery_covered_min_hits`` at 3: A (5 hits, fewer than ``gallery_min_hits``) is LOST behind
+    B after 0.25 s (no covered floor) but enters the gallery, so its return is re-identified; at
+    10 it is not kept, and a track as young LOST in plain view is not kept either (a nuisance that
+    ended, more often than not)."""
+    events, _ = _walk_behind(0.0, gallery_covered_min_hits=3)
+    assert [e.kind for e in events if e.track_id == 1] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST,
+                                                           EventKind.REACQUIRED]
+    events, _ = _walk_behind(0.0)  # the default, gallery_min_hits's 10
+    assert EventKind.REACQUIRED not in [e.kind for e in events]
+    events, _ = _walk_behind(0.0, occluder=False, gallery_covered_min_hits=3)
     assert [e.kind for e in events if e.track_id == 1] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST]
 
 
@@ -296,3 +313,32 @@ def test_covered_by_visible_needs_another_track_over_the_ghost() -> None:
     np.testing.assert_array_equal(covered_by_visible(cover, ghosts, boxes, 0.3), [True, False, False])
     np.testing.assert_array_equal(covered_by_visible(np.array([True, False, True]), ghosts, boxes, 0.3),
                                   [False, False, False])
+
+
+def _lost_and_back(behind: bool) -> tuple[list, int]:
+    """A still object A (look (1, 0)) seen 40 frames, undetected 30 (1 s: LOST, in plain view
+    after ``ghost_plain_view_age_s``, or behind a still object B after ``ghost_covered_age_s``
+    = 0.5 s), seen again 5 frames on its spot, then undetected 10 more. Returns A's events and the
+    frames of that last gap in which A's ghost was published."""
+    wm = WorldModel(WorldModelConfig(ghost_min_hits=20, ghost_covered_age_s=0.5))
+    b = Detection(box=np.array([260.0, 200.0, 300.0, 200.0]), score=0.9, class_id=1, class_name="1",
+                  embedding=look(0.0, 1.0))
+    events, published = [], 0
+    for k in range(85):
+        seen = k < 40 or 70 <= k < 75
+        a = [det(200.0, look(1.0), class_id=1)] if seen else []
+        r = wm.step(k / FPS, a + ([b] if behind and not seen else []), IMAGE)
+        events += [e for e in r.events if e.track_id == 1]
+        published += k >= 75 and any(t.track_id == 1 and t.state == TrackState.OCCLUDED for t in r.tracks)
+    return events, published
+
+
+def test_an_identity_lost_in_plain_view_is_given_back_without_its_claim_to_ghosts() -> None:
+    """A's 40 hits let its ghost be published (``ghost_min_hits`` 20). Lost in plain view, its
+    identity comes back from the gallery, but its return's ghost is held until it has
+    ``ghost_min_hits`` hits of its own; lost behind B, the old hits count and the ghost is shown."""
+    for behind, shown in ((False, 0), (True, 10)):
+        events, published = _lost_and_back(behind)
+        assert [e.kind for e in events] == [EventKind.BIRTH, EventKind.OCCLUDED, EventKind.LOST, EventKind.REACQUIRED,
+                                            EventKind.OCCLUDED]
+        assert published == shown

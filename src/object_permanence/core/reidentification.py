@@ -122,6 +122,10 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     t.ids[rg], t.ids[rh] = g.ids[eg], t.ids[eh]
     t.hits[rg] += g.hits[eg]
     t.hits[rh] += t.hits[eh]
+    # an identity lost in plain view (undetected where it could have been seen: more likely a
+    # nuisance that ended) is given back, but its hits do not let the ghosts of its return be claimed
+    t.claim_hits[rg] += np.where(g.hidden[eg] | g.left_view[eg], g.claim_hits[eg], 0)
+    t.claim_hits[rh] += t.claim_hits[eh]
     t.memory.put(rg, g.memory, eg)
     t.memory.put(rh, t.memory.take(eh), np.arange(eh.size))
     order = np.concatenate([np.flatnonzero(from_gallery), np.flatnonzero(~from_gallery)])

@@ -32,7 +32,10 @@ class TrackTable:
     float64 of the last matched detection; class_recent: (N, CLASS_WINDOW) int64 classes of the
     last matched detections (a ring indexed by hits); last_seen_stamp: (N,) s; last_seen_center: (N, 2) px of
     the last matched detection; measurement: (N, 4) px, the detection box matched last (this frame
-    when has_measurement (N,) bool); age, hits, misses (consecutive), frames_since_seen: (N,) int64.
+    when has_measurement (N,) bool); age, hits, misses (consecutive), frames_since_seen: (N,) int64;
+    hidden_since_seen: (N,) bool, the track's ghost lay behind another track in some frame since its
+    last match; claim_hits: (N,) int64, the hits that let its ghost be published: all of them but
+    those of an earlier identity it was given back after that one was lost in plain view.
     """
 
     filters: BoxFilterBank
@@ -51,10 +54,13 @@ class TrackTable:
     hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     misses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     frames_since_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    hidden_since_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    claim_hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     _ROW_FIELDS = ("ids", "state", "class_id", "class_name", "score", "class_recent", "last_seen_stamp",
                    "last_seen_center",
-                   "measurement", "has_measurement", "age", "hits", "misses", "frames_since_seen")
+                   "measurement", "has_measurement", "age", "hits", "misses", "frames_since_seen",
+                   "hidden_since_seen", "claim_hits")
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -145,7 +151,8 @@ class TrackTable:
                "class_recent": np.repeat(np.asarray(class_ids, np.int64)[:, None], CLASS_WINDOW, axis=1),
                "last_seen_stamp": np.full(k, stamp), "last_seen_center": boxes[:, :2], "measurement": boxes,
                "has_measurement": np.ones(k, bool), "age": np.zeros(k, np.int64), "hits": np.ones(k, np.int64),
-               "misses": np.zeros(k, np.int64), "frames_since_seen": np.zeros(k, np.int64)}
+               "misses": np.zeros(k, np.int64), "frames_since_seen": np.zeros(k, np.int64),
+               "hidden_since_seen": np.zeros(k, bool), "claim_hits": np.ones(k, np.int64)}
         for name in self._ROW_FIELDS:
             setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
         self.memory.append(embeddings, has_embedding)
@@ -162,7 +169,9 @@ class LostGallery:
     something: :class:`~object_permanence.core.ghost_onset.SteadySize`); velocity:
     (G, 2) px/s of its box centre when it was lost; left_view: (G,) bool, lost because its
     prediction left the image (else: unseen too long in view); frames_since_seen: (G,) int64;
-    memory: their appearance memories (moved out of the track table).
+    hidden: (G,) bool, its ghost lay behind another track at some frame before it was lost;
+    claim_hits: (G,) int64 (:class:`TrackTable`'s); memory: their appearance memories (moved out
+    of the track table).
     """
 
     memory: AppearanceMemory
@@ -176,9 +185,11 @@ class LostGallery:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     left_view: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     frames_since_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    hidden: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    claim_hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     _ROW_FIELDS = ("ids", "class_id", "class_name", "hits", "last_seen_stamp", "box", "size", "velocity", "left_view",
-                   "frames_since_seen")
+                   "frames_since_seen", "hidden", "claim_hits")
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -194,7 +205,8 @@ class LostGallery:
                "box": table.measurement[rows],
                "size": table.filters.steady_sizes[rows], "velocity": table.filters.velocities[rows],
                "left_view": np.asarray(left_view, bool),
-               "frames_since_seen": table.frames_since_seen[rows]}
+               "frames_since_seen": table.frames_since_seen[rows], "hidden": table.hidden_since_seen[rows],
+               "claim_hits": table.claim_hits[rows]}
         for name in self._ROW_FIELDS:
             setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
         self.memory.extend(table.memory.take(rows))

@@ -39,9 +39,12 @@ ghost lives at least ``ghost_covered_min_age_s`` however few its hits; a predict
 leaving the image ends the ghost at once, and so does a ghost behind a VISIBLE track that looks the
 same and was not followed beside it for ``gallery_min_hits`` frames (``twin_ghost_max_appearance_cost``:
 a duplicate track of that object, not a look-alike it walked behind). A ghost of fewer weighted
-hits than ``ghost_min_hits`` is held (its identity kept) but not published, and so is one whose
-predicted centre's standard deviation exceeds ``ghost_max_std_frac`` of its box size (the object
-is no longer known to be where its box would be claimed). Appearance lives in a
+hits than ``ghost_min_hits`` is held (its identity kept) but not published (the hits of an
+earlier identity given back after it was lost in plain view do not count: ``claim_hits``), and so
+is one whose predicted centre's standard deviation exceeds ``ghost_max_std_frac`` of its box size
+(the object is no longer known to be where its box would be claimed). A LOST track enters the
+gallery with ``gallery_min_hits`` hits, or ``gallery_covered_min_hits`` when its ghost was hidden
+behind another track. Appearance lives in a
 per-track memory (:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
 
 A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
@@ -252,7 +255,8 @@ class WorldModel:
         ids = np.array([self._ids.allocate() for _ in range(new_cols.size)], dtype=np.uint64)
         g = self._gallery
         g.frames_since_seen += 1
-        to_gallery = (lost & (t.hits >= cfg.gallery_min_hits) & t.memory.has).nonzero()[0]
+        min_hits = np.where(t.hidden_since_seen, cfg.gallery_covered_min_hits, cfg.gallery_min_hits)
+        to_gallery = (lost & (t.hits >= min_hits) & t.memory.has).nonzero()[0]
         g.add(t, to_gallery, self._outside[to_gallery])
         g.forget(stamp, cfg.gallery_retention_s, cfg.gallery_capacity)
         t.append(ids, new_state, dets.boxes[new_cols], dets.scores[new_cols], dets.class_ids[new_cols],
@@ -416,9 +420,11 @@ class WorldModel:
         unseen = t.frames_since_seen[rows]
         prev_scores, prev_boxes = t.score[rows], t.measurement[rows]  # the last detection's, for confirm_matched()
         t.hits[rows] += 1
+        t.claim_hits[rows] += 1
         t.age[rows] += 1
         t.misses[rows] = 0
         t.frames_since_seen[rows] = 0
+        t.hidden_since_seen[rows] = False
         t.last_seen_stamp[rows] = stamp
         t.last_seen_center[rows] = z[:, :2]
         t.measurement[rows] = z
@@ -479,7 +485,8 @@ class WorldModel:
         # core/ghost_life.py); cap: covered, in plain view (image size known) or unknown (max_ghost_age_s)
         evidence = effective_hits(t.hits, t.age, t.frames_since_seen, cfg.ghost_min_hit_ratio)
         # a ghost of less evidence than ghost_min_hits is held (its identity kept) but not published
-        self._quiet = ghosts & (evidence < cfg.ghost_min_hits)
+        # (of its claim hits: not those of an earlier identity lost in plain view, given back)
+        self._quiet = ghosts & (evidence * t.claim_hits / np.maximum(t.hits, 1) < cfg.ghost_min_hits)
         if cfg.ghost_max_std_frac > 0 and ghosts.any():
             # ... or whose predicted centre is too uncertain for its box to be claimed
             g = ghosts.nonzero()[0]
@@ -492,6 +499,8 @@ class WorldModel:
         life[floor] = np.maximum(life[floor], cfg.ghost_covered_min_age_s)
         expired = (stamp - t.last_seen_stamp > life) | outside
         self._outside = outside
+        t.hidden_since_seen |= covered
+        t.hidden_since_seen[twins] = False  # a duplicate of the object covering it, not hidden
         lost = ghosts & expired
         t.state[lost] = _LOST
         occ_rows, lost_rows = occluded.nonzero()[0], lost.nonzero()[0]
