@@ -89,8 +89,8 @@ class TrackTable:
     def publish(self, rows: np.ndarray, extent_offset: np.ndarray | None = None) -> list[Track]:
         """The tracks ``rows`` (int (K,)) as published :class:`Track` objects, in that order; their
         arrays are views of copies taken out of the table (later steps do not change them).
-        ``extent_offset`` (K, 2), when given, is added to the published ``w, h`` (the world model's
-        extent gain, :mod:`object_permanence.core.extent_gain`); the filters keep their state.
+        ``extent_offset`` (K, 4), when given, is added to the published box (the world model's
+        published box gain, :mod:`object_permanence.core.extent_gain`); the filters keep their state.
 
         One ``map`` over column lists builds the K objects, with ``Track``'s fields passed by position
         (``TRACK_FIELDS``, checked against the dataclass by the tests): keywords and per-row indexing
@@ -105,7 +105,7 @@ class TrackTable:
         f = self.filters
         boxes = f.boxes.take(rows, axis=0)
         if extent_offset is not None:
-            boxes[:, 2:] += extent_offset
+            boxes += extent_offset
         return list(map(Track, self.ids[rows].tolist(), [STATES[s] for s in self.state[rows].tolist()],
                         list(boxes), list(f.velocities.take(rows, axis=0)),
                         list(f.box_covariances.take(rows, axis=0)), self.score[rows].tolist(),

@@ -54,10 +54,11 @@ ghosts needs the track's class, the most frequent class of its last matched dete
 detection does not relabel it); in stage 5 another class only ranks a candidate lower. Time comes
 only from the ``stamp`` arguments (seconds).
 Detections are validated as one array (:mod:`object_permanence.core.detection_batch`).
-A track matched in the frame is published with the filter's posterior centre and with ``w, h``
-moved toward the detection by the gain matched to the persistent part of the size innovations
-(:mod:`object_permanence.core.extent_gain`: an articulated object's extent changes faster than the
-size model predicts); the filter, the association and the ghosts use the posterior.
+A track matched in the frame is published with its box moved from the filter's posterior toward
+the detection by the gain matched to the persistent part of the innovations, per axis
+(:mod:`object_permanence.core.extent_gain`: an articulated object's extent and a walker's centre
+change in ways the motion model does not predict; the centre only for a detection of the object's
+whole extent); the filter, the association and the ghosts use the posterior.
 """
 from __future__ import annotations
 
@@ -79,7 +80,6 @@ from object_permanence.core.association import (
 from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
 from object_permanence.core.confirmation import confirm_matched
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
-from object_permanence.core.extent_gain import AXES as EXTENT_AXES
 from object_permanence.core.extent_gain import ExtentGain
 from object_permanence.core.ghost_life import effective_hits
 from object_permanence.core.ghost_onset import hidden_side, onset_correction
@@ -179,7 +179,7 @@ class WorldModel:
         self._outside = np.zeros(0, bool)  # (N,) of the last _miss: prediction outside the image
         self._quiet = np.zeros(0, bool)  # (N,) of the last _miss: a ghost of too little evidence to publish
         self._extent = ExtentGain(self.config.extent_gain_rate)
-        self._extent_offset = np.zeros((0, EXTENT_AXES.size))  # (N, 2) of this step: published w, h - posterior
+        self._extent_offset = np.zeros((0, 4))  # (N, 4) of this step: published box - posterior
         self._innovation_var = np.zeros((0, 4))  # (N, 4) of this step's association
         self._last_stamp: float | None = None
         self._embedding_dim: int | None = None
@@ -293,8 +293,8 @@ class WorldModel:
         shown_all[merged] = False
         shown_all[relost] = False
         shown_rows = shown_all.nonzero()[0]
-        offset = np.concatenate([self._extent_offset, np.zeros((new_cols.size, EXTENT_AXES.size))])
-        published = self._table.publish(shown_rows, offset.take(shown_rows, axis=0))  # the extent gain's w, h
+        offset = np.concatenate([self._extent_offset, np.zeros((new_cols.size, 4))])
+        published = self._table.publish(shown_rows, offset.take(shown_rows, axis=0))  # the published box gain's
         keep = np.concatenate([alive, np.ones(new_cols.size, bool)])  # new tracks all stay
         keep[merged] = False  # the ghosts taken over (old rows)
         keep = keep.nonzero()[0]
@@ -402,11 +402,12 @@ class WorldModel:
         REACQUIRED events as (rows, order within the row, kinds, frames unseen) arrays."""
         t = self._table
         z = dets.boxes.take(cols, axis=0)
-        # before the update: the published w, h of this frame from the prior, innovation and R
-        self._extent_offset = np.zeros((len(t), EXTENT_AXES.size))
+        # before the update: the published box of this frame from the prior, innovation and R
+        self._extent_offset = np.zeros((len(t), 4))
         self._extent_offset[rows] = self._extent.published_offsets(
             t.ids[rows], t.filters.boxes.take(rows, axis=0), self._innovation_var.take(rows, axis=0),
-            self._kalman_params, z, (t.state[rows] == _VISIBLE) & ~reinit, reinit)
+            self._kalman_params, z, t.filters.steady_sizes.take(rows, axis=0),
+            (t.state[rows] == _VISIBLE) & ~reinit, reinit)
         if reinit.any():
             r, zr = rows[reinit], z[reinit]
             gap = stamp - t.last_seen_stamp[r]

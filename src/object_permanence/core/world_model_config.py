@@ -179,9 +179,10 @@ class WorldModelConfig:
         more like the new track (its cosine distance + this margin below the gallery one): a
         reflection or duplicate of a visible object is not given a lost identity.
     publish_tentative: whether TENTATIVE tracks are in the published list.
-    extent_gain_rate: step of the online estimate of the persistent part of the size innovations
-        (:mod:`object_permanence.core.extent_gain`) that sets the published ``w, h`` of a track
-        matched this frame between the posterior and the detection; 0: always the posterior.
+    extent_gain_rate: step of the online estimate of the persistent part of the innovations
+        (:mod:`object_permanence.core.extent_gain`) that sets the published box (``w, h``, and the
+        centre for a detection of the object's whole extent) of a track matched this frame between
+        the posterior and the detection; 0: always the posterior.
     motion_model: the box filter the tracks (and their ghosts) are predicted with
         (:mod:`object_permanence.core.motion_models`).
     measurement_std_frac .. imm_switch_time_s: Kalman noise scales and motion-model constants
