@@ -428,7 +428,7 @@ def test_100_objects_tracked_at_once() -> None:
     ("reid_max_appearance_cost", 3.0), ("reid_gate_scale", 0.5), ("embedding_momentum", 1.0),
     ("publish_tentative", 1), ("measurement_std_frac", 0.0), ("accel_std_frac", float("inf")),
     ("appearance_memory", "lstm"), ("working_memory_size", 0), ("episodic_memory_size", 1.5),
-    ("bank_size", False), ("gallery_capacity", -1), ("gallery_min_hits", 0), ("gallery_covered_min_hits", 0), ("gallery_retention_s", -1.0), ("motion_reid_max_gap_s", -0.5),
+    ("bank_size", False), ("gallery_capacity", -1), ("gallery_min_hits", 0), ("gallery_covered_min_hits", 0), ("gallery_retention_s", -1.0),
     ("gallery_max_appearance_cost", 2.5), ("gallery_distance_per_s", float("nan")),
     ("gallery_exit_distance_per_s", -0.1), ("gallery_max_scale_ratio", 0.9), ("gallery_veto_margin", -0.1),
     ("ghost_max_scale_ratio", 0.99), ("ghost_max_scale_ratio", float("nan")),

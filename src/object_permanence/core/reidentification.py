@@ -21,18 +21,6 @@ _VISIBLE, _OCCLUDED = int(TrackState.VISIBLE), int(TrackState.OCCLUDED)
 
 def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: np.ndarray,
                     stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Give young tracks ``rows`` an identity seen before: by appearance
-    (:func:`reidentify_by_appearance`), then, for the tracks and gallery entries without appearance
-    (a detector that sends no embeddings), by motion alone (:func:`reidentify_by_motion`).
-    Returns the rows (K,), the frames each was unseen (K,) and the ghost rows taken over (to be
-    dropped)."""
-    back, unseen, merged = reidentify_by_appearance(t, g, cfg, rows, stamp)
-    more, more_unseen = reidentify_by_motion(t, g, cfg, np.setdiff1d(rows, back), stamp)
-    return np.concatenate([back, more]), np.concatenate([unseen, more_unseen]), merged
-
-
-def reidentify_by_appearance(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: np.ndarray,
-                             stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Give young tracks ``rows`` (TENTATIVE and matched this frame, or new) the identity of a
     LOST track in the gallery or of a ghost missed this frame (an older one, unseen >
     ``recent_ghost_s``: its prediction missed the object, which came back elsewhere; a recent one:
@@ -82,7 +70,15 @@ def reidentify_by_appearance(t: TrackTable, g: LostGallery, cfg: WorldModelConfi
                      cfg.gallery_exit_distance_per_s, cfg.gallery_distance_per_s)
     cand_h = np.concatenate([g.size[:, 1], t.filters.steady_sizes[ghosts, 1]])  # the object's, not a sliver's
     reach = cand_h[None, :] * (cfg.gallery_distance_base + per_s * gap)[None, :]
-    dist = path_distance(box[:, :2], cand_box[:, :2], np.concatenate([g.velocity, t.filters.velocities[ghosts]]), gap)
+    # distance to the path it was on: the segment from its last detection a to a + v gap
+    a = cand_box[:, :2]
+    ab = np.concatenate([g.velocity, t.filters.velocities[ghosts]]) * gap[:, None]  # v gap, (C, 2)
+    ap = box[:, None, :2] - a[None, :, :]  # (R, C, 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = np.clip(np.einsum("rcd,cd->rc", ap, ab) / np.einsum("cd,cd->c", ab, ab)[None, :], 0.0, 1.0)
+    u = np.nan_to_num(u)  # no motion: the point a itself
+    closest = ap - u[:, :, None] * ab[None, :, :]  # p - (a + u (b - a))
+    dist = np.hypot(closest[:, :, 0], closest[:, :, 1])
     scale = box[:, None, 3] / cand_h[None, :]
     # appearance cap per candidate: a recent ghost's is stricter (recent_ghost_max_appearance_cost)
     recent = np.concatenate([np.zeros(len(g), bool), gap[len(g):] <= cfg.recent_ghost_s])
@@ -139,61 +135,6 @@ def reidentify_by_appearance(t: TrackTable, g: LostGallery, cfg: WorldModelConfi
     keep[eg] = False
     g.select(np.flatnonzero(keep))
     return np.concatenate([rg, rh]), unseen, eh
-
-
-def reidentify_by_motion(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: np.ndarray,
-                         stamp: float) -> tuple[np.ndarray, np.ndarray]:
-    """Give young tracks ``rows`` without appearance the identity of a gallery entry without
-    appearance by motion alone: unseen at most ``motion_reid_max_gap_s`` (0: never), the same
-    class, the young track's centre within ``gallery_near_frac h`` of the path the entry was on (from
-    its last detection on at the velocity it had, over the gap: stopped or carried on; ``h`` its
-    steady height), the height ratio at most ``gallery_max_scale_ratio`` and the young track started
-    after the entry was last seen (:func:`born_after_last_seen`); the nearest pairs first (one
-    assignment on ``distance / h``). What a motion-only tracker's lost-track buffer does, for
-    detections that carry no embedding (MOT detection files, a detector without one): without it an
-    identity not bridged by its ghost is gone. The matched rows become VISIBLE with the old id and
-    hits and the entries leave the gallery. Returns the rows (K,) and the frames each was unseen (K,)."""
-    empty = np.zeros(0, np.intp)
-    if cfg.motion_reid_max_gap_s <= 0 or not len(g) or rows.size == 0:
-        return empty, np.zeros(0, np.int64)
-    # a young track of one box is taken only on a confident detection (clutter is weaker)
-    rows = rows[~t.memory.has[rows] & ((t.hits[rows] >= 2) | (t.score[rows] >= cfg.fast_confirm_min_score))]
-    gap = stamp - g.last_seen_stamp
-    cand = np.flatnonzero(~g.memory.has & (gap <= cfg.motion_reid_max_gap_s))
-    if rows.size == 0 or cand.size == 0:
-        return empty, np.zeros(0, np.int64)
-    box, h = t.measurement[rows], g.size[cand, 1]
-    near = path_distance(box[:, :2], g.box[cand, :2], g.velocity[cand], gap[cand]) / h[None, :]  # (R, C)
-    ok = (near <= cfg.gallery_near_frac) \
-        & (t.class_id[rows][:, None] == g.class_id[cand][None, :]) \
-        & within_ratio(box[:, None, 3] / h[None, :], cfg.gallery_max_scale_ratio) \
-        & born_after_last_seen(t.age[rows], g.frames_since_seen[cand]).T
-    if not ok.any():
-        return empty, np.zeros(0, np.int64)
-    pairs, _, _ = assign(np.where(ok, near, np.inf), cfg.gallery_near_frac)
-    r, e = rows[pairs[:, 0]], cand[pairs[:, 1]]
-    unseen = g.frames_since_seen[e].astype(np.int64)
-    t.ids[r] = g.ids[e]
-    t.hits[r] += g.hits[e]
-    t.claim_hits[r] += np.where(g.hidden[e] | g.left_view[e], g.claim_hits[e], 0)
-    t.state[r] = _VISIBLE
-    keep = np.ones(len(g), bool)
-    keep[e] = False
-    g.select(np.flatnonzero(keep))
-    return r, unseen
-
-
-def path_distance(points: np.ndarray, start: np.ndarray, velocity: np.ndarray, gap: np.ndarray) -> np.ndarray:
-    """(R, C) distance of each point (R, 2) from each candidate's path over its gap: the segment
-    from ``start`` (C, 2) to ``start + velocity gap`` ((C, 2) px/s, (C,) s); a candidate that
-    stopped or carried on is on it."""
-    ab = velocity * gap[:, None]  # (C, 2)
-    ap = points[:, None, :] - start[None, :, :]  # (R, C, 2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = np.clip(np.einsum("rcd,cd->rc", ap, ab) / np.einsum("cd,cd->c", ab, ab)[None, :], 0.0, 1.0)
-    u = np.nan_to_num(u)  # no motion: the point start itself
-    closest = ap - u[:, :, None] * ab[None, :, :]  # p - (a + u (b - a))
-    return np.hypot(closest[:, :, 0], closest[:, :, 1])
 
 
 def born_after_last_seen(age: np.ndarray, frames_since_seen: np.ndarray) -> np.ndarray:

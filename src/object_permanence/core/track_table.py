@@ -161,8 +161,7 @@ class TrackTable:
 
 @dataclass
 class LostGallery:
-    """LOST tracks kept for re-identification (G rows, oldest first): by appearance, or by motion
-    alone for those without any.
+    """LOST tracks kept for re-identification by appearance (G rows, oldest first).
 
     ids: (G,) uint64; class_id: (G,) int64; class_name: (G,) object; hits: (G,) int64 of the track;
     last_seen_stamp: (G,) s; box: (G, 4) px, the last detection matched to the track; size: (G, 2)
@@ -218,9 +217,9 @@ class LostGallery:
             setattr(self, name, getattr(self, name)[rows])
         self.memory.select(rows)
 
-    def forget(self, stamp: float, retention_s: float | np.ndarray, capacity: int) -> None:
-        """Drop the entries unseen longer than ``retention_s`` (one for all, or (G,) per entry) at
-        ``stamp``, then the oldest ones beyond ``capacity`` (memory stays bounded)."""
+    def forget(self, stamp: float, retention_s: float, capacity: int) -> None:
+        """Drop the entries unseen longer than ``retention_s`` at ``stamp``, then the oldest ones
+        beyond ``capacity`` (memory stays bounded)."""
         keep = (stamp - self.last_seen_stamp <= retention_s).nonzero()[0]
         if keep.size > capacity:
             keep = keep[np.argsort(self.last_seen_stamp[keep], kind="stable")[keep.size - capacity:]]

@@ -256,10 +256,9 @@ class WorldModel:
         g = self._gallery
         g.frames_since_seen += 1
         min_hits = np.where(t.hidden_since_seen, cfg.gallery_covered_min_hits, cfg.gallery_min_hits)
-        # a track without appearance is kept only for re-identification by motion (motion_reid_max_gap_s)
-        to_gallery = (lost & (t.hits >= min_hits) & (t.memory.has | (cfg.motion_reid_max_gap_s > 0))).nonzero()[0]
+        to_gallery = (lost & (t.hits >= min_hits) & t.memory.has).nonzero()[0]
         g.add(t, to_gallery, self._outside[to_gallery])
-        g.forget(stamp, np.where(g.memory.has, cfg.gallery_retention_s, cfg.motion_reid_max_gap_s), cfg.gallery_capacity)
+        g.forget(stamp, cfg.gallery_retention_s, cfg.gallery_capacity)
         t.append(ids, new_state, dets.boxes[new_cols], dets.scores[new_cols], dets.class_ids[new_cols],
                  dets.class_names[new_cols], dets.embeddings[new_cols], dets.has_embedding[new_cols], stamp)
         new_rows = np.arange(n, n + new_cols.size)

@@ -169,11 +169,6 @@ class WorldModelConfig:
         seeds 0-9 / 10-29, realistic, over the 0.2 cap alone: re-entry identity 92.6 -> 94.1 /
         88.3 -> 91.4 %, look-alikes wrongly re-identified 5.0 -> 5.0 / 6.25 -> 5.0 %, ``reentry``
         IDF1 +0.45 / +0.63; ``cluttered`` IDF1 +0.12 / -0.17).
-    motion_reid_max_gap_s: seconds a LOST track without appearance (detections without embeddings:
-        MOT detection files, a detector that sends none) stays in the gallery, where a young track
-        without appearance on the path it was on (within ``gallery_near_frac`` of its steady height)
-        takes its identity back by motion alone; 0: off (without appearance an identity that its
-        ghost did not bridge is gone). Tracks with appearance are not affected.
     gallery_max_scale_ratio: largest ratio of the new box height and the candidate's (either way)
         in a re-identification by appearance: in the re-identification stage the candidate's
         height as for ``gallery_distance_base``; for an older ghost taking a box beyond its motion
@@ -240,7 +235,6 @@ class WorldModelConfig:
     gallery_near_frac: float = 0.35
     gallery_near_max_appearance_cost: float = 0.4
     gallery_max_scale_ratio: float = 2.0
-    motion_reid_max_gap_s: float = 0.0
     gallery_veto_margin: float = 0.05
     publish_tentative: bool = False
     extent_gain_rate: float = 0.5
@@ -282,7 +276,7 @@ class WorldModelConfig:
               "in [0, 1)")
         for name in ("ghost_max_std_frac", "ghost_covered_age_s", "ghost_covered_min_age_s", "ghost_plain_view_age_s",
                      "occluder_memory_s", "gallery_retention_s", "gallery_distance_base", "gallery_distance_per_s",
-                     "gallery_exit_distance_per_s", "motion_reid_max_gap_s"):
+                     "gallery_exit_distance_per_s"):
             check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
         check("class_mismatch_cost", is_num(self.class_mismatch_cost) and self.class_mismatch_cost >= 0,
               "a finite number >= 0")
