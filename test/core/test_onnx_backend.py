@@ -13,6 +13,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from object_permanence.core.detection.onnx_backend import (  # noqa: E402
     OnnxDetector,
+    attached_device,
     decode_end_to_end,
     decode_predictions,
     parse_names,
@@ -161,6 +162,11 @@ def test_device_resolution_and_names() -> None:
         resolve_provider("cuda", ["CPUExecutionProvider"])
     with pytest.raises(ValueError, match="device must be one of"):
         resolve_provider("tpu", ["CPUExecutionProvider"])
+    cpu_only = ["CPUExecutionProvider"]  # what a session attaches when CUDA's libraries are missing
+    assert attached_device("cuda", "auto", cpu_only) == "cpu"
+    assert attached_device("cuda", "cuda", ["CUDAExecutionProvider", *cpu_only]) == "cuda"
+    with pytest.raises(ValueError, match="attached only"):
+        attached_device("cuda", "cuda", cpu_only)
     assert parse_names("{0: 'box', 1: 'ball'}") == {0: "box", 1: "ball"}
     assert parse_names("not a dict") == {} and parse_names(None) == {}
 
@@ -345,3 +351,28 @@ def test_shipped_model_finds_the_well_visible_sim_objects() -> None:
             found += int(((iou >= 0.5) & same).any(axis=1).sum())
             total += len(seen)
     assert total >= 16 and found >= 0.85 * total, (found, total)
+
+
+def _cuda_provider() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.skipif(not (SHIPPED.is_file() and _cuda_provider()), reason="no onnxruntime CUDA provider here")
+def test_cuda_provider_matches_the_cpu() -> None:
+    """The shipped model through onnxruntime's CUDA provider reports the CPU provider's boxes (within
+    1 px, same classes, scores within 0.01) on held-out sim pairs; the session really attached CUDA
+    (no silent fallback to the CPU)."""
+    from object_permanence.tools.export_detector import sim_pairs
+
+    cpu = OnnxDetector(str(SHIPPED), device="cpu")
+    gpu = OnnxDetector(str(SHIPPED), device="cuda")
+    assert gpu.device == "cuda" and gpu.session.get_providers()[0] == "CUDAExecutionProvider"
+    total = Agreement()
+    for pair in sim_pairs("cluttered", 1000, 5):
+        for c, g in zip(cpu.detect(list(pair)), gpu.detect(list(pair))):
+            total = total + compare_detections(c, g)
+    # boxes within 1 px and of the same class; a score at the threshold may round either way on a GPU
+    assert total.matched >= 10 and not total.class_mismatches and total.max_box_diff_px <= 1.0, total
+    assert total.only_first + total.only_second <= 1 and total.max_score_diff < 0.01, total

@@ -43,6 +43,22 @@ def resolve_provider(device: str, available: Sequence[str]) -> str:
     return device
 
 
+def attached_device(resolved: str, requested: str, attached: Sequence[str]) -> str:
+    """The device a session really runs on. onnxruntime falls back to the CPU, with only a log line,
+    when the CUDA provider is built in but cannot load CUDA or cuDNN: 'auto' follows it to 'cpu',
+    an explicit 'cuda' is an error.
+
+    Raises:
+        ValueError: 'cuda' requested and the session did not attach the CUDA provider.
+    """
+    if resolved != "cuda" or PROVIDERS["cuda"] in attached:
+        return resolved
+    if requested == "cuda":
+        raise ValueError(f"device 'cuda' requested but onnxruntime attached only {list(attached)}: its CUDA "
+                         "provider could not load the CUDA / cuDNN libraries its build needs (see its log above)")
+    return "cpu"
+
+
 def parse_names(text: str | None) -> dict[int, str]:
     """Class names from ultralytics' ``names`` metadata (a Python dict literal ``{0: 'box', ...}``);
     empty when absent or unreadable."""
@@ -195,10 +211,13 @@ class OnnxDetector:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = [PROVIDERS["cuda"], PROVIDERS["cpu"]] if self.device == "cuda" else [PROVIDERS["cpu"]]
+        if self.device == "cuda" and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA / cuDNN from the nvidia-* wheels (torch's), where the system has none
         try:
             self.session = ort.InferenceSession(str(weights), options, providers=providers)
         except Exception as exc:  # onnxruntime's own error types (invalid protobuf, graph, ...)
             raise ValueError(f"weights {weights}: onnxruntime cannot load it: {exc}") from exc
+        self.device = attached_device(self.device, device, self.session.get_providers())
         try:
             self.info = _model_info(self.session)
         except ValueError as exc:
