@@ -87,12 +87,13 @@ def test_eval_with_the_real_sequence(tmp_path: Path, shared_data: Path) -> None:
     tud = shared_data / "mot" / "TUD-Campus" / "gt.txt"
     assert eval_tracking.main(["--out", str(tmp_path), "--scenarios", "clean", "--seeds", "1000,1001",
                                "--frames", "20", "--difficulties", "realistic", "--trackers", "ours,sort",
-                               "--tud", str(tud), "--config-dir", str(REPO / "config")]) == 0
+                               "--tud", str(tud), "--tud-seeds", "1000-1002",
+                               "--config-dir", str(REPO / "config")]) == 0
     rows = json.loads((tmp_path / "tracking.json").read_text())
-    real = [r for r in rows if r["dataset"] == "TUD-Campus"]
+    real = [r for r in rows if r["dataset"] == "TUD-Campus"]  # its own seeds, not the simulator's
     assert [(r["tracker"], r["difficulty"], r["seeds"]) for r in real] == [
-        ("ours", "real", [1000, 1001]), ("sort", "real", [1000, 1001])]
-    assert "TUD-Campus" in (tmp_path / "tracking.md").read_text()
+        ("ours", "real", [1000, 1001, 1002]), ("sort", "real", [1000, 1001, 1002])]
+    assert "5% clutter (seeds 1000–1002)" in (tmp_path / "tracking.md").read_text()
     assert eval_tracking.main(["--out", str(tmp_path), "--tud", str(tmp_path / "none.txt")]) == 2
 
 

@@ -2,7 +2,8 @@
 
 Every simulated scenario x held-out seeds x detector difficulty (``realistic``, ``hard``), plus
 real ground truth (TUD-Campus, perturbed into detections with dropout windows, jitter and clutter;
-:mod:`object_permanence.core.eval.tud_campus`). Per sequence and camera the detections are written
+:mod:`object_permanence.core.eval.tud_campus`; 60 perturbation seeds of its own, ``--tud-seeds``:
+one 71-frame sequence varies from seed to seed by more than the trackers differ). Per sequence and camera the detections are written
 as a MOTChallenge sequence under ``<out>/detections/`` and read back; ours (the shipped
 ``config/world_model.yaml``) and the peers of ``trackers`` (SORT, ByteTrack, OC-SORT, BoT-SORT with
 the thresholds of ``config/eval_peers.yaml``) run on exactly those detections and are scored by
@@ -10,7 +11,7 @@ the shared metrics; see :mod:`object_permanence.core.eval.tracking_eval` for the
 
     python -m object_permanence.tools.eval_tracking --out out/eval [--seeds 1000-1004]
         [--scenarios clean,crossing] [--difficulties realistic,hard] [--frames N] [--workers 2]
-        [--embedding colour_histogram|learned]
+        [--tud-seeds 1000-1059 | --no-tud] [--embedding colour_histogram|learned]
 
 Each simulated detection carries the appearance embedding of its box in the rendered image that
 the detector node would compute with ``config/detector.yaml`` (``embedding``: the colour histogram
@@ -98,6 +99,8 @@ from object_permanence.tools.shared_data import SHARED_DATA_ENV, shared_data_roo
 
 #: Seeds >= this are held out: never used for tuning (DESIGN.md, held-out protocol).
 HELD_OUT_SEED = 1000
+#: TUD-Campus perturbation seeds of a default run (held out: from HELD_OUT_SEED on).
+TUD_SEEDS = 60
 TUD_RELATIVE = Path("mot") / "TUD-Campus" / "gt.txt"
 DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
 #: The sub-folders of ``--out`` an eval run rewrites from scratch (no stale sequence survives).
@@ -301,29 +304,34 @@ def run_jobs(setup: EvalSetup, jobs: Sequence[EvalJob], workers: int) -> list[Ru
     return sorted(scores, key=lambda r: (r.score.dataset, r.score.difficulty, r.score.seed, r.score.tracker))
 
 
-def _titles(seeds: Sequence[int], frames: int | None) -> dict[str, str]:
-    span = f"seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
+def _span(seeds: Sequence[int]) -> str:
+    return f"seeds {seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
+
+
+def _titles(seeds: Sequence[int], frames: int | None, tud_seeds: Sequence[int]) -> dict[str, str]:
     length = f"{frames} frames" if frames else "full length"
-    titles = {d: f"Simulated scenarios, `{d}` detector ({span}, both cameras, {length})" for d in DIFFICULTIES}
+    titles = {d: f"Simulated scenarios, `{d}` detector ({_span(seeds)}, both cameras, {length})"
+              for d in DIFFICULTIES}
     titles[TUD_DIFFICULTY] = (f"Real ground truth: TUD-Campus (640x480, 25 fps, 71 frames) with dropout windows "
-                              f"of 1–30 frames for 1/3 of the identities, 3% jitter, 5% clutter ({span})")
+                              f"of 1–30 frames for 1/3 of the identities, 3% jitter, 5% clutter "
+                              f"({_span(tud_seeds) if tud_seeds else 'not run'})")
     return titles
 
 
 def write_report(rows: list[dict[str, Any]], results: Sequence[RunResult], out: Path, seeds: Sequence[int],
-                 frames: int | None, command: str, elapsed_s: float) -> None:
+                 frames: int | None, command: str, elapsed_s: float, tud_seeds: Sequence[int] = ()) -> None:
     """``tracking.json``, ``sequences.json``, ``tracking.md`` and ``tracking.png`` in ``out``."""
     (out / "tracking.json").write_text(json.dumps(rows, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     (out / "sequences.json").write_text(json.dumps([{**asdict(r.score), "reentry": asdict(r.reentry)}
                                                     for r in results], indent=1, allow_nan=False) + "\n",
                                         encoding="utf-8")
-    warning = "" if min(seeds) >= HELD_OUT_SEED else (
+    warning = "" if min([*seeds, *tud_seeds]) >= HELD_OUT_SEED else (
         f"**Not a held-out figure: seeds below {HELD_OUT_SEED} are tuning seeds.**\n\n")
     header = (f"# Tracking: our world model vs. `trackers` 2.6.1 on the same detections\n\n{warning}"
               f"`{command}` — {elapsed_s / 60:.1f} min. HOTA, IDF1, MOTA, occlusion recovery and ghost "
               f"precision in %; — where a tracker has no samples (the peers publish no ghosts). "
               f"Bold: best HOTA / IDF1 per dataset.\n\n")
-    (out / "tracking.md").write_text(header + markdown_tables(rows, _titles(seeds, frames)) + "\n"
+    (out / "tracking.md").write_text(header + markdown_tables(rows, _titles(seeds, frames, tud_seeds)) + "\n"
                                      + reentry_markdown(rows), encoding="utf-8")
     plot_identity(rows, out / "tracking.png")
 
@@ -344,6 +352,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tud", type=Path, default=None,
                         help=f"TUD-Campus gt.txt (default: ${SHARED_DATA_ENV} or ../shared/data, + {TUD_RELATIVE})")
     parser.add_argument("--no-tud", action="store_true", help="leave the real sequence out")
+    parser.add_argument("--tud-seeds", default=None,
+                        help=f"perturbation seeds of TUD-Campus (default {HELD_OUT_SEED}-{HELD_OUT_SEED + TUD_SEEDS - 1}: "
+                        "a 71-frame sequence is cheap, and its figures vary from seed to seed by more than the "
+                        "trackers differ)")
     parser.add_argument("--config-dir", type=Path, default=Path("config"),
                         help="folder of world_model.yaml and eval_peers.yaml (default ./config)")
     parser.add_argument("--embedding", choices=EMBEDDINGS, default=None,
@@ -367,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         list(argv) if argv is not None else sys.argv[1:])
     try:
         seeds = parse_seeds(args.seeds or ("0-4" if args.tune_peers else f"{HELD_OUT_SEED}-{HELD_OUT_SEED + 4}"))
+        tud_seeds = parse_seeds(args.tud_seeds or f"{HELD_OUT_SEED}-{HELD_OUT_SEED + TUD_SEEDS - 1}")
         scenarios = _names(args.scenarios, list(SCENARIOS), "--scenarios")
         difficulties = _names(args.difficulties or ("realistic" if args.tune_peers else "realistic,hard"),
                               DIFFICULTIES, "--difficulties")
@@ -384,11 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if seeds[-1] >= HELD_OUT_SEED:
             parser.error(f"--tune-peers uses tuning seeds only (< {HELD_OUT_SEED}); got {seeds[-1]}")
         return _tune(args, command, seeds, scenarios, difficulties, trackers)
-    return _evaluate(args, command, seeds, scenarios, difficulties, trackers)
+    return _evaluate(args, command, seeds, scenarios, difficulties, trackers, tud_seeds)
 
 
 def _evaluate(args: argparse.Namespace, command: str, seeds: list[int], scenarios: list[str],
-              difficulties: list[str], trackers: list[str]) -> int:
+              difficulties: list[str], trackers: list[str], tud_seeds: list[int]) -> int:
     try:
         wm_config = shipped_world_model_config(args.config_dir)
         bins = shipped_embedding_bins(args.config_dir)
@@ -416,7 +429,8 @@ def _evaluate(args: argparse.Namespace, command: str, seeds: list[int], scenario
     setup = EvalSetup(tuple(trackers), wm_config, peer_params, args.out, tuple(difficulties), args.frames, bins,
                       embedding, weights)
     jobs = [EvalJob(seed, scenario=s) for s in scenarios for seed in seeds]
-    jobs += [EvalJob(seed, tud=tud) for seed in seeds] if tud is not None else []
+    tud_seeds = tud_seeds if tud is not None else []
+    jobs += [EvalJob(seed, tud=tud) for seed in tud_seeds]
     start = time.perf_counter()
     results = run_jobs(setup, jobs, args.workers)
     write_seqmap(args.out / "detections")
@@ -424,8 +438,8 @@ def _evaluate(args: argparse.Namespace, command: str, seeds: list[int], scenario
     rows = rows_from_scores([r.score for r in results], trackers, (*DIFFICULTIES, TUD_DIFFICULTY),
                             (*SCENARIOS, TUD_DATASET))
     add_reentry_columns(rows, [(r.score.dataset, r.score.difficulty, r.score.tracker, r.reentry) for r in results])
-    write_report(rows, results, args.out, seeds, args.frames, command, elapsed)
-    print(markdown_tables(rows, _titles(seeds, args.frames)))
+    write_report(rows, results, args.out, seeds, args.frames, command, elapsed, tud_seeds)
+    print(markdown_tables(rows, _titles(seeds, args.frames, tud_seeds)))
     print(reentry_markdown(rows))
     print(f"eval_tracking: {len(results)} runs in {elapsed / 60:.1f} min; wrote {args.out / 'tracking.json'}, "
           f"tracking.md, tracking.png", file=sys.stderr)
