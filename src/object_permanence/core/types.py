@@ -60,8 +60,10 @@ class Detection:
 class Track:
     """A world-model track as published (ghosts included).
 
-    box: (4,) ``cx, cy, w, h`` pixels; velocity: (2,) pixels/s of the box centre;
-    covariance: (4, 4) covariance of the box state ``cx, cy, w, h`` in pixels².
+    box: (4,) ``cx, cy, w, h`` pixels: the filter's posterior, moved toward this frame's detection
+    by the persistent part of the innovations (``extent_gain_rate``, :mod:`core.extent_gain`);
+    velocity: (2,) pixels/s of the box centre; covariance: (4, 4) covariance of the posterior box
+    state ``cx, cy, w, h`` in pixels².
     persistence_score: probability in [0, 1] that the track is a real persistent object,
     NaN until a persistence filter has scored it.
     measurement: (4,) ``cx, cy, w, h`` pixels of the raw detection matched this frame (what a
