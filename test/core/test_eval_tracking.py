@@ -95,6 +95,15 @@ def test_eval_with_the_real_sequence(tmp_path: Path, shared_data: Path) -> None:
         ("ours", "real", [1000, 1001, 1002]), ("sort", "real", [1000, 1001, 1002])]
     assert "5% clutter (seeds 1000–1002)" in (tmp_path / "tracking.md").read_text()
     assert eval_tracking.main(["--out", str(tmp_path), "--tud", str(tmp_path / "none.txt")]) == 2
+    # TUD-Campus alone, on tuning seeds (the report says they are not held out)
+    assert eval_tracking.main(["--out", str(tmp_path / "tud"), "--scenarios", "none", "--tud-seeds", "3",
+                               "--frames", "20", "--trackers", "ours", "--tud", str(tud),
+                               "--config-dir", str(REPO / "config")]) == 0
+    rows = json.loads((tmp_path / "tud" / "tracking.json").read_text())
+    assert [(r["dataset"], r["seeds"]) for r in rows] == [("TUD-Campus", [3])]
+    assert "Not a held-out figure" in (tmp_path / "tud" / "tracking.md").read_text()
+    with pytest.raises(SystemExit):
+        eval_tracking.main(["--out", str(tmp_path), "--scenarios", "none", "--no-tud"])
 
 
 def test_detections_read_back_from_the_files_are_what_every_tracker_gets(tmp_path: Path) -> None:

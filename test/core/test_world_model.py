@@ -632,6 +632,32 @@ def test_ghost_in_plain_view_ends_sooner_than_a_covered_one() -> None:
     assert 119 <= covered <= 122  # 4 s
 
 
+@pytest.mark.parametrize("with_embedding", [True, False])
+def test_a_ghost_without_appearance_lives_longer_in_plain_view(with_embedding: bool) -> None:
+    """ghost_plain_view_age_no_embedding_s caps the plain-view ghost of a track whose detections
+    carry no embedding (no gallery can give its identity back); one with embeddings keeps
+    ghost_plain_view_age_s. The same object, undetected from frame 60 on, comes back at frame 85
+    (0.83 s): with appearance as a new track (LOST at 0.7 s, and one look is not enough for the
+    gallery here), without it under its old id."""
+    emb = unit(np.random.default_rng(0)) if with_embedding else None
+    wm = WorldModel(WorldModelConfig(ghost_plain_view_age_s=0.7, ghost_plain_view_age_no_embedding_s=1.0,
+                                     ghost_age_per_hit_s=0.1, gallery_retention_s=0.0))
+    lost_at = None
+    for k in range(120):
+        dets = [det(300 + 2 * k, 200, emb=emb)] if (k < 60 or k >= 85) else []
+        r = wm.step(k / FPS, dets, IMAGE)
+        if lost_at is None and any(e.kind == EventKind.LOST and e.track_id == 1 for e in r.events):
+            lost_at = k - 59
+    if with_embedding:
+        assert lost_at is not None and 20 <= lost_at <= 23  # 0.7 s
+        assert {t.track_id for t in wm.tracks if t.state == TrackState.VISIBLE} == {2}
+    else:
+        assert lost_at is None  # back at 0.83 s < 1.0 s: the ghost took it
+        assert [(t.track_id, t.state) for t in wm.tracks] == [(1, TrackState.VISIBLE)]
+    with pytest.raises(ValueError, match="ghost_plain_view_age_no_embedding_s"):
+        WorldModelConfig(ghost_plain_view_age_no_embedding_s=-1.0)
+
+
 # --- re-identification of LOST tracks (the gallery) -------------------------------------------------
 
 def _leave_and_return(kind: str, back_row: float, away_s: float = 3.0, emb_scale: float = 0.02,

@@ -34,7 +34,8 @@ Ghost lifetime is explicit state: it grows with the track's hits, weighted by it
 (:mod:`object_permanence.core.ghost_life`: nuisances flicker), and is capped by where the
 prediction is: behind a VISIBLE track's box, or one missed for at most ``occluder_memory_s``
 (``ghost_covered_age_s``), in plain view
-(``ghost_plain_view_age_s``; the image size known) or unknown (``max_ghost_age_s``); a covered
+(``ghost_plain_view_age_s``, ``ghost_plain_view_age_no_embedding_s`` for a track without appearance;
+the image size known) or unknown (``max_ghost_age_s``); a covered
 ghost lives at least ``ghost_covered_min_age_s`` however few its hits; a prediction
 leaving the image ends the ghost at once, and so does a ghost behind a VISIBLE track that looks the
 same and was not followed beside it for ``gallery_min_hits`` frames (``twin_ghost_max_appearance_cost``:
@@ -472,6 +473,8 @@ class WorldModel:
             cx, cy = boxes[:, 0], boxes[:, 1]
             outside = ~((cx >= 0.0) & (cx < image_size[0]) & (cy >= 0.0) & (cy < image_size[1]))
             cap[:] = cfg.ghost_plain_view_age_s
+            if cfg.ghost_plain_view_age_no_embedding_s > 0:  # without appearance no gallery gives it back
+                cap[~t.has_embedding] = cfg.ghost_plain_view_age_no_embedding_s
         # the covering tracks: VISIBLE ones and those whose own miss is at most occluder_memory_s old
         occluders = (t.state == _VISIBLE) | ((t.state == _OCCLUDED)
                                              & (stamp - t.last_seen_stamp <= cfg.occluder_memory_s))

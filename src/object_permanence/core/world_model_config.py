@@ -77,6 +77,12 @@ class WorldModelConfig:
         ends at once. Static occluders are not known here: an object hidden behind one for longer
         is LOST and gets its identity back from the gallery when it shows again (tuned on seeds
         0-999: 0.7 s).
+    ghost_plain_view_age_no_embedding_s: that cap for a track whose detections carry no appearance
+        embedding (a detector without one, replayed boxes): a LOST track comes back from the gallery
+        by appearance only, so without one the ghost is the only carrier of the identity through a
+        detector dropout in plain view. 0 (this default): ``ghost_plain_view_age_s``; the shipped
+        ``config/world_model.yaml`` sets 1.0 (TUD-Campus tuning seeds 0-59; the simulator's
+        detections all carry embeddings, so its figures do not move).
     ghost_cover_frac: the fraction of a ghost's predicted box area inside a VISIBLE track's box
         that counts as covered.
     occluder_memory_s: a track missed for at most this long (OCCLUDED, its last detection at most
@@ -204,6 +210,7 @@ class WorldModelConfig:
     ghost_covered_age_s: float = 4.0
     ghost_covered_min_age_s: float = 0.0
     ghost_plain_view_age_s: float = 0.7
+    ghost_plain_view_age_no_embedding_s: float = 0.0
     ghost_cover_frac: float = 0.3
     occluder_memory_s: float = 0.0
     twin_ghost_max_appearance_cost: float = 0.02
@@ -275,7 +282,7 @@ class WorldModelConfig:
         check("ghost_min_hit_ratio", is_num(self.ghost_min_hit_ratio) and 0 <= self.ghost_min_hit_ratio < 1,
               "in [0, 1)")
         for name in ("ghost_max_std_frac", "ghost_covered_age_s", "ghost_covered_min_age_s", "ghost_plain_view_age_s",
-                     "occluder_memory_s", "gallery_retention_s", "gallery_distance_base", "gallery_distance_per_s",
+                     "ghost_plain_view_age_no_embedding_s", "occluder_memory_s", "gallery_retention_s", "gallery_distance_base", "gallery_distance_per_s",
                      "gallery_exit_distance_per_s"):
             check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
         check("class_mismatch_cost", is_num(self.class_mismatch_cost) and self.class_mismatch_cost >= 0,
@@ -328,8 +335,9 @@ class WorldModelConfig:
         if self.ghost_covered_min_age_s > self.ghost_covered_age_s:
             raise ValueError(f"ghost_covered_min_age_s ({self.ghost_covered_min_age_s!r}) must not exceed "
                              f"ghost_covered_age_s ({self.ghost_covered_age_s!r})")
-        for cap in ("max_ghost_age_s", "ghost_covered_age_s", "ghost_plain_view_age_s"):
-            if self.recent_ghost_s > getattr(self, cap):
+        for cap in ("max_ghost_age_s", "ghost_covered_age_s", "ghost_plain_view_age_s",
+                    "ghost_plain_view_age_no_embedding_s"):
+            if self.recent_ghost_s > getattr(self, cap) and (getattr(self, cap) or cap != "ghost_plain_view_age_no_embedding_s"):
                 raise ValueError(f"recent_ghost_s ({self.recent_ghost_s!r}) must not exceed "
                                  f"{cap} ({getattr(self, cap)!r})")
 

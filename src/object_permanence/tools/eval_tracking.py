@@ -13,6 +13,8 @@ the shared metrics; see :mod:`object_permanence.core.eval.tracking_eval` for the
         [--scenarios clean,crossing] [--difficulties realistic,hard] [--frames N] [--workers 2]
         [--tud-seeds 1000-1059 | --no-tud] [--embedding colour_histogram|learned]
 
+``--scenarios none`` runs TUD-Campus alone (e.g. its tuning seeds: ``--scenarios none --tud-seeds 0-59``).
+
 Each simulated detection carries the appearance embedding of its box in the rendered image that
 the detector node would compute with ``config/detector.yaml`` (``embedding``: the colour histogram
 by default; ``--embedding learned`` the re-ID network of ``--embedding-weights``).
@@ -343,7 +345,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default=None,
                         help=f"world seeds, e.g. 1000-1004 (default; >= {HELD_OUT_SEED}: held out) or, with "
                         "--tune-peers, 0-4 (default; must be < 1000)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="comma-separated (default: all); none: TUD-Campus only")
     parser.add_argument("--difficulties", default=None,
                         help="detector difficulties (default realistic,hard; realistic with --tune-peers)")
     parser.add_argument("--frames", type=int, default=None, help="frames per sequence (default: full length)")
@@ -380,7 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         seeds = parse_seeds(args.seeds or ("0-4" if args.tune_peers else f"{HELD_OUT_SEED}-{HELD_OUT_SEED + 4}"))
         tud_seeds = parse_seeds(args.tud_seeds or f"{HELD_OUT_SEED}-{HELD_OUT_SEED + TUD_SEEDS - 1}")
-        scenarios = _names(args.scenarios, list(SCENARIOS), "--scenarios")
+        scenarios = [] if args.scenarios.strip() == "none" else _names(args.scenarios, list(SCENARIOS), "--scenarios")
+        if not scenarios and (args.tune_peers or args.no_tud):
+            raise ValueError("--scenarios none leaves nothing to run without TUD-Campus (or with --tune-peers)")
         difficulties = _names(args.difficulties or ("realistic" if args.tune_peers else "realistic,hard"),
                               DIFFICULTIES, "--difficulties")
         if args.tune_peers and args.trackers is not None:
