@@ -282,8 +282,8 @@ class WorldModelConfig:
         check("ghost_min_hit_ratio", is_num(self.ghost_min_hit_ratio) and 0 <= self.ghost_min_hit_ratio < 1,
               "in [0, 1)")
         for name in ("ghost_max_std_frac", "ghost_covered_age_s", "ghost_covered_min_age_s", "ghost_plain_view_age_s",
-                     "ghost_plain_view_age_no_embedding_s", "occluder_memory_s", "gallery_retention_s", "gallery_distance_base", "gallery_distance_per_s",
-                     "gallery_exit_distance_per_s"):
+                     "ghost_plain_view_age_no_embedding_s", "occluder_memory_s", "gallery_retention_s",
+                     "gallery_distance_base", "gallery_distance_per_s", "gallery_exit_distance_per_s"):
             check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
         check("class_mismatch_cost", is_num(self.class_mismatch_cost) and self.class_mismatch_cost >= 0,
               "a finite number >= 0")
@@ -335,9 +335,11 @@ class WorldModelConfig:
         if self.ghost_covered_min_age_s > self.ghost_covered_age_s:
             raise ValueError(f"ghost_covered_min_age_s ({self.ghost_covered_min_age_s!r}) must not exceed "
                              f"ghost_covered_age_s ({self.ghost_covered_age_s!r})")
-        for cap in ("max_ghost_age_s", "ghost_covered_age_s", "ghost_plain_view_age_s",
-                    "ghost_plain_view_age_no_embedding_s"):
-            if self.recent_ghost_s > getattr(self, cap) and (getattr(self, cap) or cap != "ghost_plain_view_age_no_embedding_s"):
+        caps = ["max_ghost_age_s", "ghost_covered_age_s", "ghost_plain_view_age_s"]
+        if self.ghost_plain_view_age_no_embedding_s > 0:  # 0: ghost_plain_view_age_s applies
+            caps.append("ghost_plain_view_age_no_embedding_s")
+        for cap in caps:
+            if self.recent_ghost_s > getattr(self, cap):
                 raise ValueError(f"recent_ghost_s ({self.recent_ghost_s!r}) must not exceed "
                                  f"{cap} ({getattr(self, cap)!r})")
 

@@ -3,8 +3,8 @@
 Every simulated scenario x held-out seeds x detector difficulty (``realistic``, ``hard``), plus
 real ground truth (TUD-Campus, perturbed into detections with dropout windows, jitter and clutter;
 :mod:`object_permanence.core.eval.tud_campus`; 60 perturbation seeds of its own, ``--tud-seeds``:
-one 71-frame sequence varies from seed to seed by more than the trackers differ). Per sequence and camera the detections are written
-as a MOTChallenge sequence under ``<out>/detections/`` and read back; ours (the shipped
+one 71-frame sequence varies from seed to seed by more than the trackers differ). Per sequence and
+camera the detections are written as a MOTChallenge sequence under ``<out>/detections/`` and read back; ours (the shipped
 ``config/world_model.yaml``) and the peers of ``trackers`` (SORT, ByteTrack, OC-SORT, BoT-SORT with
 the thresholds of ``config/eval_peers.yaml``) run on exactly those detections and are scored by
 the shared metrics; see :mod:`object_permanence.core.eval.tracking_eval` for the figures.
@@ -356,8 +356,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"TUD-Campus gt.txt (default: ${SHARED_DATA_ENV} or ../shared/data, + {TUD_RELATIVE})")
     parser.add_argument("--no-tud", action="store_true", help="leave the real sequence out")
     parser.add_argument("--tud-seeds", default=None,
-                        help=f"perturbation seeds of TUD-Campus (default {HELD_OUT_SEED}-{HELD_OUT_SEED + TUD_SEEDS - 1}: "
-                        "a 71-frame sequence is cheap, and its figures vary from seed to seed by more than the "
+                        help=f"perturbation seeds of TUD-Campus (default "
+                        f"{HELD_OUT_SEED}-{HELD_OUT_SEED + TUD_SEEDS - 1}: a 71-frame sequence is cheap, and its figures vary from seed to seed by more than the "
                         "trackers differ)")
     parser.add_argument("--config-dir", type=Path, default=Path("config"),
                         help="folder of world_model.yaml and eval_peers.yaml (default ./config)")
