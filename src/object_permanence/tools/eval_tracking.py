@@ -4,10 +4,10 @@ Every simulated scenario x held-out seeds x detector difficulty (``realistic``, 
 real ground truth (TUD-Campus, perturbed into detections with dropout windows, jitter and clutter;
 :mod:`object_permanence.core.eval.tud_campus`; 60 perturbation seeds of its own, ``--tud-seeds``:
 one 71-frame sequence varies from seed to seed by more than the trackers differ). Per sequence and
-camera the detections are written as a MOTChallenge sequence under ``<out>/detections/`` and read back; ours (the shipped
-``config/world_model.yaml``) and the peers of ``trackers`` (SORT, ByteTrack, OC-SORT, BoT-SORT with
-the thresholds of ``config/eval_peers.yaml``) run on exactly those detections and are scored by
-the shared metrics; see :mod:`object_permanence.core.eval.tracking_eval` for the figures.
+camera the detections are written as a MOTChallenge sequence under ``<out>/detections/`` and read
+back; ours (the shipped ``config/world_model.yaml``) and the peers of ``trackers`` (SORT,
+ByteTrack, OC-SORT, BoT-SORT with the thresholds of ``config/eval_peers.yaml``) run on exactly
+those detections and are scored by the shared metrics; see :mod:`object_permanence.core.eval.tracking_eval` for the figures.
 
     python -m object_permanence.tools.eval_tracking --out out/eval [--seeds 1000-1004]
         [--scenarios clean,crossing] [--difficulties realistic,hard] [--frames N] [--workers 2]
