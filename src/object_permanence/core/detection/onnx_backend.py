@@ -212,7 +212,10 @@ class OnnxDetector:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = [PROVIDERS["cuda"], PROVIDERS["cpu"]] if self.device == "cuda" else [PROVIDERS["cpu"]]
         if self.device == "cuda" and hasattr(ort, "preload_dlls"):
-            ort.preload_dlls()  # CUDA / cuDNN from the nvidia-* wheels (torch's), where the system has none
+            try:  # CUDA / cuDNN from the nvidia-* wheels (torch's), where the system has none
+                ort.preload_dlls()
+            except (OSError, RuntimeError):
+                pass  # none there: the system's are tried; attached_device() below names a failure
         try:
             self.session = ort.InferenceSession(str(weights), options, providers=providers)
         except Exception as exc:  # onnxruntime's own error types (invalid protobuf, graph, ...)
