@@ -115,7 +115,8 @@ def test_a_duplicate_box_on_a_tracked_object_waits_for_min_hits() -> None:
 @pytest.mark.parametrize(("name", "value"), [("ghost_recency_cost_per_s", -0.1), ("visible_match_margin", -1.0),
                                              ("visible_match_margin", float("inf")),
                                              ("fast_confirm_min_score", -0.5), ("fast_confirm_min_iou", 0.0),
-                                             ("fast_confirm_min_iou", 1.5)])
+                                             ("fast_confirm_min_iou", 1.5), ("first_frame_min_score", -0.1),
+                                             ("first_frame_min_score", float("nan"))])
 def test_bad_stage_one_and_confirmation_parameters_are_rejected(name: str, value: float) -> None:
     with pytest.raises(ValueError, match=name):
         WorldModelConfig(**{name: value})

@@ -818,3 +818,25 @@ def test_a_track_lost_and_given_back_in_the_same_frame_is_published_once() -> No
     assert k == k_lost
     assert [(t.track_id, t.state) for t in r.tracks] == [(1, TrackState.VISIBLE)]
     assert [(e.kind, e.track_id) for e in r.events] == [(EventKind.REACQUIRED, 1)]
+
+
+def test_first_frame_detections_of_a_strong_score_are_confirmed_at_once(make_model) -> None:
+    # the objects in view when the model starts are born on its first frame (first_frame_min_score);
+    # a weak one, and every detection of a later frame, still waits for min_hits
+    wm = make_model(min_hits=3, fast_confirm_min_score=2.0, first_frame_min_score=0.6)
+    r = wm.step(0.0, [det(100, 100, score=0.9), det(300, 100, score=0.4)])
+    assert [(t.state, t.score) for t in r.tracks] == [(TrackState.VISIBLE, 0.9)]
+    assert [(e.kind, e.track_id) for e in r.events] == [(EventKind.BIRTH, r.tracks[0].track_id)]
+    r = wm.step(1 / FPS, [det(101, 100, score=0.9), det(300, 100, score=0.4), det(500, 100, score=0.9)])
+    assert [t.box[0] < 200 for t in r.tracks] == [True]  # the later strong one is TENTATIVE
+    assert r.events == []
+    for k in (2, 3):  # each at its min_hits-th frame: the weak one (frame 0) first
+        r = wm.step(k / FPS, [det(100 + k, 100, score=0.9), det(300, 100, score=0.4), det(500, 100, score=0.9)])
+        assert [(e.kind, e.box[0] > 400) for e in r.events] == [(EventKind.BIRTH, k == 3)]
+    assert len(r.tracks) == 3
+    wm.reset()  # a reset starts a new first frame
+    r = wm.step(3.0, [det(700, 100, score=0.9)])
+    assert [t.state for t in r.tracks] == [TrackState.VISIBLE]
+    # off (the dataclass default): the first frame waits like any other
+    off = make_model(min_hits=3, fast_confirm_min_score=2.0)
+    assert off.step(0.0, [det(100, 100, score=0.99)]).tracks == []

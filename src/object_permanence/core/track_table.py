@@ -135,10 +135,10 @@ class TrackTable:
         self.memory.select(rows)
         self.filters.select(rows)
 
-    def append(self, ids: np.ndarray, state: int, boxes: np.ndarray, scores: np.ndarray,
+    def append(self, ids: np.ndarray, state: int | np.ndarray, boxes: np.ndarray, scores: np.ndarray,
                class_ids: np.ndarray, class_names: list[str] | np.ndarray, embeddings: np.ndarray,
                has_embedding: np.ndarray, stamp: float) -> None:
-        """Add K new tracks seen at ``stamp`` in ``state``, one per detection: ``boxes`` (K, 4),
+        """Add K new tracks seen at ``stamp`` in ``state`` (one, or (K,)), one per detection: ``boxes`` (K, 4),
         ``scores``, ``class_ids`` (K,), ``embeddings`` (K, D) raw (normalised by the memory; a zero
         or missing one leaves the track without appearance), ``has_embedding`` (K,)."""
         k = boxes.shape[0]

@@ -221,7 +221,8 @@ class WorldModel:
             raise ValueError(f"stamp must be finite, got {stamp!r}")
         if self._last_stamp is not None and stamp < self._last_stamp:
             raise ValueError(f"stamp went backwards: {stamp!r} < previous {self._last_stamp!r}")
-        dt = 0.0 if self._last_stamp is None else stamp - self._last_stamp
+        first = self._last_stamp is None
+        dt = 0.0 if first else stamp - self._last_stamp
         self._last_stamp = stamp
         dets, rejections, dim = validate_detections(detections, image_size, self._embedding_dim)
         t = self._table
@@ -252,7 +253,12 @@ class WorldModel:
         unmatched = np.ones(len(dets), bool)
         unmatched[cols] = False
         new_cols = unmatched.nonzero()[0]
-        new_state = _VISIBLE if cfg.min_hits <= 1 else _TENTATIVE
+        # a new track starts VISIBLE when one hit confirms it, or on the first frame with a score
+        # of first_frame_min_score (the objects in view at start-up), else TENTATIVE
+        born_now = np.full(new_cols.size, cfg.min_hits <= 1)
+        if first:
+            born_now |= dets.scores[new_cols] >= cfg.first_frame_min_score
+        new_state = np.where(born_now, _VISIBLE, _TENTATIVE)
         ids = np.array([self._ids.allocate() for _ in range(new_cols.size)], dtype=np.uint64)
         g = self._gallery
         g.frames_since_seen += 1
@@ -284,12 +290,12 @@ class WorldModel:
         events += [TrackEvent(track_id=int(t.ids[i]), kind=EventKind.REACQUIRED, state=TrackState.VISIBLE,
                               box=now_boxes[i].copy(), frames_unseen=int(u))
                    for i, u in zip(back_rows.tolist(), back_unseen.tolist())]
-        if new_state == _VISIBLE:
+        if born_now.any():
             born = new_rows[t.state[new_rows] == _VISIBLE]
             born = born[~np.isin(born, back_rows)]
             events += [TrackEvent(track_id=int(t.ids[i]), kind=EventKind.BIRTH, state=TrackState.VISIBLE,
                                   box=now_boxes[i].copy(), frames_unseen=0) for i in born.tolist()]
-        shown_all = np.concatenate([shown, np.full(new_cols.size, new_state == _VISIBLE or cfg.publish_tentative)])
+        shown_all = np.concatenate([shown, born_now | cfg.publish_tentative])
         shown_all[back_rows] = True
         shown_all[merged] = False
         shown_all[relost] = False

@@ -27,6 +27,11 @@ class WorldModelConfig:
         never), overlap by ``fast_confirm_min_iou`` and it lies on no confirmed track (strong
         evidence; a nuisance is mostly low-score and short;
         :mod:`object_permanence.core.confirmation`; tuned on seeds 0-19: 0.7).
+    first_frame_min_score: a detection of the model's first frame (after construction or
+        :meth:`~object_permanence.core.world_model.WorldModel.reset`) scoring at least this starts a
+        confirmed track at once (BIRTH): the objects already in view when a robot starts have been
+        there all along, there is no earlier frame to confirm them on (ByteTrack and BoT-SORT
+        activate the first frame's tracks at once); above 1 (this default): never.
     max_tentative_misses: consecutive misses after which a TENTATIVE track is deleted.
     max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST, when
         the image size is not known; 4 s lets a 3-second occlusion survive with margin.
@@ -201,6 +206,7 @@ class WorldModelConfig:
     min_hits: int = 3
     fast_confirm_min_score: float = 0.7
     fast_confirm_min_iou: float = 0.5
+    first_frame_min_score: float = 2.0
     max_tentative_misses: int = 1
     max_ghost_age_s: float = 4.0
     ghost_age_per_hit_s: float = 0.05
@@ -272,6 +278,8 @@ class WorldModelConfig:
               "a finite number >= 0")
         check("fast_confirm_min_iou", is_num(self.fast_confirm_min_iou) and 0 < self.fast_confirm_min_iou <= 1,
               "in (0, 1]")
+        check("first_frame_min_score", is_num(self.first_frame_min_score) and self.first_frame_min_score >= 0,
+              "a finite number >= 0")
         check("max_tentative_misses", is_int(self.max_tentative_misses)
               and self.max_tentative_misses >= 0, "an integer >= 0")
         check("max_ghost_age_s", is_num(self.max_ghost_age_s) and self.max_ghost_age_s >= 0,
