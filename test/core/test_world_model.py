@@ -837,6 +837,10 @@ def test_first_frame_detections_of_a_strong_score_are_confirmed_at_once(make_mod
     wm.reset()  # a reset starts a new first frame
     r = wm.step(3.0, [det(700, 100, score=0.9)])
     assert [t.state for t in r.tracks] == [TrackState.VISIBLE]
+    # a duplicate box of a stronger first-frame detection (inside it) is no second object
+    r = make_model(min_hits=3, first_frame_min_score=0.6).step(
+        0.0, [det(100, 100, 50, 100, score=0.7), det(104, 106, 40, 80, score=0.9), det(400, 100, score=0.8)])
+    assert sorted((t.box[0], t.score) for t in r.tracks) == [(104.0, 0.9), (400.0, 0.8)]
     # off (the dataclass default): the first frame waits like any other
     off = make_model(min_hits=3, fast_confirm_min_score=2.0)
     assert off.step(0.0, [det(100, 100, score=0.99)]).tracks == []

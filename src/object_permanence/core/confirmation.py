@@ -8,12 +8,18 @@ single-frame false positive, a flicker, a glare spot) are mostly low-score and s
 need ``min_hits`` frames, while a clearly detected object is published a frame earlier:
 ByteTrack's rule that a track started from a high-score detection is activated on its second
 frame, with the motion and duplicate checks added.
+
+On the model's first frame a detection of ``first_frame_min_score`` or more is confirmed at once
+(:func:`first_frame_births`): the objects in view when a robot starts have no earlier frame to be
+confirmed on (ByteTrack and BoT-SORT activate the first frame's tracks). A detector's duplicate
+box of one object is no second object: a detection overlapping a stronger one by
+``fast_confirm_min_iou`` (the overlap that counts as one object's two boxes) is not (Fast NMS).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from object_permanence.core.association import iou_pairs
+from object_permanence.core.association import iou_matrix, iou_pairs
 from object_permanence.core.reidentification import covered_by_visible
 from object_permanence.core.track_table import TrackTable
 from object_permanence.core.types import TrackState
@@ -56,3 +62,19 @@ def confirm_matched(t: TrackTable, rows: np.ndarray, boxes: np.ndarray, scores: 
     explained = covered_by_visible(t.state != _TENTATIVE, second, t.filters.boxes, cfg.ghost_cover_frac)[rows]
     return tentative & confirmed(t.hits[rows], cfg.min_hits, prev_scores, scores, prev_boxes, boxes,
                                  cfg.fast_confirm_min_score, cfg.fast_confirm_min_iou, explained)
+
+
+def first_frame_births(boxes: np.ndarray, scores: np.ndarray, min_score: float, same_iou: float) -> np.ndarray:
+    """(M,) bool: which of the first frame's M new tracks (``boxes`` (M, 4) ``cx, cy, w, h``,
+    ``scores`` (M,)) are confirmed at once: a score of ``min_score`` at least, and no detection of a
+    higher score (itself confirmed or not: Fast NMS, one array operation) overlapping it by an IoU
+    of ``same_iou`` or more (a duplicate box of one object; an object partly hidden behind another
+    overlaps it less)."""
+    strong = scores >= min_score
+    if strong.sum() < 2:
+        return strong
+    s = strong.nonzero()[0]
+    same = iou_matrix(boxes[s], boxes[s]) >= same_iou  # (S, S)
+    stronger = scores[s][None, :] > scores[s][:, None]  # the column scores higher (ties: neither)
+    strong[s] = ~(same & stronger).any(axis=1)
+    return strong

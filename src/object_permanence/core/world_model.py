@@ -79,7 +79,7 @@ from object_permanence.core.association import (
     within_ratio,
 )
 from object_permanence.core.box_filter_bank import BoxFilterBank, FilterFactory, FilterList
-from object_permanence.core.confirmation import confirm_matched
+from object_permanence.core.confirmation import confirm_matched, first_frame_births
 from object_permanence.core.detection_batch import MAX_BOX_PX, DetectionBatch, validate_detections
 from object_permanence.core.extent_gain import ExtentGain
 from object_permanence.core.ghost_life import effective_hits
@@ -254,10 +254,12 @@ class WorldModel:
         unmatched[cols] = False
         new_cols = unmatched.nonzero()[0]
         # a new track starts VISIBLE when one hit confirms it, or on the first frame with a score
-        # of first_frame_min_score (the objects in view at start-up), else TENTATIVE
+        # of first_frame_min_score and no stronger detection overlapping it by fast_confirm_min_iou (the objects in view at
+        # start-up), else TENTATIVE
         born_now = np.full(new_cols.size, cfg.min_hits <= 1)
         if first:
-            born_now |= dets.scores[new_cols] >= cfg.first_frame_min_score
+            born_now |= first_frame_births(dets.boxes[new_cols], dets.scores[new_cols], cfg.first_frame_min_score,
+                                           cfg.fast_confirm_min_iou)
         new_state = np.where(born_now, _VISIBLE, _TENTATIVE)
         ids = np.array([self._ids.allocate() for _ in range(new_cols.size)], dtype=np.uint64)
         g = self._gallery

@@ -29,9 +29,11 @@ class WorldModelConfig:
         :mod:`object_permanence.core.confirmation`; tuned on seeds 0-19: 0.7).
     first_frame_min_score: a detection of the model's first frame (after construction or
         :meth:`~object_permanence.core.world_model.WorldModel.reset`) scoring at least this starts a
-        confirmed track at once (BIRTH): the objects already in view when a robot starts have been
-        there all along, there is no earlier frame to confirm them on (ByteTrack and BoT-SORT
-        activate the first frame's tracks at once); above 1 (this default): never.
+        confirmed track at once (BIRTH), unless it overlaps a detection of a higher score by
+        ``fast_confirm_min_iou`` (a duplicate box of one object): the objects already in view
+        when a robot starts have been there all along, there is no earlier frame to confirm them on
+        (ByteTrack and BoT-SORT activate the first frame's tracks at once); above 1 (this default):
+        never.
     max_tentative_misses: consecutive misses after which a TENTATIVE track is deleted.
     max_ghost_age_s: seconds a confirmed track may stay unseen (a ghost) before it is LOST, when
         the image size is not known; 4 s lets a 3-second occlusion survive with margin.
