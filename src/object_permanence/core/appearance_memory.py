@@ -40,9 +40,10 @@ def normalise_rows(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     e = np.asarray(e, dtype=np.float32)
     norm = np.sqrt(np.einsum("kd,kd->k", e, e))  # |e|
     ok = (norm > 0) & np.isfinite(norm)
-    out = e / np.where(ok, norm, 1.0)[:, None]  # e / |e|
-    if not ok.all():
-        out[~ok] = 0.0
+    if ok.all():  # the usual case: no row to mask
+        return e / norm[:, None], ok  # e / |e|
+    out = e / np.where(ok, norm, 1.0)[:, None]
+    out[~ok] = 0.0
     return out, ok
 
 

@@ -190,7 +190,10 @@ def iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     size_a, size_b = np.maximum(a[:, 2:], 0.0), np.maximum(b[:, 2:], 0.0)
     union = size_a[:, 0] * size_a[:, 1] + size_b[:, 0] * size_b[:, 1]
     union -= inter  # |A u B| = |A| + |B| - |A n B|
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)  # 0 where the union is empty
+    positive = union > 0
+    if positive.all():  # the usual case: a plain division (the masked one below costs more)
+        return inter / union
+    return np.divide(inter, union, out=np.zeros_like(inter), where=positive)  # 0 where the union is empty
 
 
 def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -69,6 +69,11 @@ def _diagonal_matrices(diagonals: np.ndarray) -> np.ndarray:
     return out.reshape(n, k, k)
 
 
+def diagonals(matrices: np.ndarray) -> np.ndarray:
+    """(N, K) copy of the diagonals of (N, K, K) matrices."""
+    return np.diagonal(matrices, axis1=1, axis2=2).copy()
+
+
 class BoxFilterBank(Protocol):
     """N box filters (row i: track i) advanced together; see :class:`BatchedBoxKalman`."""
 
@@ -117,6 +122,10 @@ class BoxFilterBank(Protocol):
     def innovation_covariances(self) -> np.ndarray:
         """(N, 4, 4) ``S = H P H' + R`` of a measurement of each current state, pixels²."""
 
+    @property
+    def innovation_variances(self) -> np.ndarray:
+        """(N, 4) the diagonals of :attr:`innovation_covariances`, pixels² (a copy)."""
+
     def mahalanobis_sq(self, z: np.ndarray) -> np.ndarray:
         """(N, M) squared Mahalanobis distances of boxes ``z`` (M, 4) to each predicted box."""
 
@@ -149,6 +158,9 @@ class BatchedBoxKalman:
         self._pv = np.zeros((0, DIM_Z))  # cov(p_k, v_k)
         self._vv = np.zeros((0, DIM_Z))  # var(v_k)
         self._steady = SteadySize()
+        #: (N, 4) ``R`` of a measurement of each current state, computed once for the gate, the
+        #: association's variances and the update; None after every change of the states
+        self._r: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self._x.shape[0]
@@ -186,12 +198,14 @@ class BatchedBoxKalman:
         self._pp = np.concatenate([self._pp, pp])
         self._pv = np.concatenate([self._pv, np.zeros_like(pp)])
         self._vv = np.concatenate([self._vv, vv])
+        self._r = None
         self._steady.append(z)
 
     def select(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (int (K,)), in that order."""
         rows = np.asarray(rows, dtype=np.intp)
         self._x, self._pp, self._pv, self._vv = self._x[rows], self._pp[rows], self._pv[rows], self._vv[rows]
+        self._r = None
         self._steady.select(rows)
 
     def reinitialize(self, rows: np.ndarray, z: np.ndarray, velocity: np.ndarray) -> None:
@@ -206,6 +220,7 @@ class BatchedBoxKalman:
         velocity = np.asarray(velocity, dtype=float).reshape(rows.shape[0], 2)
         self._x[rows], self._pp[rows], self._vv[rows] = self._initial(z, velocity)
         self._pv[rows] = 0.0
+        self._r = None
         self._steady.restart(rows, z)
 
     def shift(self, rows: np.ndarray, dx: np.ndarray) -> None:
@@ -214,6 +229,7 @@ class BatchedBoxKalman:
         rows = np.asarray(rows, dtype=np.intp)
         self._x[rows] += np.asarray(dx, dtype=float).reshape(rows.shape[0], DIM_X)
         clamp_size(self._x, self.params)
+        self._r = None
 
     @property
     def steady_sizes(self) -> np.ndarray:
@@ -241,6 +257,7 @@ class BatchedBoxKalman:
         if phi != 1.0:
             x[:, DIM_Z:] *= phi  # v' = phi v
         clamp_size(x, self.params)
+        self._r = None
 
     def _transition(self, dt: float) -> tuple[float, float, float, float, float]:
         """``(b, phi, q_pp, q_pv, q_vv)`` of one axis over ``dt`` seconds: ``p' = p + b v``,
@@ -259,8 +276,8 @@ class BatchedBoxKalman:
         if rows.size == 0:
             return
         z = np.asarray(z, dtype=float).reshape(rows.shape[0], DIM_Z)
-        x, pp, pv, vv = (a.take(rows, axis=0) for a in (self._x, self._pp, self._pv, self._vv))
-        r = measurement_std(x[:, :DIM_Z], self.params) ** 2  # R = diag(sigma_z^2), (K, 4)
+        x, pp, pv, vv, r = (a.take(rows, axis=0) for a in (self._x, self._pp, self._pv, self._vv,
+                                                          self._measurement_variances()))
         inv_s = 1.0 / (pp + r)  # S = H P H' + R = P_pp + r
         kp, kv = pp * inv_s, pv * inv_s  # K = P H' S^-1
         y = z - x[:, :DIM_Z]  # y = z - H x
@@ -271,6 +288,7 @@ class BatchedBoxKalman:
         self._pp[rows] = one_kp * one_kp * pp + kp * kp * r  # (1-k_p)² P_pp + k_p² r
         self._pv[rows] = one_kp * (pv - kv * pp) + kp * kv * r  # (1-k_p)(P_pv - k_v P_pp) + k_p k_v r
         self._vv[rows] = vv - 2.0 * kv * pv + kv * kv * (pp + r)  # P_vv - 2k_v P_pv + k_v² (P_pp + r)
+        self._r = None
         self._steady.update(rows, z)
 
     @property
@@ -288,25 +306,33 @@ class BatchedBoxKalman:
         """(N, 4, 4) covariances of ``cx, cy, w, h`` (diagonal), pixels²."""
         return _diagonal_matrices(self._pp)
 
-    def _innovation_variances(self) -> np.ndarray:
-        """(N, 4) diagonal of ``S = H P H' + R`` for a measurement of each current state."""
-        return self._pp + measurement_std(self._x[:, :DIM_Z], self.params) ** 2  # S = P_pp + R
+    def _measurement_variances(self) -> np.ndarray:
+        """(N, 4) ``R = diag(sigma_z^2)`` of a measurement of each current state (the cached one
+        while the states are unchanged)."""
+        if self._r is None:
+            self._r = measurement_std(self._x[:, :DIM_Z], self.params) ** 2
+        return self._r
+
+    @property
+    def innovation_variances(self) -> np.ndarray:
+        """(N, 4) diagonal of ``S = H P H' + R`` for a measurement of each current state, pixels²."""
+        return self._pp + self._measurement_variances()  # S = P_pp + R
 
     @property
     def innovation_covariances(self) -> np.ndarray:
         """(N, 4, 4) ``S = H P H' + R`` (diagonal) for a measurement of each current state, pixels²."""
-        return _diagonal_matrices(self._innovation_variances())
+        return _diagonal_matrices(self.innovation_variances)
 
     def mahalanobis_sq(self, z: np.ndarray) -> np.ndarray:
         """(N, M) ``y' S^-1 y``, ``y = z - H x``, for boxes ``z`` (M, 4): with ``S`` diagonal,
         ``sum_k y_k² / S_k``, one (N, M) plane per axis."""
         z = np.asarray(z, dtype=float).reshape(-1, DIM_Z)
-        return diagonal_mahalanobis_sq(self._x[:, :DIM_Z], self._innovation_variances(), z)
+        return diagonal_mahalanobis_sq(self._x[:, :DIM_Z], self.innovation_variances, z)
 
     def mahalanobis_sq_pairs(self, z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(P,) ``y' S^-1 y`` of filter ``rows[p]`` and box ``z[cols[p]]`` only (``S`` diagonal)."""
         z = np.asarray(z, dtype=float).reshape(-1, DIM_Z)
-        return diagonal_mahalanobis_sq_pairs(self._x[:, :DIM_Z], self._innovation_variances(), z, rows, cols)
+        return diagonal_mahalanobis_sq_pairs(self._x[:, :DIM_Z], self.innovation_variances, z, rows, cols)
 
 
 class FilterList:
@@ -405,6 +431,11 @@ class FilterList:
     def innovation_covariances(self) -> np.ndarray:
         """(N, 4, 4) each filter's ``S``."""
         return np.array([f.innovation_covariance for f in self._filters]).reshape(-1, DIM_Z, DIM_Z)
+
+    @property
+    def innovation_variances(self) -> np.ndarray:
+        """(N, 4) the diagonals of each filter's ``S``."""
+        return diagonals(self.innovation_covariances)
 
     def mahalanobis_sq(self, z: np.ndarray) -> np.ndarray:
         """(N, M) squared Mahalanobis distances (each filter's ``S``, one batched whitening)."""

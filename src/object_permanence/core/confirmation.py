@@ -57,6 +57,8 @@ def confirm_matched(t: TrackTable, rows: np.ndarray, boxes: np.ndarray, scores: 
     second frame lies on a confirmed track when ``ghost_cover_frac`` of its box is inside that
     track's box (VISIBLE or a ghost)."""
     tentative = t.state[rows] == _TENTATIVE
+    if not tentative.any():  # only confirmed tracks matched: nothing to confirm
+        return tentative
     second = np.zeros(len(t), bool)
     second[rows[tentative & (t.hits[rows] == 2)]] = True
     explained = covered_by_visible(t.state != _TENTATIVE, second, t.filters.boxes, cfg.ghost_cover_frac)[rows]

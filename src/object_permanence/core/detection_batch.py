@@ -8,6 +8,7 @@ naming its index and its first problem, in the order of the checks below.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -51,6 +52,10 @@ class DetectionBatch:
         return self._unit
 
 
+#: The fields :func:`_convert` reads of each detection, in one attribute lookup per entry.
+_FIELDS = operator.attrgetter("box", "score", "class_id", "embedding")
+
+
 def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                         list[np.ndarray | None] | None, np.ndarray | None,
                                                         dict[int, str]]:
@@ -61,10 +66,11 @@ def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, n
     m = len(detections)
     problems: dict[int, str] = {}
     try:  # the fast path: every entry converts
-        boxes = np.array([d.box for d in detections], dtype=float).reshape(m, 4)
-        scores = np.fromiter((float(d.score) for d in detections), float, count=m)
-        class_ids = np.fromiter((int(d.class_id) for d in detections), np.int64, count=m)
-        raw = [d.embedding for d in detections]
+        # one pass over the entries for all four fields, then one conversion per field (C-level maps)
+        box_list, score_list, class_list, raw = zip(*map(_FIELDS, detections)) if m else ((), (), (), ())
+        boxes = np.array(box_list, dtype=float).reshape(m, 4)
+        scores = np.fromiter(map(float, score_list), float, count=m)
+        class_ids = np.fromiter(map(int, class_list), np.int64, count=m)
         if m and not any(e is None for e in raw):
             try:  # one length for all (the detector's case): one array, no per-entry conversion
                 stacked = np.array(raw, dtype=np.float32)
@@ -108,8 +114,9 @@ def _all_usable(boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray,
     scores (M,), embeddings (M, D) of the expected length); a few whole-array reductions. False may
     also mean only that the sum of the embeddings overflowed: the caller then checks rule by rule."""
     with np.errstate(invalid="ignore", over="ignore"):
-        # |value| <= MAX_BOX_PX is False for NaN and inf too; a NaN or inf entry makes the sum non-finite
-        if not ((np.abs(boxes) <= MAX_BOX_PX).all() and (boxes[:, 2:] > 0).all()
+        # max |value| <= MAX_BOX_PX is False for NaN and inf too (a NaN entry makes the max NaN); a
+        # NaN or inf entry makes the sum non-finite
+        if not (np.abs(boxes).max() <= MAX_BOX_PX and boxes[:, 2:].min() > 0
                 and scores.min() >= 0.0 and scores.max() <= 1.0 and math.isfinite(float(embeddings.sum()))):
             return False
         if image_size is not None and min(image_size) > 0:

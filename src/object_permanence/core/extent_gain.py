@@ -66,7 +66,7 @@ class ExtentGain:
     # private state, not constructor arguments (init=False): it starts from no evidence
     #: (2, 4) log medians of (e_k + e_k+1)² (row 0) and (e_k - e_k+1)² (row 1) of cx, cy, w, h (columns)
     _log_m: np.ndarray = field(init=False, default_factory=_log_median_start, repr=False)
-    #: (P,) ids and (P, 4) normalised innovations of the previous frame's eligible tracks
+    #: (P,) ids (sorted) and (P, 4) normalised innovations of the previous frame's eligible tracks
     _prev_ids: np.ndarray = field(init=False, default_factory=lambda: np.zeros(0, np.uint64), repr=False)
     _prev_e: np.ndarray = field(init=False, default_factory=lambda: np.zeros((0, N_AXES)), repr=False)
 
@@ -87,14 +87,21 @@ class ExtentGain:
         ``e`` (K, 4) of ``cx, cy, w, h`` and which of them count (K,) bool: confirmed tracks updated normally.
         A pair is a track eligible in this frame and in the previous one (call once per frame, also
         with K = 0, so that a frame without matches breaks the pairs)."""
-        ids, e = ids[eligible], e[eligible]
+        order = eligible.nonzero()[0]
+        order = order[ids.take(order).argsort()]  # kept sorted by id: found again by searchsorted
+        ids, e = ids.take(order), e.take(order, axis=0)
         if self.rate > 0 and ids.size and self._prev_ids.size:
-            _, now_at, prev_at = np.intersect1d(ids, self._prev_ids, assume_unique=True, return_indices=True)
+            at = np.minimum(self._prev_ids.searchsorted(ids), self._prev_ids.size - 1)
+            now_at = (self._prev_ids.take(at) == ids).nonzero()[0]  # the tracks eligible in both frames
             if now_at.size:
-                prev, now = self._prev_e[prev_at], e[now_at]
-                x = np.stack([(prev + now) ** 2, (prev - now) ** 2])  # (e_k + e_k+1)², (e_k - e_k+1)²
+                prev, now = self._prev_e.take(at.take(now_at), axis=0), e.take(now_at, axis=0)
+                x = np.empty((2, *now.shape))
+                np.add(prev, now, out=x[0])
+                np.subtract(prev, now, out=x[1])
+                x *= x  # (e_k + e_k+1)², (e_k - e_k+1)²
                 # Robbins-Monro quantile step: log m += rate (share above m - 1/2) -> m = median
-                self._log_m += self.rate * ((x > np.exp(self._log_m)[:, None, :]).mean(axis=1) - 0.5)
+                above = np.count_nonzero(x > np.exp(self._log_m)[:, None, :], axis=1) / now_at.size
+                self._log_m += self.rate * (above - 0.5)
         self._prev_ids, self._prev_e = ids, e
 
     def offsets(self, nu: np.ndarray, S: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -102,7 +109,7 @@ class ExtentGain:
         ``S`` and measurement variances ``R`` (each (K, 4), pixels and pixels²), added to the
         posterior box to give the published one."""
         K = 1.0 - R / S  # K = P H' S^-1 = (S - R) / S per axis
-        K_matched = np.clip(1.0 - R / (self.inflation * S), K, 1.0)  # K' = 1 - R / (c S)
+        K_matched = np.minimum(np.maximum(1.0 - R / (self.inflation * S), K), 1.0)  # K' = 1 - R / (c S) in [K, 1]
         return (K_matched - K) * nu
 
     def published_offsets(self, ids: np.ndarray, prior: np.ndarray, S: np.ndarray, params: BoxKalmanParams,

@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 from object_permanence.core.association import mahalanobis_sq_matrix, mahalanobis_sq_pairs, whitening
-from object_permanence.core.box_filter_bank import _check_boxes, _check_dt
+from object_permanence.core.box_filter_bank import _check_boxes, _check_dt, diagonals
 from object_permanence.core.ghost_onset import SteadySize
 from object_permanence.core.kalman import (
     DIM_Z,
@@ -305,6 +305,11 @@ class ImmBoxBank:
         diag = np.arange(DIM_Z)
         S[:, diag, diag] += measurement_std(x[:, :DIM_Z], self.params) ** 2  # S = H P H' + R
         return S
+
+    @property
+    def innovation_variances(self) -> np.ndarray:
+        """(N, 4) the diagonals of :attr:`innovation_covariances`, pixels²."""
+        return diagonals(self.innovation_covariances)
 
     def mahalanobis_sq(self, z: np.ndarray) -> np.ndarray:
         """(N, M) ``y' S^-1 y`` of boxes ``z`` (M, 4) against the combined prediction."""

@@ -106,7 +106,7 @@ class TrackTable:
         boxes = f.boxes.take(rows, axis=0)
         if extent_offset is not None:
             boxes += extent_offset
-        return list(map(Track, self.ids[rows].tolist(), [STATES[s] for s in self.state[rows].tolist()],
+        return list(map(Track, self.ids[rows].tolist(), list(map(STATES.__getitem__, self.state[rows].tolist())),
                         list(boxes), list(f.velocities.take(rows, axis=0)),
                         list(f.box_covariances.take(rows, axis=0)), self.score[rows].tolist(),
                         self.class_id[rows].tolist(), self.class_name[rows].tolist(), self.age[rows].tolist(),
@@ -220,6 +220,8 @@ class LostGallery:
     def forget(self, stamp: float, retention_s: float, capacity: int) -> None:
         """Drop the entries unseen longer than ``retention_s`` at ``stamp``, then the oldest ones
         beyond ``capacity`` (memory stays bounded)."""
+        if not len(self):
+            return
         keep = (stamp - self.last_seen_stamp <= retention_s).nonzero()[0]
         if keep.size > capacity:
             keep = keep[np.argsort(self.last_seen_stamp[keep], kind="stable")[keep.size - capacity:]]

@@ -278,7 +278,7 @@ class WorldModel:
         # a track LOST this frame whose gallery entry a young track took back at once is published
         # once, as that reacquired track: its LOST row and LOST event are dropped
         relost = lost.nonzero()[0]
-        relost = relost[np.isin(t.ids[relost], t.ids[back_rows])]
+        relost = relost[np.isin(t.ids[relost], t.ids[back_rows])] if back_rows.size else relost[:0]
         if relost.size:
             stay = ~(np.isin(event_rows, relost) & (event_kinds == int(EventKind.LOST)))
             event_rows, event_order, event_kinds, event_unseen = (
@@ -331,7 +331,7 @@ class WorldModel:
         # Candidate pairs: the only ones any stage can accept (IoU > 0, or d² within the loose
         # re-identification gate), found by sweep and prune; every cost is computed on them only.
         cap = gate * cfg.reid_gate_scale
-        self._innovation_var = np.diagonal(t.filters.innovation_covariances, axis1=1, axis2=2).copy()
+        self._innovation_var = t.filters.innovation_variances
         S_xy = self._innovation_var[:, :2]  # S_kk of cx, cy
         reach = np.maximum(trk_boxes[:, 2:4] / 2, np.sqrt(cap * S_xy))
         pr, pc = candidate_pairs(trk_boxes[:, :2], reach, dets.boxes)
