@@ -100,7 +100,7 @@ class ExtentGain:
                 np.subtract(prev, now, out=x[1])
                 x *= x  # (e_k + e_k+1)², (e_k - e_k+1)²
                 # Robbins-Monro quantile step: log m += rate (share above m - 1/2) -> m = median
-                above = np.count_nonzero(x > np.exp(self._log_m)[:, None, :], axis=1) / now_at.size
+                above = (x > np.exp(self._log_m)[:, None, :]).sum(axis=1, dtype=np.intp) / now_at.size
                 self._log_m += self.rate * (above - 0.5)
         self._prev_ids, self._prev_e = ids, e
 

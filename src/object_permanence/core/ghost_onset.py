@@ -101,7 +101,7 @@ class SteadySize:
     def update(self, rows: np.ndarray, z: np.ndarray) -> None:
         """Move ``rows`` (K,) toward the detected sizes of boxes ``z`` (K, 4)."""
         rows = np.asarray(rows, dtype=np.intp)
-        s, size = self._size[rows], np.asarray(z, float).reshape(-1, 4)[:, 2:4]
+        s, size = self._size.take(rows, axis=0), np.asarray(z, float).reshape(-1, 4)[:, 2:4]
         # s' = s + a (size - s) where size >= g s, else s
         self._size[rows] = np.where(size >= STEADY_GATE * s, s + STEADY_RATE * (size - s), s)
 

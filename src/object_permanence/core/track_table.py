@@ -30,9 +30,9 @@ class TrackTable:
     is the published embedding, zero rows where none; ``has`` (N,) bool); ids: (N,) uint64; state:
     (N,) int8 :class:`TrackState`; class_id: (N,) int64; class_name: (N,) object (str); score: (N,)
     float64 of the last matched detection; class_recent: (N, CLASS_WINDOW) int64 classes of the
-    last matched detections (a ring indexed by hits); last_seen_stamp: (N,) s; last_seen_center: (N, 2) px of
-    the last matched detection; measurement: (N, 4) px, the detection box matched last (this frame
-    when has_measurement (N,) bool); age, hits, misses (consecutive), frames_since_seen: (N,) int64;
+    last matched detections (a ring indexed by hits); last_seen_stamp: (N,) s; measurement: (N, 4) px,
+    the detection box matched last (this frame when has_measurement (N,) bool; its centre is where the
+    track was last seen); age, hits, misses (consecutive), frames_since_seen: (N,) int64;
     hidden_since_seen: (N,) bool, the track's ghost lay behind another track in some frame since its
     last match; claim_hits: (N,) int64, the hits that let its ghost be published: all of them but
     those of an earlier identity it was given back after that one was lost in plain view.
@@ -47,7 +47,6 @@ class TrackTable:
     score: np.ndarray = field(default_factory=lambda: np.zeros(0))
     class_recent: np.ndarray = field(default_factory=lambda: np.zeros((0, CLASS_WINDOW), np.int64))
     last_seen_stamp: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    last_seen_center: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     measurement: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     has_measurement: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     age: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -58,7 +57,6 @@ class TrackTable:
     claim_hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     _ROW_FIELDS = ("ids", "state", "class_id", "class_name", "score", "class_recent", "last_seen_stamp",
-                   "last_seen_center",
                    "measurement", "has_measurement", "age", "hits", "misses", "frames_since_seen",
                    "hidden_since_seen", "claim_hits")
 
@@ -149,7 +147,7 @@ class TrackTable:
         new = {"ids": np.asarray(ids, np.uint64), "state": np.full(k, state, np.int8),
                "class_id": class_ids, "class_name": names, "score": scores,
                "class_recent": np.repeat(np.asarray(class_ids, np.int64)[:, None], CLASS_WINDOW, axis=1),
-               "last_seen_stamp": np.full(k, stamp), "last_seen_center": boxes[:, :2], "measurement": boxes,
+               "last_seen_stamp": np.full(k, stamp), "measurement": boxes,
                "has_measurement": np.ones(k, bool), "age": np.zeros(k, np.int64), "hits": np.ones(k, np.int64),
                "misses": np.zeros(k, np.int64), "frames_since_seen": np.zeros(k, np.int64),
                "hidden_since_seen": np.zeros(k, bool), "claim_hits": np.ones(k, np.int64)}

@@ -422,13 +422,13 @@ class WorldModel:
             gap = stamp - t.last_seen_stamp[r]
             # Mean velocity over the gap: the state restarts at the detection, with no jump.
             with np.errstate(divide="ignore", invalid="ignore"):
-                velocity = np.where(gap[:, None] > 0, (zr[:, :2] - t.last_seen_center[r]) / gap[:, None], 0.0)
+                velocity = np.where(gap[:, None] > 0, (zr[:, :2] - t.measurement.take(r, axis=0)[:, :2]) / gap[:, None], 0.0)
             t.filters.reinitialize(r, zr, velocity)
             t.filters.update(rows[~reinit], z[~reinit])
         else:
             t.filters.update(rows, z)
         unseen = t.frames_since_seen[rows]
-        prev_scores, prev_boxes = t.score[rows], t.measurement[rows]  # the last detection's, for confirm_matched()
+        prev_scores, prev_boxes = t.score[rows], t.measurement.take(rows, axis=0)  # the last detection's, for confirm_matched()
         t.hits[rows] += 1
         t.claim_hits[rows] += 1
         t.age[rows] += 1
@@ -436,7 +436,6 @@ class WorldModel:
         t.frames_since_seen[rows] = 0
         t.hidden_since_seen[rows] = False
         t.last_seen_stamp[rows] = stamp
-        t.last_seen_center[rows] = z[:, :2]
         t.measurement[rows] = z
         t.has_measurement[rows] = True
         t.score[rows] = dets.scores[cols]
