@@ -93,9 +93,17 @@ def test_ghosts_written_only_when_asked_and_empty_frames_stepped(tmp_path: Path,
 
 def test_weakly_scored_track_is_confirmed_at_the_third_hit(tmp_path: Path) -> None:
     det_path, out = tmp_path / "det.txt", tmp_path / "out.txt"
+    det_path.write_text(_walker(range(1, 6)).replace(",0.9,", ",0.45,"))
+    assert main([str(det_path), "-o", str(out)]) == 0
+    # min_hits: below first_frame_min_score (0.5) no birth on the first frame, below 0.7 none at the 2nd hit
+    assert set(_read_rows(out)[:, 0]) == set(range(3, 6))
+
+
+def test_strong_detections_of_the_first_frame_are_confirmed_at_once(tmp_path: Path) -> None:
+    det_path, out = tmp_path / "det.txt", tmp_path / "out.txt"
     det_path.write_text(_walker(range(1, 6)).replace(",0.9,", ",0.6,"))
     assert main([str(det_path), "-o", str(out)]) == 0
-    assert set(_read_rows(out)[:, 0]) == set(range(3, 6))  # min_hits: no fast confirmation below 0.7
+    assert set(_read_rows(out)[:, 0]) == set(range(1, 6))  # the shipped first_frame_min_score 0.5
 
 
 def test_config_overrides_and_min_score(tmp_path: Path) -> None:
