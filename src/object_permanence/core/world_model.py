@@ -8,7 +8,8 @@ few array operations whatever the number of tracks. When its object is not detec
 identity is resumed when the object is seen again, after a long gap by appearance.
 
 Lifecycle: ``TENTATIVE -> VISIBLE <-> OCCLUDED -> LOST``, confirmed after ``min_hits`` matched
-frames or two of strong evidence (:mod:`object_permanence.core.confirmation`). Events: ``BIRTH`` (confirmed),
+frames, two of strong evidence, or at once for a strong detection of the model's first frame
+(:mod:`object_permanence.core.confirmation`). Events: ``BIRTH`` (confirmed),
 ``OCCLUDED``, ``REACQUIRED`` (with the frames unseen), ``LOST`` (the track is published once with
 state LOST, then forgotten). Tentative tracks that miss too often are deleted silently.
 
