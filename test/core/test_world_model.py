@@ -658,6 +658,25 @@ def test_a_ghost_without_appearance_lives_longer_in_plain_view(with_embedding: b
         WorldModelConfig(ghost_plain_view_age_no_embedding_s=-1.0)
 
 
+@pytest.mark.parametrize("with_embedding", [True, False])
+def test_a_young_ghost_without_appearance_lives_longer_per_hit(with_embedding: bool) -> None:
+    """ghost_age_per_hit_no_embedding_s is the life a hit buys a ghost whose detections carry no
+    embedding: 10 hits then nothing, in plain view under a 2 s cap, end after 0.5 s with
+    appearance (0.05 s a hit) and after 1.5 s without (0.15 s a hit)."""
+    emb = unit(np.random.default_rng(0)) if with_embedding else None
+    wm = WorldModel(WorldModelConfig(ghost_age_per_hit_s=0.05, ghost_age_per_hit_no_embedding_s=0.15,
+                                     ghost_min_hit_ratio=0.0, ghost_plain_view_age_s=2.0, max_ghost_age_s=2.0))
+    lost_after = None
+    for k in range(80):
+        r = wm.step(k / FPS, [det(300 + k, 200, emb=emb)] if k < 10 else [], IMAGE)
+        if any(e.kind == EventKind.LOST for e in r.events):
+            lost_after = (k - 9) / FPS  # seconds since the last detection
+            break
+    assert lost_after is not None and lost_after == pytest.approx(0.5 if with_embedding else 1.5, abs=1.5 / FPS)
+    with pytest.raises(ValueError, match="ghost_age_per_hit_no_embedding_s"):
+        WorldModelConfig(ghost_age_per_hit_no_embedding_s=-0.1)
+
+
 # --- re-identification of LOST tracks (the gallery) -------------------------------------------------
 
 def _leave_and_return(kind: str, back_row: float, away_s: float = 3.0, emb_scale: float = 0.02,

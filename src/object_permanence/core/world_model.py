@@ -31,7 +31,8 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
    could not take (another class for a few frames), keeps its id
    (:mod:`object_permanence.core.reidentification`).
 
-Ghost lifetime is explicit state: it grows with the track's hits, weighted by its detection rate
+Ghost lifetime is explicit state: it grows with the track's hits (``ghost_age_per_hit_s`` each,
+``ghost_age_per_hit_no_embedding_s`` for a track without appearance), weighted by its detection rate
 (:mod:`object_permanence.core.ghost_life`: nuisances flicker), and is capped by where the
 prediction is: behind a VISIBLE track's box, or one missed for at most ``occluder_memory_s``
 (``ghost_covered_age_s``), in plain view
@@ -504,7 +505,10 @@ class WorldModel:
             g = ghosts.nonzero()[0]
             var = t.filters.box_covariances[g][:, (0, 1), (0, 1)]  # (G, 2) of cx, cy
             self._quiet[g] |= (np.sqrt(var) > cfg.ghost_max_std_frac * boxes[g, 2:4]).any(axis=1)
-        life = np.minimum(cap, cfg.ghost_age_per_hit_s * evidence)
+        per_hit = np.full(len(t), cfg.ghost_age_per_hit_s)
+        if cfg.ghost_age_per_hit_no_embedding_s > 0:  # without appearance the ghost alone keeps the identity
+            per_hit[~t.has_embedding] = cfg.ghost_age_per_hit_no_embedding_s
+        life = np.minimum(cap, per_hit * evidence)
         # a covered ghost with any evidence lives at least ghost_covered_min_age_s (held unpublished
         # below ghost_min_hits): a young track gone behind a visible one was walked behind
         floor = covered & ~twins & (evidence > 0)

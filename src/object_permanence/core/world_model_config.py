@@ -44,6 +44,12 @@ class WorldModelConfig:
         most) fades within a few frames instead of haunting the scene (the hit-counter idea of
         Norfair); an object tracked for 14 frames or more (at 30 fps) gets the full plain-view
         cap (tuned on seeds 0-4: 0.05 s).
+    ghost_age_per_hit_no_embedding_s: ``ghost_age_per_hit_s`` for a track whose detections carry
+        no appearance embedding (a detector without one, replayed boxes): no gallery gives such a
+        track its identity back, so a young one's ghost is the only carrier of the identity through
+        a detector dropout. 0 (this default): ``ghost_age_per_hit_s``; the shipped
+        ``config/world_model.yaml`` sets 0.15 (TUD-Campus tuning seeds; the simulator's detections
+        all carry embeddings, so its figures do not move).
     ghost_min_hit_ratio: each hit counts toward that lifetime by the track's detection rate (its
         matched frames / its frames up to its last match): ``hits * clip((rate - r) / (1 - r), 0, 1)``
         with ``r`` this value (core/ghost_life.py). Reflections, glare and bursts of false
@@ -212,6 +218,7 @@ class WorldModelConfig:
     max_tentative_misses: int = 1
     max_ghost_age_s: float = 4.0
     ghost_age_per_hit_s: float = 0.05
+    ghost_age_per_hit_no_embedding_s: float = 0.0
     ghost_min_hit_ratio: float = 0.55
     ghost_min_hits: int = 0
     ghost_max_std_frac: float = 0.0
@@ -291,7 +298,7 @@ class WorldModelConfig:
         check("ghost_min_hits", is_int(self.ghost_min_hits) and self.ghost_min_hits >= 0, "an integer >= 0")
         check("ghost_min_hit_ratio", is_num(self.ghost_min_hit_ratio) and 0 <= self.ghost_min_hit_ratio < 1,
               "in [0, 1)")
-        for name in ("ghost_max_std_frac", "ghost_covered_age_s", "ghost_covered_min_age_s", "ghost_plain_view_age_s",
+        for name in ("ghost_age_per_hit_no_embedding_s", "ghost_max_std_frac", "ghost_covered_age_s", "ghost_covered_min_age_s", "ghost_plain_view_age_s",
                      "ghost_plain_view_age_no_embedding_s", "occluder_memory_s", "gallery_retention_s",
                      "gallery_distance_base", "gallery_distance_per_s", "gallery_exit_distance_per_s"):
             check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
