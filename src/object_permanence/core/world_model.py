@@ -255,9 +255,9 @@ class WorldModel:
         unmatched = np.ones(len(dets), bool)
         unmatched[cols] = False
         new_cols = unmatched.nonzero()[0]
-        # a new track starts VISIBLE when one hit confirms it, or on the first frame with a score
-        # of first_frame_min_score and no stronger detection overlapping it by fast_confirm_min_iou (the objects in view at
-        # start-up), else TENTATIVE
+        # a new track starts VISIBLE when one hit confirms it, or on the first frame with a score of
+        # first_frame_min_score and no stronger detection overlapping it by fast_confirm_min_iou
+        # (the objects in view at start-up), else TENTATIVE
         born_now = np.full(new_cols.size, cfg.min_hits <= 1)
         if first:
             born_now |= first_frame_births(dets.boxes[new_cols], dets.scores[new_cols], cfg.first_frame_min_score,
