@@ -298,8 +298,8 @@ class WorldModelConfig:
         check("ghost_min_hits", is_int(self.ghost_min_hits) and self.ghost_min_hits >= 0, "an integer >= 0")
         check("ghost_min_hit_ratio", is_num(self.ghost_min_hit_ratio) and 0 <= self.ghost_min_hit_ratio < 1,
               "in [0, 1)")
-        for name in ("ghost_age_per_hit_no_embedding_s", "ghost_max_std_frac", "ghost_covered_age_s", "ghost_covered_min_age_s", "ghost_plain_view_age_s",
-                     "ghost_plain_view_age_no_embedding_s", "occluder_memory_s", "gallery_retention_s",
+        for name in ("ghost_age_per_hit_no_embedding_s", "ghost_max_std_frac", "ghost_covered_age_s",
+                     "ghost_covered_min_age_s", "ghost_plain_view_age_s", "ghost_plain_view_age_no_embedding_s", "occluder_memory_s", "gallery_retention_s",
                      "gallery_distance_base", "gallery_distance_per_s", "gallery_exit_distance_per_s"):
             check(name, is_num(getattr(self, name)) and getattr(self, name) >= 0, "a finite number >= 0")
         check("class_mismatch_cost", is_num(self.class_mismatch_cost) and self.class_mismatch_cost >= 0,
