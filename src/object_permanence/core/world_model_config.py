@@ -27,6 +27,8 @@ class WorldModelConfig:
         never), overlap by ``fast_confirm_min_iou`` and it lies on no confirmed track (strong
         evidence; a nuisance is mostly low-score and short;
         :mod:`object_permanence.core.confirmation`; tuned on seeds 0-19: 0.7).
+        ``fast_confirm_min_iou`` also names, on the first frame, the overlap at which a weaker
+        detection is a duplicate of a stronger one (``first_frame_min_score``).
     first_frame_min_score: a detection of the model's first frame (after construction or
         :meth:`~object_permanence.core.world_model.WorldModel.reset`) scoring at least this starts a
         confirmed track at once (BIRTH), unless it overlaps a detection of a higher score by
