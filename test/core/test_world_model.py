@@ -428,7 +428,7 @@ def test_100_objects_tracked_at_once() -> None:
     ("reid_max_appearance_cost", 3.0), ("reid_gate_scale", 0.5), ("embedding_momentum", 1.0),
     ("publish_tentative", 1), ("measurement_std_frac", 0.0), ("accel_std_frac", float("inf")),
     ("appearance_memory", "lstm"), ("working_memory_size", 0), ("episodic_memory_size", 1.5),
-    ("bank_size", False), ("gallery_capacity", -1), ("gallery_min_hits", 0), ("gallery_covered_min_hits", 0), ("gallery_retention_s", -1.0),
+    ("bank_size", False), ("gallery_capacity", -1), ("reid_young_max_frames", -1), ("reid_young_max_frames", 2.5), ("gallery_min_hits", 0), ("gallery_covered_min_hits", 0), ("gallery_retention_s", -1.0),
     ("gallery_max_appearance_cost", 2.5), ("gallery_distance_per_s", float("nan")),
     ("gallery_exit_distance_per_s", -0.1), ("gallery_max_scale_ratio", 0.9), ("gallery_veto_margin", -0.1),
     ("ghost_max_scale_ratio", 0.99), ("ghost_max_scale_ratio", float("nan")),
@@ -863,3 +863,33 @@ def test_first_frame_detections_of_a_strong_score_are_confirmed_at_once(make_mod
     # off (the dataclass default): the first frame waits like any other
     off = make_model(min_hits=3, fast_confirm_min_score=2.0)
     assert off.step(0.0, [det(100, 100, score=0.99)]).tracks == []
+
+
+@pytest.mark.parametrize("young_frames", [0, 10])
+def test_a_young_confirmed_track_takes_back_an_identity_once_it_looks_like_it(young_frames: int) -> None:
+    """An object lost in plain view (into the gallery) comes back on its path first looking unlike
+    itself (a sliver: cosine distance ~0.3, over the gallery's cap), so it is confirmed under a new
+    id; a few frames later its whole look shows. Within ``reid_young_max_frames`` of its start
+    the young track takes the old identity back: its own id ends (LOST) and the old one is
+    REACQUIRED, published from then on; with 0 it keeps the new id."""
+    rng = np.random.default_rng(4)
+    look, sliver = unit(np.random.default_rng(0)), unit(np.random.default_rng(1))
+    wm = WorldModel(WorldModelConfig(gallery_near_frac=0.0, reid_young_max_frames=young_frames))
+    for k in range(30):
+        wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=noisy(look, rng))], IMAGE)
+    for k in range(30, 60):  # 1 s unseen in plain view: LOST after 0.7 s
+        wm.step(k / FPS, [], IMAGE)
+    assert wm.gallery_ids == [1]
+    events, published = [], []
+    for k in range(60, 75):
+        emb = noisy(sliver if k < 64 else look, rng)
+        result = wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=emb)], IMAGE)
+        events += [(e.kind, e.track_id) for e in result.events]
+        published.append([t.track_id for t in result.tracks])
+    if young_frames == 0:
+        assert events == [(EventKind.BIRTH, 2)] and published[-1] == [2] and wm.gallery_ids == [1]
+    else:
+        assert events == [(EventKind.BIRTH, 2), (EventKind.LOST, 2), (EventKind.REACQUIRED, 1)]
+        assert published[-1] == [1] and wm.gallery_ids == []
+        renamed = published.index([1])
+        assert all(ids == [2] for ids in published[2:renamed])  # the new id until the look matched

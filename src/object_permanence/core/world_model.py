@@ -276,13 +276,23 @@ class WorldModel:
         young = np.zeros(len(t), bool)
         young[new_rows] = True
         young[:n] = (t.state[:n] == _TENTATIVE) & (t.misses[:n] == 0)
+        shown_young = np.zeros(0, np.intp)  # young tracks published under their own id before
+        if cfg.reid_young_max_frames > 0:  # confirmed, and matched in every frame of a short life
+            confirmed = (t.state[:n] == _VISIBLE) & hit & (t.age[:n] < cfg.reid_young_max_frames) \
+                & (t.hits[:n] == t.age[:n] + 1)
+            young[:n] |= confirmed
+            confirmed[event_rows[event_kinds == int(EventKind.BIRTH)]] = False  # not before this frame
+            shown_young = confirmed.nonzero()[0]
+        shown_young_ids = t.ids[shown_young]  # before a re-identification renames them
         back_rows, back_unseen, merged = reidentify_lost(self._table, self._gallery, self.config, young.nonzero()[0], stamp)
         # a track LOST this frame whose gallery entry a young track took back at once is published
-        # once, as that reacquired track: its LOST row and LOST event are dropped
+        # once, as that reacquired track: its LOST row and LOST event are dropped; so is the BIRTH
+        # event of a track confirmed this frame and re-identified (REACQUIRED, below)
         relost = lost.nonzero()[0]
         relost = relost[np.isin(t.ids[relost], t.ids[back_rows])] if back_rows.size else relost[:0]
-        if relost.size:
-            stay = ~(np.isin(event_rows, relost) & (event_kinds == int(EventKind.LOST)))
+        if back_rows.size:
+            stay = ~((np.isin(event_rows, relost) & (event_kinds == int(EventKind.LOST)))
+                     | (np.isin(event_rows, back_rows) & (event_kinds == int(EventKind.BIRTH))))
             event_rows, event_order, event_kinds, event_unseen = (
                 a[stay] for a in (event_rows, event_order, event_kinds, event_unseen))
         order = np.lexsort((event_order, event_rows))
@@ -291,6 +301,11 @@ class WorldModel:
                   for i, k, u in zip(event_rows[order].tolist(), event_kinds[order].tolist(),
                                      event_unseen[order].tolist())]
         now_boxes = t.filters.boxes
+        # a young track published under its own id and given an old identity: its own id ends here
+        renamed = np.isin(shown_young, back_rows)
+        events += [TrackEvent(track_id=int(i), kind=EventKind.LOST, state=TrackState.LOST, box=now_boxes[r].copy(),
+                              frames_unseen=0)
+                   for i, r in zip(shown_young_ids[renamed].tolist(), shown_young[renamed].tolist())]
         events += [TrackEvent(track_id=int(t.ids[i]), kind=EventKind.REACQUIRED, state=TrackState.VISIBLE,
                               box=now_boxes[i].copy(), frames_unseen=int(u))
                    for i, u in zip(back_rows.tolist(), back_unseen.tolist())]
