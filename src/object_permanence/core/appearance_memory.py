@@ -191,7 +191,9 @@ class AppearanceMemory:
         # FIFO part (working memory or bank): write at head, advance it; keep the running sum
         slot = self.head[rows]
         evicted = self.slots[rows, slot]  # zeros where the slot was never written (not valid)
-        total = self.fifo_sum[rows] + e - evicted  # sum over the FIFO entries
+        total = self.fifo_sum[rows]  # a copy: the sum over the FIFO entries, updated in place
+        total += e
+        total -= evicted
         self.fifo_sum[rows] = total
         self.slots[rows, slot] = e
         self.valid[rows, slot] = True

@@ -227,7 +227,7 @@ def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     # (array methods, not the np.* wrappers: their dispatch costs more than the work on small arrays)
     order = boxes[:, 0].argsort(kind="stable")
-    cx = boxes[order, 0]
+    cx = boxes[:, 0].take(order)
     widest = float(boxes[:, 2].max()) / 2
     lo = cx.searchsorted(centres[:, 0] - reach[:, 0] - widest, side="left")
     hi = cx.searchsorted(centres[:, 0] + reach[:, 0] + widest, side="right")
@@ -242,7 +242,7 @@ def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -
         rows, cols = rows[inside], cols[inside]
     key = rows * m + cols  # unique per pair: sorting it sorts by row, then column
     key.sort()
-    return key // m, key % m
+    return np.divmod(key, m)
 
 
 def within_ratio(ratio: np.ndarray, max_ratio: float) -> np.ndarray:

@@ -278,7 +278,8 @@ class BatchedBoxKalman:
         z = np.asarray(z, dtype=float).reshape(rows.shape[0], DIM_Z)
         x, pp, pv, vv, r = (a.take(rows, axis=0) for a in (self._x, self._pp, self._pv, self._vv,
                                                           self._measurement_variances()))
-        inv_s = 1.0 / (pp + r)  # S = H P H' + R = P_pp + r
+        s = pp + r  # S = H P H' + R = P_pp + r
+        inv_s = 1.0 / s
         kp, kv = pp * inv_s, pv * inv_s  # K = P H' S^-1
         y = z - x[:, :DIM_Z]  # y = z - H x
         x[:, :DIM_Z] += kp * y  # x = x + K y
@@ -287,7 +288,7 @@ class BatchedBoxKalman:
         self._x[rows] = x
         self._pp[rows] = one_kp * one_kp * pp + kp * kp * r  # (1-k_p)² P_pp + k_p² r
         self._pv[rows] = one_kp * (pv - kv * pp) + kp * kv * r  # (1-k_p)(P_pv - k_v P_pp) + k_p k_v r
-        self._vv[rows] = vv - 2.0 * kv * pv + kv * kv * (pp + r)  # P_vv - 2k_v P_pv + k_v² (P_pp + r)
+        self._vv[rows] = vv - 2.0 * kv * pv + kv * kv * s  # P_vv - 2k_v P_pv + k_v² (P_pp + r)
         self._r = None
         self._steady.update(rows, z)
 

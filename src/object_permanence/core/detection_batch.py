@@ -8,7 +8,6 @@ naming its index and its first problem, in the order of the checks below.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -52,10 +51,6 @@ class DetectionBatch:
         return self._unit
 
 
-#: The fields :func:`_convert` reads of each detection, in one attribute lookup per entry.
-_FIELDS = operator.attrgetter("box", "score", "class_id", "embedding")
-
-
 def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                         list[np.ndarray | None] | None, np.ndarray | None,
                                                         dict[int, str]]:
@@ -66,8 +61,10 @@ def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, n
     m = len(detections)
     problems: dict[int, str] = {}
     try:  # the fast path: every entry converts
-        # one pass over the entries for all four fields, then one conversion per field (C-level maps)
-        box_list, score_list, class_list, raw = zip(*map(_FIELDS, detections)) if m else ((), (), (), ())
+        # one list per field, then one conversion per field (C-level maps); four comprehensions cost
+        # half as much as one pass gathering a tuple per entry and transposing them
+        box_list, score_list = [d.box for d in detections], [d.score for d in detections]
+        class_list, raw = [d.class_id for d in detections], [d.embedding for d in detections]
         boxes = np.array(box_list, dtype=float).reshape(m, 4)
         scores = np.fromiter(map(float, score_list), float, count=m)
         class_ids = np.fromiter(map(int, class_list), np.int64, count=m)
