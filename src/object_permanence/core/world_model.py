@@ -89,6 +89,7 @@ from object_permanence.core.ghost_onset import hidden_side, onset_correction
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
 from object_permanence.core.reidentification import covered_by_visible, reidentify_lost, twins_of_visible
+from object_permanence.core.row_selection import every_row
 from object_permanence.core.track_table import LostGallery, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
@@ -316,8 +317,8 @@ class WorldModel:
         return StepResult(tracks=published, events=events, rejections=rejections)
 
     def _associate(self, stamp: float, dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Run the cascade; returns the matched track rows (K,) and detection rows (K,), and a
-        (K,) mask of the pairs re-identified outside their motion gate (to be re-initialised).
+        """Run the cascade; returns the matched track rows (K,, increasing) and detection rows (K,),
+        and a (K,) mask of the pairs re-identified outside their motion gate (to be re-initialised).
 
         Costs are computed only on the candidate pairs (:func:`candidate_pairs`: every pair with
         IoU > 0 or inside the loose re-identification gate; no other pair can pass any stage), and
@@ -378,7 +379,8 @@ class WorldModel:
         missed_s = t.last_seen_stamp.max() - t.last_seen_stamp  # unseen beyond the latest seen: a frame gap is free
         cost1 = stage_one_costs(pr, np.where(motion_ok, mixed, np.inf), missed_s, cfg.ghost_recency_cost_per_s)
         keep_own = functools.partial(assign_keeping_own, keep=visible, margin=cfg.visible_match_margin)
-        reinit_parts = [np.zeros(run(recent, cost1, max_cost=2.0, solve=keep_own).size, bool)]
+        reinit = np.zeros(pr.size, bool)  # (P,) the pairs matched by appearance alone (stage 2)
+        run(recent, cost1, max_cost=2.0, solve=keep_own)
         # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) and a
         # box of about the ghost's height the same mixed cost; without it, but inside the loose
         # gate, appearance alone, ranked after every pair with motion evidence.
@@ -404,14 +406,16 @@ class WorldModel:
                 np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost) \
                 & within_ratio(scale, cfg.gallery_max_scale_ratio)
             cost2 = np.where(by_motion, mixed, np.where(loose, 2.0 + app0, np.inf))
-            reinit_parts.append(~by_motion[run(is_ghost, cost2, max_cost=4.0)])
+            won = run(is_ghost, cost2, max_cost=4.0)
+            reinit[won] = ~by_motion[won]
         # Stage 3: TENTATIVE tracks by IoU.
         tentative = states == _TENTATIVE
         if tentative.any():
             cost3 = np.where(motion_ok & (iou >= cfg.iou_gate), 1.0 - iou + penalty, np.inf)
-            reinit_parts.append(np.zeros(run(tentative, cost3, max_cost=1.0 - cfg.iou_gate).size, bool))
+            run(tentative, cost3, max_cost=1.0 - cfg.iou_gate)
         won = np.concatenate(matched)
-        return pr[won], pc[won], np.concatenate(reinit_parts)
+        won.sort()  # by row, as the candidates are: the stages' rows interleave
+        return pr[won], pc[won], reinit[won]
 
     def _hit(self, rows: np.ndarray, cols: np.ndarray, reinit: np.ndarray, dets: DetectionBatch,
              stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -420,9 +424,10 @@ class WorldModel:
         t = self._table
         z = dets.boxes.take(cols, axis=0)
         state = t.state[rows]  # as associated (those confirmed or back from a ghost turn VISIBLE last)
+        at = slice(None) if every_row(rows, len(t)) else rows  # the usual frame: whole-array writes
         # before the update: the published box of this frame from the prior, innovation and R
         self._extent_offset = np.zeros((len(t), 4))
-        self._extent_offset[rows] = self._extent.published_offsets(
+        self._extent_offset[at] = self._extent.published_offsets(
             t.ids[rows], t.filters.boxes.take(rows, axis=0), self._innovation_var.take(rows, axis=0),
             self._kalman_params, z, t.filters.steady_sizes.take(rows, axis=0),
             (state == _VISIBLE) & ~reinit, reinit)
@@ -438,16 +443,16 @@ class WorldModel:
             t.filters.update(rows, z)
         unseen = t.frames_since_seen[rows]
         prev_scores, prev_boxes = t.score[rows], t.measurement.take(rows, axis=0)  # the last detection's, for confirm_matched()
-        t.hits[rows] += 1
-        t.claim_hits[rows] += 1
-        t.age[rows] += 1
-        t.misses[rows] = 0
-        t.frames_since_seen[rows] = 0
-        t.hidden_since_seen[rows] = False
-        t.last_seen_stamp[rows] = stamp
-        t.measurement[rows] = z
-        t.has_measurement[rows] = True
-        t.score[rows] = dets.scores[cols]
+        t.hits[at] += 1
+        t.claim_hits[at] += 1
+        t.age[at] += 1
+        t.misses[at] = 0
+        t.frames_since_seen[at] = 0
+        t.hidden_since_seen[at] = False
+        t.last_seen_stamp[at] = stamp
+        t.measurement[at] = z
+        t.has_measurement[at] = True
+        t.score[at] = dets.scores[cols]
         unit, unit_ok = dets.unit
         t.memory.update_unit(rows, unit.take(cols, axis=0), unit_ok[cols], dets.has_embedding[cols])
         t.vote_class(rows, dets.class_ids[cols], dets.class_names[cols])
