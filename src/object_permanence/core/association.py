@@ -335,11 +335,7 @@ def assign_pairs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, max_cost:
     if rest.size:
         # the rows and columns left (sorted), each pair's place in that sub-matrix
         rest_rows, rest_cols = np.bincount(rows[rest]).nonzero()[0], np.bincount(cols[rest]).nonzero()[0]
-        row_at = np.empty(rest_rows[-1] + 1, np.intp)
-        row_at[rest_rows] = np.arange(rest_rows.size)
-        col_at = np.empty(rest_cols[-1] + 1, np.intp)
-        col_at[rest_cols] = np.arange(rest_cols.size)
-        i, j = row_at[rows[rest]], col_at[cols[rest]]
+        i, j = rest_rows.searchsorted(rows[rest]), rest_cols.searchsorted(cols[rest])
         sub = np.full((rest_rows.size, rest_cols.size), max_cost + 1.0)  # infeasible: max_cost + 1
         sub[i, j] = cost[rest]
         pair_at = np.full(sub.shape, -1, np.intp)

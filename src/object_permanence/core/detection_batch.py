@@ -7,7 +7,6 @@ naming its index and its first problem, in the order of the checks below.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -100,26 +99,22 @@ def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, n
 
 def _object_array(values: list) -> np.ndarray:
     """``values`` as a (K,) object array, one entry each whatever they are (a list of lists stays 1-D)."""
-    out = np.empty(len(values), object)
-    out[:] = values
-    return out
+    return np.fromiter(values, object, count=len(values))
 
 
 def _all_usable(boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray,
                 image_size: tuple[int, int] | None) -> bool:
     """True when no rule of :func:`validate_detections` drops any of these detections (boxes (M, 4),
-    scores (M,), embeddings (M, D) of the expected length); a few whole-array reductions. False may
-    also mean only that the sum of the embeddings overflowed: the caller then checks rule by rule."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        # max |value| <= MAX_BOX_PX is False for NaN and inf too (a NaN entry makes the max NaN); a
-        # NaN or inf entry makes the sum non-finite
-        if not (np.abs(boxes).max() <= MAX_BOX_PX and boxes[:, 2:].min() > 0
-                and scores.min() >= 0.0 and scores.max() <= 1.0 and math.isfinite(float(embeddings.sum()))):
-            return False
-        if image_size is not None and min(image_size) > 0:
-            half = boxes[:, 2:] / 2
-            # x2, y2 > 0 and x1 < width, y1 < height: every box overlaps the image
-            return bool((boxes[:, :2] + half).min() > 0 and ((boxes[:, :2] - half) < image_size).all())
+    scores (M,), embeddings (M, D) of the expected length); a few whole-array reductions (none of
+    them warns on NaN or inf)."""
+    # max |value| <= MAX_BOX_PX is False for NaN and inf too (a NaN entry makes the max NaN)
+    if not (np.abs(boxes).max() <= MAX_BOX_PX and boxes[:, 2:].min() > 0
+            and scores.min() >= 0.0 and scores.max() <= 1.0 and np.isfinite(embeddings).all()):
+        return False
+    if image_size is not None and min(image_size) > 0:
+        half = boxes[:, 2:] / 2
+        # x2, y2 > 0 and x1 < width, y1 < height: every box overlaps the image
+        return bool((boxes[:, :2] + half).min() > 0 and ((boxes[:, :2] - half) < image_size).all())
     return True
 
 
