@@ -106,7 +106,8 @@ class SteadySize:
         every = every_row(rows, self._size.shape[0])  # the usual frame: no gather, no scatter
         s = self._size if every else self._size.take(rows, axis=0)
         size = np.asarray(z, float).reshape(-1, 4)[:, 2:4]
-        s = np.where(size >= STEADY_GATE * s, s + STEADY_RATE * (size - s), s)  # s + a (size - s) where size >= g s
+        # s' = s + a (size - s) where size >= g s, else s
+        s = np.where(size >= STEADY_GATE * s, s + STEADY_RATE * (size - s), s)
         if every:
             self._size = s
         else:
