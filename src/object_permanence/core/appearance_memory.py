@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from object_permanence.core.row_selection import every_row
+
 #: The memory kinds, as the ``appearance_memory`` config field names them.
 MEMORY_KINDS = ("ema", "bank", "dual")
 
@@ -189,16 +191,22 @@ class AppearanceMemory:
             self.has[rows] = True
             return
         # FIFO part (working memory or bank): write at head, advance it; keep the running sum
+        every = every_row(rows, len(self))  # the usual frame: the per-row arrays whole, no scatters
         slot = self.head[rows]
         evicted = self.slots[rows, slot]  # zeros where the slot was never written (not valid)
-        total = self.fifo_sum[rows] + e - evicted  # sum over the FIFO entries
-        self.fifo_sum[rows] = total
+        total = self.fifo_sum if every else self.fifo_sum[rows]  # the sum over the FIFO entries, in place
+        total += e
+        total -= evicted
         self.slots[rows, slot] = e
         self.valid[rows, slot] = True
         head = (slot + 1) % self.fifo
-        self.head[rows] = head
-        self.summary[rows], _ = normalise_rows(total)  # the normalised mean of the FIFO entries
-        self.has[rows] = True
+        summary, _ = normalise_rows(total)  # the normalised mean of the FIFO entries
+        if every:
+            self.head, self.summary = head, summary
+            self.has[:] = True
+        else:
+            self.fifo_sum[rows], self.head[rows], self.summary[rows] = total, head, summary
+            self.has[rows] = True
         if self.kind == "dual" and (head == 0).any():  # the working memory filled anew: consolidate
             full = rows[head == 0]
             self._remember_episode(full, self.summary[full])

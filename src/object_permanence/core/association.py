@@ -227,7 +227,7 @@ def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     # (array methods, not the np.* wrappers: their dispatch costs more than the work on small arrays)
     order = boxes[:, 0].argsort(kind="stable")
-    cx = boxes[order, 0]
+    cx = boxes[:, 0].take(order)
     widest = float(boxes[:, 2].max()) / 2
     lo = cx.searchsorted(centres[:, 0] - reach[:, 0] - widest, side="left")
     hi = cx.searchsorted(centres[:, 0] + reach[:, 0] + widest, side="right")
@@ -242,7 +242,7 @@ def candidate_pairs(centres: np.ndarray, reach: np.ndarray, boxes: np.ndarray) -
         rows, cols = rows[inside], cols[inside]
     key = rows * m + cols  # unique per pair: sorting it sorts by row, then column
     key.sort()
-    return key // m, key % m
+    return np.divmod(key, m)
 
 
 def within_ratio(ratio: np.ndarray, max_ratio: float) -> np.ndarray:
@@ -335,11 +335,7 @@ def assign_pairs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, max_cost:
     if rest.size:
         # the rows and columns left (sorted), each pair's place in that sub-matrix
         rest_rows, rest_cols = np.bincount(rows[rest]).nonzero()[0], np.bincount(cols[rest]).nonzero()[0]
-        row_at = np.empty(rest_rows[-1] + 1, np.intp)
-        row_at[rest_rows] = np.arange(rest_rows.size)
-        col_at = np.empty(rest_cols[-1] + 1, np.intp)
-        col_at[rest_cols] = np.arange(rest_cols.size)
-        i, j = row_at[rows[rest]], col_at[cols[rest]]
+        i, j = rest_rows.searchsorted(rows[rest]), rest_cols.searchsorted(cols[rest])
         sub = np.full((rest_rows.size, rest_cols.size), max_cost + 1.0)  # infeasible: max_cost + 1
         sub[i, j] = cost[rest]
         pair_at = np.full(sub.shape, -1, np.intp)

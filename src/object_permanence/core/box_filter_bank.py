@@ -42,6 +42,7 @@ from object_permanence.core.kalman import (
     initial_std,
     measurement_std,
 )
+from object_permanence.core.row_selection import every_row
 
 FilterFactory = Callable[[np.ndarray, BoxKalmanParams], BoxFilter]
 
@@ -276,18 +277,24 @@ class BatchedBoxKalman:
         if rows.size == 0:
             return
         z = np.asarray(z, dtype=float).reshape(rows.shape[0], DIM_Z)
-        x, pp, pv, vv, r = (a.take(rows, axis=0) for a in (self._x, self._pp, self._pv, self._vv,
-                                                          self._measurement_variances()))
-        inv_s = 1.0 / (pp + r)  # S = H P H' + R = P_pp + r
+        every = every_row(rows, len(self))  # the usual frame: the arrays themselves, no gathers
+        x, pp, pv, vv, r = (a if every else a.take(rows, axis=0)
+                            for a in (self._x, self._pp, self._pv, self._vv, self._measurement_variances()))
+        s = pp + r  # S = H P H' + R = P_pp + r
+        inv_s = 1.0 / s
         kp, kv = pp * inv_s, pv * inv_s  # K = P H' S^-1
         y = z - x[:, :DIM_Z]  # y = z - H x
-        x[:, :DIM_Z] += kp * y  # x = x + K y
+        x[:, :DIM_Z] += kp * y  # x = x + K y (in place when every row)
         x[:, DIM_Z:] += kv * y
         one_kp = 1.0 - kp
-        self._x[rows] = x
-        self._pp[rows] = one_kp * one_kp * pp + kp * kp * r  # (1-k_p)² P_pp + k_p² r
-        self._pv[rows] = one_kp * (pv - kv * pp) + kp * kv * r  # (1-k_p)(P_pv - k_v P_pp) + k_p k_v r
-        self._vv[rows] = vv - 2.0 * kv * pv + kv * kv * (pp + r)  # P_vv - 2k_v P_pv + k_v² (P_pp + r)
+        pp_new = one_kp * one_kp * pp + kp * kp * r  # (1-k_p)² P_pp + k_p² r
+        pv_new = one_kp * (pv - kv * pp) + kp * kv * r  # (1-k_p)(P_pv - k_v P_pp) + k_p k_v r
+        vv_new = vv - 2.0 * kv * pv + kv * kv * s  # P_vv - 2k_v P_pv + k_v² (P_pp + r)
+        if every:  # x was updated in place
+            self._pp, self._pv, self._vv = pp_new, pv_new, vv_new
+        else:
+            self._x[rows] = x
+            self._pp[rows], self._pv[rows], self._vv[rows] = pp_new, pv_new, vv_new
         self._r = None
         self._steady.update(rows, z)
 

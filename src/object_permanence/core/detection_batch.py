@@ -7,8 +7,6 @@ naming its index and its first problem, in the order of the checks below.
 """
 from __future__ import annotations
 
-import math
-import operator
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -52,10 +50,6 @@ class DetectionBatch:
         return self._unit
 
 
-#: The fields :func:`_convert` reads of each detection, in one attribute lookup per entry.
-_FIELDS = operator.attrgetter("box", "score", "class_id", "embedding")
-
-
 def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                         list[np.ndarray | None] | None, np.ndarray | None,
                                                         dict[int, str]]:
@@ -66,8 +60,10 @@ def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, n
     m = len(detections)
     problems: dict[int, str] = {}
     try:  # the fast path: every entry converts
-        # one pass over the entries for all four fields, then one conversion per field (C-level maps)
-        box_list, score_list, class_list, raw = zip(*map(_FIELDS, detections)) if m else ((), (), (), ())
+        # one list per field, then one conversion per field (C-level maps); four comprehensions cost
+        # half as much as one pass gathering a tuple per entry and transposing them
+        box_list, score_list = [d.box for d in detections], [d.score for d in detections]
+        class_list, raw = [d.class_id for d in detections], [d.embedding for d in detections]
         boxes = np.array(box_list, dtype=float).reshape(m, 4)
         scores = np.fromiter(map(float, score_list), float, count=m)
         class_ids = np.fromiter(map(int, class_list), np.int64, count=m)
@@ -103,26 +99,22 @@ def _convert(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, n
 
 def _object_array(values: list) -> np.ndarray:
     """``values`` as a (K,) object array, one entry each whatever they are (a list of lists stays 1-D)."""
-    out = np.empty(len(values), object)
-    out[:] = values
-    return out
+    return np.fromiter(values, object, count=len(values))
 
 
 def _all_usable(boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray,
                 image_size: tuple[int, int] | None) -> bool:
     """True when no rule of :func:`validate_detections` drops any of these detections (boxes (M, 4),
-    scores (M,), embeddings (M, D) of the expected length); a few whole-array reductions. False may
-    also mean only that the sum of the embeddings overflowed: the caller then checks rule by rule."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        # max |value| <= MAX_BOX_PX is False for NaN and inf too (a NaN entry makes the max NaN); a
-        # NaN or inf entry makes the sum non-finite
-        if not (np.abs(boxes).max() <= MAX_BOX_PX and boxes[:, 2:].min() > 0
-                and scores.min() >= 0.0 and scores.max() <= 1.0 and math.isfinite(float(embeddings.sum()))):
-            return False
-        if image_size is not None and min(image_size) > 0:
-            half = boxes[:, 2:] / 2
-            # x2, y2 > 0 and x1 < width, y1 < height: every box overlaps the image
-            return bool((boxes[:, :2] + half).min() > 0 and ((boxes[:, :2] - half) < image_size).all())
+    scores (M,), embeddings (M, D) of the expected length); a few whole-array reductions (none of
+    them warns on NaN or inf)."""
+    # max |value| <= MAX_BOX_PX is False for NaN and inf too (a NaN entry makes the max NaN)
+    if not (np.abs(boxes).max() <= MAX_BOX_PX and boxes[:, 2:].min() > 0
+            and scores.min() >= 0.0 and scores.max() <= 1.0 and np.isfinite(embeddings).all()):
+        return False
+    if image_size is not None and min(image_size) > 0:
+        half = boxes[:, 2:] / 2
+        # x2, y2 > 0 and x1 < width, y1 < height: every box overlaps the image
+        return bool((boxes[:, :2] + half).min() > 0 and ((boxes[:, :2] - half) < image_size).all())
     return True
 
 

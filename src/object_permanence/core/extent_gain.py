@@ -91,16 +91,19 @@ class ExtentGain:
         order = order[ids.take(order).argsort()]  # kept sorted by id: found again by searchsorted
         ids, e = ids.take(order), e.take(order, axis=0)
         if self.rate > 0 and ids.size and self._prev_ids.size:
-            at = np.minimum(self._prev_ids.searchsorted(ids), self._prev_ids.size - 1)
-            now_at = (self._prev_ids.take(at) == ids).nonzero()[0]  # the tracks eligible in both frames
-            if now_at.size:
+            if ids.size == self._prev_ids.size and (ids == self._prev_ids).all():  # the same tracks: all pairs
+                prev, now = self._prev_e, e
+            else:  # the tracks eligible in both frames
+                at = np.minimum(self._prev_ids.searchsorted(ids), self._prev_ids.size - 1)
+                now_at = (self._prev_ids.take(at) == ids).nonzero()[0]
                 prev, now = self._prev_e.take(at.take(now_at), axis=0), e.take(now_at, axis=0)
+            if now.shape[0]:
                 x = np.empty((2, *now.shape))
                 np.add(prev, now, out=x[0])
                 np.subtract(prev, now, out=x[1])
                 x *= x  # (e_k + e_k+1)², (e_k - e_k+1)²
                 # Robbins-Monro quantile step: log m += rate (share above m - 1/2) -> m = median
-                above = (x > np.exp(self._log_m)[:, None, :]).sum(axis=1, dtype=np.intp) / now_at.size
+                above = (x > np.exp(self._log_m)[:, None, :]).sum(axis=1, dtype=np.intp) / now.shape[0]
                 self._log_m += self.rate * (above - 0.5)
         self._prev_ids, self._prev_e = ids, e
 

@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from object_permanence.core.row_selection import every_row
+
 #: An axis whose size at the ghost's onset is below this fraction of the steady size is truncated.
 TRUNCATED_FRAC = 0.7
 #: Step of the steady size toward a detected size, per matched frame.
@@ -101,9 +103,15 @@ class SteadySize:
     def update(self, rows: np.ndarray, z: np.ndarray) -> None:
         """Move ``rows`` (K,) toward the detected sizes of boxes ``z`` (K, 4)."""
         rows = np.asarray(rows, dtype=np.intp)
-        s, size = self._size.take(rows, axis=0), np.asarray(z, float).reshape(-1, 4)[:, 2:4]
+        every = every_row(rows, self._size.shape[0])  # the usual frame: no gather, no scatter
+        s = self._size if every else self._size.take(rows, axis=0)
+        size = np.asarray(z, float).reshape(-1, 4)[:, 2:4]
         # s' = s + a (size - s) where size >= g s, else s
-        self._size[rows] = np.where(size >= STEADY_GATE * s, s + STEADY_RATE * (size - s), s)
+        s = np.where(size >= STEADY_GATE * s, s + STEADY_RATE * (size - s), s)
+        if every:
+            self._size = s
+        else:
+            self._size[rows] = s
 
 
 def hidden_side(boxes: np.ndarray, steady: np.ndarray, visible: np.ndarray) -> np.ndarray:

@@ -104,9 +104,9 @@ class TrackTable:
         boxes = f.boxes.take(rows, axis=0)
         if extent_offset is not None:
             boxes += extent_offset
-        return list(map(Track, self.ids[rows].tolist(), list(map(STATES.__getitem__, self.state[rows].tolist())),
-                        list(boxes), list(f.velocities.take(rows, axis=0)),
-                        list(f.box_covariances.take(rows, axis=0)), self.score[rows].tolist(),
+        return list(map(Track, self.ids[rows].tolist(), _STATE_MEMBERS.take(self.state[rows]).tolist(),
+                        boxes, f.velocities.take(rows, axis=0),
+                        f.box_covariances.take(rows, axis=0), self.score[rows].tolist(),
                         self.class_id[rows].tolist(), self.class_name[rows].tolist(), self.age[rows].tolist(),
                         hits, self.frames_since_seen[rows].tolist(), embeddings,
                         itertools.repeat(float("nan"), len(hits)), measurements))
@@ -236,6 +236,8 @@ def _rows_or_none(values: np.ndarray, present: list[bool]) -> list[np.ndarray | 
 
 #: TrackState members by value, to turn an int8 state array into enum members without a lookup.
 STATES = tuple(sorted(TrackState, key=int))
+#: :data:`STATES` as an object array: one ``take`` maps a state array to its members.
+_STATE_MEMBERS = np.array(STATES, dtype=object)
 #: ``Track``'s fields in the order :meth:`TrackTable.publish` passes them.
 TRACK_FIELDS = ("track_id", "state", "box", "velocity", "covariance", "score", "class_id", "class_name", "age",
                 "hits", "frames_since_seen", "embedding", "persistence_score", "measurement")

@@ -89,6 +89,7 @@ from object_permanence.core.ghost_onset import hidden_side, onset_correction
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
 from object_permanence.core.reidentification import covered_by_visible, reidentify_lost, twins_of_visible
+from object_permanence.core.row_selection import every_row
 from object_permanence.core.track_table import LostGallery, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
@@ -238,19 +239,16 @@ class WorldModel:
         n = len(t)
         hit = np.zeros(n, bool)
         hit[rows] = True
-        event_rows, event_order, event_kinds, event_unseen = self._hit(rows, cols, reinit, dets, stamp)
+        hit_events = self._hit(rows, cols, reinit, dets, stamp)
         boxes = t.filters.boxes  # after the update: the boxes events and ghosts are judged on
-        more = self._miss(~hit, stamp, boxes, image_size)
-        event_rows = np.concatenate([event_rows, more[0]])
-        event_order = np.concatenate([event_order, more[1]])
-        event_kinds = np.concatenate([event_kinds, more[2]])
-        event_unseen = np.concatenate([event_unseen, more[3]])
+        miss_events = self._miss(~hit, stamp, boxes, image_size)
+        event_rows, event_order, event_kinds, event_unseen = (
+            (np.concatenate(pair) for pair in zip(hit_events, miss_events)) if miss_events[0].size else hit_events)
 
         cfg = self.config
-        lost = t.state == _LOST
-        dead = (t.state == _TENTATIVE) & (t.misses > cfg.max_tentative_misses)
-        alive = ~lost & ~dead
-        shown = lost | (~dead & ((t.state != _TENTATIVE) | cfg.publish_tentative) & ~self._quiet)
+        lost, tentative = t.state == _LOST, t.state == _TENTATIVE
+        alive = ~(lost | (tentative & (t.misses > cfg.max_tentative_misses)))  # not LOST, not a dead TENTATIVE
+        shown = lost | (alive & ~self._quiet & (~tentative | cfg.publish_tentative))
 
         unmatched = np.ones(len(dets), bool)
         unmatched[cols] = False
@@ -266,12 +264,14 @@ class WorldModel:
         ids = np.array([self._ids.allocate() for _ in range(new_cols.size)], dtype=np.uint64)
         g = self._gallery
         g.frames_since_seen += 1
-        min_hits = np.where(t.hidden_since_seen, cfg.gallery_covered_min_hits, cfg.gallery_min_hits)
-        to_gallery = (lost & (t.hits >= min_hits) & t.memory.has).nonzero()[0]
-        g.add(t, to_gallery, self._outside[to_gallery])
+        if lost.any():
+            min_hits = np.where(t.hidden_since_seen, cfg.gallery_covered_min_hits, cfg.gallery_min_hits)
+            to_gallery = (lost & (t.hits >= min_hits) & t.memory.has).nonzero()[0]
+            g.add(t, to_gallery, self._outside[to_gallery])
         g.forget(stamp, cfg.gallery_retention_s, cfg.gallery_capacity)
-        t.append(ids, new_state, dets.boxes[new_cols], dets.scores[new_cols], dets.class_ids[new_cols],
-                 dets.class_names[new_cols], dets.embeddings[new_cols], dets.has_embedding[new_cols], stamp)
+        if new_cols.size:
+            t.append(ids, new_state, dets.boxes[new_cols], dets.scores[new_cols], dets.class_ids[new_cols],
+                     dets.class_names[new_cols], dets.embeddings[new_cols], dets.has_embedding[new_cols], stamp)
         new_rows = np.arange(n, n + new_cols.size)
         young = np.zeros(len(t), bool)
         young[new_rows] = True
@@ -295,11 +295,13 @@ class WorldModel:
                      | (np.isin(event_rows, back_rows) & (event_kinds == int(EventKind.BIRTH))))
             event_rows, event_order, event_kinds, event_unseen = (
                 a[stay] for a in (event_rows, event_order, event_kinds, event_unseen))
-        order = np.lexsort((event_order, event_rows))
-        events = [TrackEvent(track_id=int(t.ids[i]), kind=_KINDS[k], state=_STATE_AFTER[_KINDS[k]],
-                             box=boxes[i].copy(), frames_unseen=int(u))
-                  for i, k, u in zip(event_rows[order].tolist(), event_kinds[order].tolist(),
-                                     event_unseen[order].tolist())]
+        events: list[TrackEvent] = []
+        if event_rows.size:
+            order = np.lexsort((event_order, event_rows))
+            events = [TrackEvent(track_id=int(t.ids[i]), kind=_KINDS[k], state=_STATE_AFTER[_KINDS[k]],
+                                 box=boxes[i].copy(), frames_unseen=int(u))
+                      for i, k, u in zip(event_rows[order].tolist(), event_kinds[order].tolist(),
+                                         event_unseen[order].tolist())]
         now_boxes = t.filters.boxes
         # a young track published under its own id and given an old identity: its own id ends here
         renamed = np.isin(shown_young, back_rows)
@@ -319,7 +321,8 @@ class WorldModel:
         shown_all[merged] = False
         shown_all[relost] = False
         shown_rows = shown_all.nonzero()[0]
-        offset = np.concatenate([self._extent_offset, np.zeros((new_cols.size, 4))])
+        offset = np.concatenate([self._extent_offset, np.zeros((new_cols.size, 4))]) if new_cols.size \
+            else self._extent_offset
         published = self._table.publish(shown_rows, offset.take(shown_rows, axis=0))  # the published box gain's
         keep = np.concatenate([alive, np.ones(new_cols.size, bool)])  # new tracks all stay
         keep[merged] = False  # the ghosts taken over (old rows)
@@ -329,8 +332,8 @@ class WorldModel:
         return StepResult(tracks=published, events=events, rejections=rejections)
 
     def _associate(self, stamp: float, dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Run the cascade; returns the matched track rows (K,) and detection rows (K,), and a
-        (K,) mask of the pairs re-identified outside their motion gate (to be re-initialised).
+        """Run the cascade; returns the matched track rows (K,, increasing) and detection rows (K,),
+        and a (K,) mask of the pairs re-identified outside their motion gate (to be re-initialised).
 
         Costs are computed only on the candidate pairs (:func:`candidate_pairs`: every pair with
         IoU > 0 or inside the loose re-identification gate; no other pair can pass any stage), and
@@ -338,9 +341,9 @@ class WorldModel:
         :func:`assign_pairs` (the assignment of the dense matrix, without building it)."""
         cfg, t = self.config, self._table
         n, m = len(t), len(dets)
-        empty = np.zeros(0, np.intp)
-        self._innovation_var = np.zeros((n, 4))  # (N, 4) S_kk of cx, cy, w, h (the extent gain's)
         if n == 0 or m == 0:
+            self._innovation_var = np.zeros((n, 4))
+            empty = np.zeros(0, np.intp)
             return empty, empty, np.zeros(0, bool)
         trk_boxes = t.filters.boxes
         states = t.state
@@ -348,7 +351,7 @@ class WorldModel:
         # Candidate pairs: the only ones any stage can accept (IoU > 0, or d² within the loose
         # re-identification gate), found by sweep and prune; every cost is computed on them only.
         cap = gate * cfg.reid_gate_scale
-        self._innovation_var = t.filters.innovation_variances
+        self._innovation_var = t.filters.innovation_variances  # (N, 4) S_kk of cx, cy, w, h (the extent gain's)
         S_xy = self._innovation_var[:, :2]  # S_kk of cx, cy
         reach = np.maximum(trk_boxes[:, 2:4] / 2, np.sqrt(cap * S_xy))
         pr, pc = candidate_pairs(trk_boxes[:, :2], reach, dets.boxes)
@@ -374,20 +377,25 @@ class WorldModel:
         def run(stage: np.ndarray, cost: np.ndarray, max_cost: float, solve=assign_pairs) -> np.ndarray:
             """Assign the tracks of ``stage`` (mask (N,)) to the free detections; ``cost`` (P,) of
             the candidate pairs (inf: not allowed). Returns the matched pairs' positions (by row)."""
-            sel = (stage[pr] & free[pc]).nonzero()[0]
-            won = sel[solve(pr[sel], pc[sel], cost[sel], max_cost)]
+            in_play = stage[pr] & free[pc]
+            if in_play.all():  # every candidate pair (no gathers)
+                won = solve(pr, pc, cost, max_cost)
+            else:
+                sel = in_play.nonzero()[0]
+                won = sel[solve(pr[sel], pc[sel], cost[sel], max_cost)]
             free[pc[won]] = False
             matched.append(won)
             return won
 
         # Stage 1: VISIBLE and recent ghosts; a ghost pays for the time unseen (stage_one_costs) and
         # cannot push a VISIBLE track off its own detection (assign_keeping_own).
-        occluded = states == _OCCLUDED
-        recent = (states == _VISIBLE) | (occluded & (stamp - t.last_seen_stamp <= cfg.recent_ghost_s))
+        occluded, visible = states == _OCCLUDED, states == _VISIBLE
+        recent = visible | (occluded & (stamp - t.last_seen_stamp <= cfg.recent_ghost_s))
         missed_s = t.last_seen_stamp.max() - t.last_seen_stamp  # unseen beyond the latest seen: a frame gap is free
         cost1 = stage_one_costs(pr, np.where(motion_ok, mixed, np.inf), missed_s, cfg.ghost_recency_cost_per_s)
-        keep_own = functools.partial(assign_keeping_own, keep=states == _VISIBLE, margin=cfg.visible_match_margin)
-        reinit_parts = [np.zeros(run(recent, cost1, max_cost=2.0, solve=keep_own).size, bool)]
+        keep_own = functools.partial(assign_keeping_own, keep=visible, margin=cfg.visible_match_margin)
+        reinit = np.zeros(pr.size, bool)  # (P,) the pairs matched by appearance alone (stage 2)
+        run(recent, cost1, max_cost=2.0, solve=keep_own)
         # Stage 2: older ghosts. With motion evidence (the gate grows with the covariance) and a
         # box of about the ghost's height the same mixed cost; without it, but inside the loose
         # gate, appearance alone, ranked after every pair with motion evidence.
@@ -413,14 +421,16 @@ class WorldModel:
                 np.where(has_app, app, np.inf) <= cfg.reid_max_appearance_cost) \
                 & within_ratio(scale, cfg.gallery_max_scale_ratio)
             cost2 = np.where(by_motion, mixed, np.where(loose, 2.0 + app0, np.inf))
-            reinit_parts.append(~by_motion[run(is_ghost, cost2, max_cost=4.0)])
+            won = run(is_ghost, cost2, max_cost=4.0)
+            reinit[won] = ~by_motion[won]
         # Stage 3: TENTATIVE tracks by IoU.
         tentative = states == _TENTATIVE
         if tentative.any():
             cost3 = np.where(motion_ok & (iou >= cfg.iou_gate), 1.0 - iou + penalty, np.inf)
-            reinit_parts.append(np.zeros(run(tentative, cost3, max_cost=1.0 - cfg.iou_gate).size, bool))
+            run(tentative, cost3, max_cost=1.0 - cfg.iou_gate)
         won = np.concatenate(matched)
-        return pr[won], pc[won], np.concatenate(reinit_parts)
+        won.sort()  # by row, as the candidates are: the stages' rows interleave
+        return pr[won], pc[won], reinit[won]
 
     def _hit(self, rows: np.ndarray, cols: np.ndarray, reinit: np.ndarray, dets: DetectionBatch,
              stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -428,12 +438,14 @@ class WorldModel:
         REACQUIRED events as (rows, order within the row, kinds, frames unseen) arrays."""
         t = self._table
         z = dets.boxes.take(cols, axis=0)
+        state = t.state[rows]  # as associated (those confirmed or back from a ghost turn VISIBLE last)
+        at = slice(None) if every_row(rows, len(t)) else rows  # the usual frame: whole-array writes
         # before the update: the published box of this frame from the prior, innovation and R
         self._extent_offset = np.zeros((len(t), 4))
-        self._extent_offset[rows] = self._extent.published_offsets(
+        self._extent_offset[at] = self._extent.published_offsets(
             t.ids[rows], t.filters.boxes.take(rows, axis=0), self._innovation_var.take(rows, axis=0),
             self._kalman_params, z, t.filters.steady_sizes.take(rows, axis=0),
-            (t.state[rows] == _VISIBLE) & ~reinit, reinit)
+            (state == _VISIBLE) & ~reinit, reinit)
         if reinit.any():
             r, zr = rows[reinit], z[reinit]
             gap = stamp - t.last_seen_stamp[r]
@@ -446,25 +458,26 @@ class WorldModel:
             t.filters.update(rows, z)
         unseen = t.frames_since_seen[rows]
         prev_scores, prev_boxes = t.score[rows], t.measurement.take(rows, axis=0)  # the last detection's, for confirm_matched()
-        t.hits[rows] += 1
-        t.claim_hits[rows] += 1
-        t.age[rows] += 1
-        t.misses[rows] = 0
-        t.frames_since_seen[rows] = 0
-        t.hidden_since_seen[rows] = False
-        t.last_seen_stamp[rows] = stamp
-        t.measurement[rows] = z
-        t.has_measurement[rows] = True
-        t.score[rows] = dets.scores[cols]
+        t.hits[at] += 1
+        t.claim_hits[at] += 1
+        t.age[at] += 1
+        t.misses[at] = 0
+        t.frames_since_seen[at] = 0
+        t.hidden_since_seen[at] = False
+        t.last_seen_stamp[at] = stamp
+        t.measurement[at] = z
+        t.has_measurement[at] = True
+        t.score[at] = dets.scores[cols]
         unit, unit_ok = dets.unit
         t.memory.update_unit(rows, unit.take(cols, axis=0), unit_ok[cols], dets.has_embedding[cols])
         t.vote_class(rows, dets.class_ids[cols], dets.class_names[cols])
-        state = t.state[rows]
         born = confirm_matched(t, rows, z, dets.scores[cols], prev_boxes, prev_scores, self.config)
-        back = state == _OCCLUDED
-        t.state[rows[born | back]] = _VISIBLE
+        emit = born | (state == _OCCLUDED)  # confirmed now or back from a ghost
+        if not emit.any():  # no event
+            none = np.zeros(0, np.int64)
+            return rows[:0], none, none, none
+        t.state[rows[emit]] = _VISIBLE
         kinds = np.where(born, int(EventKind.BIRTH), int(EventKind.REACQUIRED))
-        emit = born | back
         return rows[emit], np.zeros(int(emit.sum()), np.int64), kinds[emit], np.where(born, 0, unseen)[emit]
 
     def _miss(self, missed: np.ndarray, stamp: float, boxes: np.ndarray,
