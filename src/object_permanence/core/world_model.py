@@ -332,7 +332,7 @@ class WorldModel:
         return StepResult(tracks=published, events=events, rejections=rejections)
 
     def _associate(self, stamp: float, dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Run the cascade; returns the matched track rows (K,, increasing) and detection rows (K,),
+        """Run the cascade; returns the matched track rows (K,; increasing) and detection rows (K,),
         and a (K,) mask of the pairs re-identified outside their motion gate (to be re-initialised).
 
         Costs are computed only on the candidate pairs (:func:`candidate_pairs`: every pair with
