@@ -304,10 +304,11 @@ class WorldModel:
                                          event_unseen[order].tolist())]
         now_boxes = t.filters.boxes
         # a young track published under its own id and given an old identity: its own id ends here
-        renamed = np.isin(shown_young, back_rows)
-        events += [TrackEvent(track_id=int(i), kind=EventKind.LOST, state=TrackState.LOST, box=now_boxes[r].copy(),
-                              frames_unseen=0)
-                   for i, r in zip(shown_young_ids[renamed].tolist(), shown_young[renamed].tolist())]
+        if shown_young.size and back_rows.size:
+            renamed = np.isin(shown_young, back_rows)
+            events += [TrackEvent(track_id=int(i), kind=EventKind.LOST, state=TrackState.LOST,
+                                  box=now_boxes[r].copy(), frames_unseen=0)
+                       for i, r in zip(shown_young_ids[renamed].tolist(), shown_young[renamed].tolist())]
         events += [TrackEvent(track_id=int(t.ids[i]), kind=EventKind.REACQUIRED, state=TrackState.VISIBLE,
                               box=now_boxes[i].copy(), frames_unseen=int(u))
                    for i, u in zip(back_rows.tolist(), back_unseen.tolist())]

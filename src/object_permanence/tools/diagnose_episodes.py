@@ -23,7 +23,6 @@ failures by class; ``--out`` writes every failed episode as JSON.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import sys
@@ -34,7 +33,7 @@ from typing import Any
 
 from object_permanence.core.eval.occlusion import find_episodes
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, tracks_of
-from object_permanence.tools.diagnose_runs import add_run_arguments, run_jobs, run_jobs_of, tracked_records
+from object_permanence.tools.diagnose_runs import run_jobs, run_jobs_of, run_parser, tracked_records
 
 
 def failed_episodes(records: Sequence[FrameRecord], camera: str, max_length: int) -> tuple[int, list[dict[str, Any]]]:
@@ -85,9 +84,7 @@ def diagnose_run(job: tuple[str, int], difficulty: str, max_length: int, config_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="diagnose_episodes", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, "write every failed episode as JSON here")
+    parser = run_parser("diagnose_episodes", __doc__, "write every failed episode as JSON here")
     parser.add_argument("--max-length", type=int, default=30, help="longest gap (frames) of an episode counted")
     args = parser.parse_args(argv)
     scenarios, seeds = run_jobs_of(parser, args)

@@ -27,7 +27,6 @@ Tuning seeds only (< 1000) unless ``--allow-held-out``; ``--out`` writes the per
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import sys
@@ -40,7 +39,7 @@ from object_permanence.core.eval.mot import identity_matching
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, tracks_of
 from object_permanence.core.extent_gain import WHOLE_TOLERANCE
 from object_permanence.core.types import Track, TrackState
-from object_permanence.tools.diagnose_runs import add_run_arguments, run_jobs, run_jobs_of, tracked_records
+from object_permanence.tools.diagnose_runs import run_jobs, run_jobs_of, run_parser, tracked_records
 
 #: Ghost ages (frames after the onset) at which the errors are taken.
 AGES = (5, 10, 15, 20)
@@ -147,9 +146,7 @@ def format_report(summary: dict[str, dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="diagnose_ghost_motion", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, "write the per-age summary as JSON here")
+    parser = run_parser("diagnose_ghost_motion", __doc__, "write the per-age summary as JSON here")
     parser.set_defaults(scenarios="cluttered,long_occlusion,crossing", seeds="10-17")
     args = parser.parse_args(argv)
     scenarios, seeds = run_jobs_of(parser, args)

@@ -27,7 +27,6 @@ share of each class per scenario; ``--out`` writes the counts as JSON.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import sys
@@ -42,7 +41,7 @@ from object_permanence.core.eval.matching import box_iou
 from object_permanence.core.eval.mot import identity_matching
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, tracks_of
 from object_permanence.core.types import TrackState
-from object_permanence.tools.diagnose_runs import add_run_arguments, run_jobs, run_jobs_of, tracked_records
+from object_permanence.tools.diagnose_runs import run_jobs, run_jobs_of, run_parser, tracked_records
 
 CLASSES = ("correct", "nuisance_track", "unmatched_real", "no_truth", "in_view", "drift_position", "drift_size",
            "drift_both", "drift")
@@ -120,9 +119,7 @@ def format_report(totals: dict[str, Counter]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="diagnose_ghosts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, "write the counts as JSON here")
+    parser = run_parser("diagnose_ghosts", __doc__, "write the counts as JSON here")
     args = parser.parse_args(argv)
     scenarios, seeds = run_jobs_of(parser, args)
     jobs = [(s, seed) for s in scenarios for seed in seeds]

@@ -26,8 +26,11 @@ from object_permanence.tools.eval_tracking import (
 )
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
-    """``--scenarios --seeds --difficulty --frames --config-dir --out --workers --allow-held-out``."""
+def run_parser(prog: str, description: str | None, out_help: str) -> argparse.ArgumentParser:
+    """A diagnosis tool's parser with the shared ``--scenarios --seeds --difficulty --frames
+    --config-dir --out --workers --allow-held-out`` (``out_help``: what ``--out`` writes)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="cluttered,noisy,long_occlusion,crossing,reentry")
     parser.add_argument("--seeds", default="10-29", help="seeds, e.g. 10-29 (tuning seeds < 1000)")
     parser.add_argument("--difficulty", default="realistic", choices=DIFFICULTIES)
@@ -36,6 +39,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--out", type=Path, default=None, help=out_help)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--allow-held-out", action="store_true", help="allow seeds >= 1000 (confirmation only)")
+    return parser
 
 
 def run_jobs_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[str], list[int]]:

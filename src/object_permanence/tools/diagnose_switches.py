@@ -19,7 +19,6 @@ scenario; ``--out`` writes every switch as JSON.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import sys
@@ -33,7 +32,7 @@ from scipy.optimize import linear_sum_assignment
 
 from object_permanence.core.eval.mot import MOT_IOU, mot_rows, preprocess
 from object_permanence.core.eval.records import FrameRecord, tracks_of
-from object_permanence.tools.diagnose_runs import add_run_arguments, run_jobs, run_jobs_of, tracked_records
+from object_permanence.tools.diagnose_runs import run_jobs, run_jobs_of, run_parser, tracked_records
 
 _EPS = np.finfo("float").eps
 
@@ -97,9 +96,7 @@ def diagnose_run(job: tuple[str, int], difficulty: str, config_dir: Path, n_fram
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="diagnose_switches", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, "write every switch as JSON here")
+    parser = run_parser("diagnose_switches", __doc__, "write every switch as JSON here")
     args = parser.parse_args(argv)
     scenarios, seeds = run_jobs_of(parser, args)
     run = functools.partial(diagnose_run, difficulty=args.difficulty, config_dir=args.config_dir,
