@@ -893,3 +893,32 @@ def test_a_young_confirmed_track_takes_back_an_identity_once_it_looks_like_it(yo
         assert published[-1] == [1] and wm.gallery_ids == []
         renamed = published.index([1])
         assert all(ids == [2] for ids in published[2:renamed])  # the new id until the look matched
+
+
+@pytest.mark.parametrize("confirmed_min_hits", [0, 5])
+def test_an_object_seen_a_few_frames_keeps_its_identity_through_a_long_gap(confirmed_min_hits: int) -> None:
+    """An object detected in 6 frames (fewer than ``gallery_min_hits``) goes unseen for 1 s in
+    plain view (LOST after 0.7 s). With ``gallery_confirmed_min_hits`` 5 it enters the gallery,
+    and on its return it is not given back to the TENTATIVE track (a nuisance that keeps coming
+    back would be published from its first frame) but to the track once confirmed on its own:
+    the BIRTH of that frame becomes a REACQUIRED of the old id, without its 6 old hits. With 0
+    (off) it is forgotten: the return is a new identity."""
+    rng = np.random.default_rng(2)
+    look = unit(np.random.default_rng(0))
+    wm = WorldModel(WorldModelConfig(reid_young_max_frames=10, gallery_confirmed_min_hits=confirmed_min_hits))
+    for k in range(6):
+        wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=noisy(look, rng))], IMAGE)
+    for k in range(6, 36):
+        wm.step(k / FPS, [], IMAGE)
+    assert wm.gallery_ids == ([1] if confirmed_min_hits else [])
+    events, published = [], []
+    for k in range(36, 42):
+        result = wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=noisy(look, rng))], IMAGE)
+        events += [(e.kind, e.track_id) for e in result.events]
+        published.append([t.track_id for t in result.tracks])
+    if confirmed_min_hits:
+        assert events == [(EventKind.REACQUIRED, 1)] and wm.gallery_ids == []
+        assert published == [[], [1], [1], [1], [1], [1]]  # TENTATIVE in its first frame (fast_confirm)
+        assert wm.tracks[0].hits == 6  # its own, not the old identity's
+    else:
+        assert events == [(EventKind.BIRTH, 2)] and published[-1] == [2]

@@ -9,6 +9,8 @@ behind a visible track (they live longer). Both work on the stacked arrays of
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from object_permanence.core.association import assign, iou_matrix, within_ratio
@@ -45,7 +47,9 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     it (by ``gallery_veto_margin``: a reflection or duplicate of a visible object keeps a new
     identity), and the young track started after the candidate was last seen
     (:func:`born_after_last_seen`: one that was followed while the candidate was still detected is
-    another object, a look-alike next to it). An identity is never on two tracks: the gallery holds
+    another object, a look-alike next to it); a gallery entry of fewer hits than ``gallery_min_hits``
+    (``gallery_covered_min_hits``; admitted by ``gallery_confirmed_min_hits``) goes back to a
+    confirmed young track only, and without its hits. An identity is never on two tracks: the gallery holds
     LOST tracks only and an entry leaves it when taken back; a ghost taken over is removed. Stereo
     consistency (a reflection has no consistent disparity) is judged downstream, by the
     persistence filter and the triangulator, which see both cameras; this model sees one.
@@ -54,10 +58,83 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     looks). Returns the rows (K,), the frames each was unseen (K,) and the ghost rows taken
     over (to be dropped)."""
     empty = np.zeros(0, np.intp)
-    ghosts = ((t.state == _OCCLUDED) & t.memory.has).nonzero()[0]  # every ghost missed this frame
-    rows = rows[t.memory.has[rows]] if (len(g) or ghosts.size) and rows.size else empty
-    if rows.size == 0:
+    c = reid_candidates(t, g, cfg, rows, stamp)
+    if c is None or not c.ok.any():
         return empty, np.zeros(0, np.int64), empty
+    rows, ghosts, app, strict, near, ok = c.rows, c.ghosts, c.app, c.strict, c.near, c.ok
+    # another class ranks a candidate lower (a detector confuses classes) but does not forbid it
+    penalty = np.where(t.class_id[rows][:, None] == c.cand_class[None, :], 0.0, cfg.class_mismatch_cost)
+    cost = app + penalty
+    # the pairs within their own cap first; the looser near pairs only among the rows and candidates
+    # left (an assignment maximises the matches first: a weak near pair must not displace a strong one)
+    top = max(cfg.gallery_max_appearance_cost, cfg.recent_ghost_max_appearance_cost,
+              cfg.gallery_near_max_appearance_cost) + cfg.class_mismatch_cost
+    pairs, free_r, free_c = assign(np.where(ok & strict, cost, np.inf), top)
+    if free_r.size and free_c.size:
+        more, _, _ = assign(np.where(ok & near, cost, np.inf)[np.ix_(free_r, free_c)], top)
+        pairs = np.concatenate([pairs, np.stack([free_r[more[:, 0]], free_c[more[:, 1]]], axis=1)])
+    r, e = rows[pairs[:, 0]], pairs[:, 1]
+    from_gallery = e < len(g)
+    rg, eg = r[from_gallery], e[from_gallery]
+    rh, eh = r[~from_gallery], ghosts[e[~from_gallery] - len(g)]
+    own = t.memory.take(r)
+    unseen = np.concatenate([g.frames_since_seen[eg], t.frames_since_seen[eh]])
+    t.ids[rg], t.ids[rh] = g.ids[eg], t.ids[eh]
+    # an entry of few hits gives its identity back, not its hits: a nuisance that took one would
+    # otherwise look steadily detected (core/ghost_life.py) and live on as a ghost
+    strong = ~few_hits(g, cfg)[eg]
+    t.hits[rg] += np.where(strong, g.hits[eg], 0)
+    t.hits[rh] += t.hits[eh]
+    # an identity lost in plain view (undetected where it could have been seen: more likely a
+    # nuisance that ended) is given back, but its hits do not let the ghosts of its return be claimed
+    t.claim_hits[rg] += np.where((g.hidden[eg] | g.left_view[eg]) & strong, g.claim_hits[eg], 0)
+    t.claim_hits[rh] += t.claim_hits[eh]
+    t.memory.put(rg, g.memory, eg)
+    t.memory.put(rh, t.memory.take(eh), np.arange(eh.size))
+    order = np.concatenate([np.flatnonzero(from_gallery), np.flatnonzero(~from_gallery)])
+    t.memory.update(np.concatenate([rg, rh]), own.summary[order], own.has[order])
+    t.state[r] = _VISIBLE
+    keep = np.ones(len(g), bool)
+    keep[eg] = False
+    g.select(np.flatnonzero(keep))
+    return np.concatenate([rg, rh]), unseen, eh
+
+
+@dataclass(frozen=True)
+class ReidCandidates:
+    """The tests of :func:`reidentify_lost` for R young tracks against C candidates (the gallery's
+    G entries, then the H ghosts), each an (R, C) mask: ``motion`` (centre within the reach of the
+    candidate's path), ``scale`` (height ratio), ``strict`` (appearance within the plain cap) or
+    ``near`` (near the path, within the looser one), ``born_after`` (:func:`born_after_last_seen`),
+    ``vetoed`` (a VISIBLE track looks clearly more like the young one; computed only where every
+    other test passed) and ``ok``, all of them. ``app``: long-term cosine distances (NaN: no look);
+    ``dist`` and ``reach``: the young track's distance from the candidate's path and the motion
+    reach, px."""
+
+    rows: np.ndarray  # (R,) the young tracks with a look
+    ghosts: np.ndarray  # (H,) rows of the ghost candidates
+    cand_class: np.ndarray  # (C,)
+    app: np.ndarray  # (R, C)
+    dist: np.ndarray
+    reach: np.ndarray
+    motion: np.ndarray
+    scale: np.ndarray
+    strict: np.ndarray
+    near: np.ndarray
+    born_after: np.ndarray
+    vetoed: np.ndarray
+    ok: np.ndarray
+
+
+def reid_candidates(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: np.ndarray,
+                    stamp: float) -> ReidCandidates | None:
+    """Every test of :func:`reidentify_lost` (its docstring says which) for the young tracks
+    ``rows`` against the gallery and the ghosts missed this frame; None when no young track has a
+    look or there is no candidate."""
+    ghosts = ((t.state == _OCCLUDED) & t.memory.has).nonzero()[0]  # every ghost missed this frame
+    rows = rows[t.memory.has[rows]] if (len(g) or ghosts.size) and rows.size else rows[:0]
+    if rows.size == 0:
+        return None
     query = t.memory.summary[rows]
     # candidates: the gallery's G entries, then the H older ghosts
     app = np.concatenate([g.memory.cost(query, long_term=True),
@@ -91,50 +168,27 @@ def reidentify_lost(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     near = (dist < np.minimum(cfg.gallery_near_frac * reach, cand_h[None, :])) & ~recent[None, :] \
         & (app_inf <= cfg.gallery_near_max_appearance_cost)
     strict = app_inf <= max_app[None, :]
-    ok = (dist <= reach) \
-        & within_ratio(scale, cfg.gallery_max_scale_ratio) \
-        & (strict | near) \
-        & born_after_last_seen(t.age[rows], unseen_c).T
+    motion, scale_ok = dist <= reach, within_ratio(scale, cfg.gallery_max_scale_ratio)
+    born = born_after_last_seen(t.age[rows], unseen_c).T
+    ok = motion & scale_ok & (strict | near) & born
+    if cfg.gallery_confirmed_min_hits > 0:  # an entry of few hits goes back to a confirmed track only
+        ok[:, :len(g)] &= ~(few_hits(g, cfg)[None, :] & (t.state[rows] != _VISIBLE)[:, None])
+    vetoed = np.zeros_like(ok)
     visible = np.setdiff1d(np.flatnonzero(t.state == _VISIBLE), rows)  # a young track is no rival of itself
     if visible.size and ok.any():
         # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
         rival = np.nan_to_num(t.memory.cost(query, visible, long_term=True), nan=np.inf).min(axis=0)  # (R,)
-        ok &= ~(rival[:, None] + cfg.gallery_veto_margin < app)
-    if not ok.any():
-        return empty, np.zeros(0, np.int64), empty
-    # another class ranks a candidate lower (a detector confuses classes) but does not forbid it
-    penalty = np.where(t.class_id[rows][:, None] == cand_class[None, :], 0.0, cfg.class_mismatch_cost)
-    cost = app + penalty
-    # the pairs within their own cap first; the looser near pairs only among the rows and candidates
-    # left (an assignment maximises the matches first: a weak near pair must not displace a strong one)
-    top = max(cfg.gallery_max_appearance_cost, cfg.recent_ghost_max_appearance_cost,
-              cfg.gallery_near_max_appearance_cost) + cfg.class_mismatch_cost
-    pairs, free_r, free_c = assign(np.where(ok & strict, cost, np.inf), top)
-    if free_r.size and free_c.size:
-        more, _, _ = assign(np.where(ok & near, cost, np.inf)[np.ix_(free_r, free_c)], top)
-        pairs = np.concatenate([pairs, np.stack([free_r[more[:, 0]], free_c[more[:, 1]]], axis=1)])
-    r, e = rows[pairs[:, 0]], pairs[:, 1]
-    from_gallery = e < len(g)
-    rg, eg = r[from_gallery], e[from_gallery]
-    rh, eh = r[~from_gallery], ghosts[e[~from_gallery] - len(g)]
-    own = t.memory.take(r)
-    unseen = np.concatenate([g.frames_since_seen[eg], t.frames_since_seen[eh]])
-    t.ids[rg], t.ids[rh] = g.ids[eg], t.ids[eh]
-    t.hits[rg] += g.hits[eg]
-    t.hits[rh] += t.hits[eh]
-    # an identity lost in plain view (undetected where it could have been seen: more likely a
-    # nuisance that ended) is given back, but its hits do not let the ghosts of its return be claimed
-    t.claim_hits[rg] += np.where(g.hidden[eg] | g.left_view[eg], g.claim_hits[eg], 0)
-    t.claim_hits[rh] += t.claim_hits[eh]
-    t.memory.put(rg, g.memory, eg)
-    t.memory.put(rh, t.memory.take(eh), np.arange(eh.size))
-    order = np.concatenate([np.flatnonzero(from_gallery), np.flatnonzero(~from_gallery)])
-    t.memory.update(np.concatenate([rg, rh]), own.summary[order], own.has[order])
-    t.state[r] = _VISIBLE
-    keep = np.ones(len(g), bool)
-    keep[eg] = False
-    g.select(np.flatnonzero(keep))
-    return np.concatenate([rg, rh]), unseen, eh
+        vetoed = ok & (rival[:, None] + cfg.gallery_veto_margin < app)
+        ok &= ~vetoed
+    return ReidCandidates(rows, ghosts, cand_class, app, dist, np.broadcast_to(reach, dist.shape), motion, scale_ok,
+                          strict, near, born, vetoed, ok)
+
+
+def few_hits(g: LostGallery, cfg: WorldModelConfig) -> np.ndarray:
+    """(G,) mask of the gallery entries with fewer hits than ``gallery_min_hits``
+    (``gallery_covered_min_hits`` for one hidden behind another track): those admitted by
+    ``gallery_confirmed_min_hits`` alone."""
+    return g.hits < np.where(g.hidden, cfg.gallery_covered_min_hits, cfg.gallery_min_hits)
 
 
 def born_after_last_seen(age: np.ndarray, frames_since_seen: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
    (the filter is then re-initialised at the detection instead of being pulled across the gap).
 3. TENTATIVE tracks: IoU.
 4. Leftover detections start TENTATIVE tracks.
-5. Young tracks (TENTATIVE, matched this frame, or new) that match a LOST track of the gallery
+5. Young tracks (TENTATIVE, matched this frame, or new; or confirmed, below) that match a LOST track of the gallery
    (kept ``gallery_retention_s``, at most ``gallery_capacity``) or a ghost by long-term
    appearance, inside a motion-plausibility reach, take its identity back (REACQUIRED): an object
    that left the view, whose ghost's prediction missed it, or whose returning detection its ghost
@@ -47,7 +47,10 @@ earlier identity given back after it was lost in plain view do not count: ``clai
 is one whose predicted centre's standard deviation exceeds ``ghost_max_std_frac`` of its box size
 (the object is no longer known to be where its box would be claimed). A LOST track enters the
 gallery with ``gallery_min_hits`` hits, or ``gallery_covered_min_hits`` when its ghost was hidden
-behind another track. Appearance lives in a
+behind another track; with ``gallery_confirmed_min_hits`` hits and fewer it enters too, its identity
+kept for a track confirmed on its own (and given back without its hits). Young tracks confirmed
+and matched in every frame since they started stay re-identification candidates while younger than
+``reid_young_max_frames``. Appearance lives in a
 per-track memory (:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
 
 A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
@@ -266,6 +269,8 @@ class WorldModel:
         g.frames_since_seen += 1
         if lost.any():
             min_hits = np.where(t.hidden_since_seen, cfg.gallery_covered_min_hits, cfg.gallery_min_hits)
+            if cfg.gallery_confirmed_min_hits > 0:  # fewer hits: given back to a confirmed track only
+                min_hits = np.minimum(min_hits, cfg.gallery_confirmed_min_hits)
             to_gallery = (lost & (t.hits >= min_hits) & t.memory.has).nonzero()[0]
             g.add(t, to_gallery, self._outside[to_gallery])
         g.forget(stamp, cfg.gallery_retention_s, cfg.gallery_capacity)

@@ -170,6 +170,14 @@ class WorldModelConfig:
         frames. This default (``gallery_min_hits``'s) makes no difference, and the shipped
         ``config/world_model.yaml`` keeps it: 5 cut ID switches on some tuning seeds but not on
         others nor with the trained detector (the YAML's comment has the figures).
+    gallery_confirmed_min_hits: a LOST track with at least this many matched frames, fewer than
+        ``gallery_min_hits`` (``gallery_covered_min_hits``), also enters the gallery, but only a
+        track confirmed on its own (VISIBLE, young: ``reid_young_max_frames``) takes its identity
+        back, never a TENTATIVE one, and without its hits: an object seen for a few frames before
+        a long occlusion keeps its identity, while a nuisance that keeps coming back (glare, a
+        false positive on the background) is neither published from its first frame (as a
+        TENTATIVE track re-identified would be) nor, with hits it was not seen for, taken for a
+        steadily detected object that lives on as a ghost. 0: off.
     gallery_max_appearance_cost: largest long-term cosine distance of a gallery re-identification.
     recent_ghost_max_appearance_cost: largest long-term cosine distance at which a young track
         takes the identity of a ghost unseen at most ``recent_ghost_s`` (the re-identification
@@ -260,6 +268,7 @@ class WorldModelConfig:
     reid_young_max_frames: int = 0
     gallery_min_hits: int = 10
     gallery_covered_min_hits: int = 10
+    gallery_confirmed_min_hits: int = 0
     gallery_max_appearance_cost: float = 0.2
     recent_ghost_max_appearance_cost: float = 0.05
     gallery_distance_base: float = 1.0
@@ -323,8 +332,8 @@ class WorldModelConfig:
                      "gallery_covered_min_hits"):
             check(name, is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
         check("gallery_capacity", is_int(self.gallery_capacity) and self.gallery_capacity >= 0, "an integer >= 0")
-        check("reid_young_max_frames", is_int(self.reid_young_max_frames) and self.reid_young_max_frames >= 0,
-              "an integer >= 0")
+        for name in ("reid_young_max_frames", "gallery_confirmed_min_hits"):
+            check(name, is_int(getattr(self, name)) and getattr(self, name) >= 0, "an integer >= 0")
         check("gallery_max_appearance_cost", is_num(self.gallery_max_appearance_cost)
               and 0 <= self.gallery_max_appearance_cost <= 2, "in [0, 2]")
         check("twin_ghost_max_appearance_cost", is_num(self.twin_ghost_max_appearance_cost)

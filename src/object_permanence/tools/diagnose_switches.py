@@ -23,7 +23,7 @@ import functools
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,21 @@ def diagnose_run(job: tuple[str, int], difficulty: str, config_dir: Path, n_fram
             for camera in ("left", "right") for s in classify_switches(records, camera)]
 
 
+def report(scenarios: Sequence[str], switches: Sequence[dict[str, Any]],
+           classify: Callable[[dict[str, Any]], tuple[str, ...]], out: Path | None, header: dict[str, Any]) -> None:
+    """Print how many ``switches`` fall in each class (``classify``: a switch's printed fields),
+    per scenario, most first; with ``out``, write ``header`` and every switch there as JSON."""
+    classes = Counter((s["scenario"], *classify(s)) for s in switches)
+    for scenario in scenarios:
+        rows = sorted(((k, n) for k, n in classes.items() if k[0] == scenario), key=lambda kn: -kn[1])
+        print(f"  {scenario}: {sum(n for _, n in rows)}")
+        for key, n in rows:
+            print(f"    {n:4d}  " + " ".join(key[1:]))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**header, "switches": list(switches)}, indent=1) + "\n", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = run_parser("diagnose_switches", __doc__, "write every switch as JSON here")
     args = parser.parse_args(argv)
@@ -102,17 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = functools.partial(diagnose_run, difficulty=args.difficulty, config_dir=args.config_dir,
                             n_frames=args.frames)
     switches = [s for r in run_jobs(run, [(s, seed) for s in scenarios for seed in seeds], args.workers) for s in r]
-    classes = Counter((s["scenario"], s["taken_by"], s["old_state"], gap_class(s["gap"])) for s in switches)
     print(f"ID switches, seeds {args.seeds}, {args.difficulty}, both cameras, by (taken by, old track then, gap):")
-    for scenario in scenarios:
-        rows = sorted(((k, n) for k, n in classes.items() if k[0] == scenario), key=lambda kn: -kn[1])
-        print(f"  {scenario}: {sum(n for _, n in rows)}")
-        for (_, taken, state, gap), n in rows:
-            print(f"    {n:4d}  {taken:11s} {state:9s} gap {gap}")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"seeds": seeds, "difficulty": args.difficulty, "switches": switches},
-                                       indent=1) + "\n", encoding="utf-8")
+    report(scenarios, switches, lambda s: (f"{s['taken_by']:11s}", f"{s['old_state']:9s}", f"gap {gap_class(s['gap'])}"),
+           args.out, {"seeds": seeds, "difficulty": args.difficulty})
     return 0
 
 
