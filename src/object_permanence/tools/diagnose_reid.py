@@ -12,7 +12,9 @@ decides with. Each CLEAR switch to a track that first appeared after the object'
 the object's old identity in the frames it was young:
 
 * ``fail: <tests>``: it was a candidate and these tests failed, in the frame that failed fewest
-  (``motion``, ``scale``, ``appearance``, ``born_after``, ``vetoed``);
+  (``motion``, ``scale``, ``appearance``, ``born_after``, ``vetoed``; ``confirmed`` when those
+  all passed but the entry, of fewer hits than ``gallery_min_hits``, waits for a confirmed track:
+  ``gallery_confirmed_min_hits``);
 * ``passed, not assigned``: every test passed in some frame, and the assignment gave the new track
   another identity or the old one to another track;
 * ``old id never in the gallery``: the old track was no candidate while the new one was young
@@ -46,7 +48,7 @@ from object_permanence.core.world_model_config import WorldModelConfig
 from object_permanence.tools.diagnose_runs import run_jobs, run_jobs_of, run_parser, tracked_records
 from object_permanence.tools.diagnose_switches import classify_switches, gap_class, report
 
-TESTS = ("motion", "scale", "appearance", "born_after", "vetoed")
+TESTS = ("motion", "scale", "appearance", "born_after", "vetoed", "confirmed")
 
 
 @dataclass
@@ -71,7 +73,8 @@ class ReidTrace:
         for r, young in enumerate(t.ids[c.rows].tolist()):
             self.young.add(young)
             for j, cand in enumerate(cand_ids):
-                failed = [name for name, ok in zip(TESTS, passed[:, r, j]) if not ok]
+                failed = [name for name, ok in zip(TESTS, passed[:, r, j]) if not ok] \
+                    or ([] if c.ok[r, j] else ["confirmed"])  # an entry of few hits, not a confirmed track
                 self.tests[(young, cand)].append((self.frame, failed, float(app[r, j])))
 
 
