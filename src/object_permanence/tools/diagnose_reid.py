@@ -30,7 +30,6 @@ scenario, by the old track's state at the switch; ``--out`` writes every explain
 """
 from __future__ import annotations
 
-import functools
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -45,8 +44,8 @@ from object_permanence.core import world_model
 from object_permanence.core.reidentification import ReidCandidates, reid_candidates, reidentify_lost
 from object_permanence.core.track_table import LostGallery, TrackTable
 from object_permanence.core.world_model_config import WorldModelConfig
-from object_permanence.tools.diagnose_runs import run_jobs, run_jobs_of, run_parser, tracked_records
-from object_permanence.tools.diagnose_switches import classify_switches, gap_class, report
+from object_permanence.tools.diagnose_runs import tracked_records
+from object_permanence.tools.diagnose_switches import classify_switches, gap_class, run_main
 
 TESTS = ("motion", "scale", "appearance", "born_after", "vetoed", "confirmed")
 
@@ -132,17 +131,10 @@ def diagnose_run(job: tuple[str, int], difficulty: str, config_dir: Path, n_fram
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = run_parser("diagnose_reid", __doc__, "write every explained switch as JSON here")
-    args = parser.parse_args(argv)
-    scenarios, seeds = run_jobs_of(parser, args)
-    run = functools.partial(diagnose_run, difficulty=args.difficulty, config_dir=args.config_dir,
-                            n_frames=args.frames)
-    switches = [s for r in run_jobs(run, [(s, seed) for s in scenarios for seed in seeds], args.workers) for s in r]
-    print(f"ID switches to a new track, seeds {args.seeds}, {args.difficulty}, both cameras, "
-          "by (old track then, gap, why the new track did not get the old identity):")
-    report(scenarios, switches, lambda s: (f"{s['old_state']:9s}", f"gap {gap_class(s['gap']):4s}", s["cause"]),
-           args.out, {"seeds": seeds, "difficulty": args.difficulty})
-    return 0
+    return run_main("diagnose_reid", __doc__, diagnose_run,
+                    "ID switches to a new track, seeds {seeds}, {difficulty}, both cameras, "
+                    "by (old track then, gap, why the new track did not get the old identity):",
+                    lambda s: (f"{s['old_state']:9s}", f"gap {gap_class(s['gap']):4s}", s["cause"]), argv)
 
 
 if __name__ == "__main__":

@@ -110,17 +110,25 @@ def report(scenarios: Sequence[str], switches: Sequence[dict[str, Any]],
         out.write_text(json.dumps({**header, "switches": list(switches)}, indent=1) + "\n", encoding="utf-8")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = run_parser("diagnose_switches", __doc__, "write every switch as JSON here")
+def run_main(prog: str, doc: str | None, diagnose: Callable[..., list[dict[str, Any]]], title: str,
+             classify: Callable[[dict[str, Any]], tuple[str, ...]], argv: Sequence[str] | None) -> int:
+    """A switch diagnosis tool's command line: ``diagnose(job, difficulty, config_dir, n_frames)``
+    on every (scenario, seed), then :func:`report` under ``title`` (its seeds and difficulty
+    filled in)."""
+    parser = run_parser(prog, doc, "write every switch as JSON here")
     args = parser.parse_args(argv)
     scenarios, seeds = run_jobs_of(parser, args)
-    run = functools.partial(diagnose_run, difficulty=args.difficulty, config_dir=args.config_dir,
-                            n_frames=args.frames)
+    run = functools.partial(diagnose, difficulty=args.difficulty, config_dir=args.config_dir, n_frames=args.frames)
     switches = [s for r in run_jobs(run, [(s, seed) for s in scenarios for seed in seeds], args.workers) for s in r]
-    print(f"ID switches, seeds {args.seeds}, {args.difficulty}, both cameras, by (taken by, old track then, gap):")
-    report(scenarios, switches, lambda s: (f"{s['taken_by']:11s}", f"{s['old_state']:9s}", f"gap {gap_class(s['gap'])}"),
-           args.out, {"seeds": seeds, "difficulty": args.difficulty})
+    print(title.format(seeds=args.seeds, difficulty=args.difficulty))
+    report(scenarios, switches, classify, args.out, {"seeds": seeds, "difficulty": args.difficulty})
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main("diagnose_switches", __doc__, diagnose_run,
+                    "ID switches, seeds {seeds}, {difficulty}, both cameras, by (taken by, old track then, gap):",
+                    lambda s: (f"{s['taken_by']:11s}", f"{s['old_state']:9s}", f"gap {gap_class(s['gap'])}"), argv)
 
 
 if __name__ == "__main__":
