@@ -107,7 +107,9 @@ class ReidCandidates:
     candidate's path), ``scale`` (height ratio), ``strict`` (appearance within the plain cap) or
     ``near`` (near the path, within the looser one), ``born_after`` (:func:`born_after_last_seen`),
     ``vetoed`` (a VISIBLE track looks clearly more like the young one; computed only where every
-    other test passed) and ``ok``, all of them. ``app``: long-term cosine distances (NaN: no look);
+    other test passed) and ``ok``: all of them, and for a gallery entry of fewer hits than
+    ``gallery_min_hits`` a confirmed young track (``gallery_confirmed_min_hits``). ``app``:
+    long-term cosine distances (NaN: no look);
     ``dist`` and ``reach``: the young track's distance from the candidate's path and the motion
     reach, px."""
 
