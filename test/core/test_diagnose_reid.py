@@ -1,12 +1,8 @@
 """Tests for tools/diagnose_reid (why a returning object got a new identity)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
-
-from object_permanence.tools import diagnose_reid
 from object_permanence.tools.diagnose_reid import TESTS, diagnose_run, traced_run
 from object_permanence.tools.diagnose_runs import tracked_records
 
@@ -41,12 +37,3 @@ def test_every_new_track_switch_gets_a_cause() -> None:
         assert s["cause"] in CAUSES or set(failed) <= set(TESTS)
         assert (s["tested_frame"] is None) == (s["cause"] in CAUSES[1:])
 
-
-def test_diagnose_reid_cli(tmp_path, capsys) -> None:
-    out = tmp_path / "r.json"
-    assert diagnose_reid.main(["--scenarios", "cluttered", "--seeds", "11", "--frames", "200", "--workers", "1",
-                               "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["switches"]
-    assert "cluttered" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        diagnose_reid.main(["--seeds", "1000"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from object_permanence.core.eval.mot import TrackEvalSequence, mot_rows, preprocess, score_sequence
-from object_permanence.tools import diagnose_switches
+from object_permanence.tools import diagnose_reid, diagnose_switches
 from object_permanence.tools.diagnose_runs import tracked_records
 from object_permanence.tools.diagnose_switches import clear_switches, diagnose_run
 
@@ -49,11 +49,14 @@ def test_switch_count_equals_trackevals_on_a_tracked_run() -> None:
         assert s["old_state"] in ("VISIBLE", "OCCLUDED", "LOST", "TENTATIVE", "gone")
 
 
-def test_diagnose_switches_cli(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("tool", [diagnose_switches, diagnose_reid])
+def test_switch_diagnosis_cli(tool, tmp_path, capsys) -> None:
+    """Both switch diagnosis tools share run_main: a run writes its switches and prints the
+    scenario; a held-out seed is refused."""
     out = tmp_path / "s.json"
-    assert diagnose_switches.main(["--scenarios", "cluttered", "--seeds", "11", "--frames", "200", "--workers", "1",
-                                   "--out", str(out)]) == 0
+    assert tool.main(["--scenarios", "cluttered", "--seeds", "11", "--frames", "200", "--workers", "1",
+                      "--out", str(out)]) == 0
     assert json.loads(out.read_text())["switches"]
     assert "cluttered" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        diagnose_switches.main(["--seeds", "1000"])
+        tool.main(["--seeds", "1000"])

@@ -24,9 +24,9 @@ Association is a cascade, each stage an optimal assignment on a gated cost matri
    (the filter is then re-initialised at the detection instead of being pulled across the gap).
 3. TENTATIVE tracks: IoU.
 4. Leftover detections start TENTATIVE tracks.
-5. Young tracks (TENTATIVE, matched this frame, or new; or confirmed, below) that match a LOST track of the gallery
-   (kept ``gallery_retention_s``, at most ``gallery_capacity``) or a ghost by long-term
-   appearance, inside a motion-plausibility reach, take its identity back (REACQUIRED): an object
+5. Young tracks (TENTATIVE, matched this frame, or new; or confirmed, below) that match a LOST
+   track of the gallery (kept ``gallery_retention_s``, at most ``gallery_capacity``) or a ghost by
+   long-term appearance, inside a motion-plausibility reach, take its identity back (REACQUIRED): an object
    that left the view, whose ghost's prediction missed it, or whose returning detection its ghost
    could not take (another class for a few frames), keeps its id
    (:mod:`object_permanence.core.reidentification`).
