@@ -922,3 +922,29 @@ def test_an_object_seen_a_few_frames_keeps_its_identity_through_a_long_gap(confi
         assert wm.tracks[0].hits == 6  # its own, not the old identity's
     else:
         assert events == [(EventKind.BIRTH, 2)] and published[-1] == [2]
+
+
+@pytest.mark.parametrize("young_max_frames", [0, 10])
+def test_a_return_confirmed_late_still_takes_back_a_short_identity(young_max_frames: int) -> None:
+    """As above, but the returning object's detection is missed in its second frame back, so its
+    track is confirmed a frame late, with a frame of its life unmatched. Such an identity (fewer
+    hits than ``gallery_min_hits``) goes back only to a confirmed track: a confirmed young track
+    (``reid_young_max_frames`` 10) is still tested though it missed a frame, and takes the old
+    identity back (REACQUIRED); with 0 (TENTATIVE tracks only) the return keeps a new id (BIRTH)."""
+    rng = np.random.default_rng(2)
+    look = unit(np.random.default_rng(0))
+    wm = WorldModel(WorldModelConfig(reid_young_max_frames=young_max_frames, gallery_confirmed_min_hits=5))
+    for k in range(6):
+        wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=noisy(look, rng))], IMAGE)
+    for k in range(6, 36):
+        wm.step(k / FPS, [], IMAGE)
+    assert wm.gallery_ids == [1]
+    events = []
+    for k in range(36, 44):
+        dets = [] if k == 37 else [det(100 + 60 * k / FPS, 300, emb=noisy(look, rng))]
+        events += [(e.kind, e.track_id) for e in wm.step(k / FPS, dets, IMAGE).events]
+    if young_max_frames:
+        assert events == [(EventKind.REACQUIRED, 1)] and wm.gallery_ids == []
+        assert [t.track_id for t in wm.tracks] == [1]
+    else:
+        assert events == [(EventKind.BIRTH, 2)] and wm.gallery_ids == [1]

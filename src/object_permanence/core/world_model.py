@@ -49,8 +49,8 @@ is one whose predicted centre's standard deviation exceeds ``ghost_max_std_frac`
 gallery with ``gallery_min_hits`` hits, or ``gallery_covered_min_hits`` when its ghost was hidden
 behind another track; with ``gallery_confirmed_min_hits`` hits and fewer it enters too, its identity
 kept for a track confirmed on its own (and given back without its hits). Young tracks confirmed
-and matched in every frame since they started stay re-identification candidates while younger than
-``reid_young_max_frames``. Appearance lives in a
+and matched this frame stay re-identification candidates while younger than
+``reid_young_max_frames``, unless they were given an earlier identity's hits. Appearance lives in a
 per-track memory (:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
 
 A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
@@ -282,9 +282,9 @@ class WorldModel:
         young[new_rows] = True
         young[:n] = (t.state[:n] == _TENTATIVE) & (t.misses[:n] == 0)
         shown_young = np.zeros(0, np.intp)  # young tracks published under their own id before
-        if cfg.reid_young_max_frames > 0:  # confirmed, and matched in every frame of a short life
+        if cfg.reid_young_max_frames > 0:  # confirmed, matched now, short-lived, not given an old identity's hits
             confirmed = (t.state[:n] == _VISIBLE) & hit & (t.age[:n] < cfg.reid_young_max_frames) \
-                & (t.hits[:n] == t.age[:n] + 1)
+                & (t.hits[:n] <= t.age[:n] + 1)
             young[:n] |= confirmed
             confirmed[event_rows[event_kinds == int(EventKind.BIRTH)]] = False  # not before this frame
             shown_young = confirmed.nonzero()[0]
