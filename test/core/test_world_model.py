@@ -948,3 +948,35 @@ def test_a_return_confirmed_late_still_takes_back_a_short_identity(young_max_fra
         assert [t.track_id for t in wm.tracks] == [1]
     else:
         assert events == [(EventKind.BIRTH, 2)] and wm.gallery_ids == [1]
+
+
+@pytest.mark.parametrize("defer_frames", [0, 20])
+def test_a_return_that_looks_like_a_sliver_first_is_held_until_its_identity_is_known(defer_frames: int) -> None:
+    """An object tracked for 20 frames is unseen for 2 s and comes back on its path, showing a
+    little more of itself each frame (its look 0.49 from its memory at first, within 0.2 after six
+    frames). Confirmed at its second frame under a new id (two strong detections), it would be
+    published as id 2 and renamed 1 once its look matched: two identity switches. With
+    ``reid_defer_max_frames`` its confirmation is held while it may be that object, and the old
+    identity is published from the start (REACQUIRED, no BIRTH)."""
+    look = unit(np.random.default_rng(0))
+    other = np.zeros(32, np.float32)
+    other[:3] = 1.0
+    wm = WorldModel(WorldModelConfig(reid_young_max_frames=10, reid_defer_max_frames=defer_frames))
+    for k in range(20):
+        wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=look)], IMAGE)
+    for k in range(20, 80):
+        wm.step(k / FPS, [], IMAGE)
+    assert wm.gallery_ids == [1]
+    events, published = [], []
+    for j, k in enumerate(range(80, 92)):
+        a = min(1.0, 0.3 + 0.05 * j)
+        e = (1 - a) * other / np.linalg.norm(other) + a * look
+        result = wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=e / np.linalg.norm(e))], IMAGE)
+        events += [(ev.kind, ev.track_id) for ev in result.events]
+        published.append([t.track_id for t in result.tracks])
+    if defer_frames:
+        assert events == [(EventKind.REACQUIRED, 1)]
+        assert all(ids in ([], [1]) for ids in published) and published[-1] == [1]
+    else:
+        assert events == [(EventKind.BIRTH, 2), (EventKind.LOST, 2), (EventKind.REACQUIRED, 1)]
+        assert [2] in published and published[-1] == [1]

@@ -186,6 +186,25 @@ def reid_candidates(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
                           strict, near, born, vetoed, ok)
 
 
+def may_be_returning(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: np.ndarray,
+                     stamp: float) -> np.ndarray:
+    """(K,) mask of the tracks ``rows`` (K,, sorted), confirmed this frame under a new identity, that may
+    still be an object back from a gap: against some candidate of :func:`reid_candidates` (a
+    gallery entry of ``gallery_min_hits`` or more, or a ghost) they pass the motion, scale and
+    ``born_after`` tests and look like it within ``reid_defer_max_appearance_cost``, a looser cap
+    than the stage's. An object coming out from behind something is seen first as a sliver whose
+    look is not yet its own; publishing it under a new identity and renaming it a few frames later
+    costs two identity switches, holding its confirmation a few frames none."""
+    held = np.zeros(rows.size, bool)
+    c = reid_candidates(t, g, cfg, rows, stamp)
+    if c is None:
+        return held
+    strong = np.concatenate([~few_hits(g, cfg), np.ones(c.ghosts.size, bool)])  # few-hit entries wait for confirmed tracks
+    close = np.nan_to_num(c.app, nan=np.inf) <= cfg.reid_defer_max_appearance_cost
+    held[np.searchsorted(rows, c.rows)] = (c.motion & c.scale & c.born_after & close & strong[None, :]).any(axis=1)
+    return held
+
+
 def few_hits(g: LostGallery, cfg: WorldModelConfig) -> np.ndarray:
     """(G,) mask of the gallery entries with fewer hits than ``gallery_min_hits``
     (``gallery_covered_min_hits`` for one hidden behind another track): those admitted by

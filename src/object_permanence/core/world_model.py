@@ -50,7 +50,11 @@ gallery with ``gallery_min_hits`` hits, or ``gallery_covered_min_hits`` when its
 behind another track; with ``gallery_confirmed_min_hits`` hits and fewer it enters too, its identity
 kept for a track confirmed on its own (and given back without its hits). Young tracks confirmed
 and matched this frame stay re-identification candidates while younger than
-``reid_young_max_frames``, unless they were given an earlier identity's hits. Appearance lives in a
+``reid_young_max_frames``, unless they were given an earlier identity's hits. A track confirmed
+while it may still be an object back from a gap (it passes the motion and scale tests against a
+candidate and looks like it within a looser cap) is held TENTATIVE for up to
+``reid_defer_max_frames`` frames: its identity is settled before it is published, not renamed
+after. Appearance lives in a
 per-track memory (:mod:`object_permanence.core.appearance_memory`: ``dual``, ``ema`` or ``bank``).
 
 A detection of another class than the track's costs ``class_mismatch_cost`` more and needs an IoU
@@ -91,7 +95,12 @@ from object_permanence.core.ghost_life import effective_hits
 from object_permanence.core.ghost_onset import hidden_side, onset_correction
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.motion_models import make_bank
-from object_permanence.core.reidentification import covered_by_visible, reidentify_lost, twins_of_visible
+from object_permanence.core.reidentification import (
+    covered_by_visible,
+    may_be_returning,
+    reidentify_lost,
+    twins_of_visible,
+)
 from object_permanence.core.row_selection import every_row
 from object_permanence.core.track_table import LostGallery, TrackTable
 from object_permanence.core.types import Detection, EventKind, Track, TrackEvent, TrackState
@@ -281,23 +290,28 @@ class WorldModel:
         young = np.zeros(len(t), bool)
         young[new_rows] = True
         young[:n] = (t.state[:n] == _TENTATIVE) & (t.misses[:n] == 0)
+        births = event_rows[event_kinds == int(EventKind.BIRTH)]
+        if cfg.reid_defer_max_frames > 0:  # TENTATIVE until now, and maybe held TENTATIVE again (below)
+            young[births] = True
         shown_young = np.zeros(0, np.intp)  # young tracks published under their own id before
         if cfg.reid_young_max_frames > 0:  # confirmed, matched now, short-lived, not given an old identity's hits
             confirmed = (t.state[:n] == _VISIBLE) & hit & (t.age[:n] < cfg.reid_young_max_frames) \
                 & (t.hits[:n] <= t.age[:n] + 1)
             young[:n] |= confirmed
-            confirmed[event_rows[event_kinds == int(EventKind.BIRTH)]] = False  # not before this frame
+            confirmed[births] = False  # not before this frame
             shown_young = confirmed.nonzero()[0]
         shown_young_ids = t.ids[shown_young]  # before a re-identification renames them
         back_rows, back_unseen, merged = reidentify_lost(self._table, self._gallery, self.config, young.nonzero()[0], stamp)
+        held = self._hold_births(births, back_rows, stamp)
+        shown[held] = cfg.publish_tentative
         # a track LOST this frame whose gallery entry a young track took back at once is published
         # once, as that reacquired track: its LOST row and LOST event are dropped; so is the BIRTH
-        # event of a track confirmed this frame and re-identified (REACQUIRED, below)
+        # event of a track confirmed this frame and re-identified (REACQUIRED, below) or held
         relost = lost.nonzero()[0]
         relost = relost[np.isin(t.ids[relost], t.ids[back_rows])] if back_rows.size else relost[:0]
-        if back_rows.size:
+        if back_rows.size or held.size:
             stay = ~((np.isin(event_rows, relost) & (event_kinds == int(EventKind.LOST)))
-                     | (np.isin(event_rows, back_rows) & (event_kinds == int(EventKind.BIRTH))))
+                     | (np.isin(event_rows, np.concatenate([back_rows, held])) & (event_kinds == int(EventKind.BIRTH))))
             event_rows, event_order, event_kinds, event_unseen = (
                 a[stay] for a in (event_rows, event_order, event_kinds, event_unseen))
         events: list[TrackEvent] = []
@@ -437,6 +451,19 @@ class WorldModel:
         won = np.concatenate(matched)
         won.sort()  # by row, as the candidates are: the stages' rows interleave
         return pr[won], pc[won], reinit[won]
+
+    def _hold_births(self, births: np.ndarray, back_rows: np.ndarray, stamp: float) -> np.ndarray:
+        """The tracks of ``births`` (confirmed this frame) not re-identified (``back_rows``),
+        younger than ``reid_defer_max_frames``, that may still be an object back from a gap
+        (:func:`may_be_returning`): they turn TENTATIVE again (unpublished, no BIRTH) and stay
+        re-identification candidates, so the identity is settled before one is published."""
+        cfg, t = self.config, self._table
+        if cfg.reid_defer_max_frames == 0 or births.size == 0:
+            return births[:0]
+        births = np.sort(births[~np.isin(births, back_rows) & (t.age[births] < cfg.reid_defer_max_frames)])
+        held = births[may_be_returning(t, self._gallery, cfg, births, stamp)]
+        t.state[held] = _TENTATIVE
+        return held
 
     def _hit(self, rows: np.ndarray, cols: np.ndarray, reinit: np.ndarray, dets: DetectionBatch,
              stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

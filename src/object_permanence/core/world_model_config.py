@@ -165,6 +165,18 @@ class WorldModelConfig:
         against an identity only a confirmed track may take (``gallery_confirmed_min_hits``);
         dropping that cut ID switches on tuning seeds 10-29 (cluttered 0.92 -> 0.81, crossing
         0.57 -> 0.52, clean 0.14 -> 0.10) with no figure worse beyond 0.1 ghost precision.
+    reid_defer_max_frames: a track confirmed while it may still be an object back from a gap is
+        held TENTATIVE (unpublished, re-identification candidate) until it is this many frames old:
+        it passes the re-identification's motion, scale and started-after tests against a gallery
+        entry of ``gallery_min_hits`` or more or a ghost, and its look is within
+        ``reid_defer_max_appearance_cost`` of that candidate's. An object coming out from behind
+        something is first seen as a sliver whose look is not yet its own; confirmed under a new id
+        and renamed once its look matches, it costs two identity switches, held it costs none
+        (and a few unpublished frames). This default, 0, holds nothing; the shipped
+        ``config/world_model.yaml`` uses 20 (tuned on seeds 10-29 among 0 / 10 / 20 / 30).
+    reid_defer_max_appearance_cost: the long-term cosine distance within which a confirmed track
+        is held for ``reid_defer_max_frames`` (looser than ``gallery_max_appearance_cost``: the
+        look of a sliver).
     gallery_capacity: most entries in the gallery (the oldest leave first): memory stays bounded.
     gallery_min_hits: matched frames a track needs to enter the gallery when it is LOST (glare, a
         brief reflection or a fragment does not).
@@ -272,6 +284,8 @@ class WorldModelConfig:
     gallery_retention_s: float = 30.0
     gallery_capacity: int = 64
     reid_young_max_frames: int = 0
+    reid_defer_max_frames: int = 0
+    reid_defer_max_appearance_cost: float = 0.6
     gallery_min_hits: int = 10
     gallery_covered_min_hits: int = 10
     gallery_confirmed_min_hits: int = 0
@@ -338,8 +352,10 @@ class WorldModelConfig:
                      "gallery_covered_min_hits"):
             check(name, is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
         check("gallery_capacity", is_int(self.gallery_capacity) and self.gallery_capacity >= 0, "an integer >= 0")
-        for name in ("reid_young_max_frames", "gallery_confirmed_min_hits"):
+        for name in ("reid_young_max_frames", "reid_defer_max_frames", "gallery_confirmed_min_hits"):
             check(name, is_int(getattr(self, name)) and getattr(self, name) >= 0, "an integer >= 0")
+        check("reid_defer_max_appearance_cost", is_num(self.reid_defer_max_appearance_cost)
+              and 0 <= self.reid_defer_max_appearance_cost <= 2, "in [0, 2]")
         check("gallery_max_appearance_cost", is_num(self.gallery_max_appearance_cost)
               and 0 <= self.gallery_max_appearance_cost <= 2, "in [0, 2]")
         check("twin_ghost_max_appearance_cost", is_num(self.twin_ghost_max_appearance_cost)
