@@ -980,3 +980,26 @@ def test_a_return_that_looks_like_a_sliver_first_is_held_until_its_identity_is_k
     else:
         assert events == [(EventKind.BIRTH, 2), (EventKind.LOST, 2), (EventKind.REACQUIRED, 1)]
         assert [2] in published and published[-1] == [1]
+
+
+@pytest.mark.parametrize("case", ["another look", "elsewhere"])
+def test_a_newcomer_unlike_a_lost_object_is_not_held(case: str) -> None:
+    """The hold costs a new object nothing when it cannot be the lost one: one that looks unlike
+    it (beyond ``reid_defer_max_appearance_cost``) or that looks the same but appears where the lost
+    object could not have got to (2 s after it was last seen, about 340 px from its path: the
+    motion reach is 80 px (1 + 1/s x 2 s) = 240 px) is confirmed and published at its second frame,
+    as without the hold."""
+    look = unit(np.random.default_rng(0))
+    other = np.zeros(32, np.float32)
+    other[:3] = 1.0 / np.sqrt(3.0)
+    wm = WorldModel(WorldModelConfig(reid_young_max_frames=10, reid_defer_max_frames=20))
+    for k in range(20):
+        wm.step(k / FPS, [det(100 + 60 * k / FPS, 300, emb=look)], IMAGE)
+    for k in range(20, 80):
+        wm.step(k / FPS, [], IMAGE)
+    assert wm.gallery_ids == [1]
+    emb, x = (other, 260.0) if case == "another look" else (look, 600.0)
+    events = []
+    for k in range(80, 84):
+        events.append([(e.kind, e.track_id) for e in wm.step(k / FPS, [det(x, 300, emb=emb)], IMAGE).events])
+    assert events[:2] == [[], [(EventKind.BIRTH, 2)]]
