@@ -159,12 +159,10 @@ class WorldModelConfig:
         long occlusion is often first seen as a sliver whose look does not pass the gallery's
         appearance test, and is confirmed under a new identity before its whole extent shows.
         This default, 0, re-identifies TENTATIVE tracks only; the shipped ``config/world_model.yaml``
-        uses 10 (tuned on seeds 10-29 among 0 / 10 / 30). A returning object's first detections
-        often come and go while it is partly hidden: until session 26 a young track had to be
-        matched in every frame since it started, so one confirmed a frame late was never tested
-        against an identity only a confirmed track may take (``gallery_confirmed_min_hits``);
-        dropping that cut ID switches on tuning seeds 10-29 (cluttered 0.92 -> 0.81, crossing
-        0.57 -> 0.52, clean 0.14 -> 0.10) with no figure worse beyond 0.1 ghost precision.
+        uses 10 (tuned on seeds 10-29 among 0 / 10 / 30). Frames missed before its confirmation do
+        not count against it: a returning object's first detections often come and go while it
+        is partly hidden, and an identity only a confirmed track may take
+        (``gallery_confirmed_min_hits``) must still reach it.
     reid_defer_max_frames: a track confirmed while it may still be an object back from a gap is
         held TENTATIVE (unpublished, re-identification candidate) until it is this many frames old:
         it passes the re-identification's motion, scale and started-after tests against a gallery
