@@ -10,6 +10,7 @@ from test_metrics import GAP, GLARE, POS1, POS2, add_nuisance, dec, det, gt, per
 
 from object_permanence.core.eval.persistence import persistence_counts, persistence_tracks
 from object_permanence.core.eval.records import CameraIndex
+from object_permanence.core.eval.spurious import CAUSES, spurious_causes
 from object_permanence.core.types import ObjectKind, TrackState
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "persistence" / "persistence_transformer.pt"
@@ -99,7 +100,6 @@ def _eval_tool():
 
 
 def test_spurious_3d_points_are_named_by_cause():
-    ep = _eval_tool()
     records = perfect_records()
     add_nuisance(records, keep=True)  # frames 5-14: a kept glare triangulated at (1, -1, 2)
     off = np.array([0.0, 0.0, 1.0])
@@ -113,11 +113,11 @@ def test_spurious_3d_points_are_named_by_cause():
     swapped = replace(t3(9, TrackState.VISIBLE, (3.0, 3.0, 3.0), 10), right_track_id=20)
     records[45].tracks3d.append(swapped)  # left track of object 1 paired with the right track of object 2
     indexes = {c: CameraIndex(records, c) for c in ("left", "right")}
-    causes = ep.spurious_causes(records, indexes)
+    causes = spurious_causes(records, indexes)
     assert dict(causes) == {"nuisance_track": 10, "ghost_3d_drift": 10, "ghost_2d_off_object": 5,
                             "first_3d_frames": 1, "visible_pair_error": 1, "wrong_pairing": 1}
-    assert set(causes) <= set(ep.CAUSES)
-    assert dict(ep.spurious_causes(records, indexes, filtered=False)) == {"nuisance_track": 10}
+    assert set(causes) <= set(CAUSES)
+    assert dict(spurious_causes(records, indexes, filtered=False)) == {"nuisance_track": 10}
 
 
 def test_track_start_latency_and_the_decision_at_three_frames():

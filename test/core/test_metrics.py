@@ -151,6 +151,9 @@ def test_evaluate_returns_every_key_as_finite_float():
     assert counts["persistence_tracks"] == 5 and counts["persistence_tracks_real"] == 4
     assert counts["points3d_unfiltered"] == 130 and counts["true_points_unfiltered"] == 120
     assert counts["true_points_lost"] == 0 and counts["spurious_points_cut"] == 1.0
+    assert counts["spurious_unfiltered_nuisance_track"] == 10  # the glare's points, by cause
+    assert sum(v for k, v in counts.items() if k.startswith("spurious_unfiltered_")) == 10
+    assert not any(v for k, v in counts.items() if k.startswith("spurious_filtered_"))
     assert counts["latency_samples"] == 60 and counts["rmse_samples"] == 105
     assert counts["position_rmse_per_frame_samples"] == counts["position_rmse_per_frame_3m_samples"] == 105
     assert counts["position_rmse_per_frame_m"] == pytest.approx(0.0, abs=1e-12)

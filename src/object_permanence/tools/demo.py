@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_summary(metrics: dict, counts: dict, n_explanations: int, out: Path) -> None:
+    from object_permanence.core.eval.spurious import CAUSES as SPURIOUS_CAUSES
+
     rows = [
         ("frames evaluated", f"{metrics['frames']:.0f}"),
         ("IDF1 / MOTA / HOTA", f"{metrics['idf1']:.3f} / {metrics['mota']:.3f} / {metrics['hota']:.3f}"),
@@ -262,6 +264,10 @@ def print_summary(metrics: dict, counts: dict, n_explanations: int, out: Path) -
         ("reacquire error (px)", f"{metrics['reacquire_error_px']:.1f}"),
         ("spurious 3D points unfiltered -> filtered",
          f"{metrics['spurious_points_unfiltered']:.0f} -> {metrics['spurious_points_filtered']:.0f}"),
+        ("  by cause, unfiltered -> filtered", ", ".join(
+            f"{c} {counts[f'spurious_unfiltered_{c}']} -> {counts[f'spurious_filtered_{c}']}"
+            for c in SPURIOUS_CAUSES if counts[f"spurious_unfiltered_{c}"] or counts[f"spurious_filtered_{c}"])
+         or "none"),
         ("persistence precision / recall",
          f"{metrics['persistence_precision']:.3f} / {metrics['persistence_recall']:.3f}"),
         ("3D position RMSE (m): identity-matched / per frame / per frame at 3 m",

@@ -29,7 +29,7 @@ points' summed squared error, the RMS depth / lateral error and the RMS disparit
 frame's triangulation. Also the headline figures of the same runs: position RMSE on the
 unfiltered output, identity-matched and per frame (all depths, and objects at 3 ± 0.5 m;
 :mod:`core.eval.points3d`) and the spurious causes of
-``tools/eval_persistence.spurious_causes``.
+``core/eval/spurious.spurious_causes``.
 
 Writes ``--out`` (JSON: the tables and the headline) and ``<out>.npz`` (the per-point records).
 Tuning seeds only (< 1000) unless ``--allow-held-out`` (one confirmation run on held-out seeds).
@@ -66,8 +66,8 @@ from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.triangulation import StereoTriangulator
 from object_permanence.core.triangulator_config import TriangulatorConfig
 from object_permanence.core.types import TrackState, duplicate_track_ids
-from object_permanence.tools.eval_persistence import CAUSES as SPURIOUS_CAUSES
-from object_permanence.tools.eval_persistence import spurious_causes
+from object_permanence.core.eval.spurious import CAUSES as SPURIOUS_CAUSES
+from object_permanence.core.eval.spurious import spurious_causes
 from object_permanence.tools.eval_tracking import parse_seeds, shipped_world_model_config
 
 #: Causes of a correct pair's 3D error, in the order they are tested (module docstring).

@@ -30,7 +30,7 @@ Beside the headline (the final decision per track, latency from the object's fir
   decision at the last frame at most 3 frames after its birth (its first decision when it was
   published later), held for good;
 * ``spurious_causes`` / ``spurious_causes_unfiltered``: the spurious 3D points by cause
-  (:func:`spurious_causes`).
+  (:func:`core.eval.spurious.spurious_causes`).
 
 Writes ``<out>/persistence.json`` (rows: split, method, precision, recall, f1,
 decision_latency_frames, spurious_points_removed, true_points_lost, + details), ``<out>/persistence.md``
@@ -55,10 +55,10 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from object_permanence.core.eval.matching import box_iou
 from object_permanence.core.eval.persistence import PersistenceTrackCounts, persistence_tracks
-from object_permanence.core.eval.points3d import POINT_DISTANCE_M, object_positions, points3d_counts, true_point_mask
+from object_permanence.core.eval.points3d import points3d_counts
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, ratio
+from object_permanence.core.eval.spurious import CAUSES, spurious_causes
 from object_permanence.core.parameters import build_config, node_parameters
 from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
 from object_permanence.core.persistence.classical import BoostingTraining, fit_persistence_boosting
@@ -89,10 +89,6 @@ PRIOR_GRID = (0.1, 0.2, 0.3, 0.5)
 DECAY_GRID = (0.7, 0.8, 0.9, 0.95)
 #: Frames after a track's birth by which every method must have decided (the bar's latency).
 DECIDE_FRAMES = 3
-#: Causes of a spurious 3D point (:func:`spurious_causes`), in the order they are tested.
-CAUSES = ("duplicate_point", "nuisance_track", "wrong_pairing", "ghost_2d_off_object", "ghost_3d_drift",
-          "first_3d_frames", "visible_pair_error")
-_GHOSTS = (TrackState.OCCLUDED, TrackState.LOST)
 
 
 def tune_existence(train: TrackSequences) -> tuple[ExistenceConfig, dict]:
@@ -111,64 +107,6 @@ def tune_existence(train: TrackSequences) -> tuple[ExistenceConfig, dict]:
     _, prior, decay, c = best
     thr = min(max(c["threshold"], 1e-6), 1 - 1e-6)
     return ExistenceConfig(prior=prior, decay=decay, keep_threshold=thr), c
-
-
-def spurious_causes(records: Sequence[FrameRecord], indexes: Mapping[str, CameraIndex], filtered: bool = True,
-                    max_distance_m: float = POINT_DISTANCE_M) -> Counter:
-    """Spurious 3D points (not standing for a real object of the frame:
-    :func:`core.eval.points3d.true_point_mask`) of ``tracks3d`` (``filtered``) or
-    ``tracks3d_unfiltered``, counted by the first cause of :data:`CAUSES` that holds:
-
-    * ``duplicate_point``: within ``max_distance_m`` of an object that another point of the frame
-      stands for (a second 3D track of one object);
-    * ``nuisance_track``: its left or right 2D track is not real (the persistence filter's to drop);
-    * ``wrong_pairing``: both are real but cover different objects (over the track's life, or in
-      this frame) — the triangulator's stereo pairing;
-    * ``ghost_2d_off_object``: a 3D ghost whose left 2D ghost box no longer overlaps its object's
-      amodal box (IoU < 0.3) — the world model's 2D prediction drifted;
-    * ``ghost_3d_drift``: a 3D ghost whose 2D ghost is still on its object — the triangulator's 3D
-      prediction drifted;
-    * ``first_3d_frames``: the first 3 frames of a 3D track (its filter has one triangulation);
-    * ``visible_pair_error``: a correctly paired real pair seen in both views, triangulated off.
-    """
-    out: Counter = Counter()
-    first: dict[int, int] = {}
-    left, right = indexes["left"], indexes["right"]
-    for t, rec in enumerate(records):
-        points: list[Track3D] = rec.tracks3d if filtered else rec.tracks3d_unfiltered
-        if not points:
-            continue
-        objects = np.array(list(object_positions(rec).values()), np.float64).reshape(-1, 3)
-        pos = np.stack([np.asarray(p.position, np.float64) for p in points])
-        with np.errstate(invalid="ignore"):
-            near = np.linalg.norm(pos[:, None] - objects[None], axis=2) <= max_distance_m  # (N, K) ||p - p_obj||
-        true = true_point_mask(points, objects, max_distance_m)
-        boxes = {trk.track_id: trk for trk in rec.tracks_left}
-        for p, ok, close in zip(points, true, near.any(axis=1)):
-            first.setdefault(p.track_id, t)
-            if ok:
-                continue
-            lid, rid = p.left_track_id, p.right_track_id
-            oid = left.truth.gt_id("left", lid)
-            gl, gr = left.links[t].get(lid), right.links[t].get(rid)
-            if close:
-                cause = "duplicate_point"
-            elif not (left.truth.is_real("left", lid) and right.truth.is_real("right", rid)):
-                cause = "nuisance_track"
-            elif oid != right.truth.gt_id("right", rid) or (gl is not None and gr is not None
-                                                              and gl.object_id != gr.object_id):
-                cause = "wrong_pairing"
-            elif p.state in _GHOSTS:
-                g, trk = left.get(t, oid), boxes.get(lid)
-                on = g is not None and trk is not None \
-                    and box_iou(np.asarray(trk.box)[None], np.asarray(g.box)[None])[0, 0] >= 0.3
-                cause = "ghost_3d_drift" if on else "ghost_2d_off_object"
-            elif t - first[p.track_id] < 3:
-                cause = "first_3d_frames"
-            else:
-                cause = "visible_pair_error"
-            out[cause] += 1
-    return out
 
 
 @dataclass

@@ -36,6 +36,8 @@ from object_permanence.core.eval.points3d import (
     spurious_points,
 )
 from object_permanence.core.eval.records import CameraIndex, FrameRecord, check_records, ratio
+from object_permanence.core.eval.spurious import CAUSES as SPURIOUS_CAUSES
+from object_permanence.core.eval.spurious import spurious_causes
 
 __all__ = [
     "METRIC_KEYS",
@@ -87,7 +89,8 @@ def evaluate_with_counts(
     * ``ghost_precision``: correct / all ghosts of the tracks the persistence filter kept (the
       published output), both cameras pooled (:func:`ghost_counts` with ``kept_only``); the counts
       also give the world model's figure over all its ghosts (``ghosts_all*``).
-    * ``spurious_points_*``: counts of spurious 3D points (``points3d.py``);
+    * ``spurious_points_*``: counts of spurious 3D points (``points3d.py``); the counts split them
+      by cause (``spurious_unfiltered_<cause>``, ``spurious_filtered_<cause>``: ``spurious.py``);
       ``persistence_precision`` / ``_recall``: per track, final decision (``persistence.py``);
       ``position_rmse_m``: :func:`position_rmse`; ``latency_ms_*``: :func:`latency_percentiles`.
       The counts add :func:`position_rmse_per_frame` (``position_rmse_per_frame_m``, and
@@ -122,6 +125,10 @@ def evaluate_with_counts(
     tracks = persistence_tracks(records, indexes=indexes)
     decisions = persistence_counts(records, indexes=indexes)
     points = points3d_counts(records)
+    causes: dict[str, int] = {}
+    for output, filtered in (("unfiltered", False), ("filtered", True)):
+        by_cause = spurious_causes(records, indexes, filtered)
+        causes.update({f"spurious_{output}_{cause}": by_cause[cause] for cause in SPURIOUS_CAUSES})
     rmse, n_rmse = position_rmse(records, mot["left"].matching)
     per_frame = position_rmse_per_frame(records, index=indexes["left"])
     per_frame_3m = position_rmse_per_frame(records, DEPTH_BAND_3M, index=indexes["left"])
@@ -147,6 +154,7 @@ def evaluate_with_counts(
         spurious_points_cut=ratio(points.spurious_unfiltered - points.spurious_filtered,
                                   points.spurious_unfiltered),
         true_points_lost_fraction=ratio(points.true_lost, points.true_unfiltered),
+        **causes,
         rmse_samples=n_rmse,
         position_rmse_per_frame_m=per_frame.rmse_m,
         position_rmse_per_frame_samples=per_frame.samples,
