@@ -110,12 +110,15 @@ def test_spurious_3d_points_are_named_by_cause():
             rec.tracks_left[0] = trk(10, TrackState.OCCLUDED, [500.0, 400.0, 40.0, 80.0])
     records[1].tracks3d[1] = replace(records[1].tracks3d[1], position=np.add(POS2, off))   # a young 3D track
     records[50].tracks3d[1] = replace(records[50].tracks3d[1], position=np.add(POS2, off))  # a seen pair off
+    # object 2's pair triangulated onto object 1 (as a partly hidden object onto its occluder): off, not a duplicate
+    records[52].tracks3d[1] = replace(records[52].tracks3d[1], position=np.add(POS1, (0.05, 0.0, 0.0)))
+    records[55].tracks3d.append(t3(11, TrackState.VISIBLE, np.add(POS1, (0.0, 0.05, 0.0)), 10))  # a second point of object 1
     swapped = replace(t3(9, TrackState.VISIBLE, (3.0, 3.0, 3.0), 10), right_track_id=20)
     records[45].tracks3d.append(swapped)  # left track of object 1 paired with the right track of object 2
     indexes = {c: CameraIndex(records, c) for c in ("left", "right")}
     causes = spurious_causes(records, indexes)
     assert dict(causes) == {"nuisance_track": 10, "ghost_3d_drift": 10, "ghost_2d_off_object": 5,
-                            "first_3d_frames": 1, "visible_pair_error": 1, "wrong_pairing": 1}
+                            "first_3d_frames": 1, "visible_pair_error": 2, "wrong_pairing": 1, "duplicate_point": 1}
     assert set(causes) <= set(CAUSES)
     assert dict(spurious_causes(records, indexes, filtered=False)) == {"nuisance_track": 10}
 

@@ -131,7 +131,9 @@ def build_records(recorder, world, triangulator_params: dict, frames: range, fps
     (nothing published, or not every output) keeps empty outputs, so it counts against the
     pipeline instead of leaving the denominator. The unfiltered 3D tracks are computed offline by
     the same triangulator core and configuration on all confirmed tracks (and the same images,
-    re-rendered)."""
+    re-rendered), run from the first recorded frame as the pipeline's triangulator was: one
+    started cold at the window's first frame lacked the 3D tracks (ghosts above all, which cannot
+    start one) that the live output carried into the window, and counted them against the filter."""
     from object_permanence.core.eval.metrics import FrameRecord
     from object_permanence.core.triangulation import StereoTriangulator
     from object_permanence.core.triangulator_config import TriangulatorConfig
@@ -146,22 +148,29 @@ def build_records(recorder, world, triangulator_params: dict, frames: range, fps
     # a dropped frame's stamp: the capture timer's, extrapolated from the first delivered frame
     k0, ((sec0, nsec0), _) = min(published.items()) if published else (0, ((0, 0), None))
     records, dropped = [], 0
+
+    def triangulate_unfiltered(k: int, r, stamp: float) -> list:
+        confirmed = {c: [t for t in r.tracks[c] if t.state != TrackState.TENTATIVE] for c in ("left", "right")}
+        return unfiltered.step(confirmed["left"], confirmed["right"], stamp, world.render(k) if refine else None,
+                               (world.rig.width, world.rig.height))
+
+    for k in sorted(i for i in published if i < frames.start):  # the frames before the window: warm-up only
+        (sec, nsec), r = published[k]
+        if len(r.tracks) == 2:
+            triangulate_unfiltered(k, r, sec + nsec * 1e-9)
     for k in frames:
         truth = world.ground_truth(k)
         (sec, nsec), r = published.get(k, ((sec0, nsec0), None))
         stamp = sec + nsec * 1e-9 + (0.0 if r is not None else (k - k0) / fps)
         record = FrameRecord(index=k, stamp=stamp, gt_left=truth.left, gt_right=truth.right)
         if r is not None and len(r.tracks) == 2 and r.tracks3d is not None:
-            confirmed = {c: [t for t in r.tracks[c] if t.state != TrackState.TENTATIVE] for c in ("left", "right")}
             record.detections_left = r.detections.get("left", [])
             record.detections_right = r.detections.get("right", [])
             record.tracks_left, record.tracks_right = r.tracks["left"], r.tracks["right"]
             record.decisions_left = r.decisions.get("left", [])
             record.decisions_right = r.decisions.get("right", [])
             record.tracks3d = r.tracks3d
-            record.tracks3d_unfiltered = unfiltered.step(
-                confirmed["left"], confirmed["right"], stamp, world.render(k) if refine else None,
-                (world.rig.width, world.rig.height))
+            record.tracks3d_unfiltered = triangulate_unfiltered(k, r, stamp)
             record.latency_s = r.latency_s
         else:
             dropped += 1

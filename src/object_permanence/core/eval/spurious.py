@@ -31,10 +31,13 @@ def spurious_causes(records: Sequence[FrameRecord], indexes: Mapping[str, Camera
     ``tracks3d_unfiltered``, counted by the first cause of :data:`CAUSES` that holds:
 
     * ``duplicate_point``: within ``max_distance_m`` of an object that another point of the frame
-      stands for (a second 3D track of one object);
+      stands for, and that object is its own (its left track covers it in this frame, or over its
+      life when it covers none now): a second 3D track of one object. A point that lands on
+      *another* object than its own (a partly hidden object triangulated onto the nearer one that
+      hides it) is not a duplicate: it takes one of the causes below;
     * ``nuisance_track``: its left or right 2D track is not real (the persistence filter's to drop);
-    * ``wrong_pairing``: both are real but cover different objects (over the track's life, or in
-      this frame) — the triangulator's stereo pairing;
+    * ``wrong_pairing``: both are real but cover different objects in this frame (over their
+      lives when either covers none now) — the triangulator's stereo pairing;
     * ``ghost_2d_off_object``: a 3D ghost whose left 2D ghost box no longer overlaps its object's
       amodal box (IoU < 0.3) — the world model's 2D prediction drifted;
     * ``ghost_3d_drift``: a 3D ghost whose 2D ghost is still on its object — the triangulator's 3D
@@ -49,25 +52,29 @@ def spurious_causes(records: Sequence[FrameRecord], indexes: Mapping[str, Camera
         points: list[Track3D] = rec.tracks3d if filtered else rec.tracks3d_unfiltered
         if not points:
             continue
-        objects = np.array(list(object_positions(rec).values()), np.float64).reshape(-1, 3)
+        truth = object_positions(rec)
+        ids = np.array(list(truth), np.int64)
+        objects = np.array(list(truth.values()), np.float64).reshape(-1, 3)
         pos = np.stack([np.asarray(p.position, np.float64) for p in points])
         with np.errstate(invalid="ignore"):
-            near = np.linalg.norm(pos[:, None] - objects[None], axis=2) <= max_distance_m  # (N, K) ||p - p_obj||
+            dist = np.linalg.norm(pos[:, None] - objects[None], axis=2)  # (N, K) ||p - p_obj||
+        near = dist <= max_distance_m
         true = true_point_mask(points, objects, max_distance_m)
         boxes = {trk.track_id: trk for trk in rec.tracks_left}
-        for p, ok, close in zip(points, true, near.any(axis=1)):
+        for i, (p, ok) in enumerate(zip(points, true)):
             first.setdefault(p.track_id, t)
             if ok:
                 continue
             lid, rid = p.left_track_id, p.right_track_id
             oid = left.truth.gt_id("left", lid)
             gl, gr = left.links[t].get(lid), right.links[t].get(rid)
-            if close:
+            own = gl.object_id if gl is not None else oid
+            if near[i].any() and own == int(ids[np.nanargmin(dist[i])]):
                 cause = "duplicate_point"
             elif not (left.truth.is_real("left", lid) and right.truth.is_real("right", rid)):
                 cause = "nuisance_track"
-            elif oid != right.truth.gt_id("right", rid) or (gl is not None and gr is not None
-                                                              and gl.object_id != gr.object_id):
+            elif (gl.object_id != gr.object_id if gl is not None and gr is not None
+                  else oid != right.truth.gt_id("right", rid)):
                 cause = "wrong_pairing"
             elif p.state in _GHOSTS:
                 g, trk = left.get(t, oid), boxes.get(lid)
