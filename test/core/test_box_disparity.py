@@ -12,6 +12,7 @@ from object_permanence.core.box_disparity import (
     BoxDisparityConfig,
     DisparitySource,
     box_disparities,
+    covered_fraction,
 )
 from object_permanence.core.sgbm_strips import _strip, sgbm_box_disparities, trimmed_plane
 from object_permanence.core.stereo_matching import refine_disparities, refine_disparities_detailed
@@ -315,3 +316,29 @@ def test_a_half_the_views_disagree_on_counts_as_a_depth_edge():
     split = box_disparities(left, right, box, guess, dataclasses.replace(cfg, sgbm_split_px=1.0))
     assert whole.disparity[0] > 16.0
     assert abs(split.disparity[0] - 14.0) < 0.2
+
+
+def test_a_nearer_object_known_in_front_is_masked_out_of_the_box():
+    """An object (disparity 14 px, columns 300-380) half hidden by a nearer panel (30 px, columns
+    340-390 in the left view) whose box the caller knows: without it the box's disparity is the
+    panel's or between the two; with its rectangle excluded, SGBM fits the object's pixels alone, and
+    the template match (its cells mixing the two depths) is not used."""
+    left, right = _layered_pair([(_texture(1, (90, 80)), 300, 200, 14), (_texture(2, (160, 50)), 340, 170, 30)])
+    box, guess = np.array([[340.0, 245.0, 80.0, 90.0]]), np.array([20.0])
+    panel = [np.array([[340.0, 170.0, 390.0, 330.0]])]
+    cfg = BoxDisparityConfig(search_px=8.0)
+    plain = box_disparities(left, right, box, guess, cfg)
+    masked = box_disparities(left, right, box, guess, cfg, exclude=panel)
+    assert abs(plain.disparity[0] - 14.0) > 3.0
+    assert masked.source[0] == DisparitySource.SGBM and abs(masked.disparity[0] - 14.0) < 0.3
+    assert box_disparities(left, right, box, guess, cfg, template_only=True, exclude=panel).source[0] \
+        == DisparitySource.NONE  # no template match under a known occluder
+    # nothing in front (an empty rectangle list) is the plain measurement
+    assert box_disparities(left, right, box, guess, cfg, exclude=[np.zeros((0, 4))]).disparity[0] == plain.disparity[0]
+
+
+def test_covered_fraction_of_the_matched_part():
+    boxes = np.array([[100.0, 100.0, 40.0, 20.0], [100.0, 100.0, 40.0, 20.0], [100.0, 100.0, 40.0, 20.0]])
+    # matched part at inner_frac 0.5: x 90-110, y 95-105 (200 px²)
+    rects = [np.zeros((0, 4)), np.array([[100.0, 0.0, 200.0, 200.0]]), np.array([[0.0, 0.0, 300.0, 300.0]] * 2)]
+    np.testing.assert_allclose(covered_fraction(boxes, 0.5, rects), [0.0, 0.5, 1.0])

@@ -7,7 +7,7 @@ import pytest
 
 from object_permanence.core.box_disparity import DisparitySource
 from object_permanence.core.id_allocator import IdAllocator
-from object_permanence.core.triangulation import StereoTriangulator, raw_measurement
+from object_permanence.core.triangulation import StereoTriangulator, _occluders, raw_measurement
 from object_permanence.core.triangulator_config import TriangulatorConfig
 from object_permanence.core.types import TrackState, duplicate_track_ids
 from stereo_scenes import (
@@ -779,3 +779,16 @@ def test_step_details_describe_the_frames_pairs():
     np.testing.assert_allclose(d.positions[0], centre, atol=0.01)
     tri.step([], right, 1 / 30.0)
     assert len(tri.last_details.left_ids) == 0
+
+
+def test_occluders_are_the_nearer_visible_boxes_over_a_box():
+    boxes = np.array([[100.0, 100.0, 40.0, 40.0],    # far (shift 14)
+                      [125.0, 100.0, 30.0, 60.0],    # nearer (30), overlapping the first on the right
+                      [300.0, 100.0, 40.0, 40.0],    # nearer still, elsewhere
+                      [95.0, 95.0, 10.0, 10.0]])     # nearer, over the first, but a ghost
+    shift = np.array([14.0, 30.0, 40.0, np.nan])
+    visible = np.array([True, True, True, False])
+    out = _occluders(boxes, shift, visible)
+    np.testing.assert_allclose(out[0], [[110.0, 70.0, 140.0, 130.0]])  # x0, y0, x1, y1 of the second box
+    assert [len(o) for o in out] == [1, 0, 0, 0]  # nothing is in front of a nearer box; NaN orders nothing
+    assert len(_occluders(boxes, np.array([14.0, 14.5, 40.0, 1.0]), visible)[0]) == 0  # within the margin: same depth

@@ -22,7 +22,8 @@ A box that ends at an occluder's edge (a partly hidden object is boxed around it
 spans a depth edge, across which SGBM's plane is off by pixels; with ``sgbm_split_px`` the box's
 two halves are measured too and, when they depart from the whole box's plane (a slanted
 surface's halves lie on it: they differ by its slope times half the box width), the farther one
-(the occluded object) is used.
+(the occluded object) is used. When the caller knows the nearer objects in front of a box (the
+triangulator does: the other tracks' boxes and depths), their pixels are masked out instead.
 """
 from __future__ import annotations
 
@@ -107,6 +108,26 @@ class BoxDisparityConfig:
             raise ValueError(f"sgbm_uniqueness_ratio must be an integer in [0, 100], got {ratio!r}")
 
 
+#: Share of a box's matched part covered by nearer objects above which the template match is not
+#: trusted (its cells mix two depths) and the masked semi-global fit answers instead.
+OCCLUDED_FRAC = 0.25
+
+
+def covered_fraction(boxes: np.ndarray, inner_frac: float, exclude: list[np.ndarray]) -> np.ndarray:
+    """(N,) share of each box's centred part (side fraction ``inner_frac``) covered by its
+    ``exclude`` rectangles ``x0, y0, x1, y1`` (overlaps between them counted twice; capped at 1)."""
+    out = np.zeros(len(boxes))
+    for i, (b, rects) in enumerate(zip(boxes, exclude)):
+        if not len(rects):
+            continue
+        half = inner_frac * b[2:4] / 2
+        lo, hi = b[:2] - half, b[:2] + half
+        r = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
+        sides = np.clip(np.minimum(hi, r[:, 2:]) - np.maximum(lo, r[:, :2]), 0.0, None)  # (K, 2)
+        out[i] = min(float(np.sum(sides[:, 0] * sides[:, 1]) / max(np.prod(2 * half), 1e-9)), 1.0)
+    return out
+
+
 @dataclass
 class BoxDisparities:
     """Disparities of N boxes.
@@ -132,7 +153,7 @@ class BoxDisparities:
 
 def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.ndarray,
                     disparity_guess: np.ndarray, config: BoxDisparityConfig | None = None,
-                    template_only: bool = False) -> BoxDisparities:
+                    template_only: bool = False, exclude: list[np.ndarray] | None = None) -> BoxDisparities:
     """Measure the disparity of each left box from a rectified pair by ``config.method``.
 
     Args:
@@ -142,6 +163,12 @@ def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.
         template_only: answer only by template matching, and with ``auto`` only where it is
             precise (where ``auto`` would take it): no semi-global matching, whose wide search
             around a wrong guess finds whatever surface is there.
+        exclude: per box, (K, 4) rectangles ``x0, y0, x1, y1`` (left image pixels) of nearer
+            objects in front of it (the caller knows them: other tracks' boxes, their depths).
+            Their pixels are left out of the semi-global fit; a box whose matched part they cover
+            by ``OCCLUDED_FRAC`` or more gets no template match (its cells would mix two depths:
+            measured on the simulated scenes, the point of a partly hidden object went onto its
+            occluder) and is answered by that masked fit.
 
     Raises:
         ValueError: naming the argument, for bad shapes or dtypes.
@@ -163,6 +190,9 @@ def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.
         found = np.isfinite(vote.disparity)
         precise = found & (vote.spread <= cfg.max_ncc_spread_px)  # NaN spread (one cell): False
         take = found if cfg.method == "ncc" else precise
+        if exclude is not None:  # a nearer object over much of the matched part: its cells mix two depths
+            clear = covered_fraction(boxes, cfg.inner_frac, exclude) < OCCLUDED_FRAC
+            take, found = take & clear, found & clear
         kept = take if template_only else found  # imprecise ones are kept unless SGBM answers
         disparity[kept] = vote.disparity[kept]
         std[kept] = np.fmax(cfg.ncc_std_px, vote.spread[kept])  # NaN-aware max
@@ -174,11 +204,15 @@ def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.
         rows = np.flatnonzero(need_sgbm)
         planes, _ = sgbm_box_planes(left, right, boxes[rows], guess[rows], search_px=cfg.search_px,
                                     block_size=cfg.sgbm_block_size, uniqueness_ratio=cfg.sgbm_uniqueness_ratio,
-                                    min_ncc=cfg.sgbm_min_ncc)
+                                    min_ncc=cfg.sgbm_min_ncc,
+                                    exclude=None if exclude is None else [exclude[r] for r in rows])
         sgbm = planes[:, 0]
         ok = np.isfinite(sgbm)
-        if cfg.sgbm_split_px > 0 and ok.any():
-            sgbm[ok] = _farther_half(left, right, boxes[rows[ok]], guess[rows[ok]], planes[ok], cfg)
+        # the halves' test finds an occluder's edge from the pixels; a box whose occluders are known
+        # was fitted on the pixels in view only
+        split = ok if exclude is None else ok & np.array([len(exclude[r]) == 0 for r in rows])
+        if cfg.sgbm_split_px > 0 and split.any():
+            sgbm[split] = _farther_half(left, right, boxes[rows[split]], guess[rows[split]], planes[split], cfg)
         disparity[rows[ok]] = sgbm[ok]
         std[rows[ok]] = cfg.sgbm_std_px
         source[rows[ok]] = DisparitySource.SGBM  # precise stays False: the need_sgbm rows are no precise NCC answers

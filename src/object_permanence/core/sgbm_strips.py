@@ -89,6 +89,7 @@ def sgbm_box_planes(
     min_valid_frac: float = 0.2,
     min_patch_px: int = 8,
     min_ncc: float = 0.2,
+    exclude: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Disparity planes ``d = c0 + a (u - cx) + b (v - cy)`` (``d = u_left - u_right``, pixel
     columns; ``cx, cy`` the box centre) of boxes in a rectified pair, by SGBM on strips.
@@ -105,6 +106,8 @@ def sgbm_box_planes(
         min_valid_frac: fewer valid pixels than this fraction of the inner box gives NaN.
         min_patch_px: inner boxes narrower or lower than this (after clipping to the image) give NaN.
         min_ncc: smallest NCC of the left box with the right image warped by the fitted plane.
+        exclude: per box, (K, 4) rectangles ``x0, y0, x1, y1`` (left image pixels) of nearer
+            objects in front of it: their pixels are left out of the fit and of the NCC check.
 
     Returns:
         planes: (N, 3) float64 ``(c0, a, b)``: the disparity at the box centre (pixels) and its
@@ -151,6 +154,13 @@ def sgbm_box_planes(
         valid = (raw >= 8) & (raw <= 16 * num_disp - 24)
         valid[:, :max(offset + num_disp - 1 - c0, 0)] = False
         valid[:, max(width + offset - c0, 0):] = False
+        seen = None
+        if exclude is not None and len(exclude[i]):
+            seen = np.ones(valid.shape, dtype=bool)
+            for x0r, y0r, x1r, y1r in np.asarray(exclude[i], dtype=np.float64).reshape(-1, 4):
+                seen[max(int(math.floor(y0r)) - r0, 0):max(int(math.ceil(y1r)) - r0, 0),
+                     max(int(math.floor(x0r)) - c0, 0):max(int(math.ceil(x1r)) - c0, 0)] = False
+            valid &= seen
         if np.count_nonzero(valid) / valid.size < min_valid_frac:
             continue
         v_idx, u_idx = np.nonzero(valid)
@@ -158,7 +168,7 @@ def sgbm_box_planes(
         dv = (v_idx + r0) - boxes[i, 1]
         plane = trimmed_plane(raw[valid].astype(np.float64) / 16.0, du, dv)
         plane[0] += offset
-        quality[i] = plane_warped_ncc(left, right, (r0, r1, c0, c1), boxes[i, :2], plane)
+        quality[i] = plane_warped_ncc(left, right, (r0, r1, c0, c1), boxes[i, :2], plane, seen)
         if quality[i] >= min_ncc:
             planes[i] = plane
     return planes, quality
@@ -220,7 +230,7 @@ def _median(values: np.ndarray) -> float:
 
 
 def plane_warped_ncc(left: np.ndarray, right: np.ndarray, rect: tuple[int, int, int, int], centre: np.ndarray,
-                     plane: np.ndarray) -> float:
+                     plane: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Zero-mean NCC of the left grey pixels ``rect = (r0, r1, c0, c1)`` with the right grey image
     sampled at ``u - d(u, v)``, ``d = c0 + a (u - cx) + b (v - cy)`` (``plane``, ``centre = (cx, cy)``)."""
     r0, r1, c0, c1 = rect
@@ -231,6 +241,10 @@ def plane_warped_ncc(left: np.ndarray, right: np.ndarray, rect: tuple[int, int, 
     warped = cv2.remap(right, u - d.astype(np.float32), map_v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     a = left[r0:r1, c0:c1].astype(np.float64)
     b = warped.astype(np.float64)
+    if mask is not None:  # only the pixels in view
+        a, b = a[mask], b[mask]
+        if a.size == 0:
+            return 0.0
     a, b = a - a.mean(), b - b.mean()
     denominator = np.sqrt(np.sum(a * a) * np.sum(b * b))
     return float(np.sum(a * b) / denominator) if denominator > 0 else 0.0  # Σ ab / sqrt(Σa² Σb²)
