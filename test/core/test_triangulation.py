@@ -788,7 +788,9 @@ def test_occluders_are_the_nearer_visible_boxes_over_a_box():
                       [95.0, 95.0, 10.0, 10.0]])     # nearer, over the first, but a ghost
     shift = np.array([14.0, 30.0, 40.0, np.nan])
     visible = np.array([True, True, True, False])
-    out = _occluders(boxes, shift, visible)
-    np.testing.assert_allclose(out[0], [[110.0, 70.0, 140.0, 130.0]])  # x0, y0, x1, y1 of the second box
+    out = _occluders(boxes, shift, visible, pad_px=3.0)
+    # x0, y0, x1, y1 of the second box, grown by 3 px, and on the left by 30 - 14 px: in the right
+    # view the nearer box hides that much more of the farther one
+    np.testing.assert_allclose(out[0], [[110.0 - 3.0 - 16.0, 67.0, 143.0, 133.0]])
     assert [len(o) for o in out] == [1, 0, 0, 0]  # nothing is in front of a nearer box; NaN orders nothing
-    assert len(_occluders(boxes, np.array([14.0, 14.5, 40.0, 1.0]), visible)[0]) == 0  # within the margin: same depth
+    assert len(_occluders(boxes, np.array([14.0, 14.5, 40.0, 1.0]), visible, 3.0)[0]) == 0  # within the margin

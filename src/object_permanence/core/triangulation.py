@@ -22,10 +22,11 @@ rectified rig (:mod:`object_permanence.core.stereo_rig`). Per frame:
      object, which puts the boxes' disparity pixels (metres of depth) off. The left boxes of
      nearer VISIBLE pairs that overlap a pair's box (nearer: a column shift larger by
      :data:`OCCLUDER_MARGIN_PX`, the 3D filter's expected one where it has one) are masked out of
-     its measurement: their pixels are the occluder's, and a partly hidden object was otherwise
-     placed on it (tuning seeds 10-12, ``tools/diagnose_3d``: per-frame position RMSE 0.141 ->
-     0.083 m, spurious points 595 -> 504). A visible pair no image method answers takes only the
-     bearing of its left box (``box_depth_without_match``);
+     its measurement, with the strip the right view hides too and a matching block's half-width:
+     their pixels are the occluder's, and a partly hidden object was otherwise placed on it
+     (tuning seeds 10-12, ``tools/diagnose_3d``: per-frame position RMSE 0.141 -> 0.076 m,
+     spurious points 595 -> 463). A visible pair no image method answers takes only the bearing
+     of its left box (``box_depth_without_match``);
    * ghost pairs (either view OCCLUDED or LOST) have no observation: they only predict, unless
      ``update_from_ghosts``, which uses the predicted boxes with their 2D covariance.
 
@@ -234,7 +235,8 @@ class StereoTriangulator:
             predicted = self._predicted_shift(lefts, rights, stamp)
             # the nearer visible boxes over each box (depth order: the 3D filter's expected shift, else
             # the boxes'): their pixels are another object's and are left out of its measurement
-            exclude = _occluders(obs.boxes_left, np.where(np.isfinite(predicted), predicted, boxes_guess), visible)
+            exclude = _occluders(obs.boxes_left, np.where(np.isfinite(predicted), predicted, boxes_guess), visible,
+                                 self._disparity_config.sgbm_block_size // 2 + 1)
             rows = np.flatnonzero(visible & np.isfinite(predicted))
             # where the 3D filter expects it, else around the boxes' disparity
             self._image_disparity(images, obs, predicted, rows, source, precise, True, exclude)
@@ -457,9 +459,13 @@ def _at_border(boxes: np.ndarray, image_size: tuple[int, int] | None, margin: fl
 OCCLUDER_MARGIN_PX = 1.0
 
 
-def _occluders(boxes: np.ndarray, shift: np.ndarray, visible: np.ndarray) -> list[np.ndarray]:
-    """Per pair, (K, 4) rectangles ``x0, y0, x1, y1`` of the VISIBLE pairs' left boxes that overlap
-    its left box and are nearer (column shift larger by ``OCCLUDER_MARGIN_PX``)."""
+def _occluders(boxes: np.ndarray, shift: np.ndarray, visible: np.ndarray, pad_px: float) -> list[np.ndarray]:
+    """Per pair, (K, 4) rectangles ``x0, y0, x1, y1`` (left image) to leave out of its measurement:
+    the left boxes of the VISIBLE pairs that overlap its left box and are nearer (column shift
+    larger by ``OCCLUDER_MARGIN_PX``), grown by ``pad_px`` on every side (a matching block reaching
+    over the occluder's edge mixes the two depths) and, on the left, by the difference of the two
+    shifts: in the right view the nearer object is shifted further left and hides that much more
+    of the farther one, whose left pixels there have no match."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     rect = np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], axis=1)
     overlap = (np.minimum(rect[:, None, 2], rect[None, :, 2]) > np.maximum(rect[:, None, 0], rect[None, :, 0])) \
@@ -467,5 +473,10 @@ def _occluders(boxes: np.ndarray, shift: np.ndarray, visible: np.ndarray) -> lis
     with np.errstate(invalid="ignore"):
         front = overlap & (shift[None, :] > shift[:, None] + OCCLUDER_MARGIN_PX) & visible[None, :]
     np.fill_diagonal(front, False)
-    return [rect[row] for row in front]
+    out = []
+    for i, row in enumerate(front):
+        r = rect[row] + np.array([-pad_px, -pad_px, pad_px, pad_px])
+        r[:, 0] -= shift[row] - shift[i]  # the part of the farther object the right view hides too
+        out.append(r)
+    return out
 
