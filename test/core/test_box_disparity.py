@@ -14,7 +14,7 @@ from object_permanence.core.box_disparity import (
     box_disparities,
     covered_fraction,
 )
-from object_permanence.core.sgbm_strips import _strip, sgbm_box_disparities, trimmed_plane
+from object_permanence.core.sgbm_strips import _strip, sgbm_box_disparities, sgbm_box_planes, trimmed_plane
 from object_permanence.core.stereo_matching import refine_disparities, refine_disparities_detailed
 from stereo_scenes import B, FX, OBJECT_TEXELS, TEXEL_M, board_texture, project, render_stereo
 
@@ -342,3 +342,11 @@ def test_covered_fraction_of_the_matched_part():
     # matched part at inner_frac 0.5: x 90-110, y 95-105 (200 px²)
     rects = [np.zeros((0, 4)), np.array([[100.0, 0.0, 200.0, 200.0]]), np.array([[0.0, 0.0, 300.0, 300.0]] * 2)]
     np.testing.assert_allclose(covered_fraction(boxes, 0.5, rects), [0.0, 0.5, 1.0])
+
+
+def test_exclude_needs_one_entry_per_box(flat_pair):
+    with pytest.raises(ValueError, match="exclude"):
+        box_disparities(*flat_pair, board_box(), np.array([TRUE_D]), exclude=[])
+    with pytest.raises(ValueError, match="exclude"):
+        sgbm_box_planes(*flat_pair, board_box(), np.array([TRUE_D]), exclude=[np.zeros((0, 4))] * 2)
+

@@ -181,6 +181,8 @@ def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.
     disparity, std = np.full(n, np.nan), np.full(n, np.nan)
     source = np.full(n, DisparitySource.NONE, dtype=np.int8)
     precise = np.zeros(n, dtype=bool)
+    if exclude is not None and len(exclude) != n:
+        raise ValueError(f"exclude must have one entry per box ({n}), got {len(exclude)}")
     if n == 0:
         return BoxDisparities(disparity, std, source, precise)
     need_sgbm = np.ones(n, dtype=bool)

@@ -131,6 +131,8 @@ def sgbm_box_planes(
         raise ValueError(f"min_valid_frac must lie in (0, 1], got {min_valid_frac!r}")
 
     n = len(boxes)
+    if exclude is not None and len(exclude) != n:
+        raise ValueError(f"exclude must have one entry per box ({n}), got {len(exclude)}")
     planes, quality = np.full((n, 3), np.nan), np.full(n, np.nan)
     if n == 0:
         return planes, quality
@@ -232,7 +234,8 @@ def _median(values: np.ndarray) -> float:
 def plane_warped_ncc(left: np.ndarray, right: np.ndarray, rect: tuple[int, int, int, int], centre: np.ndarray,
                      plane: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Zero-mean NCC of the left grey pixels ``rect = (r0, r1, c0, c1)`` with the right grey image
-    sampled at ``u - d(u, v)``, ``d = c0 + a (u - cx) + b (v - cy)`` (``plane``, ``centre = (cx, cy)``)."""
+    sampled at ``u - d(u, v)``, ``d = c0 + a (u - cx) + b (v - cy)`` (``plane``, ``centre = (cx, cy)``);
+    ``mask`` (h, w) bool: only those pixels of the rectangle are compared (None: all)."""
     r0, r1, c0, c1 = rect
     u = np.arange(c0, c1, dtype=np.float32)[None, :]  # (1, w) pixel columns
     v = np.arange(r0, r1, dtype=np.float32)[:, None]  # (h, 1) pixel rows
