@@ -473,9 +473,10 @@ def _occluders(boxes: np.ndarray, shift: np.ndarray, visible: np.ndarray, pad_px
     with np.errstate(invalid="ignore"):
         front = overlap & (shift[None, :] > shift[:, None] + OCCLUDER_MARGIN_PX) & visible[None, :]
     np.fill_diagonal(front, False)
+    grown = rect + np.array([-pad_px, -pad_px, pad_px, pad_px])
     out = []
     for i, row in enumerate(front):
-        r = rect[row] + np.array([-pad_px, -pad_px, pad_px, pad_px])
+        r = grown[row]  # a copy (boolean index); empty for most pairs
         r[:, 0] -= shift[row] - shift[i]  # the part of the farther object the right view hides too
         out.append(r)
     return out
