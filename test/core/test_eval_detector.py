@@ -122,3 +122,26 @@ def test_detector_json_keeps_other_keys_and_copies_reid(tmp_path) -> None:
     write_detector_json(tmp_path, {"map50": 0.95, "map50_95": 0.7})
     assert json.loads((tmp_path / "detector.json").read_text()) == {
         "other": 1, "map50": 0.95, "map50_95": 0.7, "reid_rank1": 0.8, "reid_rank1_colour_histogram": 0.5}
+
+
+def test_calibration_measures_yolo_with_the_nms_it_is_given(monkeypatch) -> None:
+    """eval_detector passes the detector node's NMS (iou_threshold, agnostic_nms): the calibration
+    must run the YOLO with it and say so, or the table describes a detector nobody deploys."""
+    from object_permanence.core.detection import ultralytics_backend
+    from object_permanence.tools.detector_calibration import calibration, calibration_markdown
+
+    made = []
+
+    class FakeYolo:
+        def __init__(self, weights, **kwargs) -> None:
+            made.append(kwargs)
+
+        def detect(self, images):
+            return [[] for _ in images]
+
+    monkeypatch.setattr(ultralytics_backend, "UltralyticsDetector", FakeYolo)
+    result = calibration("weights.pt", ["clean"], [1000], 2, 320, nms_iou=0.5, agnostic_nms=True)
+    assert made == [{"device": "cpu", "imgsz": 320, "conf": 0.05, "iou": 0.5, "agnostic": True}]
+    assert (result["nms_iou"], result["agnostic_nms"]) == (0.5, True)
+    assert "NMS IoU 0.5 (class-agnostic)" in calibration_markdown(result)
+    assert result["yolo"]["statistics"]["recall"] == 0.0  # it reported nothing, and is judged on that

@@ -1,4 +1,4 @@
-"""The detector trainer's offline guard and its curves (no training here)."""
+"""The detector trainer's offline guard, its curves and its model card (no training here)."""
 from __future__ import annotations
 
 from object_permanence.tools import train_detector
@@ -35,3 +35,24 @@ def test_curves_of_two_stages_are_drawn_end_to_end(tmp_path) -> None:
     target = tmp_path / "curves.png"
     train_detector.plot_curves([tmp_path / "a" / "results.csv", tmp_path / "b" / "results.csv"], target)
     assert target.stat().st_size > 1000
+
+
+def test_model_card_reports_map_at_the_validators_and_at_the_deployed_nms(tmp_path) -> None:
+    from object_permanence.tools.train_detector import write_model_card
+
+    split = {"seeds": "1000-1004", "images": 700, "labels_per_class": {"box": 3, "ball": 4}, "distractors": {"glare": 2}}
+    info = {"data_summary": {"splits": {"test": split}, "classes": ["box", "ball"], "scenarios": ["clean"],
+                             "stride": 30, "label_policy": {"min_visibility": 0.3, "min_side_px": 6.0}},
+            "test": {"map50": 0.97, "map50_95": 0.94, "precision": 0.9, "recall": 0.91,
+                     "per_class": {"box": {"map50": 0.96, "map50_95": 0.95}},
+                     "ignore": {"ignored_objects": 5, "map50": 0.95, "map50_95": 0.92},
+                     "deployed": {"map50": 0.919, "map50_95": 0.895, "iou": 0.5, "agnostic": True}},
+            "model_yaml": "sim_yolo.yaml", "params": 1000, "gflops": 1.3, "imgsz": 320, "epochs": 2,
+            "time_hours": None, "epochs_run": 2, "patience": 3, "best_epoch": 2, "batch": 8, "optimizer": "SGD",
+            "seed": 0, "close_mosaic": 2, "fraction": 1.0, "train_minutes": 1.0, "machine": "cpu", "threads": 2,
+            "device": "cpu", "network_attempts": 0, "weights_bytes": 3_000_000, "date": "2026-11-28",
+            "command": "python -m object_permanence.tools.train_detector"}
+    write_model_card(tmp_path / "card.md", info)
+    card = (tmp_path / "card.md").read_text()
+    assert "| mAP50 | 0.970 |" in card
+    assert "runs (IoU 0.5, class-agnostic; `config/detector.yaml`) | 0.919 / 0.895 |" in card

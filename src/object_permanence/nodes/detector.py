@@ -94,7 +94,9 @@ PARAMS = (
     Param("threads", 0, "onnxruntime: intra-op threads. 0: onnxruntime's default (one per physical core).",
           low=0, high=256),
     Param("conf_threshold", 0.25, "ultralytics, onnxruntime: minimum confidence.", low=0.0, high=1.0),
-    Param("iou_threshold", 0.7, "ultralytics, onnxruntime: NMS IoU threshold.", low=0.0, high=1.0),
+    Param("iou_threshold", 0.7, "ultralytics, onnxruntime: NMS IoU threshold (0.7: ultralytics' default; the "
+          "shipped config/detector.yaml sets 0.5 for the shipped sim_yolo, which boxes a partly hidden object "
+          "twice).", low=0.0, high=1.0),
     Param("agnostic_nms", True, "ultralytics, onnxruntime: class-agnostic NMS, one box per object whatever its "
           "class (false: per class, ultralytics' default). A detector torn between two similar classes otherwise "
           "reports one object twice and the world model makes two tracks of it: the shipped sim_yolo on tuning "

@@ -13,9 +13,15 @@ Each tracker gets warm-up frames, then its step is timed over ``--frames`` frame
 * ``bytetrack``, ``sort``, ``ocsort``: the peer's ``update`` on a ``supervision.Detections`` built
   beforehand (library defaults, 30 fps), returning its arrays.
 
-Writes ``<out>/world_model.json``: rows ``tracker``, ``n``, ``step_ms_median`` and ``ratio_to_ours``
-(the peer's median over ours at that n: > 1 means ours is faster), plus the load average before
-and after; prints a table. Timings depend on the machine's load: run it on a quiet machine.
+The trackers take turns over ``--rounds`` rounds (each round a fresh tracker of each, warm-up
+included), and each median is over the timed frames of every round: a shared 2-core machine has
+slow spells lasting seconds (the same work taking up to twice as long), and taking turns lets
+them fall on every tracker alike instead of on whichever ran during one.
+
+Writes ``<out>/world_model.json``: rows ``tracker``, ``n``, ``step_ms_median``,
+``step_ms_round_medians`` (one per round: the spread) and ``ratio_to_ours`` (the peer's median
+over ours at that n: > 1 means ours is faster), plus the load average before and after; prints a
+table. Timings depend on the machine's load: run it on a quiet machine.
 
     python -m object_permanence.tools.bench_world_model --out out/bench [--sizes 10,100,500]
 """
@@ -98,22 +104,28 @@ def time_peer(name: str, frames: list[np.ndarray], warmup: int) -> list[float]:
 
 
 def run(sizes: list[int], frames: int, warmup: int, embedding_dim: int,
-        motion_models: tuple[str, ...] = ()) -> list[dict]:
-    """The benchmark rows, ours first for each n, then ours with each of ``motion_models``, then the peers."""
+        motion_models: tuple[str, ...] = (), rounds: int = 1) -> list[dict]:
+    """The benchmark rows, ours first for each n, then ours with each of ``motion_models``, then the
+    peers; the trackers take turns over ``rounds`` rounds (module docstring)."""
     rows = []
     for n in sizes:
         boxes = make_frames(n, warmup + frames, embedding_dim)
-        ours = float(np.median(time_ours(boxes, _embeddings(n, embedding_dim), warmup)))
-        rows.append({"tracker": "ours", "n": n, "step_ms_median": round(ours, 4), "ratio_to_ours": 1.0})
+        embeddings = _embeddings(n, embedding_dim)
+        timers = {"ours": lambda: time_ours(boxes, embeddings, warmup)}
         for model in motion_models:
             config = dataclasses.replace(WorldModelConfig(), motion_model=model)
-            t = float(np.median(time_ours(boxes, _embeddings(n, embedding_dim), warmup, config)))
-            rows.append({"tracker": f"ours[{model}]", "n": n, "step_ms_median": round(t, 4),
-                         "ratio_to_ours": round(t / ours, 3)})
+            timers[f"ours[{model}]"] = lambda config=config: time_ours(boxes, embeddings, warmup, config)
         for name in PEERS:
-            peer = float(np.median(time_peer(name, boxes, warmup)))
-            rows.append({"tracker": name, "n": n, "step_ms_median": round(peer, 4),
-                         "ratio_to_ours": round(peer / ours, 3)})
+            timers[name] = lambda name=name: time_peer(name, boxes, warmup)
+        times: dict[str, list[list[float]]] = {name: [] for name in timers}
+        for _ in range(rounds):
+            for name, timer in timers.items():
+                times[name].append(timer())
+        medians = {name: float(np.median(np.concatenate(t))) for name, t in times.items()}
+        for name, t in times.items():
+            rows.append({"tracker": name, "n": n, "step_ms_median": round(medians[name], 4),
+                         "step_ms_round_medians": [round(float(np.median(r)), 4) for r in t],
+                         "ratio_to_ours": round(medians[name] / medians["ours"], 3)})
     return rows
 
 
@@ -123,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10,100,500", help="tracks x detections per frame, comma-separated")
     parser.add_argument("--frames", type=int, default=60, help="timed frames per tracker and size (>= 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed frames first (default 10)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds the trackers take turns over (default 5)")
     parser.add_argument("--embedding-dim", type=int, default=128,
                         help="appearance embedding length given to ours (default 128, the detector's; 0: none)")
     parser.add_argument("--motion-models", default="",
@@ -139,17 +152,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--frames must be >= 50, got {args.frames}")
     if args.warmup < 0 or args.embedding_dim < 0:
         parser.error("--warmup and --embedding-dim must be >= 0")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     load_before = os.getloadavg()
-    rows = run(sizes, args.frames, args.warmup, args.embedding_dim, models)
+    rows = run(sizes, args.frames, args.warmup, args.embedding_dim, models, args.rounds)
     load_after = os.getloadavg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"rows": rows, "frames": args.frames, "warmup": args.warmup, "embedding_dim": args.embedding_dim,
+    doc = {"rows": rows, "frames": args.frames, "warmup": args.warmup, "rounds": args.rounds,
+           "embedding_dim": args.embedding_dim,
            "load_average_1m": {"before": load_before[0], "after": load_after[0]}, "cpu_count": os.cpu_count()}
     (out / "world_model.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"{'tracker':<14} {'n':>5} {'step_ms_median':>15} {'ratio_to_ours':>14}")
+    print(f"{'tracker':<14} {'n':>5} {'step_ms_median':>15} {'ratio_to_ours':>14}  round medians")
     for r in rows:
-        print(f"{r['tracker']:<14} {r['n']:>5} {r['step_ms_median']:>15.3f} {r['ratio_to_ours']:>14.2f}")
+        spread = " ".join(f"{v:.3f}" for v in r["step_ms_round_medians"])
+        print(f"{r['tracker']:<14} {r['n']:>5} {r['step_ms_median']:>15.3f} {r['ratio_to_ours']:>14.2f}  {spread}")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}; wrote {out / 'world_model.json'}")
     return 0
 

@@ -249,17 +249,20 @@ def yolo_detections(world: SimWorld, detector, frames: Iterable[int]) -> dict[tu
 
 
 def calibration(weights: Path, scenarios: Sequence[str], seeds: Sequence[int], frames: int, imgsz: int,
-                threshold: float = 0.25, score_floor: float = 0.05) -> dict:
+                threshold: float = 0.25, score_floor: float = 0.05, nms_iou: float = 0.7,
+                agnostic_nms: bool = False) -> dict:
     """Figures of the trained detector and of the simulator's ``realistic`` preset on the same runs.
 
     Every (scenario, seed) world, its first ``frames`` frames; YOLO keeps boxes scoring >= ``score_floor``
-    (to see the low end of the nuisances' scores) and is judged at ``threshold`` (the simulator's
-    reporting threshold) except for ``yolo_low_threshold``.
+    (to see the low end of the nuisances' scores) after NMS at ``nms_iou`` (class-agnostic with
+    ``agnostic_nms``: pass the detector node's settings to measure the detector as deployed) and is
+    judged at ``threshold`` (the simulator's reporting threshold) except for ``yolo_low_threshold``.
     """
     from object_permanence.core.detection.ultralytics_backend import UltralyticsDetector
 
     worlds = [SimWorld(make_scenario(s), seed) for s in scenarios for seed in seeds]
-    yolo = UltralyticsDetector(str(weights), device="cpu", imgsz=imgsz, conf=score_floor)
+    yolo = UltralyticsDetector(str(weights), device="cpu", imgsz=imgsz, conf=score_floor, iou=nms_iou,
+                               agnostic=agnostic_nms)
     detections = [yolo_detections(w, yolo, range(frames))
                   for w in tqdm(worlds, desc="YOLO on held-out runs", unit="run")]
     runs = PooledRuns(worlds, frames)
@@ -269,7 +272,8 @@ def calibration(weights: Path, scenarios: Sequence[str], seeds: Sequence[int], f
         "yolo_low_threshold": runs.detector([MatchedDetector(d, score_floor) for d in detections])}
     indices = range(runs.n_frames)
     result = {"runs": [f"{s}-{seed}" for s in scenarios for seed in seeds], "frames_per_run": frames,
-              "threshold": threshold, "score_floor": score_floor, "imgsz": imgsz}
+              "threshold": threshold, "score_floor": score_floor, "imgsz": imgsz, "nms_iou": nms_iou,
+              "agnostic_nms": agnostic_nms}
     for name, det in detectors.items():
         stats = detector_statistics(runs, det, indices)
         result[name] = {"statistics": asdict(stats), **box_and_nuisance_figures(runs, det, indices)}
@@ -311,7 +315,9 @@ def calibration_markdown(result: dict) -> str:
     """The calibration table (and the YOLO score quantiles) as Markdown."""
     lines = [f"# Detector calibration: simulator (`realistic`) vs trained YOLO",
              "", f"Runs (held-out): {', '.join(result['runs'])}, {result['frames_per_run']} frames each, both "
-             f"cameras; YOLO at imgsz {result['imgsz']}, judged at conf {result['threshold']}.", "",
+             f"cameras; YOLO at imgsz {result['imgsz']}, NMS IoU {result.get('nms_iou', 0.7)} "
+             f"({'class-agnostic' if result.get('agnostic_nms') else 'per class'}), judged at conf "
+             f"{result['threshold']}.", "",
              "| statistic | simulator | trained YOLO |", "|---|---|---|"]
     lines += [f"| {name} | {a:.3f} | {b:.3f} |" for name, a, b in calibration_rows(result)]
     lines += ["", f"Score quantiles (10/50/90 %) of YOLO boxes >= {result['score_floor']}:", "",

@@ -8,11 +8,14 @@
    label policy leaves out (in view but under its visibility or size cut) as COCO ``iscrowd``
    ignore regions — the "reasonable" protocol of CityPersons / Caltech: finding a 20 %-visible
    object is neither rewarded nor punished, while firing on reflections, glare or background still
-   counts against the detector. Written to ``<out>/detector.json`` (keys already there are kept;
+   counts against the detector. ``map50`` / ``map50_95`` follow Ultralytics' validation convention
+   (NMS IoU 0.7 per class); ``map50_deployed_nms`` / ``map50_95_deployed_nms`` are the same
+   validation with the NMS the detector node runs (``iou_threshold`` and ``agnostic_nms`` of
+   ``<config-dir>/detector.yaml``). Written to ``<out>/detector.json`` (keys already there are kept;
    ``reid_rank1`` / ``reid_rank1_colour_histogram`` are copied from ``<out>/reid.json`` when it exists).
-2. **Calibration** (item 4, :mod:`detector_calibration`): the trained detector against the detector
-   simulator's ``realistic`` preset on the same held-out runs -> ``<out>/detector_calibration.json``
-   and ``.md`` (statistic, simulator, trained YOLO).
+2. **Calibration** (item 4, :mod:`detector_calibration`): the trained detector, with the deployed
+   NMS, against the detector simulator's ``realistic`` preset on the same held-out runs ->
+   ``<out>/detector_calibration.json`` and ``.md`` (statistic, simulator, trained YOLO).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from object_permanence.core.parameters import node_parameters
 from object_permanence.core.sim.scenarios import make_scenario
 from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.sim.yolo_labels import LabelPolicy, labelled_mask
@@ -39,15 +43,25 @@ REID_KEYS = ("reid_rank1", "reid_rank1_colour_histogram")
 RUNS = Path("out/detector/runs")
 
 
-def evaluate_map(weights: Path, data_yaml: Path, imgsz: int = 320, split: str = "test", runs: Path = RUNS) -> dict:
+def deployed_nms(config_dir: Path) -> dict:
+    """The NMS the detector node runs, from ``config_dir/detector.yaml``: ``{"iou": float, "agnostic":
+    bool}`` (keyword arguments of :func:`evaluate_map`); the node's defaults where the file has none."""
+    params = node_parameters(config_dir, "detector")
+    return {"iou": float(params.get("iou_threshold", 0.7)), "agnostic": bool(params.get("agnostic_nms", True))}
+
+
+def evaluate_map(weights: Path, data_yaml: Path, imgsz: int = 320, split: str = "test", runs: Path = RUNS,
+                 iou: float = 0.7, agnostic: bool = False) -> dict:
     """mAP50, mAP50-95, mean precision and recall (and per class) of ``weights`` on ``split`` of ``data_yaml``.
 
-    Ultralytics' validator (conf 0.001, NMS IoU 0.7, rectangular letterboxed batches), no plots.
+    Ultralytics' validator (conf 0.001, rectangular letterboxed batches), no plots; NMS at ``iou``,
+    class-agnostic with ``agnostic`` (the defaults are the validator's own: 0.7, per class).
     """
     ultralytics = offline_ultralytics(runs.resolve() / "ultralytics_config")
     model = ultralytics.YOLO(str(weights), task="detect")
     metrics = model.val(data=str(Path(data_yaml).resolve()), split=split, imgsz=imgsz, batch=16, device="cpu",
-                        plots=False, verbose=False, project=str(runs.resolve()), name=f"val_{split}", exist_ok=True)
+                        iou=iou, agnostic_nms=agnostic, plots=False, verbose=False, project=str(runs.resolve()),
+                        name=f"val_{split}", exist_ok=True)
     box = metrics.box
     per_class = {model.names[int(c)]: {"map50": float(box.ap50[i]), "map50_95": float(box.ap[i])}
                  for i, c in enumerate(box.ap_class_index)}
@@ -146,27 +160,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calib-frames", type=int, default=150)
     parser.add_argument("--skip-map", action="store_true")
     parser.add_argument("--skip-calibration", action="store_true")
+    parser.add_argument("--config-dir", type=Path, default=Path("config"),
+                        help="where detector.yaml gives the deployed NMS (iou_threshold, agnostic_nms)")
     args = parser.parse_args(argv)
     if not args.weights.is_file():
         parser.error(f"--weights {args.weights} not found; run make train-detector first")
     seeds = parse_seeds(args.calib_seeds)
     if min(seeds) < 1000:
         parser.error(f"--calib-seeds must be held-out seeds >= 1000, got {args.calib_seeds}")
+    nms = deployed_nms(args.config_dir)
     offline_ultralytics(RUNS.resolve() / "ultralytics_config")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.skip_map:
         if not args.data.exists():
             parser.error(f"--data {args.data} not found; run make_detector_data first")
         test = evaluate_map(args.weights, args.data, args.imgsz, "test")
+        at_deployed = evaluate_map(args.weights, args.data, args.imgsz, "test", **nms)
         with_ignore = coco_map(args.weights, args.data.parent, args.imgsz, "test", ignore=True)
-        figures = {**test, "map50_ignore": with_ignore["map50"], "map50_95_ignore": with_ignore["map50_95"],
+        figures = {**test, "map50_deployed_nms": at_deployed["map50"], "map50_95_deployed_nms": at_deployed["map50_95"],
+                   "deployed_nms_iou": nms["iou"], "deployed_nms_agnostic": nms["agnostic"],
+                   "map50_ignore": with_ignore["map50"], "map50_95_ignore": with_ignore["map50_95"],
                    "ignored_objects": with_ignore["ignored_objects"], "weights": str(args.weights),
                    "imgsz": args.imgsz, "split": "test (seeds >= 1000)"}
         write_detector_json(args.out, figures)
-        print(json.dumps({k: figures[k] for k in ("map50", "map50_95", "map50_ignore", "map50_95_ignore")}))
+        print(json.dumps({k: figures[k] for k in ("map50", "map50_95", "map50_deployed_nms", "map50_95_deployed_nms",
+                                                  "map50_ignore", "map50_95_ignore")}))
     if not args.skip_calibration:
         result = calibration(args.weights, [s for s in args.calib_scenarios.split(",") if s], seeds,
-                             args.calib_frames, args.imgsz)
+                             args.calib_frames, args.imgsz, nms_iou=nms["iou"], agnostic_nms=nms["agnostic"])
         (args.out / "detector_calibration.json").write_text(json.dumps(result, indent=2) + "\n")
         (args.out / "detector_calibration.md").write_text(calibration_markdown(result))
         print(calibration_markdown(result))
