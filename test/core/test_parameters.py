@@ -43,3 +43,13 @@ def test_tools_build_the_shipped_configs_without_ros() -> None:
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "WorldModelConfig [3, 4]"
+
+
+def test_detector_nms_is_what_the_detector_node_reads(tmp_path) -> None:
+    from object_permanence.core.parameters import detector_nms, node_parameters
+
+    config = Path(__file__).resolve().parents[2] / "config"
+    shipped = node_parameters(config, "detector")
+    assert detector_nms(config) == {"iou": shipped["iou_threshold"], "agnostic": shipped["agnostic_nms"]}
+    (tmp_path / "detector.yaml").write_text("detector:\n  ros__parameters:\n    backend: simulated\n")
+    assert detector_nms(tmp_path) == {"iou": 0.7, "agnostic": True}  # the node's defaults

@@ -49,3 +49,11 @@ def node_parameters(config_dir: Path, node: str) -> dict[str, Any]:
         return dict(document[node]["ros__parameters"])
     except (KeyError, TypeError):
         raise ValueError(f"{path}: no {node}.ros__parameters block") from None
+
+
+def detector_nms(config_dir: Path) -> dict[str, Any]:
+    """The NMS the detector node runs, from ``config_dir/detector.yaml``: ``{"iou": float,
+    "agnostic": bool}`` (the YOLO backends' keyword arguments); the node's defaults (0.7, True)
+    where the file has none."""
+    params = node_parameters(config_dir, "detector")
+    return {"iou": float(params.get("iou_threshold", 0.7)), "agnostic": bool(params.get("agnostic_nms", True))}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from object_permanence.core.parameters import node_parameters
+from object_permanence.core.parameters import detector_nms
 from object_permanence.core.sim.scenarios import make_scenario
 from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.sim.yolo_labels import LabelPolicy, labelled_mask
@@ -41,13 +41,6 @@ from object_permanence.tools.train_detector import network_attempts, offline_ult
 
 REID_KEYS = ("reid_rank1", "reid_rank1_colour_histogram")
 RUNS = Path("out/detector/runs")
-
-
-def deployed_nms(config_dir: Path) -> dict:
-    """The NMS the detector node runs, from ``config_dir/detector.yaml``: ``{"iou": float, "agnostic":
-    bool}`` (keyword arguments of :func:`evaluate_map`); the node's defaults where the file has none."""
-    params = node_parameters(config_dir, "detector")
-    return {"iou": float(params.get("iou_threshold", 0.7)), "agnostic": bool(params.get("agnostic_nms", True))}
 
 
 def evaluate_map(weights: Path, data_yaml: Path, imgsz: int = 320, split: str = "test", runs: Path = RUNS,
@@ -168,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = parse_seeds(args.calib_seeds)
     if min(seeds) < 1000:
         parser.error(f"--calib-seeds must be held-out seeds >= 1000, got {args.calib_seeds}")
-    nms = deployed_nms(args.config_dir)
+    nms = detector_nms(args.config_dir)
     offline_ultralytics(RUNS.resolve() / "ultralytics_config")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.skip_map:

@@ -21,17 +21,19 @@ from pathlib import Path
 import numpy as np
 
 
-def make_detector(weights: str, device: str, imgsz: int, conf: float, classes: list[str] | None):
-    """The backend the weights file names: .onnx -> ONNX Runtime, else ultralytics (torch); NMS
-    class-agnostic, as the detector node's default (one box per object for the world model)."""
+def make_detector(weights: str, device: str, imgsz: int, conf: float, classes: list[str] | None,
+                  iou: float, agnostic: bool):
+    """The backend the weights file names: .onnx -> ONNX Runtime, else ultralytics (torch), with
+    NMS at ``iou`` (class-agnostic with ``agnostic``: the detector node's settings are passed)."""
     if weights.endswith(".onnx"):
         from object_permanence.core.detection.onnx_backend import OnnxDetector
 
-        return OnnxDetector(weights, device=device, imgsz=imgsz, conf=conf, classes=classes, agnostic=True)
+        return OnnxDetector(weights, device=device, imgsz=imgsz, conf=conf, iou=iou, classes=classes,
+                            agnostic=agnostic)
     from object_permanence.core.detection.ultralytics_backend import UltralyticsDetector
 
-    return UltralyticsDetector(weights, device=device, imgsz=imgsz or 640, conf=conf, classes=classes,
-                               agnostic=True)
+    return UltralyticsDetector(weights, device=device, imgsz=imgsz or 640, conf=conf, iou=iou, classes=classes,
+                               agnostic=agnostic)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from object_permanence.core.appearance import ColorHistogramEmbedder
+    from object_permanence.core.parameters import detector_nms
     from object_permanence.core.world_model import WorldModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=0, help="0: the whole video")
     parser.add_argument("--fps", type=float, default=0.0, help="stamp rate (0: the video's)")
     parser.add_argument("--out", type=Path, default=Path("out/video"))
+    parser.add_argument("--config-dir", type=Path, default=Path("config"),
+                        help="its detector.yaml gives the NMS (iou_threshold, agnostic_nms), as the detector node runs it")
     args = parser.parse_args(argv)
     capture = cv2.VideoCapture(str(args.video))
     if not capture.isOpened():
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     n = min(args.frames, total) if args.frames and total else (args.frames or total)
     classes = [c for c in args.classes.split(",") if c] or None
-    detector = make_detector(args.weights, args.device, args.imgsz, args.conf, classes)
+    detector = make_detector(args.weights, args.device, args.imgsz, args.conf, classes, **detector_nms(args.config_dir))
     embedder = ColorHistogramEmbedder()
     models = (WorldModel(), WorldModel())
     stages: dict[str, list[float]] = {"detect_pair": [], "embed_pair": [], "world_model_pair": [], "frame": []}

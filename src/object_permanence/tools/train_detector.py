@@ -330,11 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_curves([previous / "results.csv", run_dir / "results.csv"] if previous else run_dir / "results.csv",
                 args.ship / "training_curves.png")
 
-    from object_permanence.tools.eval_detector import coco_map, deployed_nms, evaluate_map
+    from object_permanence.core.parameters import detector_nms
+    from object_permanence.tools.eval_detector import coco_map, evaluate_map
 
     test = evaluate_map(weights, args.data, imgsz=args.imgsz, split="test")
     test["ignore"] = coco_map(weights, args.data.parent, imgsz=args.imgsz, split="test", ignore=True)
-    nms = deployed_nms(Path("config"))
+    nms = detector_nms(Path("config"))
     test["deployed"] = {**evaluate_map(weights, args.data, imgsz=args.imgsz, split="test", **nms), **nms}
     shipped = ultralytics.YOLO(str(weights))
     params = sum(p.numel() for p in shipped.model.parameters())
