@@ -49,3 +49,22 @@ def test_the_unfiltered_triangulator_runs_from_the_first_recorded_frame_not_the_
     first = records[0].tracks3d_unfiltered
     assert len(first) == 1 and (first[0].left_track_id, first[0].right_track_id) == (1, 2)
     assert all(len(r.tracks3d_unfiltered) == 1 for r in records)
+
+
+def test_saved_detections_hold_every_recorded_frame_in_order(tmp_path):
+    from object_permanence.core.eval.recorded_detections import load_detections
+    from object_permanence.core.types import Detection
+    from object_permanence.tools.demo import save_recorded_detections
+
+    world = SimWorld(make_scenario("clean"), seed=0)
+    recorder = recorded_run(world, 12, object_id=1)
+    for (sec, nsec), rec in recorder.records.items():
+        rec.detections["left"] = [Detection(np.array([10.0 + rec.frame_index, 20.0, 5.0, 8.0]), 0.8, 0, "box")]
+    recorder.records[(99, 0)] = StampRecord(frame_index=None)  # a stamp that is no frame of the run
+    save_recorded_detections(recorder, tmp_path / "d.npz", {"scenario": "clean", "seed": 0, "first": 4})
+    meta, frames = load_detections(tmp_path / "d.npz")
+    assert meta["first"] == 4
+    assert [f.index for f in frames] == list(range(12))
+    np.testing.assert_allclose([f.stamp for f in frames], np.arange(12) / FPS, atol=1e-9)
+    assert [f.detections["left"][0].box[0] for f in frames] == [10.0 + k for k in range(12)]
+    assert all(f.detections["right"] == [] for f in frames)

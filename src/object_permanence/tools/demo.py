@@ -178,6 +178,17 @@ def build_records(recorder, world, triangulator_params: dict, frames: range, fps
     return records, dropped
 
 
+def save_recorded_detections(recorder, path: Path, meta: dict) -> None:
+    """Every frame the recorder holds (frame index order) with its detections, to ``path``
+    (:mod:`object_permanence.core.eval.recorded_detections`)."""
+    from object_permanence.core.eval.recorded_detections import RecordedFrame, save_detections
+
+    frames = sorted((RecordedFrame(r.frame_index, sec + nsec * 1e-9, dict(r.detections))
+                     for (sec, nsec), r in recorder.records.items() if r.frame_index is not None),
+                    key=lambda f: f.index)
+    save_detections(path, frames, meta)
+
+
 def main(argv: list[str] | None = None) -> int:
     from object_permanence.core.eval.export import export_raw_outputs
     from object_permanence.core.eval.metrics import evaluate_with_counts
@@ -200,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="sim: the detector simulator (realistic) over the ground truth; yolo: the shipped YOLO "
                         "trained on the simulated world (models/detector/sim_yolo.onnx, ONNX Runtime) on the rendered "
                         "pixels (implies --pace sim unless given)")
+    parser.add_argument("--save-detections", action="store_true",
+                        help="also write <out>/detections.npz: every recorded frame's detections, both cameras, "
+                        "for tools/replay_tracking (the world model again on exactly this input)")
     parser.add_argument("--pace", choices=("wall", "sim"), default=None,
                         help="wall: the capture node publishes at --fps on the wall clock (frames the pipeline "
                         "cannot keep up with are dropped and count against it); sim: simulated time advances one "
@@ -245,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     if dropped == len(records):
         print(f"no complete frame was recorded; see {args.out / 'pipeline.log'}", file=sys.stderr)
         return 1
+    if args.save_detections:
+        save_recorded_detections(recorder, args.out / "detections.npz",
+                                 {"scenario": args.scenario, "seed": args.seed, "fps": args.fps, "first": first,
+                                  "frames": run_frames, "detector": args.detector})
     metrics, counts = evaluate_with_counts(records)
     counts["frames_dropped"] = dropped
     export_raw_outputs(records, args.out, f"{args.scenario}-{args.seed}", (world.rig.width, world.rig.height),
