@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from object_permanence.core.sim.scenarios import make_scenario
 from object_permanence.core.sim.world import SimWorld
 from object_permanence.core.types import Detection, ObjectKind
 from object_permanence.tools import replay_tracking
+from object_permanence.tools.eval_tracking import shipped_world_model_config
 from object_permanence.tools.replay_tracking import suppress
 
 
@@ -72,8 +74,7 @@ def test_replay_scores_the_window_and_writes_its_figures(tmp_path, capsys) -> No
     doc = json.loads(out.read_text())
     assert doc["pooled"]["seeds"] == [3] and doc["pooled"]["idf1"] > 0.9
     meta, frames = load_detections(path)
-    seq, tracks = replay_tracking.replay(meta, frames, replay_tracking.shipped_world_model_config(
-        replay_tracking.Path("config")))
+    seq, tracks = replay_tracking.replay(meta, frames, shipped_world_model_config(Path("config")))
     assert seq.n_frames == 45 and all(len(tracks[cam]) == 45 for cam in ("left", "right"))
 
 

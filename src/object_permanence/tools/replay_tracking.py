@@ -28,9 +28,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from object_permanence.core.association import iou_matrix
 from object_permanence.core.eval.recorded_detections import RecordedFrame, load_detections
 from object_permanence.core.eval.records import CAMERAS
 from object_permanence.core.eval.sequences import CameraStream, EvalSequence
@@ -43,19 +43,18 @@ from object_permanence.tools.eval_tracking import HELD_OUT_SEED, shipped_world_m
 
 
 def suppress(detections: list[Detection], nms_iou: float = 0.0, min_score: float = 0.0) -> list[Detection]:
-    """``detections`` scoring at least ``min_score``, then (``nms_iou`` > 0) greedy class-agnostic
-    NMS: in decreasing score order, a box overlapping a kept one by IoU > ``nms_iou`` is dropped.
-    Input order is kept."""
+    """``detections`` scoring at least ``min_score``, then (``nms_iou`` > 0) class-agnostic NMS with
+    OpenCV's ``NMSBoxesBatched`` in one group, as the ONNX backend runs it: in decreasing score order, a box overlapping
+    a kept one by IoU > ``nms_iou`` is dropped. Input order is kept."""
     kept = [d for d in detections if d.score >= min_score]
     if nms_iou <= 0 or len(kept) < 2:
         return kept
-    order = np.argsort([-d.score for d in kept], kind="stable")
-    iou = iou_matrix(np.array([kept[i].box for i in order]), np.array([kept[i].box for i in order]))
-    keep = np.ones(len(kept), bool)
-    for a in range(len(kept)):
-        if keep[a]:
-            keep[a + 1:] &= iou[a, a + 1:] <= nms_iou
-    return [kept[i] for i in sorted(order[keep])]
+    boxes = np.array([d.box for d in kept], np.float64)
+    xywh = np.concatenate([boxes[:, :2] - boxes[:, 2:] / 2.0, boxes[:, 2:]], axis=1)  # top-left, size
+    scores = np.array([d.score for d in kept], np.float32)
+    survivors = np.asarray(cv2.dnn.NMSBoxesBatched(xywh, scores, np.zeros(len(kept), np.int32), -1.0, nms_iou),
+                           np.int64).reshape(-1)  # one group: class-agnostic
+    return [kept[i] for i in np.sort(survivors)]
 
 
 def replay(meta: dict, frames: list[RecordedFrame], config: WorldModelConfig, nms_iou: float = 0.0,
