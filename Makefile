@@ -16,7 +16,7 @@ DEMO_OUT ?= out/demo$(if $(filter-out sim,$(DETECTOR)),_$(DETECTOR),)
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo eval eval-detector eval-persistence train-persistence train-detector train-reid \
+.PHONY: setup build demo eval eval-detector fit-detector-sim eval-persistence train-persistence train-detector train-reid \
 	export-detector bench test test-core clean
 
 setup:
@@ -38,6 +38,12 @@ eval-detector: setup
 	$(ENV) && { test -f out/detector/data/data.yaml || python -m object_permanence.tools.make_detector_data --out out/detector/data --splits test; }
 	$(ENV) && python -m object_permanence.tools.eval_reid
 	$(ENV) && python -m object_permanence.tools.eval_detector --out out/eval
+
+# The detector simulator's sim_yolo preset: fitted to the trained detector on rendered tuning scenes
+# (seeds 40-41; ~25 min on 2 cores) -> out/eval/detector_fit.json / .md; the preset in
+# core/detection/sim_detector_config.py holds the values it printed.
+fit-detector-sim: setup
+	$(ENV) && python -m object_permanence.tools.fit_detector_sim --out out/eval/detector_fit
 
 # A YOLO trained from its YAML on rendered sim scenes (train seeds 0-29, val 900-901, test 1000-1004):
 # stage 1 from the YAML, stage 2 from stage 1's best weights (no mosaic, low LR); ships

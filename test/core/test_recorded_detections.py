@@ -83,3 +83,28 @@ def test_replay_refuses_held_out_seeds_unless_asked(tmp_path) -> None:
     with pytest.raises(SystemExit):
         replay_tracking.main([str(path)])
     assert replay_tracking.main([str(path), "--allow-held-out"]) == 0
+
+
+def test_simulate_replaces_the_recorded_boxes_by_the_presets_on_the_same_frames(tmp_path) -> None:
+    """``--simulate``: the same frames and stamps, the simulator's boxes at that preset (as the
+    evaluation draws them for the run's seed) with the rendered image's embeddings."""
+    from object_permanence.core.detection.simulated import SimulatedDetector
+    from object_permanence.core.eval.sequences import simulate_sequences
+    from object_permanence.core.eval.sequences import detector_config
+
+    path = _perfect_run(tmp_path, seed=3, n=12, first=2)
+    meta, frames = load_detections(path)
+    frames = frames[::3]  # not every frame: the draws depend on the frame index, not the position
+    simulated = replay_tracking.simulated_frames(meta, frames, "sim_yolo")
+    assert [(f.index, f.stamp) for f in simulated] == [(f.index, f.stamp) for f in frames]
+    seq = simulate_sequences("crossing", 3, ["sim_yolo"], n_frames=12)["sim_yolo"]
+    for f in simulated:
+        for cam in ("left", "right"):
+            expected = seq.streams[cam].detections[f.index]
+            assert [d.box.tolist() for d in f.detections[cam]] == [d.box.tolist() for d in expected]
+            assert all(np.array_equal(a.embedding, b.embedding) for a, b in zip(f.detections[cam], expected))
+    assert SimulatedDetector(detector_config("sim_yolo", 3)).config != SimulatedDetector(
+        detector_config("realistic", 3)).config
+    out = tmp_path / "sim.json"
+    assert replay_tracking.main([str(path), "--simulate", "realistic", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["simulate"] == "realistic"

@@ -54,7 +54,7 @@ def test_inconsistent_fields_raise_naming_them(kwargs: dict, needle: str) -> Non
 
 
 def test_presets() -> None:
-    assert DIFFICULTIES == ("easy", "realistic", "hard")
+    assert DIFFICULTIES == ("easy", "realistic", "hard", "sim_yolo")
     assert SimulatedDetectorConfig.preset() == SimulatedDetectorConfig() == SimulatedDetectorConfig.preset("realistic")
     easy, hard = SimulatedDetectorConfig.preset("easy"), SimulatedDetectorConfig.preset("hard")
     assert easy.burst_off_fraction == 0.0 and easy.low_confidence_fraction == 0.0 and easy.merge_prob == 0.0

@@ -534,7 +534,7 @@ def test_llm_explainer_falls_back_to_the_template(ros, monkeypatch) -> None:
     pytest.param(DetectorNode, {"sim.miss_prob_visible": 2.0}, "parameter 'sim.miss_prob_visible'",
                  id="detector-sim.miss_prob_visible"),
     pytest.param(DetectorNode, {"sim.difficulty": "nightmare"}, "'sim.difficulty' is 'nightmare'; allowed values: "
-                 "'easy', 'realistic', 'hard'", id="detector-sim.difficulty"),
+                 "'easy', 'realistic', 'hard', 'sim_yolo'", id="detector-sim.difficulty"),
     pytest.param(DetectorNode, {"sim.difficulty": "easy", "sim.miss_prob_half_hidden": 0.01},
                  "parameter 'sim.miss_prob_half_hidden'", id="detector-sim.preset_conflict"),
     pytest.param(StereoCaptureNode, {"source": "video"}, "'calibration_file' is required",

@@ -6,7 +6,7 @@ at run time, the fastest on a CPU), ``ultralytics`` (any YOLO ``.pt`` weights th
 ``device``, float16 on CUDA with ``half``) and ``simulated`` — a simulator of a detector (ground
 truth from ``sim/ground_truth`` turned into what a real detector reports: visible-part boxes, bursty
 misses, persistent confidences, nuisances, confusions, duplicates and merges; ``sim.difficulty``
-easy | realistic | hard), for evaluating the rest of the pipeline on the sim. ``classes`` keeps
+easy | realistic | hard | sim_yolo), for evaluating the rest of the pipeline on the sim. ``classes`` keeps
 only the named classes, whatever the backend."""
 from __future__ import annotations
 

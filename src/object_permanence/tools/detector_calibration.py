@@ -248,78 +248,96 @@ def yolo_detections(world: SimWorld, detector, frames: Iterable[int]) -> dict[tu
     return out
 
 
-def calibration(weights: Path, scenarios: Sequence[str], seeds: Sequence[int], frames: int, imgsz: int,
-                threshold: float = 0.25, score_floor: float = 0.05, nms_iou: float = 0.7,
-                agnostic_nms: bool = False) -> dict:
-    """Figures of the trained detector and of the simulator's ``realistic`` preset on the same runs.
-
-    Every (scenario, seed) world, its first ``frames`` frames; YOLO keeps boxes scoring >= ``score_floor``
-    (to see the low end of the nuisances' scores) after NMS at ``nms_iou`` (class-agnostic with
-    ``agnostic_nms``: pass the detector node's settings to measure the detector as deployed) and is
-    judged at ``threshold`` (the simulator's reporting threshold) except for ``yolo_low_threshold``.
-    """
+def run_yolo(weights: Path, worlds: Sequence[SimWorld], frames: int, imgsz: int, score_floor: float = 0.05,
+             nms_iou: float = 0.7, agnostic_nms: bool = False) -> list[dict[tuple[int, str], list[Detection]]]:
+    """The trained detector's boxes scoring >= ``score_floor`` on the first ``frames`` frames of each
+    world (both views in one batch), after NMS at ``nms_iou`` (class-agnostic with ``agnostic_nms``:
+    pass the detector node's settings to measure the detector as deployed)."""
     from object_permanence.core.detection.ultralytics_backend import UltralyticsDetector
 
-    worlds = [SimWorld(make_scenario(s), seed) for s in scenarios for seed in seeds]
     yolo = UltralyticsDetector(str(weights), device="cpu", imgsz=imgsz, conf=score_floor, iou=nms_iou,
                                agnostic=agnostic_nms)
-    detections = [yolo_detections(w, yolo, range(frames))
-                  for w in tqdm(worlds, desc="YOLO on held-out runs", unit="run")]
-    runs = PooledRuns(worlds, frames)
-    detectors = {
-        "simulator": runs.detector([SimulatedDetector(detector_config("realistic", w.seed)) for w in worlds]),
-        "yolo": runs.detector([MatchedDetector(d, threshold) for d in detections]),
-        "yolo_low_threshold": runs.detector([MatchedDetector(d, score_floor) for d in detections])}
+    return [yolo_detections(w, yolo, range(frames)) for w in tqdm(worlds, desc="YOLO on the runs", unit="run")]
+
+
+def figures(runs, detector) -> dict:
+    """Every calibration figure of a traced ``detector`` on all pooled frames of ``runs``."""
     indices = range(runs.n_frames)
+    return {"statistics": asdict(detector_statistics(runs, detector, indices)),
+            **box_and_nuisance_figures(runs, detector, indices)}
+
+
+def calibration(weights: Path, scenarios: Sequence[str], seeds: Sequence[int], frames: int, imgsz: int,
+                threshold: float = 0.25, score_floor: float = 0.05, nms_iou: float = 0.7,
+                agnostic_nms: bool = False, presets: Sequence[str] = ("realistic",)) -> dict:
+    """Figures of the trained detector and of the simulator's ``presets`` on the same runs.
+
+    Every (scenario, seed) world, its first ``frames`` frames; YOLO (:func:`run_yolo`) is judged at
+    ``threshold`` (the simulator's reporting threshold) except for ``yolo_low_threshold``. The first
+    preset is the table's ``simulator`` column; the others are kept as ``simulator_<preset>``.
+    """
+    worlds = [SimWorld(make_scenario(s), seed) for s in scenarios for seed in seeds]
+    detections = run_yolo(weights, worlds, frames, imgsz, score_floor, nms_iou, agnostic_nms)
+    runs = PooledRuns(worlds, frames)
+    detectors = {("simulator" if i == 0 else f"simulator_{preset}"):
+                 runs.detector([SimulatedDetector(detector_config(preset, w.seed)) for w in worlds])
+                 for i, preset in enumerate(presets)}
+    detectors |= {"yolo": runs.detector([MatchedDetector(d, threshold) for d in detections]),
+                  "yolo_low_threshold": runs.detector([MatchedDetector(d, score_floor) for d in detections])}
     result = {"runs": [f"{s}-{seed}" for s in scenarios for seed in seeds], "frames_per_run": frames,
               "threshold": threshold, "score_floor": score_floor, "imgsz": imgsz, "nms_iou": nms_iou,
-              "agnostic_nms": agnostic_nms}
+              "agnostic_nms": agnostic_nms, "presets": list(presets)}
     for name, det in detectors.items():
-        stats = detector_statistics(runs, det, indices)
-        result[name] = {"statistics": asdict(stats), **box_and_nuisance_figures(runs, det, indices)}
+        result[name] = figures(runs, det)
     return result
 
 
-def calibration_rows(result: dict) -> list[tuple[str, float, float]]:
-    """(statistic, simulator, YOLO) rows of the calibration table."""
-    sim, yolo = result["simulator"], result["yolo"]
-    rows = [("recall of visible objects", sim["statistics"]["recall"], yolo["statistics"]["recall"])]
-    rows += [(f"miss rate, visibility {bucket}", 1.0 - value, 1.0 - yolo["statistics"]["recall_by_visibility"][bucket])
-             for bucket, value in sim["statistics"]["recall_by_visibility"].items()]
-    for key, label in (("miss_rate_well_seen", "miss rate, visibility >= 0.75"),
-                       ("miss_run_mean", "mean miss-run length (frames)"),
-                       ("independent_run_bound", "miss-run length if independent"),
-                       ("lr_miss_correlation", "left/right miss correlation (phi)")):
-        rows.append((label, sim["statistics"][key], yolo["statistics"][key]))
-    for name in sim["statistics"]["score_mean"]:
-        rows.append((f"mean score, {name}", sim["statistics"]["score_mean"][name],
-                     yolo["statistics"]["score_mean"][name]))
-    for kind in sim["fire_rate"]:
-        rows.append((f"fires on {kind} (share of entries in view)", sim["fire_rate"][kind], yolo["fire_rate"][kind]))
-    rows.append(("unattributed boxes per image", sim["hallucinations_per_image"], yolo["hallucinations_per_image"]))
-    for label, key in (("duplicates per image", "duplicate"), ("merged boxes per image", "merged"),
-                       ("class confusions per image", "class_confusions")):
-        rows.append((label, sim["statistics"]["counts"][key] / sim["images"],
-                     yolo["statistics"]["counts"][key] / yolo["images"]))
-    for bucket, figures in sim["jitter"].items():
-        other = yolo["jitter"][bucket]
-        rows += [(f"centre noise / size, box {bucket}", figures["centre_noise_frac"], other["centre_noise_frac"]),
-                 (f"log-size noise, box {bucket}", figures["log_size_noise"], other["log_size_noise"]),
-                 (f"median IoU with visible box, box {bucket}", figures["iou_median"], other["iou_median"])]
-    rows += [(f"{label}, all", sim["jitter_all"][key], yolo["jitter_all"][key])
+def stat_rows(fig: dict) -> list[tuple[str, float]]:
+    """(statistic, value) rows of one detector's :func:`figures`, in the calibration table's order."""
+    st = fig["statistics"]
+    rows = [("recall of visible objects", st["recall"])]
+    rows += [(f"miss rate, visibility {bucket}", 1.0 - value) for bucket, value in st["recall_by_visibility"].items()]
+    rows += [(label, st[key]) for key, label in (("miss_rate_well_seen", "miss rate, visibility >= 0.75"),
+                                                 ("miss_run_mean", "mean miss-run length (frames)"),
+                                                 ("independent_run_bound", "miss-run length if independent"),
+                                                 ("lr_miss_correlation", "left/right miss correlation (phi)"))]
+    rows += [(f"mean score, {name}", value) for name, value in st["score_mean"].items()]
+    rows += [(f"fires on {kind} (share of entries in view)", value) for kind, value in fig["fire_rate"].items()]
+    rows.append(("unattributed boxes per image", fig["hallucinations_per_image"]))
+    rows += [(label, st["counts"][key] / fig["images"]) for label, key in (
+        ("duplicates per image", "duplicate"), ("merged boxes per image", "merged"),
+        ("class confusions per image", "class_confusions"))]
+    for bucket, jitter in fig["jitter"].items():
+        rows += [(f"centre noise / size, box {bucket}", jitter["centre_noise_frac"]),
+                 (f"log-size noise, box {bucket}", jitter["log_size_noise"]),
+                 (f"median IoU with visible box, box {bucket}", jitter["iou_median"])]
+    rows += [(f"{label}, all", fig["jitter_all"][key])
              for label, key in (("centre noise / size", "centre_noise_frac"), ("log-size noise", "log_size_noise"))]
     return rows
 
 
+def simulator_columns(result: dict) -> list[tuple[str, str]]:
+    """(result key, preset name) of each simulator column of a :func:`calibration` result."""
+    presets = result.get("presets", ["realistic"])
+    return [("simulator" if i == 0 else f"simulator_{p}", p) for i, p in enumerate(presets)]
+
+
+def calibration_rows(result: dict) -> list[tuple[str, ...]]:
+    """(statistic, simulator value per preset..., YOLO value) rows of the calibration table."""
+    columns = [stat_rows(result[key]) for key, _ in simulator_columns(result)] + [stat_rows(result["yolo"])]
+    return [(column[0][0], *(value for _, value in column)) for column in zip(*columns)]
+
+
 def calibration_markdown(result: dict) -> str:
     """The calibration table (and the YOLO score quantiles) as Markdown."""
-    lines = [f"# Detector calibration: simulator (`realistic`) vs trained YOLO",
-             "", f"Runs (held-out): {', '.join(result['runs'])}, {result['frames_per_run']} frames each, both "
+    names = [f"simulator `{p}`" for _, p in simulator_columns(result)]
+    lines = ["# Detector calibration: simulator vs trained YOLO",
+             "", f"Runs: {', '.join(result['runs'])}, {result['frames_per_run']} frames each, both "
              f"cameras; YOLO at imgsz {result['imgsz']}, NMS IoU {result.get('nms_iou', 0.7)} "
              f"({'class-agnostic' if result.get('agnostic_nms') else 'per class'}), judged at conf "
              f"{result['threshold']}.", "",
-             "| statistic | simulator | trained YOLO |", "|---|---|---|"]
-    lines += [f"| {name} | {a:.3f} | {b:.3f} |" for name, a, b in calibration_rows(result)]
+             "| statistic | " + " | ".join(names) + " | trained YOLO |", "|---" * (len(names) + 2) + "|"]
+    lines += ["| " + " | ".join([row[0]] + [f"{v:.3f}" for v in row[1:]]) + " |" for row in calibration_rows(result)]
     lines += ["", f"Score quantiles (10/50/90 %) of YOLO boxes >= {result['score_floor']}:", "",
               "| source | quantiles | fires on (share in view) |", "|---|---|---|"]
     low = result["yolo_low_threshold"]

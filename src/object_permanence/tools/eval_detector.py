@@ -14,8 +14,10 @@
    ``<config-dir>/detector.yaml``). Written to ``<out>/detector.json`` (keys already there are kept;
    ``reid_rank1`` / ``reid_rank1_colour_histogram`` are copied from ``<out>/reid.json`` when it exists).
 2. **Calibration** (item 4, :mod:`detector_calibration`): the trained detector, with the deployed
-   NMS, against the detector simulator's ``realistic`` preset on the same held-out runs ->
-   ``<out>/detector_calibration.json`` and ``.md`` (statistic, simulator, trained YOLO).
+   NMS, against the detector simulator's ``realistic`` preset and its ``sim_yolo`` preset (fitted to
+   this detector on tuning scenes by :mod:`fit_detector_sim`: here it is judged on scenes it was not
+   fitted on) on the same held-out runs -> ``<out>/detector_calibration.json`` and ``.md``
+   (statistic, each preset, trained YOLO).
 """
 from __future__ import annotations
 
@@ -180,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   "map50_ignore", "map50_95_ignore")}))
     if not args.skip_calibration:
         result = calibration(args.weights, [s for s in args.calib_scenarios.split(",") if s], seeds,
-                             args.calib_frames, args.imgsz, nms_iou=nms["iou"], agnostic_nms=nms["agnostic"])
+                             args.calib_frames, args.imgsz, nms_iou=nms["iou"], agnostic_nms=nms["agnostic"],
+                             presets=("realistic", "sim_yolo"))
         (args.out / "detector_calibration.json").write_text(json.dumps(result, indent=2) + "\n")
         (args.out / "detector_calibration.md").write_text(calibration_markdown(result))
         print(calibration_markdown(result))

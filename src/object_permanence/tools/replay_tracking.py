@@ -14,6 +14,12 @@ scored with ``make eval``'s figures (:func:`core.eval.tracking_eval.score_run`: 
 switches, occlusion recovery, reacquire error, ghost precision over every ghost). On the shipped
 configuration the figures equal the live demo's (the world model is deterministic).
 
+``--simulate PRESET`` replaces the recorded detections by the detector simulator's at that preset
+on the same frames and stamps (each box with the colour-histogram embedding of the rendered image,
+as the detector node computes it): how well a preset predicts the tracking figures of the detector
+that was recorded — e.g. ``sim_yolo`` (fitted to the shipped YOLO) against ``realistic`` on runs of
+that YOLO.
+
 ``--nms-iou`` adds a class-agnostic greedy NMS at that IoU on the recorded boxes (what a stricter
 detector NMS would have reported, up to boxes the recorded NMS already removed); ``--min-score``
 drops boxes scoring below it (exactly what a higher detector threshold reports). Tuning seeds only
@@ -31,9 +37,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from object_permanence.core.appearance import ColorHistogramEmbedder
+from object_permanence.core.detection.simulated import DIFFICULTIES, SimulatedDetector
 from object_permanence.core.eval.recorded_detections import RecordedFrame, load_detections
 from object_permanence.core.eval.records import CAMERAS
-from object_permanence.core.eval.sequences import CameraStream, EvalSequence
+from object_permanence.core.eval.sequences import CameraStream, EvalSequence, detector_config
 from object_permanence.core.eval.tracking_eval import aggregate, score_run
 from object_permanence.core.sim.scenarios import make_scenario
 from object_permanence.core.sim.world import SimWorld
@@ -55,6 +63,28 @@ def suppress(detections: list[Detection], nms_iou: float = 0.0, min_score: float
     survivors = np.asarray(cv2.dnn.NMSBoxesBatched(xywh, scores, np.zeros(len(kept), np.int32), -1.0, nms_iou),
                            np.int64).reshape(-1)  # one group: class-agnostic
     return [kept[i] for i in np.sort(survivors)]
+
+
+def simulated_frames(meta: dict, frames: list[RecordedFrame], preset: str) -> list[RecordedFrame]:
+    """``frames`` with every camera's detections replaced by the detector simulator's at ``preset``
+    (seeded with the run's seed, as the evaluation seeds it), each with its box's colour-histogram
+    embedding in the rendered image."""
+    world = SimWorld(make_scenario(meta["scenario"]), seed=int(meta["seed"]))
+    detector = SimulatedDetector(detector_config(preset, int(meta["seed"])))
+    embedder = ColorHistogramEmbedder()
+    shape = (world.rig.height, world.rig.width)
+    out = []
+    for f in frames:
+        truth, images = world.ground_truth(f.index), world.render(f.index)
+        detections = {}
+        for cam, image in zip(CAMERAS, images):
+            dets = detector.detect(getattr(truth, cam), f.index, cam, shape)
+            if dets:
+                for d, e in zip(dets, embedder.embed(image, np.stack([d.box for d in dets]))):
+                    d.embedding = e
+            detections[cam] = dets
+        out.append(RecordedFrame(f.index, f.stamp, detections))
+    return out
 
 
 def replay(meta: dict, frames: list[RecordedFrame], config: WorldModelConfig, nms_iou: float = 0.0,
@@ -85,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config-dir", type=Path, default=Path("config"))
     parser.add_argument("--nms-iou", type=float, default=0.0, help="extra class-agnostic NMS (0: none)")
     parser.add_argument("--min-score", type=float, default=0.0, help="drop boxes scoring below this")
+    parser.add_argument("--simulate", choices=DIFFICULTIES, default=None,
+                        help="replace the recorded detections by the detector simulator's at this preset")
     parser.add_argument("--allow-held-out", action="store_true", help="allow seeds >= 1000 (confirmation only)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
@@ -96,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta, frames = load_detections(path)
         if int(meta["seed"]) >= HELD_OUT_SEED and not args.allow_held_out:
             parser.error(f"{path}: seed {meta['seed']} is held out; pass --allow-held-out for a confirmation run")
+        if args.simulate is not None:
+            frames = simulated_frames(meta, frames, args.simulate)
+            meta = dict(meta, detector=f"simulated-{args.simulate}")
         seq, tracks = replay(meta, frames, config, args.nms_iou, args.min_score)
         score = score_run(seq, "ours", tracks)
         scores.append(dataclasses.replace(score, dataset="all", difficulty="recorded"))  # pooled below
@@ -109,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"runs": [str(p) for p in args.files], "config_dir": str(args.config_dir),
                                         "nms_iou": args.nms_iou, "min_score": args.min_score,
+                                        "simulate": args.simulate,
                                         "pooled": pooled}, indent=2) + "\n")
     return 0
 

@@ -1,10 +1,13 @@
-"""Knobs of the detector simulator and its ``easy | realistic | hard`` difficulty presets.
+"""Knobs of the detector simulator and its ``easy | realistic | hard | sim_yolo`` presets.
 
 Every rate of :class:`~object_permanence.core.detection.simulated.SimulatedDetector` is a scalar field
 here (so a node can expose each as a parameter), documented with what it is and where its default
-comes from. The defaults are the ``realistic`` preset. None of them is fitted to a detector yet: they
-are shaped after published behaviour of real detectors where a source is named, and guesses
-otherwise, to be fitted to the project's trained detector (issue 9).
+comes from. The defaults are the ``realistic`` preset, the yardstick every tracking figure is
+measured on: shaped after published behaviour of real detectors where a source is named, and
+guesses otherwise. ``sim_yolo`` is fitted to the project's trained detector (``models/detector``)
+on rendered tuning scenes by ``tools/fit_detector_sim``: what the deployed detector does on the
+simulator's own pixels, which is easier than ``realistic`` (a detector tested on the distribution
+it was trained on), so it describes the shipped detector path, not a robot's camera.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import numpy as np
 
 from object_permanence.core.sim.scenarios import CLASS_NAMES
 
-DIFFICULTIES: tuple[str, ...] = ("easy", "realistic", "hard")
+DIFFICULTIES: tuple[str, ...] = ("easy", "realistic", "hard", "sim_yolo")
 
 # How alike two classes look to a detector (CLASS_NAMES order: box, ball, bottle); row c is the
 # relative chance of reporting class c as each other class. Boxes and bottles are both upright
@@ -53,12 +56,12 @@ class SimulatedDetectorConfig:
 
     miss_prob_visible: chance that a wholly visible object whose visible box is miss_size_ref_px (square root of
         its area) is missed in a frame. Source: real detectors miss a few percent of well-seen medium objects
-        (YOLO recall on COCO medium objects is roughly 0.9-0.97); 0.05 is a guess in that range, to be fitted to
-        the trained detector (issue 9).
+        (YOLO recall on COCO medium objects is roughly 0.9-0.97); 0.05 is a guess in that range (the sim_yolo
+        preset's value is fitted to the trained detector).
     miss_prob_half_hidden: chance of a miss when half the object is hidden (same size); the logit of the miss
         chance is linear in the hidden fraction through these two points. Source: chosen to resemble recall
         against visibility of the public MOT17 detections (recall falls steeply below ~50% visibility); the
-        value is a guess, to be fitted (issue 9).
+        value is a guess (sim_yolo: fitted).
     miss_size_ref_px: reference size for the two chances above: square root of the visible box's area,
         pixels. Source: 64 px is the middle of the sim's object sizes, so the chances above read directly for
         a typical object.
@@ -75,8 +78,8 @@ class SimulatedDetectorConfig:
         (pose, blur, lighting). 0: no bursts. Source: a guess, chosen to exceed miss_prob_visible so that the
         misses of a visible object all fall in off spells.
     burst_mean_off_frames: mean length of an off spell, frames (1 with burst_off_fraction 0: the misses are
-        independent per frame). Source: a guess (a quarter of a second at 30 fps), to be fitted to the trained
-        detector's miss runs (issue 9).
+        independent per frame). Source: a guess (a quarter of a second at 30 fps; sim_yolo: fitted to the
+        trained detector's miss runs).
     miss_spell_coherence: share of the variance of the within-state detectability draw held fixed over one chain
         spell (1: a spell is missed wholly or not at all; 0: frame by frame). Source: a guess; real detectors
         are consistent on near-identical frames.
@@ -209,7 +212,8 @@ class SimulatedDetectorConfig:
 
         easy: close to the former lenient simulator (rare independent misses, no low-confidence
         objects, no confusions, duplicates, merges or outliers); realistic: the defaults above;
-        hard: more and longer misses, noisier boxes and scores, more nuisances.
+        hard: more and longer misses, noisier boxes and scores, more nuisances; sim_yolo: fitted
+        to the trained detector (module docstring).
 
         Raises:
             ValueError: unknown difficulty or field, or a value the config rejects (named).
@@ -248,5 +252,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         false_positive_score_mean=0.5,
         extra_false_positives_per_frame=0.3, box_noise_frac=0.06, box_outlier_prob=0.04, class_confusion_prob=0.05,
         class_confusion_frames=8, duplicate_prob=0.06, merge_prob=0.5, merge_min_iou=0.2),
+    # Fitted to the trained detector by `make fit-detector-sim` (tools/fit_detector_sim.py: rendered
+    # tuning scenes, seeds 40-41) from the realistic values; the report: docs/detector_fit.md.
+    "sim_yolo": dict(
+        miss_prob_visible=0.01, miss_prob_half_hidden=0.1, min_visibility=0.2, miss_logit_per_halving=0.5,
+        burst_mean_off_frames=3.0, confidence_mean=0.9, low_confidence_fraction=0.03, reflection_detect_prob=0.0,
+        glare_detect_prob=0.0, false_positive_score_mean=0.05, duplicate_prob=0.005, merge_prob=0.9,
+        class_confusion_prob=0.1, box_noise_frac=0.0075),
 }
 assert tuple(PRESETS) == DIFFICULTIES

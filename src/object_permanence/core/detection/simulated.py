@@ -14,7 +14,7 @@ detector would plausibly report, with the faults that matter downstream:
   single-frame boxes; class confusion between similar classes for a few frames; duplicate boxes
   on one entry; two heavily overlapping objects reported as one box.
 
-Every rate is a field of :class:`SimulatedDetectorConfig` (presets ``easy | realistic | hard``).
+Every rate is a field of :class:`SimulatedDetectorConfig` (presets ``easy | realistic | hard | sim_yolo``).
 ``detect`` is a pure function of (config, frame_index, camera, truth): no state is kept between
 calls, so frames can be replayed in any order with the same result. All draws are counter-based,
 keyed by (seed, purpose, entry id, frame, camera), so one entry's fate does not depend on the others.

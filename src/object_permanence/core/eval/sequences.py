@@ -35,7 +35,7 @@ GT_MIN_VISIBILITY = 0.25
 
 
 def detector_config(difficulty: str, seed: int) -> SimulatedDetectorConfig:
-    """The simulated detector's configuration for ``difficulty`` (``easy | realistic | hard``),
+    """The simulated detector's configuration for ``difficulty`` (``easy | realistic | hard | sim_yolo``),
     seeded with ``seed`` (the world's seed: a held-out world gets held-out detector noise).
 
     This is the one place where the evaluation picks the detector preset.
