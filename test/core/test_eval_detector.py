@@ -90,6 +90,10 @@ def test_pooling_one_run_changes_nothing_and_two_runs_add_up() -> None:
     assert figures["images"] == 2 * 2 * frames
     # the simulator jitters boxes by box_noise_frac of their size: the robust estimate finds about that
     assert 0.01 < figures["jitter_all"]["centre_noise_frac"] < 0.1
+    kept = PooledRuns(worlds, frames, keep_truth=True)  # the fit's runs: each frame's truth computed once
+    assert kept.ground_truth(frames + 1) is kept.ground_truth(frames + 1)
+    again = box_and_nuisance_figures(kept, kept.detector(sims), range(kept.n_frames))
+    assert json.dumps(again, sort_keys=True) == json.dumps(figures, sort_keys=True)
 
 
 def test_pooled_runs_reject_bad_arguments() -> None:

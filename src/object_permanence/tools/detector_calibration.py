@@ -186,7 +186,7 @@ class PooledRuns:
     one traced detector per world so that each sees its own world's frame indices and ids.
     """
 
-    def __init__(self, worlds: Sequence[SimWorld], frames: int) -> None:
+    def __init__(self, worlds: Sequence[SimWorld], frames: int, keep_truth: bool = False) -> None:
         if not worlds:
             raise ValueError("PooledRuns: worlds must hold at least one SimWorld")
         if frames < 1 or any(frames > w.n_frames for w in worlds):
@@ -195,6 +195,7 @@ class PooledRuns:
         counts = [len(w.objects) for w in worlds]
         self.offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int)
         self.objects = tuple(range(int(sum(counts))))  # detector_statistics reads only its length
+        self._truth: dict[int, object] | None = {} if keep_truth else None  # pooled frame -> truth, when kept
 
     @property
     def n_frames(self) -> int:
@@ -202,11 +203,16 @@ class PooledRuns:
         return len(self.worlds) * self.frames
 
     def ground_truth(self, index: int):
-        """The truth of pooled frame ``index`` with object ids offset to the pooled numbering."""
+        """The truth of pooled frame ``index`` with object ids offset to the pooled numbering (computed
+        once per frame with ``keep_truth``: for callers that read every frame many times, not to change it)."""
+        if self._truth is not None and index in self._truth:
+            return self._truth[index]
         w, k = divmod(int(index), self.frames)
         truth = self.worlds[w].ground_truth(k)
         for camera in CAMERA_SIDES:
             setattr(truth, camera, [self._shift(g, self.offsets[w]) for g in getattr(truth, camera)])
+        if self._truth is not None:
+            self._truth[index] = truth
         return truth
 
     @staticmethod

@@ -149,10 +149,8 @@ class FitProblem:
     """The worlds, the target figures and the simulator's loss on them for a set of field values."""
 
     def __init__(self, worlds: Sequence[SimWorld], frames: int, target: Mapping[str, float]) -> None:
-        self.runs = PooledRuns(worlds, frames)
+        self.runs = PooledRuns(worlds, frames, keep_truth=True)  # every candidate reads every frame's truth
         self.target = dict(target)
-        self._truth = [self.runs.ground_truth(k) for k in range(self.runs.n_frames)]  # rendered once, reused
-        self.runs.ground_truth = self._truth.__getitem__  # the figures read it for every candidate
 
     def simulated(self, values: Mapping[str, Any]) -> dict[str, float]:
         """The simulator's figures (name -> value) with ``values`` on top of the ``realistic`` preset."""
