@@ -21,7 +21,7 @@ from object_permanence.core.persistence.history import HISTORY_LEN
 from object_permanence.core.persistence.transformer_filter import DEVICES, WEIGHTS_NAME, torch_available
 from object_permanence.msg import PersistenceDecisionArray, TrackArray
 from object_permanence.ros.conversions import decision_to_msg, track_from_msg
-from object_permanence.ros.guard import guarded, subscribe
+from object_permanence.ros.guard import guarded_timer, subscribe
 from object_permanence.ros.params import Param, declare
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
@@ -125,7 +125,7 @@ class PersistenceFilterNode(Node):
             subscribe(self, TrackArray, f"stereo/{cam}/tracks", lambda m, c=cam, j=i: self._on_tracks(c, j, m),
                       RELIABLE_QOS)
         self._timer = self.create_timer(max(self._timeout_s / 2.0, 0.01),
-                                        guarded(self, "persistence_filter timer", self._flush_unpaired))
+                                        guarded_timer(self, "persistence_filter timer", self._flush_unpaired))
         self.get_logger().info(f"persistence model: {self._model_name}")
 
     def _on_tracks(self, camera: str, index: int, msg: TrackArray) -> None:
