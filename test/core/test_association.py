@@ -13,6 +13,7 @@ from object_permanence.core.association import (
     candidate_pairs,
     diagonal_mahalanobis_sq,
     diagonal_mahalanobis_sq_pairs,
+    intersection_matrix,
     iou_matrix,
     iou_pairs,
     mahalanobis_sq_matrix,
@@ -48,6 +49,15 @@ def test_iou_matches_loop_and_is_symmetric() -> None:
     np.testing.assert_allclose(iou, _iou_loop(a, b), rtol=1e-12)
     np.testing.assert_allclose(iou_matrix(b, a), iou.T)
     assert np.all((iou >= 0) & (iou <= 1))
+
+
+def test_intersection_known_values_and_iou_from_it() -> None:
+    a = np.array([[5.0, 5.0, 10.0, 10.0], [0.0, 0.0, 2.0, 4.0]])
+    b = np.array([[10.0, 5.0, 10.0, 10.0], [100.0, 100.0, 4.0, 4.0], [5.0, 5.0, 2.0, 2.0]])
+    np.testing.assert_allclose(intersection_matrix(a, b), [[50.0, 0.0, 4.0], [0.0, 0.0, 0.0]])
+    inter = intersection_matrix(a, b)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    np.testing.assert_allclose(iou_matrix(a, b), inter / union)
 
 
 def test_iou_empty_and_degenerate() -> None:

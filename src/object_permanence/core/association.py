@@ -18,16 +18,9 @@ def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
     return boxes
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every pair of boxes.
-
-    Args:
-        a: (N, 4) boxes ``cx, cy, w, h``.
-        b: (M, 4) boxes ``cx, cy, w, h``.
-
-    Returns:
-        (N, M) IoU in [0, 1]; 0 where the union is empty (degenerate boxes).
-    """
+def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) area of the intersection of every pair of boxes ``a`` (N, 4) and ``b`` (M, 4),
+    ``cx, cy, w, h``; 0 for disjoint boxes."""
     a = _as_boxes(a, "a")
     b = _as_boxes(b, "b")
     # one (N, M) array per quantity: cheaper than (N, M, 2) stacks for the sizes a tracker sees
@@ -42,6 +35,22 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter -= np.maximum(ay0, by0)
     np.maximum(inter, 0.0, out=inter)
     inter *= inter_w  # |A n B| = overlap_w * overlap_h
+    return inter
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every pair of boxes.
+
+    Args:
+        a: (N, 4) boxes ``cx, cy, w, h``.
+        b: (M, 4) boxes ``cx, cy, w, h``.
+
+    Returns:
+        (N, M) IoU in [0, 1]; 0 where the union is empty (degenerate boxes).
+    """
+    a = _as_boxes(a, "a")
+    b = _as_boxes(b, "b")
+    inter = intersection_matrix(a, b)
     area_a = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None)
     area_b = np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
     union = area_a[:, None] + area_b[None, :]

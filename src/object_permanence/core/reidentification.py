@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from object_permanence.core.association import assign, iou_matrix, within_ratio
+from object_permanence.core.association import assign, intersection_matrix, within_ratio
 from object_permanence.core.track_table import LostGallery, TrackTable
 from object_permanence.core.types import TrackState
 from object_permanence.core.world_model_config import WorldModelConfig
@@ -155,7 +155,7 @@ def reid_candidates(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     ap = box[:, None, :2] - a[None, :, :]  # (R, C, 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         u = np.clip(np.einsum("rcd,cd->rc", ap, ab) / np.einsum("cd,cd->c", ab, ab)[None, :], 0.0, 1.0)
-    u = np.nan_to_num(u)  # no motion: the point a itself
+    u[np.isnan(u)] = 0.0  # no motion: the point a itself
     closest = ap - u[:, :, None] * ab[None, :, :]  # p - (a + u (b - a))
     dist = np.hypot(closest[:, :, 0], closest[:, :, 1])
     scale = box[:, None, 3] / cand_h[None, :]
@@ -176,8 +176,10 @@ def reid_candidates(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     if cfg.gallery_confirmed_min_hits > 0:  # an entry of few hits goes back to a confirmed track only
         ok[:, :len(g)] &= ~(few_hits(g, cfg)[None, :] & (t.state[rows] != _VISIBLE)[:, None])
     vetoed = np.zeros_like(ok)
-    visible = np.setdiff1d(np.flatnonzero(t.state == _VISIBLE), rows)  # a young track is no rival of itself
-    if visible.size and ok.any():
+    rivals = t.state == _VISIBLE
+    rivals[rows] = False  # a young track is no rival of itself
+    visible = np.flatnonzero(rivals) if ok.any() else rows[:0]
+    if visible.size:
         # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
         rival = np.nan_to_num(t.memory.cost(query, visible, long_term=True), nan=np.inf).min(axis=0)  # (R,)
         vetoed = ok & (rival[:, None] + cfg.gallery_veto_margin < app)
@@ -225,11 +227,7 @@ def born_after_last_seen(age: np.ndarray, frames_since_seen: np.ndarray) -> np.n
 
 def _inside_fraction(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
     """(A, B) fraction of the area of each ``inner`` box (A, 4) inside each ``outer`` box (B, 4)."""
-    iou = iou_matrix(inner, outer)  # (A, B)
-    area_i = inner[:, 2] * inner[:, 3]
-    area_o = outer[:, 2] * outer[:, 3]
-    inter = iou * (area_i[:, None] + area_o[None, :]) / (1.0 + iou)  # IoU = I / (A + B - I)
-    return inter / area_i[:, None]
+    return intersection_matrix(inner, outer) / (inner[:, 2] * inner[:, 3])[:, None]
 
 
 def covered_by_visible(visible: np.ndarray, ghosts: np.ndarray, boxes: np.ndarray, cover_frac: float) -> np.ndarray:
@@ -276,7 +274,10 @@ def twins_of_visible(t: TrackTable, covered: np.ndarray, boxes: np.ndarray, cove
     if g.size == 0 or v.size == 0:
         return twins
     behind = _inside_fraction(boxes[g], boxes[v]) >= cover_frac  # (G, V)
-    app = t.memory.cost(t.memory.summary[v], g, long_term=True)  # (G, V) ghost memory vs visible look
     apart = frames_followed_together(t.age[v], t.age[g], t.frames_since_seen[g]) >= min_together  # (G, V)
-    twins[g] = (behind & ~apart & (np.nan_to_num(app, nan=np.inf) <= max_cost)).any(axis=1)
+    suspect = behind & ~apart
+    if not suspect.any():  # no look to compare
+        return twins
+    app = t.memory.cost(t.memory.summary[v], g, long_term=True)  # (G, V) ghost memory vs visible look
+    twins[g] = (suspect & (app <= max_cost)).any(axis=1)  # NaN (no look) compares False
     return twins
