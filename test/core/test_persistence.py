@@ -12,6 +12,7 @@ from object_permanence.core.persistence import (
     PersistenceFilter,
     PersistenceModel,
     TrackHistory,
+    step_stereo,
     track_features,
 )
 from object_permanence.core.persistence.history import TRACK_FEATURES
@@ -127,3 +128,12 @@ def test_filter_leaves_out_duplicate_ids_and_decides_the_rest() -> None:
     assert [d.track_id for d in result.decisions] == [1, 3] and [t.track_id for t in result.kept] == [1, 3]
     again = filt.step([track(2)])  # a later, well-formed message about track 2 starts a clean history
     assert again.duplicate_ids == [] and again.decisions[0].frames_observed == 1
+
+
+def test_stereo_step_with_a_model_per_view_steps_each_view_on_its_own() -> None:
+    models = [MinHitsBaseline(MinHitsConfig(min_hits=2, min_mean_score=0.5)) for _ in range(2)]
+    filters = [PersistenceFilter(m, camera=cam) for m, cam in zip(models, ("left", "right"))]
+    for _ in range(2):
+        left, right = step_stereo(*filters, [track(1), track(2, score=0.2)], [track(1)])
+    assert [t.track_id for t in left.kept] == [1] and [t.track_id for t in right.kept] == [1]
+    assert [d.frames_observed for d in left.decisions] == [2, 2]

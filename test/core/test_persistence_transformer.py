@@ -12,9 +12,11 @@ torch = pytest.importorskip("torch")
 from object_permanence.core.persistence import (  # noqa: E402
     FEATURES,
     N_FEATURES,
+    FilterResult,
     PersistenceFilter,
     PersistenceModel,
     TrackHistory,
+    step_stereo,
 )
 from object_permanence.core.persistence.model import (  # noqa: E402
     PersistenceTransformer,
@@ -148,6 +150,29 @@ def test_filter_runs_the_transformer_with_stereo(tmp_path: Path) -> None:
     for k in range(5):
         res = filt.step([track(1, k), track(2, k)], [track(7, k - 20)])
     assert [d.frames_observed for d in res.decisions] == [5, 5] and len(res.decisions[0].attention) == 5
+
+
+def test_stereo_step_decides_both_views_in_one_batch_as_two_steps_would(tmp_path: Path) -> None:
+    path = _checkpoint(tmp_path, keep=0.5, release=0.45)
+    shared = TransformerPersistence(path, "cpu")
+    calls = []
+    decide = shared.decide
+    shared.decide = lambda hists: calls.append(len(hists)) or decide(hists)
+    pair = {cam: PersistenceFilter(shared, history_len=32, camera=cam) for cam in ("left", "right")}
+    alone = {cam: PersistenceFilter(TransformerPersistence(path, "cpu"), history_len=32, camera=cam)
+             for cam in ("left", "right")}
+    for k in range(6):
+        left = [track(1, k), track(2, k, score=0.3 + 0.1 * k)] + ([track(5, k)] if k >= 2 else [])
+        right = [track(1, k - 20), track(3, k)]
+        got = step_stereo(pair["left"], pair["right"], left, right)
+        want = (alone["left"].step(left, right), alone["right"].step(right, left))
+        for g, w in zip(got, want):
+            assert [d.track_id for d in g.decisions] == [d.track_id for d in w.decisions]
+            np.testing.assert_allclose([d.score for d in g.decisions], [d.score for d in w.decisions], atol=1e-5)
+            assert [d.keep for d in g.decisions] == [d.keep for d in w.decisions]
+            assert [t.track_id for t in g.kept] == [t.track_id for t in w.kept]
+    assert calls == [4, 4, 5, 5, 5, 5]  # one model call a frame, both views' tracks in it
+    assert step_stereo(pair["left"], pair["right"], [], []) == (FilterResult([], []), FilterResult([], []))
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped weights yet (make train-persistence)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rclpy.node import Node
 
-from object_permanence.core.persistence import MinHitsBaseline, MinHitsConfig, PersistenceFilter
+from object_permanence.core.persistence import FilterResult, MinHitsBaseline, MinHitsConfig, PersistenceFilter, step_stereo
 from object_permanence.core.persistence.classical import BOOSTING_NAME, load_boosting, sklearn_available
 from object_permanence.core.persistence.evidence import WithFrameEvidence
 from object_permanence.core.persistence.history import HISTORY_LEN
@@ -138,10 +138,14 @@ class PersistenceFilterNode(Node):
             self._flush(cam, lambda key, _t, k=header_stamp_key(msg): key < k)  # each filter sees stamp order
         lp = self._pending["left"].pop(header_stamp_key(left), None)
         rp = self._pending["right"].pop(header_stamp_key(right), None)
-        if lp is not None:
-            self._decide("left", left, lp[2], rp[2] if rp is not None else None)
-        if rp is not None:
-            self._decide("right", right, rp[2], lp[2] if lp is not None else None)
+        if lp is not None and rp is not None:  # the usual pair: every track of both views in one model call
+            results = step_stereo(self._filters["left"], self._filters["right"], lp[2], rp[2])
+            for cam, msg, result in zip(CAMERAS, (left, right), results):
+                self._publish(cam, msg, result)
+        elif lp is not None:
+            self._decide("left", left, lp[2], None)
+        elif rp is not None:
+            self._decide("right", right, rp[2], None)
 
     def _flush_unpaired(self) -> None:
         """Decide alone every message that waited longer than pair_timeout_s."""
@@ -160,7 +164,10 @@ class PersistenceFilterNode(Node):
             self._decide(camera, msg, tracks, None)
 
     def _decide(self, camera: str, msg: TrackArray, tracks: list, other_view: list | None) -> None:
-        result = self._filters[camera].step(tracks, other_view)
+        self._publish(camera, msg, self._filters[camera].step(tracks, other_view))
+
+    def _publish(self, camera: str, msg: TrackArray, result: FilterResult) -> None:
+        """The kept tracks and every decision of one view's frame."""
         if result.duplicate_ids:
             self.get_logger().error(f"duplicate track ids {result.duplicate_ids} in one stereo/{camera}/tracks "
                                     "message: those tracks are left out of this frame, the rest is decided",

@@ -11,6 +11,15 @@ from object_permanence.core.types import PersistenceDecision, Track, TrackState,
 
 
 @dataclass
+class _Frame:
+    """One camera's frame between :meth:`PersistenceFilter._prepare` and ``_finish``."""
+
+    tracks: list[Track]  # duplicates left out
+    histories: list[TrackHistory]  # one per track, this frame's row appended
+    duplicates: list[int]
+
+
+@dataclass
 class FilterResult:
     kept: list[Track]  # persistent tracks, persistence_score set, ghosts included
     decisions: list[PersistenceDecision]  # one per input track, duplicates left out
@@ -61,6 +70,12 @@ class PersistenceFilter:
 
         other_view_tracks: the other camera's tracks of the same stamp (stereo consistency
         evidence); None when not available (every track then has no partner this frame)."""
+        frame = self._prepare(tracks, other_view_tracks)
+        return self._finish(frame, self.model.decide(frame.histories) if frame.histories else [])
+
+    def _prepare(self, tracks: list[Track], other_view_tracks: list[Track] | None) -> _Frame:
+        """Everything of :meth:`step` before the model: duplicates out, absences counted, this
+        frame's feature row appended to each track's history."""
         duplicates = duplicate_track_ids(tracks)
         if duplicates:
             tracks = [t for t in tracks if t.track_id not in duplicates]
@@ -79,9 +94,12 @@ class PersistenceFilter:
             if histories[i] is None:
                 histories[i] = self._histories[t.track_id] = TrackHistory(t.track_id, self.history_len)
             histories[i].append_row(rows[i], t)
-        decisions = self.model.decide(histories) if histories else []
+        return _Frame(tracks, histories, duplicates)
+
+    def _finish(self, frame: _Frame, decisions: list[PersistenceDecision]) -> FilterResult:
+        """Everything of :meth:`step` after the model: TENTATIVE tracks never kept, sticky keeps."""
         kept = []
-        for t, d in zip(tracks, decisions):
+        for t, d in zip(frame.tracks, decisions):
             if t.state == TrackState.TENTATIVE:
                 d.keep = False
             elif self.sticky and (d.keep or t.track_id in self._kept_ids):
@@ -91,7 +109,7 @@ class PersistenceFilter:
                 d.keep = True
             if d.keep:
                 kept.append(replace(t, persistence_score=d.score))
-        return FilterResult(kept=kept, decisions=decisions, duplicate_ids=duplicates)
+        return FilterResult(kept=kept, decisions=decisions, duplicate_ids=frame.duplicates)
 
     def _forget(self, track_id: int) -> None:
         self._histories.pop(track_id, None)
@@ -102,3 +120,18 @@ class PersistenceFilter:
         self._histories.clear()
         self._kept_ids.clear()
         self._absent.clear()
+
+
+def step_stereo(left: PersistenceFilter, right: PersistenceFilter, left_tracks: list[Track],
+                right_tracks: list[Track]) -> tuple[FilterResult, FilterResult]:
+    """Both views' filters on one stereo pair (each view the other's stereo evidence), as
+    ``left.step(left_tracks, right_tracks)`` and ``right.step(right_tracks, left_tracks)`` decide
+    them, with one call of the model for every track of the frame when the two filters share it
+    (one padded batch for the transformer: the per-call cost of a forward pass is paid once)."""
+    if left.model is not right.model:
+        return left.step(left_tracks, right_tracks), right.step(right_tracks, left_tracks)
+    lf, rf = left._prepare(left_tracks, right_tracks), right._prepare(right_tracks, left_tracks)
+    histories = lf.histories + rf.histories
+    decisions = left.model.decide(histories) if histories else []
+    n = len(lf.histories)
+    return left._finish(lf, decisions[:n]), right._finish(rf, decisions[n:])
