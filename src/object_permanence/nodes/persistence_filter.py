@@ -14,7 +14,13 @@ from pathlib import Path
 
 from rclpy.node import Node
 
-from object_permanence.core.persistence import FilterResult, MinHitsBaseline, MinHitsConfig, PersistenceFilter, step_stereo
+from object_permanence.core.persistence import (
+    FilterResult,
+    MinHitsBaseline,
+    MinHitsConfig,
+    PersistenceFilter,
+    step_stereo,
+)
 from object_permanence.core.persistence.classical import BOOSTING_NAME, load_boosting, sklearn_available
 from object_permanence.core.persistence.evidence import WithFrameEvidence
 from object_permanence.core.persistence.history import HISTORY_LEN

@@ -9,13 +9,13 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
 
-def _report(node: Node, topic: str, exc: Exception) -> None:
-    """The log line of a message (or tick) dropped by ``exc``: debug while shutting down
-    (publishing into a closed context is expected then), else a throttled error."""
+def _report(node: Node, topic: str, exc: Exception, item: str = "message") -> None:
+    """The log line of a message (or a timer's tick: ``item``) dropped by ``exc``: debug while
+    shutting down (publishing into a closed context is expected then), else a throttled error."""
     if not node.context.ok():
-        node.get_logger().debug(f"{topic}: message dropped during shutdown: {exc}")
+        node.get_logger().debug(f"{topic}: {item} dropped during shutdown: {exc}")
         return
-    node.get_logger().error(f"{topic}: dropped a message: {type(exc).__name__}: {exc}",
+    node.get_logger().error(f"{topic}: dropped a {item}: {type(exc).__name__}: {exc}",
                             throttle_duration_sec=1.0)
 
 
@@ -37,7 +37,7 @@ def guarded_timer(node: Node, what: str, callback: Callable[[], None]) -> Callab
         try:
             callback()
         except Exception as exc:  # one failed tick must not stop the node
-            _report(node, what, exc)
+            _report(node, what, exc, "tick")
     return tick
 
 
