@@ -178,8 +178,8 @@ def reid_candidates(t: TrackTable, g: LostGallery, cfg: WorldModelConfig, rows: 
     vetoed = np.zeros_like(ok)
     rivals = t.state == _VISIBLE
     rivals[rows] = False  # a young track is no rival of itself
-    visible = np.flatnonzero(rivals) if ok.any() else rows[:0]
-    if visible.size:
+    visible = np.flatnonzero(rivals)
+    if visible.size and ok.any():
         # ambiguity veto: the nearest VISIBLE look, long-term, against the candidate's
         rival = np.nan_to_num(t.memory.cost(query, visible, long_term=True), nan=np.inf).min(axis=0)  # (R,)
         vetoed = ok & (rival[:, None] + cfg.gallery_veto_margin < app)
