@@ -92,6 +92,20 @@ def test_tracks_without_decisions_or_detections_are_not_scored():
     assert persistence_tracks(records).tracks == 4
 
 
+def test_decisions_on_tentative_frames_are_not_counted():
+    """``publish_tentative``: the filter scores TENTATIVE tracks and never keeps them; a track never
+    confirmed is not in the population, and a confirmed one is judged from its confirmation."""
+    records = perfect_records(10)
+    for t in range(2):  # left track 20 TENTATIVE (not kept) in frames 0-1, kept from its confirmation
+        records[t].tracks_left[1] = replace(records[t].tracks_left[1], state=TrackState.TENTATIVE)
+        records[t].decisions_left[1] = dec(20, False)
+    records[5].tracks_left.append(trk(40, TrackState.TENTATIVE, GLARE))  # never confirmed
+    records[5].decisions_left.append(dec(40, False))
+    pt = persistence_tracks(records)
+    assert (pt.tracks, pt.kept, pt.kept_real) == (4, 4, 4)
+    assert sorted(pt.latency_real) == [0, 0, 0, 2]  # object 2 first detected at frame 0, kept for good at 2
+
+
 def _eval_tool():
     pytest.importorskip("rclpy")  # the tool builds the shipped configs through ros.params
     from object_permanence.tools import eval_persistence
@@ -135,9 +149,18 @@ def test_track_start_latency_and_the_decision_at_three_frames():
     assert ep.track_start_figures(tracks, real) == {"tracks": 4, "real": 2, "fast": 2, "kept_at": 2,
                                                     "kept_real_at": 1}
     assert ep.track_start_figures(tracks, real, within=5)["fast"] == 3  # the nuisance is out by frame 4
-    collected = ep.collect_decisions(perfect_records(10))
+    records = perfect_records(10)
+    records[0].tracks_left[1] = replace(records[0].tracks_left[1], state=TrackState.TENTATIVE, age=0)
+    records[0].decisions_left[1] = dec(20, False)
+    records[1].tracks_left[1] = replace(records[1].tracks_left[1], age=1)
+    records[5].tracks_left.append(replace(trk(40, TrackState.TENTATIVE, GLARE), age=0))  # never confirmed
+    records[5].decisions_left.append(dec(40, False))
+    collected = ep.collect_decisions(records)
     assert collected.birth[("left", 10)] == -10 and len(collected.decisions[("right", 20)]) == 10
     assert collected.max_score[("left", 20)] == pytest.approx(0.9)
+    # a TENTATIVE frame is no decision (birth: the first confirmed frame less its age); one never confirmed has none
+    assert collected.birth[("left", 20)] == 0 and collected.decisions[("left", 20)][0] == (1, True)
+    assert ("left", 40) not in collected.decisions and ("left", 40) not in collected.max_score
 
 
 @pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="no shipped persistence weights")

@@ -245,3 +245,22 @@ def test_appearance_ablation_writes_a_row_per_memory_and_scenario(tmp_path: Path
     assert all(tuple(r) == ablate_appearance.ROW_KEYS and 0.0 <= r["idf1"] <= 1.0 for r in rows)
     assert "| crossing | realistic | dual |" in (tmp_path / "appearance_ablation.md").read_text()
     assert ablate_appearance.main(["--out", str(tmp_path), "--scenarios", "nowhere"]) == 2
+
+
+def test_a_world_model_publishing_tentative_tracks_scores_the_same() -> None:
+    """``publish_tentative`` (the shipped world model's, for its persistence filter): records hold
+    the confirmed tracks, so every figure equals that of the same world model without it."""
+    from object_permanence.core.eval.peers import WorldModelTracker
+    from object_permanence.core.eval.tracking_eval import build_records, run_tracker, score_run
+    from object_permanence.core.types import TrackState
+
+    seq = simulate_sequences("cluttered", 1000, ("realistic",), 60)["realistic"]
+    scores = {}
+    for publish in (False, True):
+        tracks = run_tracker(seq, lambda: WorldModelTracker(WorldModelConfig(publish_tentative=publish)))
+        tentative = sum(t.state == TrackState.TENTATIVE for frames in tracks.values() for ts in frames for t in ts)
+        assert (tentative > 0) == publish
+        records = build_records(seq, tracks)
+        assert not any(t.state == TrackState.TENTATIVE for r in records for t in r.tracks_left + r.tracks_right)
+        scores[publish] = dataclasses.asdict(score_run(seq, "ours", tracks))
+    assert scores[True] == scores[False]

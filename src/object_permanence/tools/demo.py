@@ -133,11 +133,13 @@ def build_records(recorder, world, triangulator_params: dict, frames: range, fps
     the same triangulator core and configuration on all confirmed tracks (and the same images,
     re-rendered), run from the first recorded frame as the pipeline's triangulator was: one
     started cold at the window's first frame lacked the 3D tracks (ghosts above all, which cannot
-    start one) that the live output carried into the window, and counted them against the filter."""
+    start one) that the live output carried into the window, and counted them against the filter.
+    The records hold the confirmed tracks (as :func:`core.eval.tracking_eval.build_records`): a
+    world model publishing TENTATIVE ones for the filter is judged on what it confirms."""
     from object_permanence.core.eval.metrics import FrameRecord
     from object_permanence.core.triangulation import StereoTriangulator
     from object_permanence.core.triangulator_config import TriangulatorConfig
-    from object_permanence.core.types import TrackState
+    from object_permanence.core.eval.tracking_eval import confirmed
     from object_permanence.ros.params import build_config
 
     config = build_config(TriangulatorConfig, triangulator_params)
@@ -150,9 +152,8 @@ def build_records(recorder, world, triangulator_params: dict, frames: range, fps
     records, dropped = [], 0
 
     def triangulate_unfiltered(k: int, r, stamp: float) -> list:
-        confirmed = {c: [t for t in r.tracks[c] if t.state != TrackState.TENTATIVE] for c in ("left", "right")}
-        return unfiltered.step(confirmed["left"], confirmed["right"], stamp, world.render(k) if refine else None,
-                               (world.rig.width, world.rig.height))
+        return unfiltered.step(confirmed(r.tracks["left"]), confirmed(r.tracks["right"]), stamp,
+                               world.render(k) if refine else None, (world.rig.width, world.rig.height))
 
     for k in sorted(i for i in published if i < frames.start):  # the frames before the window: warm-up only
         (sec, nsec), r = published[k]
@@ -166,7 +167,7 @@ def build_records(recorder, world, triangulator_params: dict, frames: range, fps
         if r is not None and len(r.tracks) == 2 and r.tracks3d is not None:
             record.detections_left = r.detections.get("left", [])
             record.detections_right = r.detections.get("right", [])
-            record.tracks_left, record.tracks_right = r.tracks["left"], r.tracks["right"]
+            record.tracks_left, record.tracks_right = confirmed(r.tracks["left"]), confirmed(r.tracks["right"])
             record.decisions_left = r.decisions.get("left", [])
             record.decisions_right = r.decisions.get("right", [])
             record.tracks3d = r.tracks3d

@@ -111,7 +111,8 @@ def tune_existence(train: TrackSequences) -> tuple[ExistenceConfig, dict]:
 
 @dataclass
 class TrackDecisions:
-    """Per ``(camera, track id)``: its decisions ``(record position, keep)`` in order, its birth
+    """Per ``(camera, track id)``: its decisions ``(record position, keep)`` on frames the records
+    hold it confirmed, in order (a track never confirmed has none), its birth
     (record position of its first detection: first published frame minus its ``age`` then) and
     its largest score on a confirmed frame."""
 
@@ -129,11 +130,12 @@ def collect_decisions(records: Sequence[FrameRecord]) -> TrackDecisions:
             by_id: dict[int, Track] = {trk.track_id: trk for trk in tracks}
             for d in decisions:
                 key, trk = (cam, d.track_id), by_id.get(d.track_id)
+                # a TENTATIVE track is scored, never kept: not a decision (as in core.eval.persistence)
+                if trk is None or trk.state == TrackState.TENTATIVE:
+                    continue
+                out.birth.setdefault(key, t - int(trk.age))
+                out.max_score[key] = max(out.max_score.get(key, 0.0), float(d.score))
                 out.decisions.setdefault(key, []).append((t, bool(d.keep)))
-                if trk is not None:
-                    out.birth.setdefault(key, t - int(trk.age))
-                    if trk.state != TrackState.TENTATIVE:
-                        out.max_score[key] = max(out.max_score.get(key, 0.0), float(d.score))
     return out
 
 

@@ -2,7 +2,11 @@
 how soon is the right decision reached?
 
 Population: every track ``(camera, id)`` with at least one detection-backed frame (TENTATIVE or
-VISIBLE) and at least one persistence decision within the records; both cameras pooled.
+VISIBLE) and at least one persistence decision on a frame where the records hold it confirmed;
+both cameras pooled. Decisions on TENTATIVE frames (the world model's ``publish_tentative``: the
+filter scores them, never keeps them), or on tracks the records do not hold that frame, are not
+counted: a track the world model never confirmed is not the filter's to keep, and a confirmed
+track is judged on the decisions it could have been kept by.
 
 * **Real** track: at least 50% of its detection-backed frames cover an ``OBJECT`` (Hungarian,
   IoU ≥ 0.3 against all ground-truth entries of the frame, :class:`matching.TrackToTruth`); every
@@ -125,11 +129,15 @@ def _add_camera(out: PersistenceTrackCounts, index: CameraIndex) -> None:
     decided: dict[int, list[tuple[int, bool]]] = {}
     first_seen: dict[int, int] = {}
     for t, rec in enumerate(index.records):
+        confirmed = set()
         for trk in tracks_of(rec, index.camera):
             if trk.state in OBSERVED_STATES:
                 first_seen.setdefault(trk.track_id, t)
+            if trk.state != TrackState.TENTATIVE:
+                confirmed.add(trk.track_id)
         for dec in decisions_of(rec, index.camera):
-            decided.setdefault(dec.track_id, []).append((t, bool(dec.keep)))
+            if dec.track_id in confirmed:
+                decided.setdefault(dec.track_id, []).append((t, bool(dec.keep)))
     truth = index.truth
     for tid in sorted(set(decided) & set(first_seen)):
         decisions = decided[tid]

@@ -33,7 +33,7 @@ from object_permanence.core.eval.mot import mot_evaluation
 from object_permanence.core.eval.peers import FrameTracker
 from object_permanence.core.eval.records import CameraIndex
 from object_permanence.core.eval.sequences import EvalSequence
-from object_permanence.core.types import Track
+from object_permanence.core.types import Track, TrackState
 
 #: Keys of every row of ``tracking.json``, in order.
 ROW_KEYS = ("dataset", "difficulty", "seeds", "tracker", "hota", "idf1", "mota", "id_switches_per_100_frames",
@@ -75,16 +75,23 @@ def run_tracker(seq: EvalSequence, make: Callable[[], FrameTracker]) -> dict[str
     return out
 
 
+def confirmed(tracks: Sequence[Track]) -> list[Track]:
+    """``tracks`` without the TENTATIVE ones."""
+    return [t for t in tracks if t.state != TrackState.TENTATIVE]
+
+
 def build_records(seq: EvalSequence, tracks: Mapping[str, list[list[Track]]]) -> list[FrameRecord]:
-    """One :class:`FrameRecord` per frame: ground truth, tracks and detections (which tell an
-    undetected object from a tracked one) of the sequence's cameras; a camera the sequence lacks
-    stays empty."""
+    """One :class:`FrameRecord` per frame: ground truth, confirmed tracks and detections (which
+    tell an undetected object from a tracked one) of the sequence's cameras; a camera the sequence
+    lacks stays empty. TENTATIVE tracks (a world model publishing them for its persistence filter,
+    ``publish_tentative``) are left out: a tracker is judged on what it confirms, and the label of
+    a track (which object it covers) on its confirmed frames."""
     records = []
     for k in range(seq.n_frames):
         kwargs: dict[str, Any] = {}
         for cam, stream in seq.streams.items():
             kwargs[f"gt_{cam}"] = stream.truth[k]
-            kwargs[f"tracks_{cam}"] = tracks[cam][k]
+            kwargs[f"tracks_{cam}"] = confirmed(tracks[cam][k])
             kwargs[f"detections_{cam}"] = stream.detections[k]
         records.append(FrameRecord(index=k, stamp=k / seq.fps, **kwargs))
     return records

@@ -29,7 +29,7 @@ from object_permanence.core.persistence.features import StereoConfig, context_ro
 from object_permanence.core.persistence.history import N_FEATURES, frame_feature_rows
 from object_permanence.core.sim.scenarios import ScenarioConfig, make_scenario
 from object_permanence.core.sim.world import SimWorld
-from object_permanence.core.types import Track
+from object_permanence.core.types import Track, TrackState
 from object_permanence.core.world_model import WorldModelConfig
 
 CAMERAS = ("left", "right")
@@ -142,10 +142,14 @@ def simulate(config: ScenarioConfig, name: str, seed: int, difficulties: Sequenc
 
 def camera_sequences(tracks: dict[str, list[list[Track]]], camera: str,
                      stereo: StereoConfig) -> dict[int, np.ndarray]:
-    """Per track id of ``camera``, its (T, N_FEATURES) history rows over the whole run, computed
-    frame by frame as :class:`filter.PersistenceFilter` does (other view of the same frame)."""
+    """Per track id of ``camera`` confirmed at least once, its (T, N_FEATURES) history rows over the
+    whole run, computed frame by frame as :class:`filter.PersistenceFilter` does (other view of the
+    same frame). When the world model publishes TENTATIVE tracks (``publish_tentative``) their rows
+    are in the history, as the filter sees them, but a track never confirmed is no sequence: the
+    filter never keeps one, so there is no decision to learn (and the evaluation leaves it out)."""
     other = CAMERAS[1 - CAMERAS.index(camera)]
     rows: dict[int, list[np.ndarray]] = {}
+    confirmed: set[int] = set()
     last_embedding: dict[int, np.ndarray | None] = {}
     for frame, others in zip(tracks[camera], tracks[other]):
         if not frame:
@@ -156,7 +160,9 @@ def camera_sequences(tracks: dict[str, list[list[Track]]], camera: str,
         for t, row in zip(frame, frame_rows):
             rows.setdefault(t.track_id, []).append(row)
             last_embedding[t.track_id] = t.embedding
-    return {tid: np.stack(r).astype(np.float32) for tid, r in rows.items()}
+            if t.state != TrackState.TENTATIVE:
+                confirmed.add(t.track_id)
+    return {tid: np.stack(r).astype(np.float32) for tid, r in rows.items() if tid in confirmed}
 
 
 def label_sequences(records: Sequence[FrameRecord], tracks: dict[str, list[list[Track]]], seed: int, group: str,
@@ -180,8 +186,8 @@ def label_sequences(records: Sequence[FrameRecord], tracks: dict[str, list[list[
 
 @dataclass
 class TrackedRun:
-    """One simulated, detected and tracked run: records (ground truth, detections, tracks) and the
-    published tracks per camera and frame."""
+    """One simulated, detected and tracked run: records (ground truth, detections and the confirmed
+    tracks, :func:`eval.tracking_eval.build_records`) and the published tracks per camera and frame."""
 
     name: str
     difficulty: str
