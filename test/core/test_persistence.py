@@ -89,6 +89,7 @@ def test_filter_keeps_ghosts_of_kept_tracks_and_never_tentative_ones() -> None:
         result = filt.step([track(1), track(2, TrackState.TENTATIVE)])
     assert [t.track_id for t in result.kept] == [1] and result.kept[0].persistence_score == pytest.approx(0.9)
     assert {d.track_id: d.keep for d in result.decisions} == {1: True, 2: False}
+    assert result.decisions[1].reason.endswith(" tentative")  # its 3 hits would keep it: the state does not
     for _ in range(40):  # a long ghost: the evidence leaves the 30-frame window, the track stays kept
         result = filt.step([track(1, TrackState.OCCLUDED, unseen=1)])
     assert [t.track_id for t in result.kept] == [1] and "sticky" in result.decisions[0].reason

@@ -244,7 +244,7 @@ def test_persistence_filter_passes_tracks_after_min_hits(ros) -> None:
         for d in verdicts.decisions:
             assert len(d.attention) == k + 1 and d.frames_observed == k + 1
             assert sum(d.attention) == pytest.approx(1.0, abs=1e-6)
-        assert not by_id[6].keep, "tentative tracks are never passed on"
+        assert not by_id[6].keep and by_id[6].reason.endswith(" tentative"), "tentative tracks are never passed on"
         if k < 2:
             assert list(out.tracks) == [] and not by_id[5].keep
     (kept,) = out.tracks

@@ -89,30 +89,38 @@ def test_world_model_names_each_rejected_detection_and_tracks_the_rest(ros) -> N
     ros.spin_until(logged, "one warning naming both rejected detections and their problems")
 
 
-def test_explainer_skips_one_bad_decision_and_explains_the_rest(ros) -> None:
+def test_explainer_skips_bad_and_tentative_decisions_and_explains_the_rest(ros) -> None:
     explanations = ros.collect(Explanation, "explanations", EVENT_QOS)
     tracks = ros.publisher(TrackArray, "stereo/left/tracks", RELIABLE_QOS)
     decisions = ros.publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
     ros.start(LlmExplainerNode, {"backend": "template"})
     ros.wait_connected()
 
-    def track(track_id: int) -> TrackMsg:
-        return TrackMsg(id=track_id, state=TrackMsg.STATE_VISIBLE, class_id=0, class_name="ball", score=0.9,
+    def track(track_id: int, state: int = TrackMsg.STATE_VISIBLE) -> TrackMsg:
+        return TrackMsg(id=track_id, state=state, class_id=0, class_name="ball", score=0.9,
                         cx=100.0 * track_id, cy=150.0, w=40.0, h=60.0, covariance=np.eye(4, dtype=np.float32).ravel(),
                         age=3, hits=3, persistence_score=float("nan"))
 
-    def send(k: int) -> None:
-        tracks.publish(TrackArray(header=header(k), tracks=[track(7), track(8)]))
+    def send(k: int) -> None:  # track 9 is TENTATIVE: scored, not explained
+        tracks.publish(TrackArray(header=header(k), tracks=[track(7), track(8), track(9, TrackMsg.STATE_TENTATIVE)]))
         decisions.publish(PersistenceDecisionArray(header=header(k), model="min_hits_baseline", decisions=[
             PersistenceDecisionMsg(track_id=7, camera="left", score=float("nan"), keep=True, attention=[1.0],
                                    frames_observed=3, reason="bad"),
             PersistenceDecisionMsg(track_id=8, camera="left", score=0.85, keep=True, attention=[0.5, 0.5],
-                                   frames_observed=3, reason="min_hits:3/2")]))
+                                   frames_observed=3, reason="min_hits:3/2"),
+            PersistenceDecisionMsg(track_id=9, camera="left", score=0.85, keep=False, attention=[0.5, 0.5],
+                                   frames_observed=2, reason="min_hits:2/3 tentative")]))
 
     ros.retry_until(send, lambda: len(explanations) > 0, "the good decision's explanation")
-    assert {e.track_id for e in explanations} == {8}
     ros.spin_until(lambda: any("decision on track 7 (left): score nan is not in [0, 1]" in m
                                for m in ros.log_lines("llm_explainer", ERROR)), "the error naming the bad decision")
+    # explanations come in order from one worker: once a later track's is here, track 9's would be too
+    tracks.publish(TrackArray(header=header(50), tracks=[track(10)]))
+    decisions.publish(PersistenceDecisionArray(header=header(50), model="min_hits_baseline", decisions=[
+        PersistenceDecisionMsg(track_id=10, camera="left", score=0.85, keep=True, attention=[0.5, 0.5],
+                               frames_observed=3, reason="min_hits:3/2")]))
+    ros.spin_until(lambda: any(e.track_id == 10 for e in explanations), "the later track's explanation")
+    assert {e.track_id for e in explanations} == {8, 10}
 
 
 def test_template_explainer_is_not_rate_limited(ros) -> None:

@@ -231,7 +231,8 @@ class WorldModelConfig:
     gallery_veto_margin: a gallery re-identification is vetoed when a VISIBLE track looks clearly
         more like the new track (its cosine distance + this margin below the gallery one): a
         reflection or duplicate of a visible object is not given a lost identity.
-    publish_tentative: whether TENTATIVE tracks are in the published list.
+    publish_tentative: whether TENTATIVE tracks are in the published list (the persistence filter
+        scores them and never passes them on: a track's history then starts at its first detection).
     extent_gain_rate: step of the online estimate of the persistent part of the innovations
         (:mod:`object_permanence.core.extent_gain`) that sets the published box (``w, h``, and the
         centre for a detection of the object's whole extent) of a track matched this frame between

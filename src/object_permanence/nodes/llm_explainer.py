@@ -123,7 +123,10 @@ class LlmExplainerNode(Node):
         for m in msg.decisions:
             key = (m.camera, m.track_id)
             track_msg = self._tracks.get(key)
-            if track_msg is None or m.frames_observed < self._min_frames or self._last_keep.get(key) == m.keep:
+            # a TENTATIVE track (published with the world model's publish_tentative) is scored, not yet
+            # the filter's to keep: its first explained decision comes once it is confirmed
+            if track_msg is None or track_msg.state == TrackState.TENTATIVE or m.frames_observed < self._min_frames \
+                    or self._last_keep.get(key) == m.keep:
                 continue
             try:  # one bad decision (or track) is reported and skipped; the rest of the message is explained
                 decision = decision_from_msg(m)

@@ -100,8 +100,9 @@ class PersistenceFilter:
         """Everything of :meth:`step` after the model: TENTATIVE tracks never kept, sticky keeps."""
         kept = []
         for t, d in zip(frame.tracks, decisions):
-            if t.state == TrackState.TENTATIVE:
+            if t.state == TrackState.TENTATIVE:  # scored (its history starts here), not the filter's to keep yet
                 d.keep = False
+                d.reason += " tentative"
             elif self.sticky and (d.keep or t.track_id in self._kept_ids):
                 if not d.keep:
                     d.reason += " sticky"
