@@ -137,9 +137,9 @@ def build_records(recorder, world, triangulator_params: dict, frames: range, fps
     The records hold the confirmed tracks (as :func:`core.eval.tracking_eval.build_records`): a
     world model publishing TENTATIVE ones for the filter is judged on what it confirms."""
     from object_permanence.core.eval.metrics import FrameRecord
+    from object_permanence.core.eval.tracking_eval import confirmed
     from object_permanence.core.triangulation import StereoTriangulator
     from object_permanence.core.triangulator_config import TriangulatorConfig
-    from object_permanence.core.eval.tracking_eval import confirmed
     from object_permanence.ros.params import build_config
 
     config = build_config(TriangulatorConfig, triangulator_params)
