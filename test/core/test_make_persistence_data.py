@@ -33,4 +33,4 @@ def test_sequences_hold_confirmed_tracks_with_their_tentative_rows() -> None:
             [track(1, TrackState.VISIBLE, 14.0)],
             []]
     rows = camera_sequences({"left": left, "right": [[] for _ in left]}, "left", StereoConfig())
-    assert list(rows) == [1] and rows[1].shape[0] == 3
+    assert list(rows) == [1] and rows[1][0].shape[0] == 3 and rows[1][1] == 2  # 2 TENTATIVE rows first

@@ -149,6 +149,28 @@ def test_windows_prefix_every_frame_and_sliding_last_frame(tmp_path) -> None:
     np.testing.assert_array_equal(every.loss_mask[2], [True, True, True, True])
 
 
+def test_thresholds_are_chosen_on_frames_the_filter_may_keep_a_track(tmp_path) -> None:
+    """``publish_tentative``: a track's first rows were TENTATIVE; its score there is trained but
+    no threshold is chosen on it (the filter cannot keep the track there)."""
+    data = _sequences([3, 10], [1, 0])
+    data.tentative_rows = np.array([2, 5])
+    w = make_windows(data, window=4, stride=3)
+    np.testing.assert_array_equal(w.loss_mask[0], [True, True, True, False])  # trained from the first row
+    np.testing.assert_array_equal(w.decidable[0], [False, False, True, False])
+    np.testing.assert_array_equal(w.decidable[1], [False] * 4)  # rows 0-3 of track 1: all TENTATIVE
+    np.testing.assert_array_equal(w.decidable[2], [False, False, False, True])
+    scores = np.array([[0.1, 0.9, 0.2, 0.0], [0.3, 0.1, 0.8, 0.1], [0.0, 0.0, 0.0, 0.6], [0.99, 0.99, 0.99, 0.2]])
+    np.testing.assert_allclose(prefix_scores_to_track(scores, w, 2), [0.2, 0.6])
+    data.save(tmp_path / "d.npz")
+    again = TrackSequences.load(tmp_path / "d.npz")
+    np.testing.assert_array_equal(again.tentative_rows, [2, 5])
+    np.testing.assert_array_equal(again.select(again.labels == 0).tentative_rows, [5])
+    np.testing.assert_array_equal(TrackSequences.concat([again, again]).tentative_rows, [2, 5, 2, 5])
+    old = {k: getattr(data, k) for k in ("features", "offsets", "labels", "seeds", "cameras", "track_ids", "groups")}
+    np.savez_compressed(tmp_path / "old.npz", **old)  # written before the field: no TENTATIVE rows
+    np.testing.assert_array_equal(TrackSequences.load(tmp_path / "old.npz").tentative_rows, [0, 0])
+
+
 def test_choose_threshold_best_f1_or_recall_at_a_precision_floor() -> None:
     scores = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.3])
     labels = np.array([1, 1, 1, 0, 1, 0])

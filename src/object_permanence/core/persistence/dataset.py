@@ -46,7 +46,10 @@ class TrackSequences:
     features: (sum T_i, N_FEATURES) float32 rows, track after track, oldest first;
     offsets: (n + 1,) int64, sequence i is ``features[offsets[i]:offsets[i + 1]]``;
     labels: (n,) int8, 1 real object, 0 nuisance; seeds: (n,) int64; cameras: (n,) int8 (0 left, 1
-    right); track_ids: (n,) int64; groups: (n,) str ``<scenario>-<difficulty>`` of each sequence.
+    right); track_ids: (n,) int64; groups: (n,) str ``<scenario>-<difficulty>`` of each sequence;
+    tentative_rows: (n,) int64, the leading rows of each sequence on which the track was TENTATIVE
+    (a world model with ``publish_tentative``; the filter scores them and cannot keep the track
+    there: thresholds are chosen on the other rows); None: zeros (files written before it).
     """
 
     features: np.ndarray
@@ -56,6 +59,11 @@ class TrackSequences:
     cameras: np.ndarray
     track_ids: np.ndarray
     groups: np.ndarray
+    tentative_rows: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.tentative_rows is None:
+            self.tentative_rows = np.zeros(len(self.labels), np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -76,7 +84,7 @@ class TrackSequences:
         return TrackSequences(
             np.concatenate(parts) if parts else np.zeros((0, N_FEATURES), np.float32),
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), self.labels[idx], self.seeds[idx],
-            self.cameras[idx], self.track_ids[idx], self.groups[idx])
+            self.cameras[idx], self.track_ids[idx], self.groups[idx], self.tentative_rows[idx])
 
     @staticmethod
     def concat(items: Sequence["TrackSequences"]) -> "TrackSequences":
@@ -85,13 +93,13 @@ class TrackSequences:
         return TrackSequences(np.concatenate([it.features for it in items]),
                               np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
                               *(np.concatenate([getattr(it, n) for it in items])
-                                for n in ("labels", "seeds", "cameras", "track_ids", "groups")))
+                                for n in ("labels", "seeds", "cameras", "track_ids", "groups", "tentative_rows")))
 
     def save(self, path: Path) -> None:
         """Write an ``.npz``."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **{k: getattr(self, k) for k in
-                                     ("features", "offsets", "labels", "seeds", "cameras", "track_ids", "groups")})
+        np.savez_compressed(path, **{k: getattr(self, k) for k in ("features", "offsets", "labels", "seeds", "cameras",
+                                                                   "track_ids", "groups", "tentative_rows")})
 
     @staticmethod
     def load(path: Path) -> "TrackSequences":
@@ -102,7 +110,8 @@ class TrackSequences:
         """
         with np.load(path, allow_pickle=False) as z:
             out = TrackSequences(*(z[k] for k in ("features", "offsets", "labels", "seeds", "cameras",
-                                                  "track_ids", "groups")))
+                                                  "track_ids", "groups")),
+                                 z["tentative_rows"] if "tentative_rows" in z.files else None)
         if out.features.ndim != 2 or out.features.shape[1] != N_FEATURES:
             raise ValueError(f"{path}: rows have shape {out.features.shape}, expected (*, {N_FEATURES})")
         return out
@@ -141,15 +150,16 @@ def simulate(config: ScenarioConfig, name: str, seed: int, difficulties: Sequenc
 
 
 def camera_sequences(tracks: dict[str, list[list[Track]]], camera: str,
-                     stereo: StereoConfig) -> dict[int, np.ndarray]:
+                     stereo: StereoConfig) -> dict[int, tuple[np.ndarray, int]]:
     """Per track id of ``camera`` confirmed at least once, its (T, N_FEATURES) history rows over the
     whole run, computed frame by frame as :class:`filter.PersistenceFilter` does (other view of the
-    same frame). When the world model publishes TENTATIVE tracks (``publish_tentative``) their rows
-    are in the history, as the filter sees them, but a track never confirmed is no sequence: the
-    filter never keeps one, so there is no decision to learn (and the evaluation leaves it out)."""
+    same frame), and how many of them, first, were TENTATIVE. When the world model publishes
+    TENTATIVE tracks (``publish_tentative``) their rows are in the history, as the filter sees them,
+    but a track never confirmed is no sequence: the filter never keeps one, so there is no decision
+    to learn (and the evaluation leaves it out)."""
     other = CAMERAS[1 - CAMERAS.index(camera)]
     rows: dict[int, list[np.ndarray]] = {}
-    confirmed: set[int] = set()
+    confirmed_at: dict[int, int] = {}  # track id -> rows before its first confirmed one
     last_embedding: dict[int, np.ndarray | None] = {}
     for frame, others in zip(tracks[camera], tracks[other]):
         if not frame:
@@ -161,27 +171,28 @@ def camera_sequences(tracks: dict[str, list[list[Track]]], camera: str,
             rows.setdefault(t.track_id, []).append(row)
             last_embedding[t.track_id] = t.embedding
             if t.state != TrackState.TENTATIVE:
-                confirmed.add(t.track_id)
-    return {tid: np.stack(r).astype(np.float32) for tid, r in rows.items() if tid in confirmed}
+                confirmed_at.setdefault(t.track_id, len(rows[t.track_id]) - 1)
+    return {tid: (np.stack(r).astype(np.float32), confirmed_at[tid]) for tid, r in rows.items() if tid in confirmed_at}
 
 
 def label_sequences(records: Sequence[FrameRecord], tracks: dict[str, list[list[Track]]], seed: int, group: str,
                     stereo: StereoConfig) -> TrackSequences:
     """Every track of both cameras of one run as labelled sequences (labels from the ground truth)."""
-    feats, labels, cams, tids = [], [], [], []
+    feats, labels, cams, tids, tentative = [], [], [], [], []
     for ci, cam in enumerate(CAMERAS):
         truth = CameraIndex(records, cam).truth
-        for tid, x in sorted(camera_sequences(tracks, cam, stereo).items()):
+        for tid, (x, n_tentative) in sorted(camera_sequences(tracks, cam, stereo).items()):
             feats.append(x)
             labels.append(int(truth.is_real(cam, tid)))
             cams.append(ci)
             tids.append(tid)
+            tentative.append(n_tentative)
     lengths = np.array([len(f) for f in feats], np.int64)
     n = len(feats)
     return TrackSequences(np.concatenate(feats) if feats else np.zeros((0, N_FEATURES), np.float32),
                           np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), np.array(labels, np.int8),
                           np.full(n, seed, np.int64), np.array(cams, np.int8), np.array(tids, np.int64),
-                          np.array([group] * n, dtype="U64"))
+                          np.array([group] * n, dtype="U64"), np.array(tentative, np.int64))
 
 
 @dataclass

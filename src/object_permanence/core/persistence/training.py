@@ -24,13 +24,16 @@ from object_permanence.core.persistence.history import HISTORY_LEN  # noqa: F401
 @dataclass
 class Windows:
     """x: (N, W, F) float32 left-aligned rows; lengths: (N,) valid frames; loss_mask: (N, W) bool
-    frames whose score is trained; labels: (N,) float32; track: (N,) index of the source sequence."""
+    frames whose score is trained; labels: (N,) float32; track: (N,) index of the source sequence;
+    decidable: (N, W) bool, the frames of ``loss_mask`` on which the filter may keep the track (not
+    its TENTATIVE rows, :attr:`dataset.TrackSequences.tentative_rows`): what a threshold is chosen on."""
 
     x: np.ndarray
     lengths: np.ndarray
     loss_mask: np.ndarray
     labels: np.ndarray
     track: np.ndarray
+    decidable: np.ndarray
 
 
 def make_windows(data: TrackSequences, window: int, stride: int, all_frames: bool = False) -> Windows:
@@ -63,15 +66,17 @@ def make_windows(data: TrackSequences, window: int, stride: int, all_frames: boo
         x[ok, j] = data.features[row0[ok] + j]
     steps = np.arange(window)[None, :]
     mask = np.where(prefix_a[:, None] | all_frames, steps < lens[:, None], steps == (lens[:, None] - 1))
-    return Windows(x, lens, mask, data.labels[track_a].astype(np.float32), track_a)
+    decidable = mask & (starts_a[:, None] + steps >= data.tentative_rows[track_a][:, None])
+    return Windows(x, lens, mask, data.labels[track_a].astype(np.float32), track_a, decidable)
 
 
 def prefix_scores_to_track(scores: np.ndarray, windows: Windows, n_tracks: int) -> np.ndarray:
-    """Per track, the largest score over its scored frames: (n_tracks,). With a sticky filter a
-    track is kept once any frame's score reaches the threshold, so this is the score a threshold is
-    compared against. scores: (N, W) per window frame."""
+    """Per track, the largest score over its scored frames on which the filter may keep it
+    (``windows.decidable``): (n_tracks,). With a sticky filter a track is kept once any such frame's
+    score reaches the threshold, so this is the score a threshold is compared against. scores:
+    (N, W) per window frame."""
     best = np.full(n_tracks, -np.inf)
-    masked = np.where(windows.loss_mask, scores, -np.inf).max(axis=1)
+    masked = np.where(windows.decidable, scores, -np.inf).max(axis=1)
     np.maximum.at(best, windows.track, masked)
     return best
 
