@@ -37,6 +37,8 @@ CAMERAS = ("left", "right")
 #: (glare_rate 3.0 births/s lasting 90-180 frames; training sees at most 1.0/s lasting 5-90 frames).
 HELD_OUT_NUISANCE = ("noisy", {"glare_rate": 3.0, "glare_frames": (90, 180)})
 HELD_OUT_NUISANCE_NAME = "noisy_long_glare"
+#: The per-sequence arrays of :class:`TrackSequences`, in field order.
+_PER_SEQUENCE = ("labels", "seeds", "cameras", "track_ids", "groups", "tentative_rows")
 
 
 @dataclass
@@ -83,8 +85,8 @@ class TrackSequences:
         lengths = np.array([len(p) for p in parts], np.int64)
         return TrackSequences(
             np.concatenate(parts) if parts else np.zeros((0, N_FEATURES), np.float32),
-            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), self.labels[idx], self.seeds[idx],
-            self.cameras[idx], self.track_ids[idx], self.groups[idx], self.tentative_rows[idx])
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            *(getattr(self, n)[idx] for n in _PER_SEQUENCE))
 
     @staticmethod
     def concat(items: Sequence["TrackSequences"]) -> "TrackSequences":
@@ -92,14 +94,12 @@ class TrackSequences:
         lengths = np.concatenate([it.lengths() for it in items]).astype(np.int64)
         return TrackSequences(np.concatenate([it.features for it in items]),
                               np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-                              *(np.concatenate([getattr(it, n) for it in items])
-                                for n in ("labels", "seeds", "cameras", "track_ids", "groups", "tentative_rows")))
+                              *(np.concatenate([getattr(it, n) for it in items]) for n in _PER_SEQUENCE))
 
     def save(self, path: Path) -> None:
         """Write an ``.npz``."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **{k: getattr(self, k) for k in ("features", "offsets", "labels", "seeds", "cameras",
-                                                                   "track_ids", "groups", "tentative_rows")})
+        np.savez_compressed(path, **{k: getattr(self, k) for k in ("features", "offsets") + _PER_SEQUENCE})
 
     @staticmethod
     def load(path: Path) -> "TrackSequences":
@@ -109,9 +109,7 @@ class TrackSequences:
             ValueError: the rows do not have N_FEATURES columns (written by another feature set).
         """
         with np.load(path, allow_pickle=False) as z:
-            out = TrackSequences(*(z[k] for k in ("features", "offsets", "labels", "seeds", "cameras",
-                                                  "track_ids", "groups")),
-                                 z["tentative_rows"] if "tentative_rows" in z.files else None)
+            out = TrackSequences(**{k: z[k] for k in ("features", "offsets") + _PER_SEQUENCE if k in z.files})
         if out.features.ndim != 2 or out.features.shape[1] != N_FEATURES:
             raise ValueError(f"{path}: rows have shape {out.features.shape}, expected (*, {N_FEATURES})")
         return out
@@ -172,7 +170,8 @@ def camera_sequences(tracks: dict[str, list[list[Track]]], camera: str,
             last_embedding[t.track_id] = t.embedding
             if t.state != TrackState.TENTATIVE:
                 confirmed_at.setdefault(t.track_id, len(rows[t.track_id]) - 1)
-    return {tid: (np.stack(r).astype(np.float32), confirmed_at[tid]) for tid, r in rows.items() if tid in confirmed_at}
+    return {tid: (np.stack(r).astype(np.float32), confirmed_at[tid])
+            for tid, r in rows.items() if tid in confirmed_at}
 
 
 def label_sequences(records: Sequence[FrameRecord], tracks: dict[str, list[list[Track]]], seed: int, group: str,
