@@ -8,8 +8,9 @@ Each tracker gets warm-up frames, then its step is timed over ``--frames`` frame
 
 * ``ours``: :meth:`WorldModel.step` on a ``list[Detection]`` (with ``--embedding-dim`` appearance
   embeddings, as the detector node sends them; 0 for none), publishing ``Track`` objects, with the
-  default configuration; ``ours[<model>]`` the same with ``motion_model=<model>`` for each of
-  ``--motion-models`` (default none);
+  shipped configuration (``<config-dir>/world_model.yaml``, as the node and ``make eval`` build it);
+  ``ours[<model>]`` the same with ``motion_model=<model>`` for each of ``--motion-models`` (default
+  none);
 * ``bytetrack``, ``sort``, ``ocsort``: the peer's ``update`` on a ``supervision.Detections`` built
   beforehand (library defaults, 30 fps), returning its arrays.
 
@@ -24,6 +25,7 @@ over ours at that n: > 1 means ours is faster), plus the load average before and
 table. Timings depend on the machine's load: run it on a quiet machine.
 
     python -m object_permanence.tools.bench_world_model --out out/bench [--sizes 10,100,500]
+        [--config-dir config]
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ import numpy as np
 
 from object_permanence.core.eval.peers import _trackers_classes
 from object_permanence.core.motion_models import BASE_MODELS
+from object_permanence.core.parameters import build_config, node_parameters
 from object_permanence.core.types import Detection
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
 
@@ -69,9 +72,9 @@ def _embeddings(n: int, dim: int, seed: int = 1) -> np.ndarray | None:
 
 
 def time_ours(frames: list[np.ndarray], embeddings: np.ndarray | None, warmup: int,
-              config: WorldModelConfig | None = None) -> list[float]:
-    """Step times (ms) of our world model (default configuration unless ``config``) after ``warmup`` frames."""
-    wm = WorldModel(config if config is not None else WorldModelConfig())
+              config: WorldModelConfig) -> list[float]:
+    """Step times (ms) of our world model with ``config`` after ``warmup`` frames."""
+    wm = WorldModel(config)
     inputs = [[Detection(box=b, score=0.9, class_id=0, class_name="thing",
                          embedding=None if embeddings is None else embeddings[i])
                for i, b in enumerate(boxes)] for boxes in frames]
@@ -103,18 +106,19 @@ def time_peer(name: str, frames: list[np.ndarray], warmup: int) -> list[float]:
     return times
 
 
-def run(sizes: list[int], frames: int, warmup: int, embedding_dim: int,
+def run(sizes: list[int], frames: int, warmup: int, embedding_dim: int, config: WorldModelConfig,
         motion_models: tuple[str, ...] = (), rounds: int = 1) -> list[dict]:
-    """The benchmark rows, ours first for each n, then ours with each of ``motion_models``, then the
-    peers; the trackers take turns over ``rounds`` rounds (module docstring)."""
+    """The benchmark rows, ours (``config``) first for each n, then ours with each of
+    ``motion_models``, then the peers; the trackers take turns over ``rounds`` rounds (module
+    docstring)."""
     rows = []
     for n in sizes:
         boxes = make_frames(n, warmup + frames, embedding_dim)
         embeddings = _embeddings(n, embedding_dim)
-        timers = {"ours": lambda: time_ours(boxes, embeddings, warmup)}
+        timers = {"ours": lambda: time_ours(boxes, embeddings, warmup, config)}
         for model in motion_models:
-            config = dataclasses.replace(WorldModelConfig(), motion_model=model)
-            timers[f"ours[{model}]"] = lambda config=config: time_ours(boxes, embeddings, warmup, config)
+            config_m = dataclasses.replace(config, motion_model=model)
+            timers[f"ours[{model}]"] = lambda config_m=config_m: time_ours(boxes, embeddings, warmup, config_m)
         for name in PEERS:
             timers[name] = lambda name=name: time_peer(name, boxes, warmup)
         times: dict[str, list[list[float]]] = {name: [] for name in timers}
@@ -140,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="appearance embedding length given to ours (default 128, the detector's; 0: none)")
     parser.add_argument("--motion-models", default="",
                         help=f"also time ours with these motion models, comma-separated from {','.join(BASE_MODELS)}")
+    parser.add_argument("--config-dir", type=Path, default=Path("config"),
+                        help="folder of world_model.yaml, the configuration ours runs (default config)")
     args = parser.parse_args(argv)
     models = tuple(m.strip() for m in args.motion_models.split(",") if m.strip())
     if any(m not in BASE_MODELS for m in models):
@@ -154,13 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--warmup and --embedding-dim must be >= 0")
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    try:
+        config = build_config(WorldModelConfig, node_parameters(args.config_dir, "world_model"))
+    except (OSError, ValueError) as exc:
+        parser.error(f"--config-dir {args.config_dir}: {exc}")
     load_before = os.getloadavg()
-    rows = run(sizes, args.frames, args.warmup, args.embedding_dim, models, args.rounds)
+    rows = run(sizes, args.frames, args.warmup, args.embedding_dim, config, models, args.rounds)
     load_after = os.getloadavg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"rows": rows, "frames": args.frames, "warmup": args.warmup, "rounds": args.rounds,
-           "embedding_dim": args.embedding_dim,
+           "embedding_dim": args.embedding_dim, "config": str(args.config_dir / "world_model.yaml"),
            "load_average_1m": {"before": load_before[0], "after": load_after[0]}, "cpu_count": os.cpu_count()}
     (out / "world_model.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(f"{'tracker':<14} {'n':>5} {'step_ms_median':>15} {'ratio_to_ours':>14}  round medians")
