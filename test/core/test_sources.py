@@ -254,3 +254,32 @@ def test_open_source_factory(video, chess):
         open_source("webcam")
     with pytest.raises(ValueError, match="bad parameters.*'video'"):
         open_source("video", filename=str(video))
+
+
+# --- the simulated source ------------------------------------------------------------------------
+
+def test_sim_source_skips_to_the_due_frame_and_never_goes_back():
+    from object_permanence.core.sim.source import SimStereoSource
+
+    source = SimStereoSource("clean", seed=3, max_frames=6)
+    positions = []
+    for due in (0, 0, 3, 1, 9, 9):  # 1 is behind the stream: the next frame; 9 is past its end
+        pair = source.read(due)
+        positions.append(None if pair is None else (source.position, source.truth.index))
+    # frames 1 and 2 skipped; the last frame (5) is delivered though 9 was due; then the end
+    assert positions == [(0, 0), (1, 1), (3, 3), (4, 4), (5, 5), None]
+    left, right = SimStereoSource("clean", seed=3, max_frames=6).world.render(3)
+    source = SimStereoSource("clean", seed=3, max_frames=6)
+    skipped = source.read(3)
+    assert np.array_equal(skipped[0], left) and np.array_equal(skipped[1], right), "frame 3 as rendered directly"
+
+
+def test_a_looping_sim_source_keeps_its_position_growing_over_the_wrap():
+    from object_permanence.core.sim.source import SimStereoSource
+
+    source = SimStereoSource("clean", seed=3, max_frames=4, loop=True)
+    seen = []
+    for due in (None, None, 5, None, 11):
+        source.read(due)
+        seen.append((source.position, source.truth.index))
+    assert seen == [(0, 0), (1, 1), (5, 1), (6, 2), (11, 3)]

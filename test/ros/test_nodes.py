@@ -460,9 +460,16 @@ def test_stereo_capture_publishes_pairs_info_and_truth_with_one_stamp(ros) -> No
         sets = [set(stamps_of(m)) for m in (*images.values(), *infos.values(), truth)]
         return set.intersection(*sets)
 
-    ros.spin_until(lambda: len(truth) == 5 and len(complete_stamps()) >= 3, "five frames of images, info and truth")
-    assert [m.frame_index for m in truth] == [0, 1, 2, 3, 4]
-    assert len(set(stamps_of(truth))) == 5, "one stamp per frame"
+    ros.spin_until(lambda: truth and truth[-1].frame_index == 4 and len(complete_stamps()) >= 2,
+                   "the last of five frames, with images, info and truth")
+    indices = [m.frame_index for m in truth]
+    assert indices[0] == 0 and indices == sorted(set(indices)), "in order, none twice (a late tick skips)"
+    assert len(set(stamps_of(truth))) == len(truth), "one stamp per frame"
+    # each frame is stamped with its scene time: the first frame's stamp + k timer periods
+    period_ns = int(1e9 / 30.0)
+    t0 = truth[0].header.stamp.sec * 10**9 + truth[0].header.stamp.nanosec
+    assert [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec - t0 for m in truth] == \
+        [k * period_ns for k in indices]
     for sec, nanosec in complete_stamps():
         t = Time(sec=sec, nanosec=nanosec)
         left, right = by_stamp(images["left"], t), by_stamp(images["right"], t)
@@ -473,6 +480,26 @@ def test_stereo_capture_publishes_pairs_info_and_truth_with_one_stamp(ros) -> No
         assert info_left.p[3] == 0.0 and info_right.p[3] < 0.0
         assert info_right.p[0] == info_left.p[0] > 0.0
         assert by_stamp(truth, t).left, "the clean scene has objects in view"
+
+
+def test_a_slow_sim_capture_skips_frames_and_keeps_the_scene_time(ros, monkeypatch) -> None:
+    """A capture slower than its timer drops frames as a camera's reader does: the published
+    frames keep the scene's own time, not a slowed-down world under wall-clock stamps."""
+    import time
+
+    from object_permanence.core.sim.world import SimWorld
+
+    render = SimWorld.render
+    monkeypatch.setattr(SimWorld, "render", lambda self, k: time.sleep(0.09) or render(self, k))  # > 2 periods
+    truth = ros.collect(SimGroundTruth, "sim/ground_truth", RELIABLE_QOS)
+    ros.start(StereoCaptureNode, {"source": "sim", "scenario": "clean", "max_frames": 12})
+    ros.spin_until(lambda: truth and truth[-1].frame_index == 11, "the last frame")
+    indices = [m.frame_index for m in truth]
+    assert indices[0] == 0 and indices == sorted(set(indices)) and len(indices) < 12, indices
+    period_ns = int(1e9 / 30.0)
+    t0 = truth[0].header.stamp.sec * 10**9 + truth[0].header.stamp.nanosec
+    assert [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec - t0 for m in truth] == \
+        [k * period_ns for k in indices]
 
 
 # --- llm_explainer ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -74,6 +75,11 @@ class StereoCaptureNode(Node):
         self._publish_truth = p["source"] == "sim" and p["publish_ground_truth"]
         self._max_frames = p["max_frames"]
         self._live = p["source"] == "camera"
+        # the simulated scene keeps the clock's time: its frame k is exposed at start + k periods
+        # (rclpy's timer period, int(1e9 / fps) ns, so that a simulated clock stepping by it meets them)
+        self._sim_period_ns = int(1e9 / p["fps"]) if p["source"] == "sim" else None
+        self._sim_start: Time | None = None
+        self._sim_skipped = 0
         self._max_read_failures = p["max_read_failures"]
         self._read_failures = 0
         self._count = 0
@@ -124,10 +130,11 @@ class StereoCaptureNode(Node):
             return
         # The stamp is taken before the frame is read (rendered, decoded): it is the time the frame
         # was asked for, so capture-to-output latency includes the capture itself. Live cameras are
-        # grabbed on their own thread: their pair is stamped with the time it was grabbed.
+        # grabbed on their own thread: their pair is stamped with the time it was grabbed. A
+        # simulated frame is stamped with its scene time, the latest frame time the clock had reached.
         asked = self.get_clock().now()
         try:
-            pair = self._source.read()
+            pair = self._read(asked)
         except (OSError, ValueError) as exc:
             self.get_logger().error(f"frame read failed: {exc}", throttle_duration_sec=2.0)
             return
@@ -146,8 +153,12 @@ class StereoCaptureNode(Node):
             return
         self._read_failures = 0
         age_s = getattr(self._source, "frame_age_s", None)
-        stamp = (self.get_clock().now() - Duration(nanoseconds=round(age_s * 1e9)) if age_s is not None
-                 else asked).to_msg()
+        if self._sim_period_ns is not None:  # the scene time of the frame rendered
+            stamp = (self._sim_start + Duration(nanoseconds=self._source.position * self._sim_period_ns)).to_msg()
+        elif age_s is not None:
+            stamp = (self.get_clock().now() - Duration(nanoseconds=round(age_s * 1e9))).to_msg()
+        else:
+            stamp = asked.to_msg()
         images = dict(zip(("left", "right"), pair))
         if self._maps is not None:
             mlx, mly, mrx, mry = self._maps
@@ -164,6 +175,24 @@ class StereoCaptureNode(Node):
                 header=Header(stamp=stamp, frame_id=self._frame_ids["left"]), frame_index=truth.index,
                 left=sim_objects_to_msg(truth.left), right=sim_objects_to_msg(truth.right)))
         self._count += 1
+
+    def _read(self, asked: Time):
+        """The next pair. The simulated scene is read at the frame the clock has reached since the
+        first frame (``due``), so a capture that falls behind the timer skips frames, as a camera's
+        reader does, instead of slowing the world down under stamps that keep the clock's pace (the
+        objects would seem to move slower and jerkily); skipped frames are logged."""
+        if self._sim_period_ns is None:
+            return self._source.read()
+        if self._sim_start is None:
+            self._sim_start = asked
+        due = (asked - self._sim_start).nanoseconds // self._sim_period_ns
+        expected = self._source.position + 1
+        pair = self._source.read(due)
+        if pair is not None and self._source.position > expected:
+            self._sim_skipped += self._source.position - expected
+            self.get_logger().warning(f"capture fell behind the clock: {self._sim_skipped} simulated frames "
+                                      "skipped so far", throttle_duration_sec=2.0)
+        return pair
 
     def close(self) -> None:
         self._source.close()

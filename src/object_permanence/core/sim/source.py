@@ -13,7 +13,8 @@ class SimStereoSource:
     """Renders frames ``0, 1, 2, ...`` of a :class:`SimWorld` (``max_frames`` of them, or the
     scenario's ``n_frames`` when 0; ``loop`` restarts at frame 0). ``textures`` overrides the
     scenario's texture source (``"photo"`` or ``"synthetic"``) when given. ``truth`` is the ground
-    truth of the frame last returned by :meth:`read`."""
+    truth of the frame last returned by :meth:`read`, ``position`` its place in the stream (frame
+    periods since the first frame; the frame index too unless looping)."""
 
     def __init__(self, scenario: str, seed: int = 0, max_frames: int = 0, loop: bool = False,
                  textures: str | None = None) -> None:
@@ -26,6 +27,7 @@ class SimStereoSource:
         self.n_frames = max_frames or self.world.config.n_frames
         self.loop = loop
         self._next = 0
+        self.position = -1
         self.truth: SimFrameTruth | None = None
 
     @property
@@ -33,14 +35,21 @@ class SimStereoSource:
         """(width, height) of the images, pixels."""
         return self.world.rig.width, self.world.rig.height
 
-    def read(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The next (left, right) BGR pair, or None after the last frame (unless looping)."""
-        if self._next >= self.n_frames:
-            if not self.loop:
-                return None
-            self._next = 0
-        k = self._next
-        self._next += 1
+    def read(self, due: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The next (left, right) BGR pair, or None after the last frame (unless looping).
+
+        ``due``: the stream position the caller's clock has reached (frame periods since the first
+        frame). Frames before it are skipped, as a camera's are when its reader falls behind: the
+        scene keeps its own time instead of slowing down with the reader. Never past the last
+        frame of a stream that does not loop (the last frame is delivered).
+        """
+        if not self.loop and self._next >= self.n_frames:
+            return None
+        position = self._next if due is None else max(self._next, int(due))
+        if not self.loop:
+            position = min(position, self.n_frames - 1)
+        self.position, self._next = position, position + 1
+        k = position % self.n_frames
         self.truth = self.world.ground_truth(k)
         return self.world.render(k)
 
