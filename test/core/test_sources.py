@@ -283,3 +283,20 @@ def test_a_looping_sim_source_keeps_its_position_growing_over_the_wrap():
         source.read(due)
         seen.append((source.position, source.truth.index))
     assert seen == [(0, 0), (1, 1), (5, 1), (6, 2), (11, 3)]
+
+
+def test_scene_clock_follows_the_clock_and_reanchors_on_a_jump():
+    from object_permanence.core.sim.source import SceneClock
+
+    clock = SceneClock(period_ns=100, max_jump_ns=1000)
+    assert clock.due(5_000, 0) == 0 and clock.stamp_ns(0) == 5_000  # anchored at the first reading
+    assert clock.due(5_099, 1) == 0  # a tick a hair early: the reader takes the next frame anyway
+    assert clock.due(5_100, 1) == 1 and clock.stamp_ns(1) == 5_100
+    assert clock.due(5_420, 2) == 4 and clock.stamp_ns(4) == 5_400  # fell behind: frames 2, 3 dropped
+    assert clock.reanchored == 0
+    assert clock.due(1_000, 5) == 5 and clock.stamp_ns(5) == 1_000  # the clock went back: re-anchored
+    assert clock.due(1_100, 6) == 6
+    assert clock.due(9_000, 7) == 7 and clock.stamp_ns(7) == 9_000  # ahead by more than max_jump_ns
+    assert clock.reanchored == 2
+    with pytest.raises(ValueError, match="period_ns"):
+        SceneClock(period_ns=100, max_jump_ns=100)

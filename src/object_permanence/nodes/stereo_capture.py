@@ -18,7 +18,7 @@ from object_permanence.core.calibration import (
     rectify_maps,
 )
 from object_permanence.core.sim.scenarios import SCENARIOS, TEXTURE_SOURCES
-from object_permanence.core.sim.source import SimStereoSource
+from object_permanence.core.sim.source import SceneClock, SimStereoSource
 from object_permanence.core.sources import open_source
 from object_permanence.msg import SimGroundTruth
 from object_permanence.ros.conversions import camera_info_msg, numpy_to_image, sim_objects_to_msg
@@ -62,6 +62,11 @@ PARAMS = (
 )
 
 
+#: A clock jumping ahead by more than this between two capture ticks restarted or was suspended: the
+#: simulated scene goes on from its next frame instead of skipping that time's frames.
+SCENE_CLOCK_MAX_JUMP_NS = 1_000_000_000
+
+
 class StereoCaptureNode(Node):
     """Timer-driven capture: read a pair, stamp it once, publish images + camera_info (+ truth)."""
 
@@ -77,8 +82,7 @@ class StereoCaptureNode(Node):
         self._live = p["source"] == "camera"
         # the simulated scene keeps the clock's time: its frame k is exposed at start + k periods
         # (rclpy's timer period, int(1e9 / fps) ns, so that a simulated clock stepping by it meets them)
-        self._sim_period_ns = int(1e9 / p["fps"]) if p["source"] == "sim" else None
-        self._sim_start: Time | None = None
+        self._scene_clock = SceneClock(int(1e9 / p["fps"]), SCENE_CLOCK_MAX_JUMP_NS) if p["source"] == "sim" else None
         self._sim_skipped = 0
         self._max_read_failures = p["max_read_failures"]
         self._read_failures = 0
@@ -153,8 +157,9 @@ class StereoCaptureNode(Node):
             return
         self._read_failures = 0
         age_s = getattr(self._source, "frame_age_s", None)
-        if self._sim_period_ns is not None:  # the scene time of the frame rendered
-            stamp = (self._sim_start + Duration(nanoseconds=self._source.position * self._sim_period_ns)).to_msg()
+        if self._scene_clock is not None:  # the scene time of the frame rendered
+            stamp = Time(nanoseconds=self._scene_clock.stamp_ns(self._source.position),
+                         clock_type=asked.clock_type).to_msg()
         elif age_s is not None:
             stamp = (self.get_clock().now() - Duration(nanoseconds=round(age_s * 1e9))).to_msg()
         else:
@@ -181,13 +186,15 @@ class StereoCaptureNode(Node):
         first frame (``due``), so a capture that falls behind the timer skips frames, as a camera's
         reader does, instead of slowing the world down under stamps that keep the clock's pace (the
         objects would seem to move slower and jerkily); skipped frames are logged."""
-        if self._sim_period_ns is None:
+        if self._scene_clock is None:
             return self._source.read()
-        if self._sim_start is None:
-            self._sim_start = asked
-        due = (asked - self._sim_start).nanoseconds // self._sim_period_ns
         expected = self._source.position + 1
-        pair = self._source.read(due)
+        jumps = self._scene_clock.reanchored
+        pair = self._source.read(self._scene_clock.due(asked.nanoseconds, expected))
+        if self._scene_clock.reanchored > jumps:
+            self.get_logger().warning("the clock jumped (back, or ahead by over "
+                                      f"{SCENE_CLOCK_MAX_JUMP_NS / 1e9:.0f} s): the simulated scene goes on "
+                                      "from its next frame at the clock's time")
         if pair is not None and self._source.position > expected:
             self._sim_skipped += self._source.position - expected
             self.get_logger().warning(f"capture fell behind the clock: {self._sim_skipped} simulated frames "

@@ -8,11 +8,12 @@ Each run starts the installed ``pipeline`` in its own process (as ``make demo`` 
 recorder in this one that subscribes to ``tracks3d`` only, so that the measurement costs the
 machine as little as possible. Per run:
 
-* latency of a frame = wall time its Track3DArray arrived - its stamp (the capture node stamps with
-  the system clock before it renders the frame, so rendering is included; the recorder's own
-  delay is too);
+* latency of a frame = wall time its Track3DArray arrived - its stamp (the capture node stamps a
+  simulated frame with its scene time, the first frame's clock time + k periods, at or before the
+  tick that renders it, so rendering and a late tick are included; the recorder's own delay is too);
 * delivered frames a second = distinct ``tracks3d`` stamps received / the stamp span they cover
-  (a frame the pipeline dropped, or a capture tick it skipped because it was busy, lowers it);
+  (a frame the pipeline dropped, or one the capture skipped because it fell behind the clock,
+  lowers it);
 * RSS growth = the least-squares slope of the process's VmRSS (``/proc/<pid>/status``, sampled
   every ``--rss-period`` s) against frames delivered, after the first ``--rss-warmup-s`` seconds
   (60), per 1000 frames: a leak, not the filling of the pipeline's bounded memories, which fill

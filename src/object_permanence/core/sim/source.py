@@ -1,4 +1,5 @@
-"""The simulated world as a stereo frame source, with its ground truth beside each frame."""
+"""The simulated world as a stereo frame source, with its ground truth beside each frame, and the
+clock that tells which of its frames is due."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -55,3 +56,42 @@ class SimStereoSource:
 
     def close(self) -> None:
         """Nothing to release (kept for the StereoSource protocol)."""
+
+
+class SceneClock:
+    """Which frame of a simulated camera a clock has reached, and each frame's scene time.
+
+    Frame ``k`` of the stream is exposed at ``start + k * period_ns``; ``start`` is anchored at the
+    first reading. A reader that falls behind is due a later frame (the ones in between are
+    dropped, as a camera's are), so the scene keeps the clock's time. A clock that goes back
+    before the last frame's time or jumps ahead by more than ``max_jump_ns`` at once (a bag or
+    simulated clock restarted, a machine suspended) re-anchors instead: the stream goes on from
+    the next frame at the clock's new time.
+
+    period_ns: frame period, > 0 (a ROS timer's, ``int(1e9 / fps)``); max_jump_ns: > ``period_ns``.
+    """
+
+    def __init__(self, period_ns: int, max_jump_ns: int) -> None:
+        if period_ns <= 0 or max_jump_ns <= period_ns:
+            raise ValueError(f"SceneClock: need 0 < period_ns < max_jump_ns, got {period_ns}, {max_jump_ns}")
+        self.period_ns = int(period_ns)
+        self.max_jump_ns = int(max_jump_ns)
+        self._start: int | None = None
+        self.reanchored = 0
+
+    def due(self, now_ns: int, next_position: int) -> int:
+        """The stream position due at clock reading ``now_ns`` (>= ``next_position`` - 1 when
+        the clock runs on; a tick a hair early is due the frame before the next)."""
+        if self._start is not None:
+            due = (now_ns - self._start) // self.period_ns
+            if next_position - 1 <= due <= next_position + self.max_jump_ns // self.period_ns:
+                return int(due)
+            self.reanchored += 1
+        self._start = now_ns - next_position * self.period_ns
+        return next_position
+
+    def stamp_ns(self, position: int) -> int:
+        """The scene time (clock ns) of stream position ``position``."""
+        if self._start is None:
+            raise RuntimeError("SceneClock.stamp_ns before the first due()")
+        return self._start + position * self.period_ns
