@@ -153,9 +153,8 @@ class StopRequests:
 
 
 #: ``OBJECT_PERMANENCE_EXECUTOR``: the executor a process's nodes spin on. ``events``: rclpy's
-#: EventsExecutor (C++ event queue: on the composed pipeline at 30 Hz here, capture-to-``tracks3d``
-#: latency p50 29-37 ms against 96-119 ms, p95 118-125 against 200-231); ``single_threaded``:
-#: rclpy's SingleThreadedExecutor (rebuilds a wait set in Python for every callback).
+#: EventsExecutor (a C++ event queue: about half the composed pipeline's latency, README "Executor");
+#: ``single_threaded``: rclpy's SingleThreadedExecutor (rebuilds a wait set in Python for every callback).
 EXECUTORS = ("events", "single_threaded")
 EXECUTOR_ENV = "OBJECT_PERMANENCE_EXECUTOR"
 
