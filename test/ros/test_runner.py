@@ -1,5 +1,5 @@
 """The executor every executable spins on: chosen by OBJECT_PERMANENCE_EXECUTOR, and each one stops
-when a node shuts the context down (the stop path of a real signal: tests/ros/test_shutdown.py)."""
+when a node shuts the context down (the stop path of a real signal: test/ros/test_shutdown.py)."""
 from __future__ import annotations
 
 import pytest
