@@ -40,9 +40,9 @@ import numpy as np
 
 from object_permanence.core.eval.peers import _trackers_classes
 from object_permanence.core.motion_models import BASE_MODELS
-from object_permanence.core.parameters import build_config, node_parameters
 from object_permanence.core.types import Detection
 from object_permanence.core.world_model import WorldModel, WorldModelConfig
+from object_permanence.tools.eval_tracking import shipped_world_model_config
 
 FPS = 30.0
 PEERS = ("bytetrack", "sort", "ocsort")
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
     try:
-        config = build_config(WorldModelConfig, node_parameters(args.config_dir, "world_model"))
+        config = shipped_world_model_config(args.config_dir)
     except (OSError, ValueError) as exc:
         parser.error(f"--config-dir {args.config_dir}: {exc}")
     load_before = os.getloadavg()
