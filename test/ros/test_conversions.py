@@ -13,7 +13,7 @@ pytest.importorskip("object_permanence.msg", reason="object_permanence interface
 from builtin_interfaces.msg import Time  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image, PointField  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image, PointField  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
@@ -32,6 +32,7 @@ from object_permanence.core.world_model import WorldModelConfig  # noqa: E402
 from object_permanence.ros.conversions import (  # noqa: E402
     ConversionError,
     as_bgr,
+    bgr_to_compressed,
     camera_info_msg,
     cloud_to_numpy,
     decision_from_msg,
@@ -53,6 +54,7 @@ from object_permanence.ros.conversions import (  # noqa: E402
     track_to_msg,
     tracks_to_cloud,
 )
+from object_permanence.ros.images import image_subscription, image_to_bgr  # noqa: E402
 from object_permanence.ros.markers import MIN_DIAMETER_M, tracks_to_markers  # noqa: E402
 from object_permanence.ros.params import Param, ParameterError, build_config, declare  # noqa: E402
 from object_permanence.ros.sync import ExactStampSynchronizer, header_stamp_key  # noqa: E402
@@ -156,6 +158,67 @@ def test_image_to_numpy_rejects_bad_images(kwargs: dict, needle: str) -> None:
 def test_numpy_to_image_rejects_mismatched_arrays(image: np.ndarray, encoding: str) -> None:
     with pytest.raises(ConversionError):
         numpy_to_image(image, HEADER, encoding)
+
+
+# --- the compressed image transport ------------------------------------------------------------
+
+def _photo_like(height: int = 96, width: int = 128) -> np.ndarray:
+    """A smooth BGR image (JPEG keeps it within a few grey levels; noise it would not)."""
+    import cv2
+
+    coarse = np.random.default_rng(3).integers(0, 256, (6, 8, 3)).astype(np.uint8)
+    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def test_png_compressed_images_decode_to_the_same_pixels() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)  # odd width: no padding
+    msg = bgr_to_compressed(image, HEADER, "png")
+    assert msg.format == "bgr8; png compressed bgr8" and msg.header == HEADER
+    assert np.array_equal(image_to_bgr(msg), image)
+
+
+def test_jpeg_compressed_images_decode_close_to_the_original() -> None:
+    image = _photo_like()
+    decoded = image_to_bgr(bgr_to_compressed(image, HEADER, "jpeg", quality=95))
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(int) - image).mean() < 2.0
+
+
+@pytest.mark.parametrize("fmt", ["rgb8; jpeg compressed bgr8", "jpeg", "JPG", "", "mono8; png compressed mono8"])
+def test_compressed_formats_image_transport_and_drivers_write_are_read(fmt: str) -> None:
+    """compressed_image_transport compresses colour in BGR order whatever the source encoding
+    (the format's first word); drivers write a bare codec name, or nothing."""
+    import cv2
+
+    image = _photo_like()
+    if fmt.startswith("mono8"):
+        ok, data = cv2.imencode(".png", image[:, :, 1])
+        expected = np.repeat(image[:, :, 1:2], 3, axis=2)  # grey comes out as three equal channels
+    else:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        expected = image
+    assert ok
+    decoded = image_to_bgr(CompressedImage(header=HEADER, format=fmt, data=data.tobytes()))
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded.astype(int) - expected).mean() < 2.0
+
+
+@pytest.mark.parametrize("fmt, data, needle", [
+    ("16UC1; compressedDepth png", b"\x89PNG", "depth image"),
+    ("bgr8; tiff compressed bgr8", b"II*", "unsupported compressed image format"),
+    ("jpeg", b"", "empty compressed image"),
+    ("jpeg", b"\xff\xd8 not a jpeg", "does not decode"),
+])
+def test_compressed_images_that_are_not_camera_images_are_named(fmt: str, data: bytes, needle: str) -> None:
+    with pytest.raises(ConversionError, match=needle):
+        image_to_bgr(CompressedImage(header=HEADER, format=fmt, data=data))
+
+
+def test_image_subscription_names_the_image_transport_topics() -> None:
+    assert image_subscription("left", "raw") == (Image, "stereo/left/image_raw")
+    assert image_subscription("right", "compressed") == (CompressedImage, "stereo/right/image_raw/compressed")
+    with pytest.raises(ValueError, match="theora"):
+        image_subscription("left", "theora")
 
 
 # --- stamps, camera info ---------------------------------------------------------------------

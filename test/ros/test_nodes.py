@@ -13,7 +13,7 @@ pytest.importorskip("object_permanence.msg", reason="object_permanence interface
 
 from builtin_interfaces.msg import Time  # noqa: E402
 from geometry_msgs.msg import Point  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
@@ -36,7 +36,12 @@ from object_permanence.nodes.persistence_filter import PersistenceFilterNode  # 
 from object_permanence.nodes.stereo_capture import StereoCaptureNode  # noqa: E402
 from object_permanence.nodes.triangulator import TriangulatorNode  # noqa: E402
 from object_permanence.nodes.world_model import WorldModelNode  # noqa: E402
-from object_permanence.ros.conversions import cloud_to_numpy, numpy_to_image, sec_to_stamp  # noqa: E402
+from object_permanence.ros.conversions import (  # noqa: E402
+    bgr_to_compressed,
+    cloud_to_numpy,
+    numpy_to_image,
+    sec_to_stamp,
+)
 from object_permanence.ros.params import ParameterError  # noqa: E402
 from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS, SENSOR_QOS, VIZ_QOS  # noqa: E402
 
@@ -378,28 +383,40 @@ def sim_object(shift: float) -> SimObject:
 
 
 class DetectorProbe:
-    def __init__(self, ros) -> None:
+    """A detector on the simulated backend (easy preset) fed one object per view, over the raw or
+    the compressed image transport (lossless PNG, so both give the same detections)."""
+
+    def __init__(self, ros, transport: str = "raw") -> None:
         self.ros = ros
+        self.transport = transport
         self.out = {c: ros.collect(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS) for c in ("left", "right")}
-        self._images = {c: ros.publisher(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in ("left", "right")}
+        msg_type, suffix = (Image, "") if transport == "raw" else (CompressedImage, "/compressed")
+        self._images = {c: ros.publisher(msg_type, f"stereo/{c}/image_raw{suffix}", SENSOR_QOS)
+                        for c in ("left", "right")}
         self._truth = ros.publisher(SimGroundTruth, "sim/ground_truth", RELIABLE_QOS)
         # the easy preset adds no boxes; with no misses either, one detection per view and frame
         ros.start(DetectorNode, {"backend": "simulated", "sim.difficulty": "easy", "sim.miss_prob_visible": 0.0,
-                                 "sim.miss_prob_half_hidden": 0.0, "embedding_bins": [8, 4, 4]})
+                                 "sim.miss_prob_half_hidden": 0.0, "embedding_bins": [8, 4, 4],
+                                 "image_transport": transport})
         ros.wait_connected()
         self.frame = 0
 
-    def send(self, left_encoding: str = "bgr8", right_crop: bool = False) -> Time:
+    def _image(self, image: np.ndarray, head: Header):
+        return numpy_to_image(image, head, "bgr8") if self.transport == "raw" else bgr_to_compressed(image, head, "png")
+
+    def send(self, left_encoding: str = "bgr8", right_crop: bool = False, left_corrupt: bool = False) -> Time:
         self.frame += 1
-        left = numpy_to_image(scene(0.0), header(self.frame, LEFT_FRAME), "bgr8")
+        left = self._image(scene(0.0), header(self.frame, LEFT_FRAME))
         if left_encoding != "bgr8":
             left.encoding, left.step = left_encoding, left.width * 4
             left.data = bytes(left.height * left.step)
+        if left_corrupt:
+            left.data = bytes(left.data[:100])  # a truncated PNG
         self._images["left"].publish(left)
         right = scene(DISPARITY)
         if right_crop:
             right = np.ascontiguousarray(right[:-16])
-        self._images["right"].publish(numpy_to_image(right, header(self.frame, RIGHT_FRAME), "bgr8"))
+        self._images["right"].publish(self._image(right, header(self.frame, RIGHT_FRAME)))
         self._truth.publish(SimGroundTruth(header=header(self.frame), frame_index=self.frame,
                                            left=[sim_object(0.0)], right=[sim_object(DISPARITY)]))
         return stamp(self.frame)
@@ -410,6 +427,16 @@ class DetectorProbe:
     def send_until_published(self) -> Time:
         self.ros.retry_until(lambda _: self.send(), self.published, "detections of an image pair")
         return stamp(self.frame)
+
+    def rejected_then_recovered(self, needle: str, what: str, **bad) -> None:
+        """Send bad pairs (``send(**bad)``) until the detector logs an error containing ``needle``:
+        that pair gets no detections, and the next good pair gets its one per view."""
+        self.ros.retry_until(lambda _: self.send(**bad),
+                             lambda: any(needle in m for m in self.ros.log_lines("detector", ERROR)), what)
+        rejected = stamp(self.frame)
+        recovered = self.send_until_published()
+        assert all(len(by_stamp(self.out[c], recovered).detections) == 1 for c in ("left", "right"))
+        assert all(by_stamp(self.out[c], rejected) is None for c in ("left", "right"))
 
 
 def test_detector_publishes_detections_with_embeddings_and_drops_bad_encodings(ros) -> None:
@@ -424,28 +451,31 @@ def test_detector_publishes_detections_with_embeddings_and_drops_bad_encodings(r
         assert len(det.embedding) == 8 * 4 * 4
         assert np.linalg.norm(det.embedding) == pytest.approx(1.0, abs=1e-5)
 
-    def bad_encoding_logged() -> bool:
-        return any("32FC1" in m for m in ros.log_lines("detector", ERROR))
+    probe.rejected_then_recovered("32FC1", "the error about the 32FC1 image", left_encoding="32FC1")
 
-    ros.retry_until(lambda _: probe.send("32FC1"), bad_encoding_logged, "the error about the 32FC1 image")
-    rejected = stamp(probe.frame)
-    recovered = probe.send_until_published()
-    assert len(by_stamp(probe.out["left"], recovered).detections) == 1
-    assert all(by_stamp(probe.out[c], rejected) is None for c in ("left", "right"))
+
+def test_detector_reads_the_compressed_transport_and_names_an_image_that_does_not_decode(ros) -> None:
+    """image_transport: compressed (a robot's rosbag): the same detections as from raw images; a
+    truncated PNG drops its pair with an error naming it, and the next pair is detected."""
+    probe = DetectorProbe(ros, transport="compressed")
+    t = probe.send_until_published()
+    for cam, shift, frame_id in (("left", 0.0, LEFT_FRAME), ("right", DISPARITY, RIGHT_FRAME)):
+        out = by_stamp(probe.out[cam], t)
+        assert out.header == header(probe.frame, frame_id)
+        assert (out.image_width, out.image_height) == (640, 480)
+        (det,) = out.detections
+        assert abs(det.cx - (TRUTH_BOX[0] - shift)) < 8.0 and abs(det.cy - TRUTH_BOX[1]) < 8.0
+        assert len(det.embedding) == 8 * 4 * 4
+
+    probe.rejected_then_recovered("does not decode", "the error about the truncated PNG", left_corrupt=True)
 
 
 def test_detector_rejects_a_pair_of_two_image_sizes_and_goes_on(ros) -> None:
     probe = DetectorProbe(ros)
     probe.send_until_published()
 
-    def mismatch_logged() -> bool:
-        return any("left image is 640x480 but right is 640x464" in m for m in ros.log_lines("detector", ERROR))
-
-    ros.retry_until(lambda _: probe.send(right_crop=True), mismatch_logged, "the error about the image sizes")
-    rejected = stamp(probe.frame)
-    recovered = probe.send_until_published()
-    assert len(by_stamp(probe.out["right"], recovered).detections) == 1
-    assert all(by_stamp(probe.out[c], rejected) is None for c in ("left", "right"))
+    probe.rejected_then_recovered("left image is 640x480 but right is 640x464", "the error about the image sizes",
+                                  right_crop=True)
 
 
 # --- stereo_capture --------------------------------------------------------------------------
@@ -556,6 +586,8 @@ def test_llm_explainer_falls_back_to_the_template(ros, monkeypatch) -> None:
     pytest.param(PersistenceFilterNode, {"min_hits": 0}, "min_hits", id="persistence_filter-min_hits"),
     pytest.param(DetectorNode, {"backend": "foo"}, "'backend' is 'foo'", id="detector-backend"),
     pytest.param(DetectorNode, {"embedding_bins": [8, 4]}, "embedding_bins", id="detector-embedding_bins"),
+    pytest.param(DetectorNode, {"image_transport": "theora"}, "'image_transport' is 'theora'; allowed values: "
+                 "'raw', 'compressed'", id="detector-image_transport"),
     pytest.param(DetectorNode, {"backend": "ultralytics", "weights": "/nonexistent/yolo.pt"},
                  "weights file not found", id="detector-ultralytics-weights"),
     pytest.param(DetectorNode, {"sim.miss_prob_visible": 2.0}, "parameter 'sim.miss_prob_visible'",

@@ -1,5 +1,6 @@
 """detector: detects objects in both views of a stereo pair in one batch and computes one
-appearance embedding per detection (``stereo/<cam>/image_raw`` -> ``stereo/<cam>/detections``).
+appearance embedding per detection (``stereo/<cam>/image_raw`` -> ``stereo/<cam>/detections``; with
+``image_transport: compressed``, ``stereo/<cam>/image_raw/compressed``).
 
 Backends: ``onnxruntime`` (a YOLO model exported to ``.onnx`` by ``tools/export_detector``: no torch
 at run time, the fastest on a CPU), ``ultralytics`` (any YOLO ``.pt`` weights through torch, on
@@ -15,7 +16,6 @@ from dataclasses import replace
 
 import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import Image
 
 from object_permanence.core.appearance import ColorHistogramEmbedder
 from object_permanence.core.detection.simulated import DIFFICULTIES, SimulatedDetector, SimulatedDetectorConfig
@@ -25,13 +25,12 @@ from object_permanence.core.types import Detection
 from object_permanence.msg import DetectionArray, SimGroundTruth
 from object_permanence.ros.conversions import (
     ConversionError,
-    as_bgr,
     detection_to_msg,
-    image_to_numpy,
     sim_objects_from_msg,
 )
 from object_permanence.ros.params import Param, ParameterError, build_config, config_params, declare
 from object_permanence.ros.guard import guarded, subscribe
+from object_permanence.ros.images import IMAGE_TRANSPORT_PARAM, ImageMsg, image_subscription, image_to_bgr
 from object_permanence.ros.qos import DETECTOR_IMAGE_QOS, RELIABLE_QOS
 from object_permanence.ros.runner import main_for
 from object_permanence.ros.shipped import shipped_model
@@ -120,6 +119,7 @@ PARAMS = (
           low=0.0, high=1.0),
     Param("sync_queue_size", 10, "Stamps waiting for their partner message(s) before the oldest is dropped.",
           low=1, high=1000),
+    IMAGE_TRANSPORT_PARAM,
 ) + _sim_params()
 
 
@@ -147,7 +147,7 @@ class DetectorNode(Node):
                                          ("left", "right", "ground truth")[:n_inputs])
         inputs = self._sync.inputs(header_stamp_key)
         for cam, callback in zip(CAMERAS, inputs):
-            subscribe(self, Image, f"stereo/{cam}/image_raw", callback, DETECTOR_IMAGE_QOS)
+            subscribe(self, *image_subscription(cam, p["image_transport"]), callback, DETECTOR_IMAGE_QOS)
         if self._backend == "simulated":
             subscribe(self, SimGroundTruth, "sim/ground_truth", inputs[2], RELIABLE_QOS)
         self.get_logger().info(f"backend '{self._backend}'" + (f" ({self._describe_yolo()})"
@@ -215,9 +215,9 @@ class DetectorNode(Node):
                 + (f", reporting {[names[i] for i in self._yolo.settings.classes]}" if self._yolo.settings.classes
                    else ""))
 
-    def _on_frame(self, left: Image, right: Image, truth: SimGroundTruth | None = None) -> None:
+    def _on_frame(self, left: ImageMsg, right: ImageMsg, truth: SimGroundTruth | None = None) -> None:
         try:
-            images = [as_bgr(image_to_numpy(m), m.encoding) for m in (left, right)]
+            images = [image_to_bgr(m) for m in (left, right)]
         except ConversionError as exc:
             self.get_logger().error(f"dropped stereo pair: {exc}", throttle_duration_sec=2.0)
             return

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
@@ -21,8 +21,6 @@ from object_permanence.core.types import Track, duplicate_track_ids
 from object_permanence.msg import Track3D, Track3DArray, TrackArray
 from object_permanence.ros.conversions import (
     ConversionError,
-    as_bgr,
-    image_to_numpy,
     projection_matrix,
     stamp_to_sec,
     track3d_to_msg,
@@ -32,6 +30,7 @@ from object_permanence.ros.conversions import (
 from object_permanence.ros.markers import tracks_to_markers
 from object_permanence.ros.params import FIRST_TRACK_ID_PARAM, Param, build_config, config_params, declare
 from object_permanence.ros.guard import guarded, subscribe
+from object_permanence.ros.images import IMAGE_TRANSPORT_PARAM, ImageMsg, image_subscription, image_to_bgr
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS, VIZ_QOS
 from object_permanence.ros.runner import main_for
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, SyncMonitor, header_stamp_key
@@ -48,11 +47,12 @@ PARAMS = tuple(replace(p, choices=DISPARITY_METHODS) if p.name == "disparity_met
     Param("time_jump_reset_s", 1.0, "A stamp this many seconds or more before the previous one (a bag replayed "
           "again, a clock reset) resets the 3D tracks; a smaller step back drops that frame.", low=0.001, high=1e9),
     Param("refine_with_images", True, "Measure the disparity of visible pairs in the rectified images "
-          "(stereo/<cam>/image_raw of the same stamp, by disparity_method); without an image of that stamp the box "
-          "centres are used."),
+          "(stereo/<cam>/image_raw over image_transport, of the same stamp; by disparity_method); without an "
+          "image of that stamp the box centres are used."),
     Param("image_buffer_s", 0.5, "refine_with_images: seconds of images kept per camera (by stamp, behind the "
           "newest) for the track arrays still to come: at least the detector-to-triangulator latency, or the "
           "images are gone when their tracks arrive (a warning says so, with the lag).", low=0.0, high=10.0),
+    IMAGE_TRANSPORT_PARAM,
 )
 
 
@@ -94,7 +94,8 @@ class TriangulatorNode(Node):
         on_left, on_right = self._sync.inputs(header_stamp_key)
         subscribe(self, TrackArray, "stereo/left/tracks/filtered", on_left, RELIABLE_QOS)
         subscribe(self, TrackArray, "stereo/right/tracks/filtered", on_right, RELIABLE_QOS)
-        self._images: dict[str, OrderedDict[tuple[int, int], Image]] = {"left": OrderedDict(), "right": OrderedDict()}
+        self._images: dict[str, OrderedDict[tuple[int, int], ImageMsg]] = {"left": OrderedDict(),
+                                                                            "right": OrderedDict()}
         self._image_buffer_ns = round(p["image_buffer_s"] * 1e9)
         self._time_jump_reset_ns = round(p["time_jump_reset_s"] * 1e9)
         self._first_image_ns: dict[str, int | None] = {"left": None, "right": None}  # since the last restart
@@ -102,11 +103,12 @@ class TriangulatorNode(Node):
             subscribe(self, CameraInfo, f"stereo/{cam}/camera_info", lambda m, c=cam: self._info.__setitem__(c, m),
                       SENSOR_QOS)
             if p["refine_with_images"]:
-                subscribe(self, Image, f"stereo/{cam}/image_raw", lambda m, c=cam: self._on_image(c, m), SENSOR_QOS)
+                subscribe(self, *image_subscription(cam, p["image_transport"]), lambda m, c=cam: self._on_image(c, m),
+                          SENSOR_QOS)
 
-    def _on_image(self, camera: str, msg: Image) -> None:
+    def _on_image(self, camera: str, msg: ImageMsg) -> None:
         """Keep each camera's images of the last ``image_buffer_s`` by stamp (messages, viewed
-        without a copy when used); a stamp ``time_jump_reset_s`` or more back (a replay restarted)
+        without a copy, or decoded, when used); a stamp ``time_jump_reset_s`` or more back (a replay restarted)
         starts over."""
         buffer = self._images[camera]
         key = header_stamp_key(msg)
@@ -127,7 +129,7 @@ class TriangulatorNode(Node):
             self._warn_if_evicted(left)
             return None
         try:
-            images = tuple(as_bgr(image_to_numpy(m), m.encoding) for m in msgs)
+            images = tuple(image_to_bgr(m) for m in msgs)
         except ConversionError as exc:
             self.get_logger().error(f"image not usable for refinement, box centres only: {exc}",
                                     throttle_duration_sec=5.0)

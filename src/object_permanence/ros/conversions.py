@@ -12,7 +12,7 @@ import math
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Vector3
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from object_permanence.core.types import (
@@ -134,6 +134,61 @@ def as_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
         "yuv422": cv2.COLOR_YUV2BGR_UYVY, "yuv422_yuy2": cv2.COLOR_YUV2BGR_YUY2,
     }
     return cv2.cvtColor(image, conversions[encoding])
+
+
+#: The codecs of image_transport's ``compressed`` transport (its ``format`` field names one).
+COMPRESSED_CODECS = ("jpeg", "png")
+
+
+def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
+    """Decode a CompressedImage of image_transport's ``compressed`` transport to a BGR (H, W, 3)
+    uint8 array (one decode, no other copy).
+
+    ``format`` is what compressed_image_transport writes (``"bgr8; jpeg compressed bgr8"``,
+    ``"rgb8; png compressed bgr8"``, ``"mono8; jpeg compressed mono8"``: colour is compressed in BGR
+    order whatever the source encoding) or a driver's bare ``"jpeg"`` / ``"png"``; an empty format is
+    decoded by content. A grey image comes out as three equal channels, a 16-bit PNG scaled to 8 bits.
+
+    Raises:
+        ConversionError: a depth image (``compressedDepth``), another codec, empty data, data that
+            does not decode, or a decoded image larger than ``MAX_IMAGE_PIXELS``.
+    """
+    import cv2
+
+    fmt = msg.format.strip().lower()
+    if "compresseddepth" in fmt:
+        raise ConversionError(f"compressed image format '{msg.format}' is a depth image (compressedDepth), "
+                              "not a camera image")
+    if fmt and not any(codec in fmt or (codec == "jpeg" and "jpg" in fmt) for codec in COMPRESSED_CODECS):
+        raise ConversionError(f"unsupported compressed image format '{msg.format}' (supported: "
+                              f"{', '.join(COMPRESSED_CODECS)}, as image_transport's compressed transport writes)")
+    if len(msg.data) == 0:
+        raise ConversionError("empty compressed image")
+    image = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise ConversionError(f"compressed image ({len(msg.data)} bytes, format '{msg.format}') does not decode")
+    if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
+        raise ConversionError(f"image too large ({image.shape[1]}x{image.shape[0]} > {MAX_IMAGE_PIXELS} pixels)")
+    return image
+
+
+def bgr_to_compressed(image: np.ndarray, header: Header, codec: str = "jpeg", quality: int = 90) -> CompressedImage:
+    """Encode a BGR (H, W, 3) uint8 array as image_transport's ``compressed`` transport does
+    (``format`` ``"bgr8; jpeg compressed bgr8"`` or ``"bgr8; png compressed bgr8"``); ``quality``
+    is JPEG's (1-100)."""
+    import cv2
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ConversionError(f"expected an (H, W, 3) uint8 BGR array, got {image.dtype} {image.shape}")
+    if codec not in COMPRESSED_CODECS:
+        raise ConversionError(f"codec '{codec}' is not one of {', '.join(COMPRESSED_CODECS)}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if codec == "jpeg" else []
+    ok, data = cv2.imencode(".jpg" if codec == "jpeg" else ".png", image, params)
+    if not ok:
+        raise ConversionError(f"{codec} encoding failed for a {image.shape[1]}x{image.shape[0]} image")
+    msg = CompressedImage(header=header, format=f"bgr8; {codec} compressed bgr8")
+    msg.data = _bytes_array(data)
+    return msg
 
 
 def numpy_to_image(image: np.ndarray, header: Header, encoding: str = "bgr8") -> Image:
