@@ -14,6 +14,8 @@ seconds more for its own discovery.
     ros2 launch object_permanence replay.launch.py bag:=out/sim_bag rate:=0.5
     ros2 launch object_permanence replay.launch.py bag:=robot.mcap detector_backend:=onnxruntime weights:=yolo11n.onnx \
         remap:=/cam/left/image_rect=/stereo/left/image_raw,/cam/right/image_rect=/stereo/right/image_raw,...
+    ros2 launch object_permanence replay.launch.py bag:=robot.mcap image_transport:=compressed ... \
+        remap:=/cam/left/image_rect/compressed=/stereo/left/image_raw/compressed,...
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, GroupAction, LogInfo, RegisterEventHandler
@@ -28,6 +30,9 @@ PACKAGE = 'object_permanence'
 #: What the nodes read from the bag: the detector the images, the triangulator the camera_info.
 CAMERA_TOPICS = ('/stereo/left/image_raw,/stereo/right/image_raw,'
                  '/stereo/left/camera_info,/stereo/right/camera_info')
+#: The same with image_transport:=compressed (sensor_msgs/CompressedImage on <image topic>/compressed).
+COMPRESSED_CAMERA_TOPICS = ('/stereo/left/image_raw/compressed,/stereo/right/image_raw/compressed,'
+                            '/stereo/left/camera_info,/stereo/right/camera_info')
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -35,6 +40,7 @@ def generate_launch_description() -> LaunchDescription:
     bag = LaunchConfiguration('bag')
     rate = LaunchConfiguration('rate')
     wait_timeout = LaunchConfiguration('wait_timeout')
+    image_transport = LaunchConfiguration('image_transport')
 
     arguments = [
         DeclareLaunchArgument('bag', description='rosbag2 to replay (folder, .mcap or .db3 file).'),
@@ -58,6 +64,12 @@ def generate_launch_description() -> LaunchDescription:
             'remap', default_value='',
             description="player:=package: play bag topics under the nodes' names, comma-separated FROM=TO "
                         '(e.g. /cam/left/image_rect=/stereo/left/image_raw,...).'),
+        DeclareLaunchArgument(
+            'image_transport', default_value='raw', choices=['raw', 'compressed'],
+            description='How the bag holds the camera images: raw (sensor_msgs/Image on '
+                        '/stereo/<cam>/image_raw) or compressed (sensor_msgs/CompressedImage, JPEG or PNG, on '
+                        '/stereo/<cam>/image_raw/compressed, as robots usually record them); sets the '
+                        "detector's and the triangulator's image_transport."),
         DeclareLaunchArgument('rviz', default_value='true', description='Start RViz2.'),
         DeclareLaunchArgument(
             'detector_backend', default_value='simulated', choices=['simulated', 'ultralytics', 'onnxruntime'],
@@ -94,13 +106,16 @@ def generate_launch_description() -> LaunchDescription:
                  'backend': ParameterValue(LaunchConfiguration('detector_backend'), value_type=str),
                  'weights': ParameterValue(LaunchConfiguration('weights'), value_type=str),
                  'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
+                 'image_transport': ParameterValue(image_transport, value_type=str),
              }]),
         Node(package=PACKAGE, executable='world_model', name='world_model', namespace='', output='screen',
              parameters=[PathJoinSubstitution([config_dir, 'world_model.yaml'])]),
         Node(package=PACKAGE, executable='persistence_filter', name='persistence_filter', namespace='',
              output='screen', parameters=[PathJoinSubstitution([config_dir, 'persistence_filter.yaml'])]),
         Node(package=PACKAGE, executable='triangulator', name='triangulator', namespace='', output='screen',
-             parameters=[PathJoinSubstitution([config_dir, 'triangulator.yaml'])]),
+             parameters=[PathJoinSubstitution([config_dir, 'triangulator.yaml']), {
+                 'image_transport': ParameterValue(image_transport, value_type=str),
+             }]),
         Node(package=PACKAGE, executable='llm_explainer', name='llm_explainer', namespace='', output='screen',
              condition=IfCondition(LaunchConfiguration('llm')),
              parameters=[PathJoinSubstitution([config_dir, 'llm_explainer.yaml']), {
@@ -113,7 +128,8 @@ def generate_launch_description() -> LaunchDescription:
     ])
 
     # The topics playback waits for: the simulated detector also reads the bag's ground truth.
-    wait_for = [CAMERA_TOPICS, IfElseSubstitution(
+    wait_for = [IfElseSubstitution(EqualsSubstitution(image_transport, 'compressed'),
+                                   if_value=COMPRESSED_CAMERA_TOPICS, else_value=CAMERA_TOPICS), IfElseSubstitution(
         EqualsSubstitution(LaunchConfiguration('detector_backend'), 'simulated'),
         if_value=',/sim/ground_truth', else_value='')]
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(LAUNCH_TEST_DIR))
 from launch_ast import (LaunchFile, call_name, configuration, keyword, literal, parse_launch_file,  # noqa: E402
                         resolve, strings)
 from launch_facts import (LAUNCH_ARGUMENTS, NODE_ARGUMENTS, NODES, PACKAGE, REPLAY_WAIT_FOR, ROOT,  # noqa: E402
-                          load_yaml_params)
+                          SHARED_NODE_ARGUMENTS, load_yaml_params)
 
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
 LAUNCH_TEST = LAUNCH_TEST_DIR / "test_pipeline_launch.py"
@@ -139,8 +139,16 @@ def test_every_argument_meant_for_a_node_reaches_it_in_every_mode(launch_files):
     it: the separate node and the composed process, or the launch file it is forwarded to."""
     for launch in launch_files.values():
         for name in launch.arguments:
-            assert name in NODE_ARGUMENTS or name in LAUNCH_ARGUMENTS, \
+            assert name in NODE_ARGUMENTS or name in LAUNCH_ARGUMENTS or name in SHARED_NODE_ARGUMENTS, \
                 f"{launch.path.name}: argument '{name}' neither steers the launch nor sets a node parameter"
+        for name in sorted(set(launch.arguments) & set(SHARED_NODE_ARGUMENTS)):
+            assert not any(n.executable == "pipeline" for n in launch.nodes), \
+                f"{launch.path.name}: '{name}' is not forwarded to the composed process"
+            for node, param in SHARED_NODE_ARGUMENTS[name]:
+                targets = [n for n in launch.nodes if n.executable == node]
+                assert targets, f"{launch.path.name}: '{name}' is meant for {node}, which it does not start"
+                assert all(t.overrides.get(param) == name for t in targets), \
+                    f"{launch.path.name}: {name} does not reach {node}.{param}"
         for name in sorted(set(launch.arguments) & set(NODE_ARGUMENTS)):
             node, param = NODE_ARGUMENTS[name]
             if not launch.nodes:  # forwarded to an included launch file, checked there

@@ -18,6 +18,11 @@ NODE_ARGUMENTS = {
     "weights": ("detector", "weights"), "device": ("detector", "device"),
     "llm_backend": ("llm_explainer", "backend"), "llm_base_url": ("llm_explainer", "base_url"),
 }
+#: Launch arguments (replay.launch.py's) that set one parameter of several nodes: argument ->
+#: ((node, parameter), ...).
+SHARED_NODE_ARGUMENTS = {
+    "image_transport": (("detector", "image_transport"), ("triangulator", "image_transport")),
+}
 #: Launch arguments that steer the launch itself: which processes, files, clock, playback.
 LAUNCH_ARGUMENTS = {"rviz", "llm", "use_sim_time", "config_dir", "composed", "nodes",
                     "bag", "rate", "player", "delay", "ros2bag_delay", "wait_timeout", "remap"}

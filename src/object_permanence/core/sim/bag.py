@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
@@ -22,6 +23,10 @@ PACKAGE = "object_permanence"
 TOPIC_IMAGE = {"left": "/stereo/left/image_raw", "right": "/stereo/right/image_raw"}
 TOPIC_INFO = {"left": "/stereo/left/camera_info", "right": "/stereo/right/camera_info"}
 TOPIC_GROUND_TRUTH = "/sim/ground_truth"
+#: How the images are written: sensor_msgs/Image on TOPIC_IMAGE, or image_transport's compressed
+#: transport (sensor_msgs/CompressedImage, JPEG) on TOPIC_IMAGE + "/compressed", as robots record.
+IMAGE_TRANSPORTS = ("raw", "compressed")
+JPEG_QUALITY = 90
 FRAME_ID = {"left": "left_camera_optical_frame", "right": "right_camera_optical_frame"}
 GROUND_TRUTH_TYPE = f"{PACKAGE}/msg/SimGroundTruth"
 SIM_OBJECT_TYPE = f"{PACKAGE}/msg/SimObject"
@@ -62,18 +67,26 @@ def make_typestore(msg_dir: Path | None = None) -> Typestore:
 
 
 def write_bag(world: SimWorld, path: Path, n_frames: int, start_stamp_ns: int = 0,
-              msg_dir: Path | None = None) -> Path:
+              msg_dir: Path | None = None, image_transport: str = "raw") -> Path:
     """Write frames ``0..n_frames-1`` of ``world`` to a new rosbag2 MCAP folder at ``path``.
 
-    Topics: left/right ``sensor_msgs/msg/Image`` (bgr8), left/right ``sensor_msgs/msg/CameraInfo``
-    and ``/sim/ground_truth`` (``object_permanence/msg/SimGroundTruth``), all five stamped
-    ``start_stamp_ns + round(k / fps * 1e9)`` for frame k. Raises ValueError on bad arguments and
-    rosbags' WriterError when ``path`` exists already. Returns ``path``.
+    Topics: left/right ``sensor_msgs/msg/Image`` (bgr8; with ``image_transport="compressed"``
+    ``sensor_msgs/msg/CompressedImage``, JPEG of quality ``JPEG_QUALITY``, on ``<image topic>/compressed``),
+    left/right ``sensor_msgs/msg/CameraInfo`` and ``/sim/ground_truth``
+    (``object_permanence/msg/SimGroundTruth``), all five stamped ``start_stamp_ns + round(k / fps * 1e9)``
+    for frame k. Raises ValueError on bad arguments and rosbags' WriterError when ``path`` exists
+    already. Returns ``path``.
     """
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
         raise ValueError(f"write_bag: n_frames must be a positive integer, got {n_frames!r}")
     if isinstance(start_stamp_ns, bool) or not isinstance(start_stamp_ns, (int, np.integer)) or start_stamp_ns < 0:
         raise ValueError(f"write_bag: start_stamp_ns must be a non-negative integer, got {start_stamp_ns!r}")
+    if image_transport not in IMAGE_TRANSPORTS:
+        raise ValueError(f"write_bag: image_transport must be one of {', '.join(IMAGE_TRANSPORTS)}, "
+                         f"got {image_transport!r}")
+    compressed = image_transport == "compressed"
+    image_topic = {side: TOPIC_IMAGE[side] + ("/compressed" if compressed else "") for side in TOPIC_IMAGE}
+    image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     path = Path(path)
     typestore = make_typestore(msg_dir)
     types = typestore.types
@@ -81,8 +94,7 @@ def write_bag(world: SimWorld, path: Path, n_frames: int, start_stamp_ns: int = 
     with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
         connections = {}
         for side in ("left", "right"):
-            connections[TOPIC_IMAGE[side]] = writer.add_connection(
-                TOPIC_IMAGE[side], "sensor_msgs/msg/Image", typestore=typestore)
+            connections[image_topic[side]] = writer.add_connection(image_topic[side], image_type, typestore=typestore)
             connections[TOPIC_INFO[side]] = writer.add_connection(
                 TOPIC_INFO[side], "sensor_msgs/msg/CameraInfo", typestore=typestore)
         connections[TOPIC_GROUND_TRUTH] = writer.add_connection(
@@ -94,10 +106,7 @@ def write_bag(world: SimWorld, path: Path, n_frames: int, start_stamp_ns: int = 
             truth = world.ground_truth(k)
             for side in ("left", "right"):
                 header = types["std_msgs/msg/Header"](stamp=stamp, frame_id=FRAME_ID[side])
-                image = images[side]
-                image_msg = types["sensor_msgs/msg/Image"](
-                    header=header, height=image.shape[0], width=image.shape[1], encoding="bgr8",
-                    is_bigendian=0, step=image.shape[1] * 3, data=image.reshape(-1))
+                image_msg = _image_msg(types, header, images[side], compressed)
                 info = infos[side]
                 info_msg = types["sensor_msgs/msg/CameraInfo"](
                     header=header, height=info["height"], width=info["width"],
@@ -105,7 +114,7 @@ def write_bag(world: SimWorld, path: Path, n_frames: int, start_stamp_ns: int = 
                     p=info["p"], binning_x=0, binning_y=0,
                     roi=types["sensor_msgs/msg/RegionOfInterest"](
                         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
-                for topic, msg, msgtype in ((TOPIC_IMAGE[side], image_msg, "sensor_msgs/msg/Image"),
+                for topic, msg, msgtype in ((image_topic[side], image_msg, image_type),
                                             (TOPIC_INFO[side], info_msg, "sensor_msgs/msg/CameraInfo")):
                     writer.write(connections[topic], stamp_ns, typestore.serialize_cdr(msg, msgtype))
             truth_msg = types[GROUND_TRUTH_TYPE](
@@ -115,6 +124,20 @@ def write_bag(world: SimWorld, path: Path, n_frames: int, start_stamp_ns: int = 
             writer.write(connections[TOPIC_GROUND_TRUTH], stamp_ns,
                          typestore.serialize_cdr(truth_msg, GROUND_TRUTH_TYPE))
     return path
+
+
+def _image_msg(types: dict, header: object, image: np.ndarray, compressed: bool) -> object:
+    """A ``sensor_msgs/Image`` (bgr8) of ``image``, or the ``CompressedImage`` (JPEG) that
+    image_transport's compressed publisher writes of it."""
+    if not compressed:
+        return types["sensor_msgs/msg/Image"](
+            header=header, height=image.shape[0], width=image.shape[1], encoding="bgr8",
+            is_bigendian=0, step=image.shape[1] * 3, data=image.reshape(-1))
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError(f"write_bag: JPEG encoding of a {image.shape[1]}x{image.shape[0]} image failed")
+    return types["sensor_msgs/msg/CompressedImage"](header=header, format="bgr8; jpeg compressed bgr8",
+                                                    data=data.reshape(-1))
 
 
 def _sim_object(types: dict, entry: GroundTruthObject) -> object:
