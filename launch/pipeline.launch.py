@@ -36,6 +36,7 @@ def generate_launch_description() -> LaunchDescription:
     config_dir = LaunchConfiguration('config_dir')
     composed = LaunchConfiguration('composed')
     nodes = LaunchConfiguration('nodes')
+    image_transport = LaunchConfiguration('image_transport')
 
     stereo_capture_yaml = PathJoinSubstitution([config_dir, 'stereo_capture.yaml'])
     detector_yaml = PathJoinSubstitution([config_dir, 'detector.yaml'])
@@ -64,6 +65,13 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'device', default_value='auto', choices=['auto', 'cpu', 'cuda'],
             description='ultralytics: inference device (auto: cuda when available).'),
+        DeclareLaunchArgument(
+            'image_transport', default_value='raw', choices=['raw', 'compressed'],
+            description='How the detector and the triangulator read the camera images: raw '
+                        '(sensor_msgs/Image on stereo/<cam>/image_raw) or compressed (sensor_msgs/CompressedImage, '
+                        'JPEG or PNG, on stereo/<cam>/image_raw/compressed: cameras whose driver, or another '
+                        'machine, publishes them compressed). stereo_capture publishes raw images, so compressed '
+                        'needs nodes:= without it.'),
         DeclareLaunchArgument(
             'scenario', default_value='cluttered',
             choices=['clean', 'cluttered', 'crossing', 'long_occlusion', 'noisy', 'reentry'],
@@ -110,10 +118,22 @@ def generate_launch_description() -> LaunchDescription:
                              f"comma-separated list of {', '.join(NODES)}")
         return set(NODES) if 'all' in names else names
 
+    def check_capture_transport(context: LaunchContext) -> None:
+        """stereo_capture publishes raw images: with it, image_transport:=compressed would leave the
+        detector and the triangulator without images; ValueError (launch stops, naming it)."""
+        if context.perform_substitution(image_transport) != 'raw':
+            raise ValueError("image_transport:='compressed' reads stereo/<cam>/image_raw/compressed, which "
+                             'stereo_capture does not publish (it publishes raw images): start the other nodes '
+                             "only (nodes:=detector,world_model,...) beside the cameras' compressed topics")
+
     def starts(node: str, enabled: LaunchConfiguration | None = None) -> Condition:
         """This machine starts ``node`` (``nodes`` names it; ``enabled``, when given, is true)."""
-        return Condition(predicate=lambda context: node in requested(context) and (
-            enabled is None or IfCondition(enabled).evaluate(context)))
+        def predicate(context: LaunchContext) -> bool:
+            started = node in requested(context) and (enabled is None or IfCondition(enabled).evaluate(context))
+            if started and node == 'stereo_capture':
+                check_capture_transport(context)
+            return started
+        return Condition(predicate=predicate)
 
     def starts_composed(context: LaunchContext) -> bool:
         """composed:=true runs every node in one process: a node subset is refused, not ignored."""
@@ -122,6 +142,7 @@ def generate_launch_description() -> LaunchDescription:
         if requested(context) != set(NODES):
             raise ValueError(f"nodes:='{context.perform_substitution(nodes)}' needs composed:=false: the "
                              'composed process runs every node')
+        check_capture_transport(context)
         return True
 
     # namespace='' (the root, or the namespace pushed by an including launch file) makes launch_ros
@@ -142,6 +163,7 @@ def generate_launch_description() -> LaunchDescription:
                  'backend': ParameterValue(detector_backend, value_type=str),
                  'weights': ParameterValue(weights, value_type=str),
                  'device': ParameterValue(device, value_type=str),
+                 'image_transport': ParameterValue(image_transport, value_type=str),
              }]),
         Node(package=PACKAGE, executable='world_model', name='world_model', namespace='',
              output='screen', condition=starts('world_model'),
@@ -151,7 +173,9 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[persistence_filter_yaml]),
         Node(package=PACKAGE, executable='triangulator', name='triangulator', namespace='',
              output='screen', condition=starts('triangulator'),
-             parameters=[triangulator_yaml]),
+             parameters=[triangulator_yaml, {
+                 'image_transport': ParameterValue(image_transport, value_type=str),
+             }]),
         Node(package=PACKAGE, executable='llm_explainer', name='llm_explainer', namespace='',
              output='screen', condition=starts('llm_explainer', llm),
              parameters=[llm_explainer_yaml, {
@@ -179,6 +203,8 @@ def generate_launch_description() -> LaunchDescription:
             '-p', ["detector:backend:='", detector_backend, "'"],
             '-p', ["detector:weights:='", weights, "'"],
             '-p', ["detector:device:='", device, "'"],
+            '-p', ["detector:image_transport:='", image_transport, "'"],
+            '-p', ["triangulator:image_transport:='", image_transport, "'"],
             '-p', ["llm_explainer:backend:='", llm_backend, "'"],
             '-p', ["llm_explainer:base_url:='", llm_base_url, "'"],
         ])

@@ -28,8 +28,8 @@ LAUNCH_TEST_DIR = Path(__file__).resolve().parent / "launch"
 sys.path.insert(0, str(LAUNCH_TEST_DIR))
 from launch_ast import (LaunchFile, call_name, configuration, keyword, literal, parse_launch_file,  # noqa: E402
                         resolve, strings)
-from launch_facts import (LAUNCH_ARGUMENTS, NODE_ARGUMENTS, NODES, PACKAGE, REPLAY_WAIT_FOR, ROOT,  # noqa: E402
-                          SHARED_NODE_ARGUMENTS, load_yaml_params)
+from launch_facts import (LAUNCH_ARGUMENTS, NODE_ARGUMENTS, NODES, PACKAGE, REPLAY_WAIT_FOR,  # noqa: E402
+                          REPLAY_WAIT_FOR_COMPRESSED, ROOT, SHARED_NODE_ARGUMENTS, load_yaml_params)
 
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
 LAUNCH_TEST = LAUNCH_TEST_DIR / "test_pipeline_launch.py"
@@ -142,13 +142,14 @@ def test_every_argument_meant_for_a_node_reaches_it_in_every_mode(launch_files):
             assert name in NODE_ARGUMENTS or name in LAUNCH_ARGUMENTS or name in SHARED_NODE_ARGUMENTS, \
                 f"{launch.path.name}: argument '{name}' neither steers the launch nor sets a node parameter"
         for name in sorted(set(launch.arguments) & set(SHARED_NODE_ARGUMENTS)):
-            assert not any(n.executable == "pipeline" for n in launch.nodes), \
-                f"{launch.path.name}: '{name}' is not forwarded to the composed process"
             for node, param in SHARED_NODE_ARGUMENTS[name]:
                 targets = [n for n in launch.nodes if n.executable == node]
                 assert targets, f"{launch.path.name}: '{name}' is meant for {node}, which it does not start"
                 assert all(t.overrides.get(param) == name for t in targets), \
                     f"{launch.path.name}: {name} does not reach {node}.{param}"
+                for composed in (n for n in launch.nodes if n.executable == "pipeline"):
+                    assert composed.scoped_overrides.get(node, {}).get(param) == name, \
+                        f"{launch.path.name}: {name} does not reach {node}.{param} in the composed process"
         for name in sorted(set(launch.arguments) & set(NODE_ARGUMENTS)):
             node, param = NODE_ARGUMENTS[name]
             if not launch.nodes:  # forwarded to an included launch file, checked there
@@ -239,6 +240,7 @@ def test_replay_plays_once_the_graph_is_ready(launch_files):
     assert {"--wait-only", "--wait-for", "--wait-timeout"} <= set(players["wait_for_graph"].argument_strings)
     assert "--clock" not in players["wait_for_graph"].argument_strings
     assert literal(replay.env["CAMERA_TOPICS"], replay.env) == REPLAY_WAIT_FOR
+    assert literal(replay.env["COMPRESSED_CAMERA_TOPICS"], replay.env) == REPLAY_WAIT_FOR_COMPRESSED
     # ros2 bag play starts when the waiting player exits.
     (play,) = [c for c in ast.walk(replay.tree) if isinstance(c, ast.Call) and call_name(c) == "ExecuteProcess"]
     command = list(strings(keyword(play, "cmd"), replay.env))

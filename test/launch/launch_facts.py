@@ -29,6 +29,9 @@ LAUNCH_ARGUMENTS = {"rviz", "llm", "use_sim_time", "config_dir", "composed", "no
 #: What the replay's player waits for before the first message (the simulated detector adds the truth).
 REPLAY_WAIT_FOR = ("/stereo/left/image_raw,/stereo/right/image_raw,"
                    "/stereo/left/camera_info,/stereo/right/camera_info")
+#: The same with image_transport:=compressed (CompressedImage on <image topic>/compressed).
+REPLAY_WAIT_FOR_COMPRESSED = ("/stereo/left/image_raw/compressed,/stereo/right/image_raw/compressed,"
+                              "/stereo/left/camera_info,/stereo/right/camera_info")
 
 
 def flatten(block: dict[str, Any], prefix: str = "") -> dict[str, Any]:

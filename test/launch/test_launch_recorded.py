@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from launch_facts import NODE_ARGUMENTS, NODES, PACKAGE, REPLAY_WAIT_FOR, ROOT, load_yaml_params
+from launch_facts import (NODE_ARGUMENTS, NODES, PACKAGE, REPLAY_WAIT_FOR, REPLAY_WAIT_FOR_COMPRESSED, ROOT,
+                          load_yaml_params)
 
 RECORDER = Path(__file__).resolve().parent / "launch_recorder.py"
 
@@ -116,6 +117,11 @@ def test_nodes_argument_picks_the_processes_of_a_machine(run_launch):
     assert robot.code == 0, robot.output
     assert robot.executables() == sorted(ROBOT_NODES), robot.output
     assert robot.params("stereo_capture")["scenario"] == "clean"
+    compressed = run_launch("pipeline.launch.py", f"nodes:={','.join(set(NODES) - {'stereo_capture'})}",
+                            "image_transport:=compressed")
+    assert compressed.code == 0, compressed.output
+    assert compressed.params("detector")["image_transport"] == "compressed"
+    assert compressed.params("triangulator")["image_transport"] == "compressed"
     without_llm = run_launch("pipeline.launch.py", "nodes:=all", "llm:=false")
     assert without_llm.code == 0, without_llm.output
     assert without_llm.executables() == sorted(set(NODES) - {"llm_explainer"}), without_llm.output
@@ -125,6 +131,8 @@ def test_nodes_argument_picks_the_processes_of_a_machine(run_launch):
     (("nodes:=detectr",), "detectr"),
     (("nodes:=",), "empty list"),
     (("nodes:=detector", "composed:=true"), "needs composed:=false"),
+    (("image_transport:=compressed",), "stereo_capture does not publish"),
+    (("image_transport:=compressed", "composed:=true"), "stereo_capture does not publish"),
 ])
 def test_a_bad_node_selection_stops_the_launch(run_launch, arguments, message):
     launched = run_launch("pipeline.launch.py", *arguments)
@@ -158,6 +166,16 @@ def test_replay_plays_on_a_clock_once_the_nodes_subscribed(run_launch, backend):
     assert argv[1:5] == ["/data/run.mcap", "--clock", "--rate", "0.5"]
     assert argv[argv.index("--wait-for") + 1] == wait_for
     assert argv[argv.index("--remap") + 1] == ""  # the bag's topics under their own names by default
+
+
+def test_replay_of_compressed_images_waits_for_them_and_tells_both_image_readers(run_launch):
+    launched = run_launch("replay.launch.py", "bag:=/data/run.mcap", "rviz:=false", "llm:=false",
+                          "image_transport:=compressed")
+    assert launched.code == 0, launched.output
+    assert launched.params("detector")["image_transport"] == "compressed"
+    assert launched.params("triangulator")["image_transport"] == "compressed"
+    argv = launched.argv("play_bag")
+    assert argv[argv.index("--wait-for") + 1] == REPLAY_WAIT_FOR_COMPRESSED + ",/sim/ground_truth"
 
 
 def test_replay_with_ros2_bag_plays_after_the_wait(run_launch):
