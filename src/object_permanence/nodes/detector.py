@@ -29,6 +29,7 @@ from object_permanence.ros.conversions import (
     sim_objects_from_msg,
 )
 from object_permanence.ros.params import Param, ParameterError, build_config, config_params, declare
+from object_permanence.ros.diagnostics import DIAGNOSTICS_PERIOD_PARAM, NodeDiagnostics
 from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.images import IMAGE_TRANSPORT_PARAM, ImageMsg, image_subscription, image_to_bgr
 from object_permanence.ros.qos import DETECTOR_IMAGE_QOS, RELIABLE_QOS
@@ -120,6 +121,7 @@ PARAMS = (
     Param("sync_queue_size", 10, "Stamps waiting for their partner message(s) before the oldest is dropped.",
           low=1, high=1000),
     IMAGE_TRANSPORT_PARAM,
+    DIAGNOSTICS_PERIOD_PARAM,
 ) + _sim_params()
 
 
@@ -140,6 +142,7 @@ class DetectorNode(Node):
             self._yolo = self._load_yolo(p)
         self._pubs = {c: self.create_publisher(DetectionArray, f"stereo/{c}/detections", RELIABLE_QOS)
                       for c in CAMERAS}
+        self._diag = NodeDiagnostics(self, p["diagnostics_period_s"], "stereo pairs")
         n_inputs = 3 if self._backend == "simulated" else 2
         self._sync = ApproximateTimeSynchronizer(n_inputs, guarded(self, "stereo pair", self._on_frame),
                                                  p["sync_queue_size"], p["sync_slop_s"])
@@ -216,16 +219,22 @@ class DetectorNode(Node):
                    else ""))
 
     def _on_frame(self, left: ImageMsg, right: ImageMsg, truth: SimGroundTruth | None = None) -> None:
+        with self._diag.frame(left.header.stamp) as frame:
+            if not self._detect(left, right, truth):
+                frame.drop()
+
+    def _detect(self, left: ImageMsg, right: ImageMsg, truth: SimGroundTruth | None) -> bool:
+        """Detect and embed in both views and publish; False when the pair is dropped (logged)."""
         try:
             images = [image_to_bgr(m) for m in (left, right)]
         except ConversionError as exc:
             self.get_logger().error(f"dropped stereo pair: {exc}", throttle_duration_sec=2.0)
-            return
+            return False
         if images[0].shape[:2] != images[1].shape[:2]:
             self.get_logger().error(
                 f"dropped stereo pair: left image is {images[0].shape[1]}x{images[0].shape[0]} but right is "
                 f"{images[1].shape[1]}x{images[1].shape[0]} (a rectified pair has one size)", throttle_duration_sec=2.0)
-            return
+            return False
         if truth is not None:
             per_camera = [self._sim.detect(sim_objects_from_msg(objs), truth.frame_index, cam, image.shape[:2])
                           for cam, objs, image in zip(CAMERAS, (truth.left, truth.right), images)]
@@ -242,6 +251,7 @@ class DetectorNode(Node):
             self._pubs[cam].publish(DetectionArray(
                 header=msg.header, image_width=image.shape[1], image_height=image.shape[0],
                 detections=[detection_to_msg(d) for d in detections]))
+        return True
 
     def _cap(self, camera: str, detections: list[Detection]) -> list[Detection]:
         if len(detections) <= self._max_detections:

@@ -27,6 +27,7 @@ from object_permanence.core.persistence.history import HISTORY_LEN
 from object_permanence.core.persistence.transformer_filter import DEVICES, WEIGHTS_NAME, torch_available
 from object_permanence.msg import PersistenceDecisionArray, TrackArray
 from object_permanence.ros.conversions import decision_to_msg, track_from_msg
+from object_permanence.ros.diagnostics import DIAGNOSTICS_PERIOD_PARAM, NodeDiagnostics
 from object_permanence.ros.guard import guarded_timer, subscribe
 from object_permanence.ros.params import Param, declare
 from object_permanence.ros.qos import RELIABLE_QOS
@@ -66,6 +67,7 @@ PARAMS = (
           "alone: no stereo evidence, a reflection's signature).", low=0.0, high=1.0),
     Param("pair_timeout_s", 0.1, "A track array without a partner after this long (s) is decided alone.",
           low=0.0, high=10.0),
+    DIAGNOSTICS_PERIOD_PARAM,
 )
 
 
@@ -125,6 +127,7 @@ class PersistenceFilterNode(Node):
         self._pending: dict[str, dict] = {cam: {} for cam in CAMERAS}  # stamp key -> (arrival s, msg, tracks)
         self._sync = ApproximateTimeSynchronizer(2, self._on_pair, queue_size=10, slop_s=p["stereo_slop_s"])
         self._pub_decisions = self.create_publisher(PersistenceDecisionArray, "persistence/decisions", RELIABLE_QOS)
+        self._diag = NodeDiagnostics(self, p["diagnostics_period_s"], "stereo pairs")
         self._pub_tracks = {}
         for i, cam in enumerate(CAMERAS):
             self._pub_tracks[cam] = self.create_publisher(TrackArray, f"stereo/{cam}/tracks/filtered", RELIABLE_QOS)
@@ -140,6 +143,10 @@ class PersistenceFilterNode(Node):
         self._sync.add(index, header_stamp_key(msg), msg)
 
     def _on_pair(self, left: TrackArray, right: TrackArray) -> None:
+        with self._diag.frame(left.header.stamp):
+            self._decide_pair(left, right)
+
+    def _decide_pair(self, left: TrackArray, right: TrackArray) -> None:
         for cam, msg in (("left", left), ("right", right)):
             self._flush(cam, lambda key, _t, k=header_stamp_key(msg): key < k)  # each filter sees stamp order
         lp = self._pending["left"].pop(header_stamp_key(left), None)

@@ -22,6 +22,7 @@ from object_permanence.core.sim.source import SceneClock, SimStereoSource
 from object_permanence.core.sources import open_source
 from object_permanence.msg import SimGroundTruth
 from object_permanence.ros.conversions import camera_info_msg, numpy_to_image, sim_objects_to_msg
+from object_permanence.ros.diagnostics import DIAGNOSTICS_PERIOD_PARAM, NodeDiagnostics
 from object_permanence.ros.params import Param, ParameterError, declare
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
 from object_permanence.ros.runner import main_for
@@ -59,6 +60,7 @@ PARAMS = (
           "before its first pair it is waited for).", low=1, high=100000),
     Param("frame_id_left", "left_camera_optical_frame", "frame_id of left images and camera_info."),
     Param("frame_id_right", "right_camera_optical_frame", "frame_id of right images and camera_info."),
+    DIAGNOSTICS_PERIOD_PARAM,
 )
 
 
@@ -92,6 +94,7 @@ class StereoCaptureNode(Node):
                           for c in self._info}
         self._pub_truth = self.create_publisher(SimGroundTruth, "sim/ground_truth", RELIABLE_QOS) \
             if self._publish_truth else None
+        self._diag = NodeDiagnostics(self, p["diagnostics_period_s"], "stereo pairs")
         self._timer = self.create_timer(1.0 / p["fps"], self._tick)
         self.get_logger().info(f"source '{p['source']}' at {p['fps']:.1f} Hz, "
                                f"{self._source.frame_size[0]}x{self._source.frame_size[1]}")
@@ -164,6 +167,12 @@ class StereoCaptureNode(Node):
             stamp = (self.get_clock().now() - Duration(nanoseconds=round(age_s * 1e9))).to_msg()
         else:
             stamp = asked.to_msg()
+        with self._diag.frame(stamp):  # its age at the end: the read (render, decode) and the publishing
+            self._publish(pair, stamp)
+        self._count += 1
+
+    def _publish(self, pair, stamp) -> None:
+        """Rectify (real sources) and publish one pair, its camera_info and the sim's truth."""
         images = dict(zip(("left", "right"), pair))
         if self._maps is not None:
             mlx, mly, mrx, mry = self._maps
@@ -179,7 +188,6 @@ class StereoCaptureNode(Node):
             self._pub_truth.publish(SimGroundTruth(
                 header=Header(stamp=stamp, frame_id=self._frame_ids["left"]), frame_index=truth.index,
                 left=sim_objects_to_msg(truth.left), right=sim_objects_to_msg(truth.right)))
-        self._count += 1
 
     def _read(self, asked: Time):
         """The next pair. The simulated scene is read at the frame the clock has reached since the

@@ -29,6 +29,7 @@ from object_permanence.ros.conversions import (
 )
 from object_permanence.ros.markers import tracks_to_markers
 from object_permanence.ros.params import FIRST_TRACK_ID_PARAM, Param, build_config, config_params, declare
+from object_permanence.ros.diagnostics import DIAGNOSTICS_PERIOD_PARAM, NodeDiagnostics
 from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.images import IMAGE_TRANSPORT_PARAM, ImageMsg, image_subscription, image_to_bgr
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS, VIZ_QOS
@@ -53,6 +54,7 @@ PARAMS = tuple(replace(p, choices=DISPARITY_METHODS) if p.name == "disparity_met
           "newest) for the track arrays still to come: at least the detector-to-triangulator latency, or the "
           "images are gone when their tracks arrive (a warning says so, with the lag).", low=0.0, high=10.0),
     IMAGE_TRANSPORT_PARAM,
+    DIAGNOSTICS_PERIOD_PARAM,
 )
 
 
@@ -85,6 +87,7 @@ class TriangulatorNode(Node):
         self._pub_tracks = self.create_publisher(Track3DArray, "tracks3d", RELIABLE_QOS)
         self._pub_points = self.create_publisher(PointCloud2, "tracks3d/points", VIZ_QOS)
         self._pub_markers = self.create_publisher(MarkerArray, "tracks3d/markers", VIZ_QOS)
+        self._diag = NodeDiagnostics(self, p["diagnostics_period_s"], "stereo pairs")
         self._sync = ApproximateTimeSynchronizer(2, guarded(self, "stereo track pair", self._on_pair),
                                                  p["sync_queue_size"], p["sync_slop_s"],
                                                  time_jump_reset_s=p["time_jump_reset_s"])
@@ -199,6 +202,12 @@ class TriangulatorNode(Node):
         return [t for t in tracks if t.track_id not in duplicates]
 
     def _on_pair(self, left: TrackArray, right: TrackArray) -> None:
+        with self._diag.frame(left.header.stamp) as frame:
+            if not self._triangulate(left, right):
+                frame.drop()
+
+    def _triangulate(self, left: TrackArray, right: TrackArray) -> bool:
+        """Triangulate and publish one stereo pair of track arrays; False when it is dropped (logged)."""
         stamp = stamp_to_sec(left.header.stamp)
         if self._last_stamp is not None and stamp <= self._last_stamp - self._time_jump_reset_s:
             self.get_logger().warning(f"time jumped back {self._last_stamp - stamp:.2f} s (replay restarted or clock "
@@ -206,7 +215,7 @@ class TriangulatorNode(Node):
             self._projections = None  # rebuilt below: a fresh triangulator
         triangulator = self._current_triangulator()
         if triangulator is None:
-            return
+            return False
         info = self._info["left"]
         size = (info.width, info.height) if info.width and info.height else None
         tracks_l = self._without_duplicates("left", [track_from_msg(t) for t in left.tracks])
@@ -216,7 +225,7 @@ class TriangulatorNode(Node):
             tracks = triangulator.step(tracks_l, tracks_r, stamp, images, size)
         except ValueError as exc:  # a pair slightly out of order: drop it, keep the 3D belief
             self.get_logger().error(f"dropped stereo pair: {exc}", throttle_duration_sec=2.0)
-            return
+            return False
         self._last_stamp = stamp
         header = Header(stamp=left.header.stamp, frame_id=self._info["left"].header.frame_id or left.header.frame_id)
         self._pub_tracks.publish(Track3DArray(header=header, tracks=[track3d_to_msg(t) for t in tracks]))
@@ -226,6 +235,7 @@ class TriangulatorNode(Node):
             self._pub_points.publish(tracks_to_cloud(tracks, header))
         if self._publish_markers and self._pub_markers.get_subscription_count():
             self._pub_markers.publish(tracks_to_markers(tracks, header))
+        return True
 
 
 main = main_for(TriangulatorNode)

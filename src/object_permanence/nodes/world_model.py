@@ -22,6 +22,7 @@ from object_permanence.ros.params import (
     config_params,
     declare,
 )
+from object_permanence.ros.diagnostics import DIAGNOSTICS_PERIOD_PARAM, NodeDiagnostics
 from object_permanence.ros.guard import subscribe
 from object_permanence.ros.qos import EVENT_QOS, RELIABLE_QOS
 from object_permanence.ros.runner import main_for
@@ -33,6 +34,7 @@ PARAMS = config_params(WorldModelConfig, docs_from=(BoxKalmanParams,)) + (
     Param("events_jsonl", "", "If set, also append every track event as one JSON line to this file."),
     Param("time_jump_reset_s", 1.0, "A stamp this many seconds or more before the previous one (a bag replayed "
           "again, a clock reset) resets the tracks; a smaller step back drops that frame.", low=0.001, high=1e9),
+    DIAGNOSTICS_PERIOD_PARAM,
 )
 
 
@@ -53,6 +55,7 @@ class WorldModelNode(Node):
         except OSError as exc:
             raise ParameterError(f"parameter 'events_jsonl': cannot open {p['events_jsonl']!r}: {exc}") from exc
         self._pub_events = self.create_publisher(TrackEventMsg, "track_events", EVENT_QOS)
+        self._diag = NodeDiagnostics(self, p["diagnostics_period_s"], "detection arrays")
         self._pub_tracks = {}
         for cam in CAMERAS:
             self._pub_tracks[cam] = self.create_publisher(TrackArray, f"stereo/{cam}/tracks", RELIABLE_QOS)
@@ -60,6 +63,12 @@ class WorldModelNode(Node):
                       RELIABLE_QOS)
 
     def _on_detections(self, camera: str, msg: DetectionArray) -> None:
+        with self._diag.frame(msg.header.stamp) as frame:
+            if not self._track(camera, msg):
+                frame.drop()
+
+    def _track(self, camera: str, msg: DetectionArray) -> bool:
+        """Track one camera's detections and publish its tracks; False when they are dropped (logged)."""
         model = self._models[camera]
         stamp = stamp_to_sec(msg.header.stamp)
         if model.last_stamp is not None and stamp <= model.last_stamp - self._time_jump_reset_s:
@@ -71,7 +80,7 @@ class WorldModelNode(Node):
             result = model.step(stamp, detections_from_msg(msg.detections), size)
         except ValueError as exc:  # a frame slightly out of order: drop it, keep the belief
             self.get_logger().error(f"{camera}: dropped detections: {exc}", throttle_duration_sec=2.0)
-            return
+            return False
         if result.rejections:
             more = f" (and {len(result.rejections) - 3} more)" if len(result.rejections) > 3 else ""
             self.get_logger().warning(
@@ -79,6 +88,7 @@ class WorldModelNode(Node):
                 + "; ".join(result.rejections[:3]) + more, throttle_duration_sec=2.0)
         self._pub_tracks[camera].publish(TrackArray(header=msg.header, tracks=[track_to_msg(t) for t in result.tracks]))
         self._publish_events(camera, msg.header, stamp, result.events)
+        return True
 
     def _publish_events(self, camera: str, header, stamp: float, events: list) -> None:
         """``track_events`` (and the JSONL file) for ``events`` of ``camera``."""
