@@ -69,9 +69,9 @@ def generate_launch_description() -> LaunchDescription:
             'image_transport', default_value='raw', choices=['raw', 'compressed'],
             description='How the detector and the triangulator read the camera images: raw '
                         '(sensor_msgs/Image on stereo/<cam>/image_raw) or compressed (sensor_msgs/CompressedImage, '
-                        'JPEG or PNG, on stereo/<cam>/image_raw/compressed: cameras whose driver, or another '
-                        'machine, publishes them compressed). stereo_capture publishes raw images, so compressed '
-                        'needs nodes:= without it.'),
+                        'JPEG or PNG, on stereo/<cam>/image_raw/compressed: a camera driver that publishes them '
+                        'compressed, or stereo_capture on another machine, e.g. nodes:=detector on a GPU host; '
+                        'stereo_capture encodes JPEG only while someone subscribes).'),
         DeclareLaunchArgument(
             'scenario', default_value='cluttered',
             choices=['clean', 'cluttered', 'crossing', 'long_occlusion', 'noisy', 'reentry'],
@@ -118,22 +118,10 @@ def generate_launch_description() -> LaunchDescription:
                              f"comma-separated list of {', '.join(NODES)}")
         return set(NODES) if 'all' in names else names
 
-    def check_capture_transport(context: LaunchContext) -> None:
-        """stereo_capture publishes raw images: with it, image_transport:=compressed would leave the
-        detector and the triangulator without images; ValueError (launch stops, naming it)."""
-        if context.perform_substitution(image_transport) != 'raw':
-            raise ValueError("image_transport:='compressed' reads stereo/<cam>/image_raw/compressed, which "
-                             'stereo_capture does not publish (it publishes raw images): start the other nodes '
-                             "only (nodes:=detector,world_model,...) beside the cameras' compressed topics")
-
     def starts(node: str, enabled: LaunchConfiguration | None = None) -> Condition:
         """This machine starts ``node`` (``nodes`` names it; ``enabled``, when given, is true)."""
-        def predicate(context: LaunchContext) -> bool:
-            started = node in requested(context) and (enabled is None or IfCondition(enabled).evaluate(context))
-            if started and node == 'stereo_capture':
-                check_capture_transport(context)
-            return started
-        return Condition(predicate=predicate)
+        return Condition(predicate=lambda context: node in requested(context) and (
+            enabled is None or IfCondition(enabled).evaluate(context)))
 
     def starts_composed(context: LaunchContext) -> bool:
         """composed:=true runs every node in one process: a node subset is refused, not ignored."""
@@ -142,7 +130,6 @@ def generate_launch_description() -> LaunchDescription:
         if requested(context) != set(NODES):
             raise ValueError(f"nodes:='{context.perform_substitution(nodes)}' needs composed:=false: the "
                              'composed process runs every node')
-        check_capture_transport(context)
         return True
 
     # namespace='' (the root, or the namespace pushed by an including launch file) makes launch_ros

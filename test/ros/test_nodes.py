@@ -512,6 +512,25 @@ def test_stereo_capture_publishes_pairs_info_and_truth_with_one_stamp(ros) -> No
         assert by_stamp(truth, t).left, "the clean scene has objects in view"
 
 
+def test_stereo_capture_sends_jpeg_on_the_compressed_transport_to_a_subscriber(ros) -> None:
+    """image_transport's compressed transport: the frame of the raw topic, stamp and frame_id
+    alike, JPEG within its loss; encoded only because this test subscribes."""
+    import cv2
+
+    raw = ros.collect(Image, "stereo/left/image_raw", SENSOR_QOS)
+    compressed = ros.collect(CompressedImage, "stereo/left/image_raw/compressed", SENSOR_QOS)
+    ros.start(StereoCaptureNode, {"source": "sim", "scenario": "clean", "max_frames": 5, "jpeg_quality": 95})
+    ros.spin_until(lambda: set(stamps_of(raw)) & set(stamps_of(compressed)), "a frame on both transports")
+    (stamp_key, *_) = sorted(set(stamps_of(raw)) & set(stamps_of(compressed)))
+    t = Time(sec=stamp_key[0], nanosec=stamp_key[1])
+    jpeg, image = by_stamp(compressed, t), by_stamp(raw, t)
+    assert jpeg.format == "bgr8; jpeg compressed bgr8" and jpeg.header == image.header
+    decoded = cv2.imdecode(np.frombuffer(jpeg.data, np.uint8), cv2.IMREAD_COLOR)
+    pixels = np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3)
+    assert decoded.shape == pixels.shape and np.abs(decoded.astype(int) - pixels).mean() < 3.0
+    assert len(jpeg.data) < len(image.data) / 5
+
+
 def test_a_slow_sim_capture_skips_frames_and_keeps_the_scene_time(ros, monkeypatch) -> None:
     """A capture slower than its timer drops frames as a camera's reader does: the published
     frames keep the scene's own time, not a slowed-down world under wall-clock stamps."""

@@ -1,14 +1,17 @@
 """stereo_capture: publishes synchronised left/right images and CameraInfo (one stamp per pair)
 from the simulator, two video files (or one side-by-side), two image folders or two cameras.
 
-The simulated source also publishes its ground truth on ``sim/ground_truth`` (same stamp)."""
+The images also go out JPEG-compressed on ``stereo/<cam>/image_raw/compressed`` (image_transport's
+compressed transport), encoded only while someone subscribes there: a node on another machine
+(``image_transport: compressed``) or a viewer over a network link. The simulated source also
+publishes its ground truth on ``sim/ground_truth`` (same stamp)."""
 from __future__ import annotations
 
 import cv2
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from object_permanence.core.calibration import (
@@ -21,7 +24,7 @@ from object_permanence.core.sim.scenarios import SCENARIOS, TEXTURE_SOURCES
 from object_permanence.core.sim.source import SceneClock, SimStereoSource
 from object_permanence.core.sources import open_source
 from object_permanence.msg import SimGroundTruth
-from object_permanence.ros.conversions import camera_info_msg, numpy_to_image, sim_objects_to_msg
+from object_permanence.ros.conversions import bgr_to_compressed, camera_info_msg, numpy_to_image, sim_objects_to_msg
 from object_permanence.ros.diagnostics import DIAGNOSTICS_PERIOD_PARAM, NodeDiagnostics
 from object_permanence.ros.params import Param, ParameterError, declare
 from object_permanence.ros.qos import RELIABLE_QOS, SENSOR_QOS
@@ -60,6 +63,8 @@ PARAMS = (
           "before its first pair it is waited for).", low=1, high=100000),
     Param("frame_id_left", "left_camera_optical_frame", "frame_id of left images and camera_info."),
     Param("frame_id_right", "right_camera_optical_frame", "frame_id of right images and camera_info."),
+    Param("jpeg_quality", 90, "JPEG quality (1-100) of stereo/<cam>/image_raw/compressed, which is encoded only "
+          "while it has a subscriber.", low=1, high=100),
     DIAGNOSTICS_PERIOD_PARAM,
 )
 
@@ -90,6 +95,9 @@ class StereoCaptureNode(Node):
         self._read_failures = 0
         self._count = 0
         self._pub_image = {c: self.create_publisher(Image, f"stereo/{c}/image_raw", SENSOR_QOS) for c in self._info}
+        self._pub_compressed = {c: self.create_publisher(CompressedImage, f"stereo/{c}/image_raw/compressed",
+                                                         SENSOR_QOS) for c in self._info}
+        self._jpeg_quality = p["jpeg_quality"]
         self._pub_info = {c: self.create_publisher(CameraInfo, f"stereo/{c}/camera_info", SENSOR_QOS)
                           for c in self._info}
         self._pub_truth = self.create_publisher(SimGroundTruth, "sim/ground_truth", RELIABLE_QOS) \
@@ -181,6 +189,8 @@ class StereoCaptureNode(Node):
         for cam, image in images.items():
             header = Header(stamp=stamp, frame_id=self._frame_ids[cam])
             self._pub_image[cam].publish(numpy_to_image(image, header, "bgr8"))
+            if self._pub_compressed[cam].get_subscription_count():  # encoded for a listener only
+                self._pub_compressed[cam].publish(bgr_to_compressed(image, header, "jpeg", self._jpeg_quality))
             self._info[cam].header = header
             self._pub_info[cam].publish(self._info[cam])
         if self._pub_truth is not None:
