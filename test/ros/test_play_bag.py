@@ -141,3 +141,26 @@ def test_options_are_validated() -> None:
             remap_list(bad)
     with pytest.raises(ValueError, match="remapped twice"):
         PlayOptions(bag=Path("b"), remap=(("/a", "/c"), ("/b", "/c")))
+
+
+def test_a_jpeg_bag_reaches_a_detector_reading_the_compressed_transport(ros_root, tmp_path) -> None:
+    """A bag holding CompressedImage (JPEG, as robots record their cameras; ``make_bag
+    --image-transport compressed``) played into a detector with ``image_transport: compressed``:
+    rosbags' CDR of CompressedImage is what rclpy reads, and every frame is decoded and detected."""
+    from object_permanence.msg import DetectionArray
+    from object_permanence.nodes.detector import DetectorNode
+
+    bag = write_bag(SimWorld(make_scenario("clean"), seed=1000), tmp_path / "jpeg", FRAMES,
+                    image_transport="compressed")
+    detections = {c: ros_root.collect(DetectionArray, f"/stereo/{c}/detections", KEEP_ALL) for c in ("left", "right")}
+    ros_root.start(DetectorNode, {"image_transport": "compressed", "sim.difficulty": "easy"})
+    wait_for = f"{TOPIC_IMAGE['left']}/compressed,{TOPIC_IMAGE['right']}/compressed,{TOPIC_GROUND_TRUTH}"
+    code, output = run_player(str(bag), "--rate", "0.5", "--wait-for", wait_for,
+                              spin=lambda done, timeout_s: ros_root.poll(done, timeout_s))
+    assert code == 0, output
+    ros_root.poll(lambda: all(len(d) >= FRAMES for d in detections.values()), 5.0)
+    for camera, arrays in detections.items():
+        assert len({(m.header.stamp.sec, m.header.stamp.nanosec) for m in arrays}) == FRAMES, (camera, output)
+        assert all((m.image_width, m.image_height) == (640, 480) for m in arrays)
+        assert sum(len(m.detections) for m in arrays) >= FRAMES, "the clean scene's objects are detected"
+        assert all(len(d.embedding) > 0 for m in arrays for d in m.detections)
