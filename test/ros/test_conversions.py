@@ -33,6 +33,7 @@ from object_permanence.ros.conversions import (  # noqa: E402
     ConversionError,
     as_bgr,
     bgr_to_compressed,
+    compressed_image_size,
     camera_info_msg,
     cloud_to_numpy,
     decision_from_msg,
@@ -212,6 +213,34 @@ def test_compressed_formats_image_transport_and_drivers_write_are_read(fmt: str)
 def test_compressed_images_that_are_not_camera_images_are_named(fmt: str, data: bytes, needle: str) -> None:
     with pytest.raises(ConversionError, match=needle):
         image_to_bgr(CompressedImage(header=HEADER, format=fmt, data=data))
+
+
+@pytest.mark.parametrize("ext, params", [(".png", []), (".jpg", []), (".jpg", ["progressive"])])
+def test_compressed_image_size_is_read_from_the_header(ext: str, params: list) -> None:
+    import cv2
+
+    flags = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1] if params else []
+    ok, data = cv2.imencode(ext, np.zeros((37, 53, 3), np.uint8), flags)
+    assert ok and compressed_image_size(data.tobytes()) == (53, 37)
+    assert compressed_image_size(b"neither") is None and compressed_image_size(b"\xff\xd8\xff") is None
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_a_compressed_image_claiming_a_huge_size_is_refused_before_decoding(ext: str) -> None:
+    """A header of 60000 x 60000 (10 GB of BGR pixels) is refused from the header alone."""
+    import cv2
+
+    ok, data = cv2.imencode(ext, np.zeros((8, 8, 3), np.uint8))
+    data = bytearray(data.tobytes())
+    huge = (60000).to_bytes(2, "big")
+    if ext == ".png":
+        data[16:24] = (60000).to_bytes(4, "big") * 2  # IHDR width, height
+    else:
+        sof = next(i for i in range(2, len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xC0)
+        data[sof + 5:sof + 9] = huge + huge  # SOF0 height, width
+    assert compressed_image_size(bytes(data)) == (60000, 60000)
+    with pytest.raises(ConversionError, match="too large .* not decoded"):
+        image_to_bgr(CompressedImage(header=HEADER, format="", data=bytes(data)))
 
 
 def test_image_subscription_names_the_image_transport_topics() -> None:

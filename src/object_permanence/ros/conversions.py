@@ -140,6 +140,36 @@ def as_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
 COMPRESSED_CODECS = ("jpeg", "png")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: JPEG start-of-frame markers (they carry the image size): 0xC0-0xCF but DHT, JPG and DAC.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def compressed_image_size(data) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's IHDR or a JPEG's start-of-frame header, read without
+    decoding (so that a header claiming a huge image is refused before any pixel is allocated);
+    None when the bytes are neither, or their header is cut short."""
+    view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
+    if len(view) >= 24 and bytes(view[:8]) == _PNG_SIGNATURE and bytes(view[12:16]) == b"IHDR":
+        return int.from_bytes(view[16:20], "big"), int.from_bytes(view[20:24], "big")
+    if len(view) < 4 or view[0] != 0xFF or view[1] != 0xD8:
+        return None
+    i = 2
+    while i + 9 <= len(view):
+        if view[i] != 0xFF:
+            return None
+        marker = view[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker in _JPEG_SOF:
+            return int.from_bytes(view[i + 7:i + 9], "big"), int.from_bytes(view[i + 5:i + 7], "big")
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+        else:
+            i += 2 + int.from_bytes(view[i + 2:i + 4], "big")
+    return None
+
+
 def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
     """Decode a CompressedImage of image_transport's ``compressed`` transport to a BGR (H, W, 3)
     uint8 array (one decode, no other copy).
@@ -150,8 +180,9 @@ def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
     decoded by content. A grey image comes out as three equal channels, a 16-bit PNG scaled to 8 bits.
 
     Raises:
-        ConversionError: a depth image (``compressedDepth``), another codec, empty data, data that
-            does not decode, or a decoded image larger than ``MAX_IMAGE_PIXELS``.
+        ConversionError: a depth image (``compressedDepth``), another codec, empty data, a header
+            that claims more than ``MAX_IMAGE_PIXELS`` (refused before decoding), data that does not
+            decode, or a decoded image larger than that.
     """
     import cv2
 
@@ -164,6 +195,10 @@ def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
                               f"{', '.join(COMPRESSED_CODECS)}, as image_transport's compressed transport writes)")
     if len(msg.data) == 0:
         raise ConversionError("empty compressed image")
+    size = compressed_image_size(msg.data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise ConversionError(f"compressed image too large ({size[0]}x{size[1]} > {MAX_IMAGE_PIXELS} pixels), "
+                              "not decoded")
     image = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise ConversionError(f"compressed image ({len(msg.data)} bytes, format '{msg.format}') does not decode")
