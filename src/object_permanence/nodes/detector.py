@@ -219,9 +219,7 @@ class DetectorNode(Node):
                    else ""))
 
     def _on_frame(self, left: ImageMsg, right: ImageMsg, truth: SimGroundTruth | None = None) -> None:
-        with self._diag.frame(left.header.stamp) as frame:
-            if not self._detect(left, right, truth):
-                frame.drop()
+        self._diag.process(left.header.stamp, self._detect, left, right, truth)
 
     def _detect(self, left: ImageMsg, right: ImageMsg, truth: SimGroundTruth | None) -> bool:
         """Detect and embed in both views and publish; False when the pair is dropped (logged)."""

@@ -202,9 +202,7 @@ class TriangulatorNode(Node):
         return [t for t in tracks if t.track_id not in duplicates]
 
     def _on_pair(self, left: TrackArray, right: TrackArray) -> None:
-        with self._diag.frame(left.header.stamp) as frame:
-            if not self._triangulate(left, right):
-                frame.drop()
+        self._diag.process(left.header.stamp, self._triangulate, left, right)
 
     def _triangulate(self, left: TrackArray, right: TrackArray) -> bool:
         """Triangulate and publish one stereo pair of track arrays; False when it is dropped (logged)."""

@@ -63,9 +63,7 @@ class WorldModelNode(Node):
                       RELIABLE_QOS)
 
     def _on_detections(self, camera: str, msg: DetectionArray) -> None:
-        with self._diag.frame(msg.header.stamp) as frame:
-            if not self._track(camera, msg):
-                frame.drop()
+        self._diag.process(msg.header.stamp, self._track, camera, msg)
 
     def _track(self, camera: str, msg: DetectionArray) -> bool:
         """Track one camera's detections and publish its tracks; False when they are dropped (logged)."""

@@ -13,9 +13,10 @@ drop is also logged with its reason).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -112,6 +113,13 @@ class NodeDiagnostics:
             now_s = self._node.get_clock().now().nanoseconds * 1e-9
             self._window.ages_s.append(now_s - stamp_to_sec(report.stamp))
         self._total += 1
+
+    def process(self, stamp: Time, handler: Callable[..., bool], *args: Any) -> None:
+        """``handler(*args)`` as one frame stamped ``stamp`` (:meth:`frame`); its False return means the
+        frame was dropped (the handler logs why)."""
+        with self.frame(stamp) as frame:
+            if not handler(*args):
+                frame.drop()
 
     def publish(self) -> None:
         """Publish this period's status and start the next period."""
