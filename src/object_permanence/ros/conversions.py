@@ -138,6 +138,8 @@ def as_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
 
 #: The codecs of image_transport's ``compressed`` transport (its ``format`` field names one).
 COMPRESSED_CODECS = ("jpeg", "png")
+#: The words a ``format`` may name them by (drivers write ``jpg`` too).
+_CODEC_WORDS = ("jpeg", "jpg", "png")
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -149,7 +151,7 @@ def compressed_image_size(data) -> tuple[int, int] | None:
     """``(width, height)`` from a PNG's IHDR or a JPEG's start-of-frame header, read without
     decoding (so that a header claiming a huge image is refused before any pixel is allocated);
     None when the bytes are neither, or their header is cut short."""
-    view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
+    view = memoryview(data).cast("B")
     if len(view) >= 24 and bytes(view[:8]) == _PNG_SIGNATURE and bytes(view[12:16]) == b"IHDR":
         return int.from_bytes(view[16:20], "big"), int.from_bytes(view[20:24], "big")
     if len(view) < 4 or view[0] != 0xFF or view[1] != 0xD8:
@@ -190,7 +192,7 @@ def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
     if "compresseddepth" in fmt:
         raise ConversionError(f"compressed image format '{msg.format}' is a depth image (compressedDepth), "
                               "not a camera image")
-    if fmt and not any(codec in fmt or (codec == "jpeg" and "jpg" in fmt) for codec in COMPRESSED_CODECS):
+    if fmt and not any(word in fmt for word in _CODEC_WORDS):
         raise ConversionError(f"unsupported compressed image format '{msg.format}' (supported: "
                               f"{', '.join(COMPRESSED_CODECS)}, as image_transport's compressed transport writes)")
     if len(msg.data) == 0:
