@@ -47,7 +47,8 @@ fit-detector-sim: setup
 
 # A YOLO trained from its YAML on rendered sim scenes (train seeds 0-29, val 900-901, test 1000-1004):
 # stage 1 from the YAML, stage 2 from stage 1's best weights (no mosaic, low LR); ships
-# models/detector/{sim_yolo.pt,MODEL_CARD.md,training_curves.png}, then exports ONNX (the CPU default).
+# models/detector/{sim_yolo.pt,MODEL_CARD.md,training_curves.png}, then exports ONNX and its int8
+# quantization (the CPU default of `make demo DETECTOR=yolo`).
 DETECTOR_DATA_ARGS ?=
 # Two torch threads on an otherwise idle 2-core machine (a 0.37 s step, 3.2 min an epoch); with other jobs
 # running, 2 threads spin at barriers (2-4x slower): DETECTOR_THREADS=1 then.
@@ -64,6 +65,8 @@ train-detector: setup
 export-detector: setup
 	$(ENV) && python -m object_permanence.tools.export_detector --weights models/detector/sim_yolo.pt \
 		--out models/detector/sim_yolo.onnx --imgsz 320 --fp16-weights --report out/eval/detector_export.json
+	$(ENV) && python -m object_permanence.tools.quantize_detector --onnx models/detector/sim_yolo.onnx \
+		--out models/detector/sim_yolo_int8.onnx --report out/eval/detector_quantize.json
 
 # The re-ID embedding network (seeds 0-899, validation 900-999) -> models/reid/.
 train-reid: setup

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,27 @@ def test_calibration_measures_yolo_with_the_nms_it_is_given(monkeypatch) -> None
     assert (result["nms_iou"], result["agnostic_nms"]) == (0.5, True)
     assert "NMS IoU 0.5 (class-agnostic)" in calibration_markdown(result)
     assert result["yolo"]["statistics"]["recall"] == 0.0  # it reported nothing, and is judged on that
+
+
+MODELS = Path(__file__).resolve().parents[2] / "models" / "detector"
+
+
+def test_one_protocol_scores_the_weights_and_their_exports_alike(tmp_path) -> None:
+    """The shipped .pt (Ultralytics predict) and its .onnx export (the detector node's backend) on 8
+    rendered held-out images: the same mAP (a box mapped back wrongly would sink the export's), and
+    the int8 quantization close to both."""
+    pytest.importorskip("ultralytics", reason="the .pt row needs ultralytics (AGPL-3.0, optional)")
+    from object_permanence.tools.eval_detector import model_rows
+    from object_permanence.tools.make_detector_data import main as make_data
+
+    files = [MODELS / "sim_yolo.pt", MODELS / "sim_yolo.onnx", MODELS / "sim_yolo_int8.onnx"]
+    if not all(f.is_file() for f in files):
+        pytest.skip("the shipped detector files are not there (make train-detector)")
+    assert make_data(["--out", str(tmp_path), "--splits", "test", "--test-seeds", "1000",
+                      "--scenarios", "clean,cluttered", "--max-frames", "2"]) == 0
+    torch_row, onnx_row, int8_row = model_rows(files, tmp_path, {"iou": 0.5, "agnostic": True})
+    assert torch_row["map50_ignore"] > 0.8 and torch_row["map50_95_ignore"] > 0.7, torch_row
+    for key in ("map50_ignore", "map50_95_ignore", "map50_ignore_deployed_nms", "map50_95_ignore_deployed_nms"):
+        assert onnx_row[key] == pytest.approx(torch_row[key], abs=0.01), key
+        assert int8_row[key] == pytest.approx(onnx_row[key], abs=0.05), key
+    assert int8_row["bytes"] < 0.7 * onnx_row["bytes"]

@@ -308,37 +308,42 @@ def test_export_tool_reports_the_agreement_on_sim_frames(tiny, tmp_path) -> None
     assert status == (0 if got["agrees"] else 1) and got["agrees"], got
 
 
-def test_bench_tool_writes_both_backends_rows(tiny, tmp_path) -> None:
+def test_bench_tool_writes_every_backends_rows(tiny, tmp_path) -> None:
     import json
 
     from object_permanence.tools.bench_detector import main
 
     assert main(["--out", str(tmp_path), "--weights", str(tiny["pt"]), "--imgsz", "64", "--iters", "2",
-                 "--warmup", "1", "--agreement-frames", "1"]) == 0
+                 "--warmup", "1", "--agreement-frames", "1", "--calib-pairs", "1"]) == 0
     report = json.loads((tmp_path / "detector.json").read_text())
     rows = [r for r in report["rows"] if r["device"] == "cpu"]
-    assert {r["backend"] for r in rows} == {"ultralytics", "onnxruntime"}
+    assert {r["backend"] for r in rows} == {"ultralytics", "onnxruntime", "onnxruntime-int8"}
     for r in rows:
         assert r["imgsz"] == 64 and r["input_hw"] == [64, 64] and r["ms_per_pair_median"] > 0
         assert r["cpu_ms_per_pair_median"] > 0 and r["threads"] >= 1
     assert report["agreement"]["64"]["raw_max_abs_diff"]["box_px"] < 1e-2
+    assert report["agreement"]["64"]["int8_vs_float"]["matched"] > 0
     assert len(report["load_average_before"]) == 3
 
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "detector" / "sim_yolo.onnx"
+SHIPPED_INT8 = SHIPPED.with_name("sim_yolo_int8.onnx")
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason=f"{SHIPPED} not exported (make export-detector)")
-def test_shipped_model_finds_the_well_visible_sim_objects() -> None:
-    """The trained detector through onnxruntime on held-out frames (seed 1000): nearly every object at
-    least 70% visible gets a box of its class over its visible part (IoU >= 0.5)."""
+@pytest.mark.parametrize("model", [SHIPPED, SHIPPED_INT8], ids=["float", "int8"])
+def test_shipped_model_finds_the_well_visible_sim_objects(model: Path) -> None:
+    """The trained detector, and its int8 quantization, through onnxruntime on held-out frames (seed
+    1000): nearly every object at least 70% visible gets a box of its class over its visible part
+    (IoU >= 0.5)."""
+    if not model.is_file():
+        pytest.skip(f"{model} not exported (make export-detector)")
     from object_permanence.core.association import iou_matrix
     from object_permanence.core.sim.scenarios import make_scenario
     from object_permanence.core.sim.world import SimWorld
     from object_permanence.core.types import ObjectKind
 
     world = SimWorld(make_scenario("clean"), 1000)
-    detector = OnnxDetector(str(SHIPPED), device="cpu")
+    detector = OnnxDetector(str(model), device="cpu")
     assert detector.names == NAMES
     found = total = 0
     for k in (0, 40, 80, 120):

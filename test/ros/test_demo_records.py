@@ -68,3 +68,14 @@ def test_saved_detections_hold_every_recorded_frame_in_order(tmp_path):
     np.testing.assert_allclose([f.stamp for f in frames], np.arange(12) / FPS, atol=1e-9)
     assert [f.detections["left"][0].box[0] for f in frames] == [10.0 + k for k in range(12)]
     assert all(f.detections["right"] == [] for f in frames)
+
+
+def test_yolo_weights_need_the_yolo_detector_and_an_existing_file(tmp_path, capsys) -> None:
+    from object_permanence.tools.demo import main
+
+    with pytest.raises(SystemExit):
+        main(["--yolo-weights", str(CONFIG), "--out", str(tmp_path)])
+    assert "--yolo-weights needs --detector yolo" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--detector", "yolo", "--yolo-weights", str(tmp_path / "missing.onnx"), "--out", str(tmp_path)])
+    assert "missing.onnx not found" in capsys.readouterr().err

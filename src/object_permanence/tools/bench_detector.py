@@ -6,15 +6,16 @@ The unit of work is the detector node's: one ``detect([left, right])`` call on a
 sim stereo pair (letterbox, one batched forward pass, decoding, NMS, mapping back). Each backend
 gets ``--warmup`` calls, then ``--iters`` timed calls; the median is reported. The ONNX model is
 exported per size into a temporary folder at the rectangular input the torch backend uses for
-these images (e.g. 320x256 at imgsz 320), batch 2. Both run on the CPU with one thread per core and
-with 1 thread (better when another process holds a core). CUDA rows are added where
+these images (e.g. 320x256 at imgsz 320), batch 2, and quantized to int8 (``onnxruntime-int8``:
+:mod:`quantize_detector`, calibrated on tuning scenes; CPU only). All run on the CPU with one thread
+per core and with 1 thread (better when another process holds a core). CUDA rows are added where
 torch sees a GPU (and fp16 with ``half``), and where the installed onnxruntime offers CUDA.
 
 Writes ``<out>/detector.json``: ``rows`` (``backend``, ``imgsz``, ``device``, ``ms_per_pair_median``,
 plus ``ms_per_pair_p95``, ``cpu_ms_per_pair_median`` (process CPU time per call: for a one-thread
 row, the time on an otherwise idle core), ``input_hw``, ``threads``, ``half``), ``agreement`` per imgsz (torch vs
 onnxruntime on ``--agreement-frames`` held-out sim pairs: matched boxes, largest box difference in
-pixels, class mismatches), the weights, and the load average before and after. Timings depend on
+pixels, class mismatches; ``int8_vs_float``: the int8 model against the float export), the weights, and the load average before and after. Timings depend on
 the machine's load: run it on a quiet machine.
 
     python -m object_permanence.tools.bench_detector --out out/bench [--weights models/detector/sim_yolo.pt]
@@ -44,6 +45,7 @@ from object_permanence.tools.export_detector import (
     raw_head_difference,
     sim_pairs,
 )
+from object_permanence.tools.quantize_detector import calibration_pairs, check_quantized, quantize_detector
 
 TRAINED = Path("models/detector/sim_yolo.pt")
 
@@ -92,8 +94,9 @@ def _weights(arg: str | None, folder: Path) -> Path:
 
 
 def bench(weights: Path, sizes: list[int], pair: list[np.ndarray], agreement_pairs: list, warmup: int, iters: int,
-          folder: Path) -> tuple[list[dict], dict]:
-    """Rows of every backend x size x device, and the torch-vs-onnxruntime agreement per size."""
+          folder: Path, calib_pairs: list) -> tuple[list[dict], dict]:
+    """Rows of every backend x size x device, and per size the torch-vs-onnxruntime agreement and the
+    int8 quantization's (calibrated on ``calib_pairs``) against the float export."""
     import onnxruntime as ort
     import torch
 
@@ -120,9 +123,15 @@ def bench(weights: Path, sizes: list[int], pair: list[np.ndarray], agreement_pai
             detector = OnnxDetector(str(onnx_path), device=device, threads=threads if device == "cpu" else 0)
             rows.append(_row("onnxruntime", imgsz, device, time_calls(lambda: detector.detect(pair), warmup, iters),
                              input_hw, threads if device == "cpu" else None))
+        int8_path = quantize_detector(onnx_path, folder / f"model_{imgsz}_int8.onnx", calib_pairs)
+        for threads in cpu_threads:
+            detector = OnnxDetector(str(int8_path), device="cpu", threads=threads)
+            rows.append(_row("onnxruntime-int8", imgsz, "cpu", time_calls(lambda: detector.detect(pair), warmup, iters),
+                             input_hw, threads))
         raw = raw_head_difference(weights, onnx_path, pair)
         agreement[str(imgsz)] = {"raw_max_abs_diff": raw,
-                                 **asdict(check_agreement(weights, onnx_path, agreement_pairs, imgsz=imgsz))}
+                                 **asdict(check_agreement(weights, onnx_path, agreement_pairs, imgsz=imgsz)),
+                                 "int8_vs_float": asdict(check_quantized(onnx_path, int8_path, agreement_pairs))}
     return rows, agreement
 
 
@@ -135,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--agreement-frames", type=int, default=10, help="held-out sim pairs of the agreement check")
+    parser.add_argument("--calib-pairs", type=int, default=8,
+                        help="tuning-scene pairs per scenario and seed calibrating the int8 rows (tools/quantize_detector)")
     args = parser.parse_args(argv)
     os.environ.setdefault("YOLO_OFFLINE", "True")
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
@@ -143,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         weights = _weights(args.weights, Path(tmp))
-        rows, agreement = bench(weights, sizes, pairs[0], pairs, args.warmup, args.iters, Path(tmp))
+        rows, agreement = bench(weights, sizes, pairs[0], pairs, args.warmup, args.iters, Path(tmp),
+                                calibration_pairs(pairs_per_run=args.calib_pairs))
     load_after = os.getloadavg()
     untrained = weights.stem.endswith("_untrained")
     report = {"weights": f"{args.weights or 'yolov8n.yaml'} (untrained)" if untrained else str(weights),
@@ -155,10 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "detector.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"detector bench, {report['weights']}, one 640x480 stereo pair per call, load average "
           f"{load_before[0]:.2f} -> {load_after[0]:.2f}")
-    print(f"{'backend':<12} {'imgsz':>5} {'input':>8} {'device':<24} {'threads':>7} {'half':>5} "
+    print(f"{'backend':<16} {'imgsz':>5} {'input':>8} {'device':<24} {'threads':>7} {'half':>5} "
           f"{'median ms':>9} {'p95 ms':>8} {'cpu ms':>7}")
     for r in rows:
-        print(f"{r['backend']:<12} {r['imgsz']:>5} {r['input_hw'][1]:>4}x{r['input_hw'][0]:<3} {r['device']:<24} "
+        print(f"{r['backend']:<16} {r['imgsz']:>5} {r['input_hw'][1]:>4}x{r['input_hw'][0]:<3} {r['device']:<24} "
               f"{str(r['threads'] if r['threads'] is not None else '-'):>7} {str(r['half']):>5} "
               f"{r['ms_per_pair_median']:>9.1f} {r['ms_per_pair_p95']:>8.1f} {r['cpu_ms_per_pair_median']:>7.1f}")
     for imgsz, a in agreement.items():
@@ -166,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
               f"matched, {a['only_first']} only torch, {a['only_second']} only onnx, {a['class_mismatches']} class "
               f"mismatches, max box diff {a['max_box_diff_px']:.3f} px; raw head max diff "
               f"{a['raw_max_abs_diff']['box_px']:.1e} px")
+        q = a["int8_vs_float"]
+        print(f"  int8 vs float onnx at {imgsz}: {q['matched']} matched, {q['only_first']} only float, "
+              f"{q['only_second']} only int8, {q['class_mismatches']} class mismatches, "
+              f"max box diff {q['max_box_diff_px']:.1f} px")
     return 0
 
 

@@ -210,8 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gif-frames", type=int, default=150, help="frames in the annotated GIF (0: none)")
     parser.add_argument("--detector", choices=("sim", "yolo"), default="sim",
                         help="sim: the detector simulator (realistic) over the ground truth; yolo: the shipped YOLO "
-                        "trained on the simulated world (models/detector/sim_yolo.onnx, ONNX Runtime) on the rendered "
+                        "trained on the simulated world (int8 models/detector/sim_yolo_int8.onnx, ONNX Runtime) on the rendered "
                         "pixels (implies --pace sim unless given)")
+    parser.add_argument("--yolo-weights", type=Path, default=None,
+                        help="--detector yolo: the .onnx to run (default: the shipped int8 quantization "
+                        "models/detector/sim_yolo_int8.onnx, chosen on tuning scenes: as accurate for the tracker, "
+                        "faster; models/detector/sim_yolo.onnx is the float model)")
     parser.add_argument("--save-detections", action="store_true",
                         help="also write <out>/detections.npz: every recorded frame's detections, both cameras, "
                         "for tools/replay_tracking (the world model again on exactly this input)")
@@ -223,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pace is None:
         args.pace = "sim" if args.detector == "yolo" else "wall"
+    if args.yolo_weights is not None:
+        if args.detector != "yolo":
+            parser.error("--yolo-weights needs --detector yolo")
+        if not args.yolo_weights.is_file():
+            parser.error(f"--yolo-weights {args.yolo_weights} not found")
+        args.yolo_weights = args.yolo_weights.resolve()
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")
     if args.seed < 1000:
@@ -237,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "world_model": {"events_jsonl": str((args.out / "events.jsonl").resolve())},
         # the detector simulator's noise is seeded with the scene: one held-out seed for both
         "detector": {"backend": "simulated", "sim.seed": args.seed} if args.detector == "sim" else
-        {"backend": "onnxruntime", "weights": str(shipped_model("detector/sim_yolo.onnx"))},
+        {"backend": "onnxruntime", "weights": str(args.yolo_weights or shipped_model("detector/sim_yolo_int8.onnx"))},
     }
     (args.out / "events.jsonl").unlink(missing_ok=True)
     params_file = args.out / "params.yaml"

@@ -1,0 +1,149 @@
+"""int8 quantization of the detector's ONNX export (tools/quantize_detector): which nodes stay float,
+that the quantized model runs in the detector backend and keeps the float model's boxes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tiny_yolo import NAMES, export_tiny, make_tiny_yolo
+
+onnx = pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory) -> Path:
+    pytest.importorskip("ultralytics", reason="the export needs ultralytics (AGPL-3.0, optional)")
+    folder = tmp_path_factory.mktemp("tiny_quant")
+    return export_tiny(make_tiny_yolo(folder), folder / "tiny.onnx", (64, 64), batch=2)
+
+
+def test_the_box_decoding_stays_float_and_the_convolutions_do_not(tiny_onnx) -> None:
+    from object_permanence.tools.quantize_detector import float_head_nodes
+
+    model = onnx.load(str(tiny_onnx))
+    keep = set(float_head_nodes(model))
+    writer = next(n for n in model.graph.node if model.graph.output[0].name in n.output)
+    head = writer.name.split("/")[1]
+    assert writer.name in keep  # the concatenation of boxes (pixels) and class probabilities (0-1)
+    assert any("/dfl/" in name for name in keep)
+    assert all(name.startswith(f"/{head}/") for name in keep)
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
+    assert not keep & {c for c in convs if "/dfl/" not in c}  # every network convolution is quantized
+
+
+def test_a_graph_that_is_no_ultralytics_head_is_named() -> None:
+    from onnx import TensorProto, helper
+
+    from object_permanence.tools.quantize_detector import float_head_nodes
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    with pytest.raises(ValueError, match="not written by an Ultralytics head"):
+        float_head_nodes(helper.make_model(graph))
+
+
+def test_calibration_refuses_held_out_seeds() -> None:
+    from object_permanence.tools.quantize_detector import calibration_pairs
+
+    with pytest.raises(ValueError, match="tuning seeds"):
+        calibration_pairs(seeds=(40, 1000))
+    with pytest.raises(ValueError, match="pairs_per_run"):
+        calibration_pairs(pairs_per_run=0)
+
+
+def test_quantized_model_runs_in_the_backend_and_keeps_the_boxes(tiny_onnx, tmp_path) -> None:
+    """The untrained tiny network quantized on two rendered tuning pairs: integer convolutions, the
+    same description for the backend, and raw head outputs near the float model's on a held-out pair."""
+    from object_permanence.core.detection.onnx_backend import OnnxDetector
+    from object_permanence.tools.export_detector import sim_pairs
+    from object_permanence.tools.quantize_detector import calibration_pairs, quantize_detector
+
+    out = quantize_detector(tiny_onnx, tmp_path / "tiny_int8.onnx",
+                            calibration_pairs(("cluttered",), (40,), pairs_per_run=2))
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    float_model, int8_model = OnnxDetector(str(tiny_onnx), device="cpu"), OnnxDetector(str(out), device="cpu")
+    assert int8_model.names == NAMES and int8_model.info.input_hw == float_model.info.input_hw
+    pair = list(sim_pairs("cluttered", 1000, 1)[0])
+    blob = float_model.preprocess(pair)[0].copy()
+    reference, quantized = float_model.forward(blob), int8_model.forward(blob)
+    boxes = np.abs(reference[:, :4] - quantized[:, :4])
+    probs = np.abs(reference[:, 4:] - quantized[:, 4:])
+    assert np.median(boxes) < 0.1 and np.median(probs) < 0.01, (np.median(boxes), np.median(probs))
+    assert quantized[:, 4:].max() > 0.1  # class probabilities were not rounded to zero
+
+
+def test_cli_writes_the_check_and_fails_a_quantization_that_loses_boxes(tiny_onnx, tmp_path) -> None:
+    from object_permanence.tools.quantize_detector import main
+
+    out, report = tmp_path / "cli_int8.onnx", tmp_path / "check.json"
+    args = ["--onnx", str(tiny_onnx), "--out", str(out), "--calib-scenarios", "cluttered", "--calib-seeds", "40",
+            "--calib-pairs", "1", "--frames", "1", "--conf", "0.5", "--report", str(report)]
+    assert main([*args, "--min-matched", "0"]) == 0
+    got = json.loads(report.read_text())
+    assert out.is_file() and got["calib_pairs"] == 1 and "seeds 40" in got["calibrated_on"]
+    assert got["check"]["seed"] == 1000
+    assert got["check"]["matched"] + got["check"]["only_first"] > 0
+    assert main([*args, "--min-matched", "1.01"]) == 1  # no quantization matches more than every box
+    with pytest.raises(SystemExit):
+        main([*args, "--calib-seeds", "1000"])
+
+
+def _write_images(folder: Path, n: int) -> list[np.ndarray]:
+    import cv2
+
+    folder.mkdir()
+    images = [np.full((48, 64, 3), 20 * k, np.uint8) for k in range(n)]
+    for k, image in enumerate(images):
+        cv2.imwrite(str(folder / f"frame_{k:03d}.png"), image)
+    (folder / "notes.txt").write_text("not an image")
+    return images
+
+
+def test_image_pairs_from_a_folder_are_evenly_spaced_and_in_name_order(tmp_path) -> None:
+    from object_permanence.tools.quantize_detector import image_pairs
+
+    images = _write_images(tmp_path / "frames", 9)
+    pairs = image_pairs(tmp_path / "frames", pairs=2)  # 4 of 9: frames 0, 3, 5, 8
+    assert [(int(a[0, 0, 0]), int(b[0, 0, 0])) for a, b in pairs] == [(0, 60), (100, 160)]
+    assert len(image_pairs(tmp_path / "frames", pairs=50)) == 4  # no more than there are (9 -> 4 pairs)
+    assert np.array_equal(image_pairs(tmp_path / "frames", pairs=1)[0][1], images[-1])
+
+
+def test_image_pairs_from_a_video_and_the_refusals(tmp_path) -> None:
+    import cv2
+
+    from object_permanence.tools.quantize_detector import image_pairs
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for k in range(10):
+        writer.write(np.full((48, 64, 3), 20 * k, np.uint8))
+    writer.release()
+    pairs = image_pairs(path, pairs=1)  # frames 0 and 9
+    assert len(pairs) == 1 and abs(int(pairs[0][0].mean())) < 5 and abs(int(pairs[0][1].mean()) - 180) < 5
+    with pytest.raises(FileNotFoundError, match="not found"):
+        image_pairs(tmp_path / "missing")
+    (tmp_path / "one").mkdir()
+    cv2.imwrite(str(tmp_path / "one" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="1 readable image"):
+        image_pairs(tmp_path / "one")
+    (tmp_path / "bad").mkdir()
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / "bad" / name).write_bytes(b"not a picture")
+    with pytest.raises(ValueError, match="cannot read"):
+        image_pairs(tmp_path / "bad")
+
+
+def test_cli_calibrates_on_a_folder_of_images(tiny_onnx, tmp_path) -> None:
+    from object_permanence.tools.quantize_detector import main
+
+    _write_images(tmp_path / "frames", 4)
+    out, report = tmp_path / "from_images.onnx", tmp_path / "check.json"
+    assert main(["--onnx", str(tiny_onnx), "--out", str(out), "--calib-images", str(tmp_path / "frames"),
+                 "--calib-pairs", "1", "--frames", "1", "--min-matched", "0", "--report", str(report)]) == 0
+    assert out.is_file() and json.loads(report.read_text())["calibrated_on"] == f"4 images of {tmp_path / 'frames'}"
