@@ -147,3 +147,23 @@ def test_cli_calibrates_on_a_folder_of_images(tiny_onnx, tmp_path) -> None:
     assert main(["--onnx", str(tiny_onnx), "--out", str(out), "--calib-images", str(tmp_path / "frames"),
                  "--calib-pairs", "1", "--frames", "1", "--min-matched", "0", "--report", str(report)]) == 0
     assert out.is_file() and json.loads(report.read_text())["calibrated_on"] == f"4 images of {tmp_path / 'frames'}"
+
+
+def test_a_dynamic_batch_and_size_export_quantizes_too(tmp_path) -> None:
+    """An export with dynamic batch and size (``--batch 0``; Ultralytics' ``dynamic=True``), whose
+    symbolic shapes onnxruntime's pre-processing cannot resolve, runs three images at once after."""
+    pytest.importorskip("ultralytics", reason="the export needs ultralytics (AGPL-3.0, optional)")
+    from object_permanence.core.detection.onnx_backend import OnnxDetector
+    from object_permanence.tools.export_detector import sim_pairs
+    from object_permanence.tools.quantize_detector import calibration_pairs, quantize_detector
+
+    dynamic = export_tiny(make_tiny_yolo(tmp_path), tmp_path / "dynamic.onnx", (64, 64), batch=0)
+    out = quantize_detector(dynamic, tmp_path / "dynamic_int8.onnx",
+                            calibration_pairs(("clean",), (40,), pairs_per_run=1))
+    detector = OnnxDetector(str(out), device="cpu", imgsz=64, conf=0.5)
+    assert detector.info.batch is None and detector.info.input_hw is None
+    left, right = sim_pairs("clean", 1000, 1)[0]
+    reference = OnnxDetector(str(dynamic), device="cpu", imgsz=64, conf=0.5)
+    found, expected = detector.detect([left, right, left]), reference.detect([left, right, left])
+    assert len(found) == 3 and sum(map(len, expected)) > 0
+    assert abs(sum(map(len, found)) - sum(map(len, expected))) <= 0.2 * sum(map(len, expected))

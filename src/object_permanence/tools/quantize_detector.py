@@ -167,7 +167,11 @@ def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarr
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"  # shapes inferred, constants (float16 casts) folded
-        quant_pre_process(str(onnx_path), str(prepared))
+        try:
+            quant_pre_process(str(onnx_path), str(prepared))
+        except Exception:  # noqa: BLE001 -- onnxruntime raises a bare Exception when symbolic shapes
+            # do not resolve (a dynamic batch and size export); ONNX's own shape inference does
+            quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
         keep_float = float_head_nodes(onnx.load(str(prepared)))
         out.parent.mkdir(parents=True, exist_ok=True)
         quantize_static(str(prepared), str(out), Blobs(), quant_format=QuantFormat.QDQ, per_channel=True,
