@@ -77,7 +77,7 @@ def test_quantized_model_runs_in_the_backend_and_keeps_the_boxes(tiny_onnx, tmp_
     assert quantized[:, 4:].max() > 0.1  # class probabilities were not rounded to zero
 
 
-def test_cli_writes_the_check_and_fails_a_quantization_that_loses_boxes(tiny_onnx, tmp_path) -> None:
+def test_cli_writes_the_check_and_refuses_held_out_calibration_seeds(tiny_onnx, tmp_path) -> None:
     from object_permanence.tools.quantize_detector import main
 
     out, report = tmp_path / "cli_int8.onnx", tmp_path / "check.json"
@@ -88,9 +88,22 @@ def test_cli_writes_the_check_and_fails_a_quantization_that_loses_boxes(tiny_onn
     assert out.is_file() and got["calib_pairs"] == 1 and "seeds 40" in got["calibrated_on"]
     assert got["check"]["seed"] == 1000
     assert got["check"]["matched"] + got["check"]["only_first"] > 0
-    assert main([*args, "--min-matched", "1.01"]) == 1  # no quantization matches more than every box
     with pytest.raises(SystemExit):
         main([*args, "--calib-seeds", "1000"])
+
+
+def test_cli_exit_status_follows_the_share_of_boxes_kept(tiny_onnx, tmp_path, monkeypatch) -> None:
+    """Exit 1 when the quantized model keeps fewer than --min-matched of the float model's boxes."""
+    import object_permanence.tools.quantize_detector as tool
+    from object_permanence.core.detection.yolo_output import Agreement
+
+    args = ["--onnx", str(tiny_onnx), "--out", str(tmp_path / "q.onnx"), "--calib-scenarios", "clean",
+            "--calib-seeds", "40", "--calib-pairs", "1", "--frames", "1"]
+    monkeypatch.setattr(tool, "check_quantized", lambda *a, **k: Agreement(matched=8, only_first=2))
+    assert tool.main(args) == 1  # 80% < the default 90%
+    assert tool.main([*args, "--min-matched", "0.8"]) == 0
+    monkeypatch.setattr(tool, "check_quantized", lambda *a, **k: Agreement(matched=10))
+    assert tool.main(args) == 0
 
 
 def _write_images(folder: Path, n: int) -> list[np.ndarray]:
@@ -128,6 +141,11 @@ def test_image_pairs_from_a_video_and_the_refusals(tmp_path) -> None:
     assert len(pairs) == 1 and abs(int(pairs[0][0].mean())) < 5 and abs(int(pairs[0][1].mean()) - 180) < 5
     with pytest.raises(FileNotFoundError, match="not found"):
         image_pairs(tmp_path / "missing")
+    with pytest.raises(ValueError, match="pairs must be >= 1"):
+        image_pairs(path, pairs=0)
+    (tmp_path / "notes.txt").write_text("not a video")
+    with pytest.raises(ValueError, match="cannot open .*notes.txt as a video"):
+        image_pairs(tmp_path / "notes.txt")
     (tmp_path / "one").mkdir()
     cv2.imwrite(str(tmp_path / "one" / "a.png"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="1 readable image"):
@@ -149,7 +167,7 @@ def test_cli_calibrates_on_a_folder_of_images(tiny_onnx, tmp_path) -> None:
     assert out.is_file() and json.loads(report.read_text())["calibrated_on"] == f"4 images of {tmp_path / 'frames'}"
 
 
-def test_a_dynamic_batch_and_size_export_quantizes_too(tmp_path) -> None:
+def test_a_dynamic_batch_and_size_export_quantizes_too(tmp_path, monkeypatch) -> None:
     """An export with dynamic batch and size (``--batch 0``; Ultralytics' ``dynamic=True``), whose
     symbolic shapes onnxruntime's pre-processing cannot resolve, runs three images at once after."""
     pytest.importorskip("ultralytics", reason="the export needs ultralytics (AGPL-3.0, optional)")
@@ -157,9 +175,16 @@ def test_a_dynamic_batch_and_size_export_quantizes_too(tmp_path) -> None:
     from object_permanence.tools.export_detector import sim_pairs
     from object_permanence.tools.quantize_detector import calibration_pairs, quantize_detector
 
+    import onnxruntime.quantization.shape_inference as shape_inference
+
+    calls = []
+    real = shape_inference.quant_pre_process
+    monkeypatch.setattr(shape_inference, "quant_pre_process",
+                        lambda *a, **k: (calls.append(k.get("skip_symbolic_shape", False)), real(*a, **k))[1])
     dynamic = export_tiny(make_tiny_yolo(tmp_path), tmp_path / "dynamic.onnx", (64, 64), batch=0)
     out = quantize_detector(dynamic, tmp_path / "dynamic_int8.onnx",
-                            calibration_pairs(("clean",), (40,), pairs_per_run=1))
+                            calibration_pairs(("clean",), (40,), pairs_per_run=1), imgsz=64)
+    assert calls == [False, True]  # onnxruntime's symbolic shapes failed; ONNX's inference took over
     detector = OnnxDetector(str(out), device="cpu", imgsz=64, conf=0.5)
     assert detector.info.batch is None and detector.info.input_hw is None
     left, right = sim_pairs("clean", 1000, 1)[0]

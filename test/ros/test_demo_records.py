@@ -79,3 +79,6 @@ def test_yolo_weights_need_the_yolo_detector_and_an_existing_file(tmp_path, caps
     with pytest.raises(SystemExit):
         main(["--detector", "yolo", "--yolo-weights", str(tmp_path / "missing.onnx"), "--out", str(tmp_path)])
     assert "missing.onnx not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--detector", "yolo", "--yolo-weights", str(CONFIG), "--out", str(tmp_path)])
+    assert "must be an .onnx file" in capsys.readouterr().err

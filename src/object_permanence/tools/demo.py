@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.yolo_weights is not None:
         if args.detector != "yolo":
             parser.error("--yolo-weights needs --detector yolo")
+        if args.yolo_weights.suffix != ".onnx":
+            parser.error(f"--yolo-weights must be an .onnx file (the detector node's onnxruntime backend), "
+                         f"got {args.yolo_weights}")
         if not args.yolo_weights.is_file():
             parser.error(f"--yolo-weights {args.yolo_weights} not found")
         args.yolo_weights = args.yolo_weights.resolve()

@@ -171,13 +171,15 @@ def coco_map(weights: Path, data_root: Path, imgsz: int = 320, split: str = "tes
             "ignored_objects": int(sum(a["iscrowd"] for a in gt["annotations"]))}
 
 
-def model_rows(models: Sequence[Path], data_root: Path, nms: dict, imgsz: int = 320, split: str = "test") -> list[dict]:
+def model_rows(models: Sequence[Path], data_root: Path, nms: dict, imgsz: int = 320, split: str = "test",
+               known: dict[Path, dict] | None = None) -> list[dict]:
     """One row per model file (``.pt`` or ``.onnx``) on one protocol, so that exports and quantizations
     compare with their source: COCO mAP with the ignore regions at Ultralytics' NMS (0.7 per class) and
-    at the deployed ``nms`` (``iou``, ``agnostic``)."""
+    at the deployed ``nms`` (``iou``, ``agnostic``). ``known``: :func:`coco_map` results at the first
+    of the two already computed, by file."""
     rows = []
     for path in models:
-        convention = coco_map(path, data_root, imgsz, split, ignore=True)
+        convention = (known or {}).get(path) or coco_map(path, data_root, imgsz, split, ignore=True)
         deployed = coco_map(path, data_root, imgsz, split, ignore=True, **nms)
         rows.append({"weights": str(path), "bytes": path.stat().st_size,
                      "map50_ignore": convention["map50"], "map50_95_ignore": convention["map50_95"],
@@ -221,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--weights {args.weights} not found; run make train-detector first")
     missing = [m for m in args.models.split(",") if m and not Path(m).is_file()]
     if missing and not args.skip_map:
-        parser.error(f"--models: {', '.join(missing)} not found; run make export-detector first")
+        parser.error(f"--models: {', '.join(missing)} not found; run make export-detector first, or pass --models ''")
     seeds = parse_seeds(args.calib_seeds)
     if min(seeds) < 1000:
         parser.error(f"--calib-seeds must be held-out seeds >= 1000, got {args.calib_seeds}")
@@ -244,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   "map50_ignore", "map50_95_ignore")}))
         models = [Path(m) for m in args.models.split(",") if m]
         if models:
-            rows = model_rows([args.weights, *models], args.data.parent, nms, args.imgsz)
+            rows = model_rows([args.weights, *models], args.data.parent, nms, args.imgsz,
+                              known={args.weights: with_ignore})
             write_detector_json(args.out, {"models": rows})
             print(f"{'model':<44} {'MiB':>5}  mAP50 / mAP50-95 (ignore regions), NMS 0.7 per class | deployed NMS")
             for row in rows:

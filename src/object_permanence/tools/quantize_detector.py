@@ -11,9 +11,12 @@ own cameras' images (the activation ranges of a scene decide the rounding). A ra
 over the calibration batches of each batch's minimum and maximum (MinMax with a moving average):
 on rendered tuning frames (``cluttered`` 30, ``noisy`` 31) the class probabilities of the anchors
 that matter moved 0.017 on average against the float model's, 0.027 with the global minimum and
-maximum, 0.021 with the entropy and 0.029 with the 99.99th-percentile ranges. On a CPU with
-AVX-512 VNNI or AVX2 the convolutions then run on integer kernels: about half the time per stereo
-pair (``make bench``: ``out/bench/detector.json``, rows ``onnxruntime-int8``).
+maximum, 0.021 with the entropy and 0.029 with the 99.99th-percentile ranges. The convolutions
+then run on integer kernels: on this project's CPU (AVX-512 VNNI) about half the time per stereo
+pair (``make bench``: ``out/bench/detector.json``, rows ``onnxruntime-int8``). On x86 CPUs with
+AVX2 or AVX-512 but without VNNI, ONNX Runtime's uint8 x int8 kernels can saturate; its guide
+advises 7-bit weights there (``--reduce-range``). Check the quantized file's mAP on the target
+(``eval_detector --models``) either way.
 
 The head's box decoding stays float32: the last layer of the network (``/model.N/`` in an
 Ultralytics export) joins the distribution-of-sides boxes in network pixels (0-320) and the class
@@ -103,6 +106,8 @@ def image_pairs(source: Path, pairs: int = 32) -> list[tuple[np.ndarray, np.ndar
     """
     import cv2
 
+    if pairs < 1:
+        raise ValueError(f"pairs must be >= 1, got {pairs}")
     if not source.exists():
         raise FileNotFoundError(f"calibration images not found: {source}")
     if source.is_dir():
@@ -116,8 +121,14 @@ def image_pairs(source: Path, pairs: int = 32) -> list[tuple[np.ndarray, np.ndar
             frames.append(frame)
     else:
         video = cv2.VideoCapture(str(source))
-        total = int(video.get(cv2.CAP_PROP_FRAME_COUNT)) if video.isOpened() else 0
-        wanted = set(np.unique(np.linspace(0, total - 1, 2 * pairs).round().astype(int)).tolist()) if total else set()
+        if not video.isOpened():
+            raise ValueError(f"calibration images: OpenCV cannot open {source} as a video (nor is it a folder)")
+        total = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
+        if total <= 0:
+            video.release()
+            raise ValueError(f"calibration images: {source} reports no frame count (a stream?); extract frames "
+                             "into a folder and pass the folder")
+        wanted = set(np.unique(np.linspace(0, total - 1, 2 * pairs).round().astype(int)).tolist())
         frames = []
         for index in range(total):  # read in order: seeking is unreliable in some codecs
             ok, frame = video.read()
@@ -131,10 +142,13 @@ def image_pairs(source: Path, pairs: int = 32) -> list[tuple[np.ndarray, np.ndar
     return [(frames[k], frames[k + 1]) for k in range(0, len(frames) - 1, 2)]
 
 
-def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> Path:
+def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+                      imgsz: int = 0, reduce_range: bool = False) -> Path:
     """Write the static int8 quantization of the YOLO export ``onnx_path`` (float32 or float16-stored
     weights) to ``out``, its activation ranges measured on ``pairs`` letterboxed as the onnxruntime
-    backend feeds them. Returns ``out``.
+    backend feeds them at ``imgsz`` (0: the model's fixed input, or 640 for a dynamic-size export:
+    give the size the node will run). ``reduce_range``: 7-bit weights, ONNX Runtime's remedy for
+    the saturation of its uint8 x int8 kernels on x86 CPUs without VNNI. Returns ``out``.
 
     Raises:
         ValueError: out not .onnx, no calibration pairs, or a model :func:`float_head_nodes` rejects.
@@ -150,7 +164,7 @@ def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarr
         raise ValueError(f"out must end in .onnx, got {out}")
     if not pairs:
         raise ValueError("no calibration pairs")
-    detector = OnnxDetector(str(onnx_path), device="cpu")  # FileNotFoundError / ValueError name the file
+    detector = OnnxDetector(str(onnx_path), device="cpu", imgsz=imgsz)  # errors name the file or imgsz
 
     class Blobs(CalibrationDataReader):
         """The letterboxed input blob of each calibration pair (a copy: the backend reuses its buffer)."""
@@ -169,15 +183,17 @@ def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarr
         prepared = Path(tmp) / "prepared.onnx"  # shapes inferred, constants (float16 casts) folded
         try:
             quant_pre_process(str(onnx_path), str(prepared))
-        except Exception:  # noqa: BLE001 -- onnxruntime raises a bare Exception when symbolic shapes
-            # do not resolve (a dynamic batch and size export); ONNX's own shape inference does
+        except Exception as exc:  # onnxruntime raises a bare Exception when symbolic shapes do not resolve
+            if "symbolic shape" not in str(exc):
+                raise
+            # a dynamic batch and size export: ONNX's own shape inference does
             quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
         keep_float = float_head_nodes(onnx.load(str(prepared)))
         out.parent.mkdir(parents=True, exist_ok=True)
         quantize_static(str(prepared), str(out), Blobs(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep_float,
-                        extra_options={"CalibMovingAverage": True})
+                        reduce_range=reduce_range, extra_options={"CalibMovingAverage": True})
     return out
 
 
@@ -202,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calib-images", type=Path, default=None,
                         help="calibrate on these images instead of rendered scenes: a folder of image files or a "
                         "video (your cameras' own images, for your own model)")
+    parser.add_argument("--imgsz", type=int, default=0,
+                        help="inference size of a dynamic-size export (0: the model's fixed input, else 640)")
+    parser.add_argument("--reduce-range", action="store_true",
+                        help="7-bit weights: for x86 CPUs with AVX2 or AVX-512 but no VNNI (see ONNX Runtime's "
+                        "quantization guide); check the result's mAP either way")
     parser.add_argument("--calib-scenarios", default=",".join(CALIB_SCENARIOS))
     parser.add_argument("--calib-seeds", default="40-41", help="tuning seeds (< 1000)")
     parser.add_argument("--calib-pairs", type=int, default=8,
@@ -223,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds = parse_seeds(args.calib_seeds)
             pairs = calibration_pairs([s for s in args.calib_scenarios.split(",") if s], seeds, args.calib_pairs)
             calibrated_on = f"{len(pairs)} stereo pairs of {args.calib_scenarios} seeds {args.calib_seeds}"
-        quantize_detector(args.onnx, out, pairs)
+        quantize_detector(args.onnx, out, pairs, args.imgsz, args.reduce_range)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     print(f"quantized {args.onnx} -> {out} ({out.stat().st_size / 2**20:.1f} MiB), calibrated on {calibrated_on}")
