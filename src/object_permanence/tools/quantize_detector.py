@@ -181,13 +181,9 @@ def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarr
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"  # shapes inferred, constants (float16 casts) folded
-        try:
-            quant_pre_process(str(onnx_path), str(prepared))
-        except Exception as exc:  # onnxruntime raises a bare Exception when symbolic shapes do not resolve
-            if "symbolic shape" not in str(exc):
-                raise
-            # a dynamic batch and size export: ONNX's own shape inference does
-            quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+        # A dynamic batch and size export takes ONNX's own shape inference: onnxruntime's symbolic one
+        # does not resolve it, and on the way out leaves a copy of the model in the working directory.
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=_dynamic_input(onnx_path))
         keep_float = float_head_nodes(onnx.load(str(prepared)))
         out.parent.mkdir(parents=True, exist_ok=True)
         quantize_static(str(prepared), str(out), Blobs(), quant_format=QuantFormat.QDQ, per_channel=True,
@@ -195,6 +191,14 @@ def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarr
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep_float,
                         reduce_range=reduce_range, extra_options={"CalibMovingAverage": True})
     return out
+
+
+def _dynamic_input(path: Path) -> bool:
+    """Whether the model's first input has a dimension that is not a fixed number."""
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return any(not d.HasField("dim_value") or d.dim_value <= 0 for d in dims)
 
 
 def check_quantized(float_path: Path, quantized_path: Path, pairs: Sequence[tuple[np.ndarray, np.ndarray]],
