@@ -187,6 +187,7 @@ def write_model_card(target: Path, info: dict) -> None:
 Weights: `models/detector/sim_yolo.pt` ({info['weights_bytes'] / 1e6:.2f} MB, FP16, optimizer stripped).
 Classes: {', '.join(f'{i} {n}' for i, n in enumerate(summary['classes']))}.
 Licence note: trained with Ultralytics (AGPL-3.0), used here as an optional backend.
+Exports: `sim_yolo.onnx` (float32 arithmetic, float16-stored weights) and its int8 quantization `sim_yolo_int8.onnx` (card: `MODEL_CARD_int8.md`), both by `make export-detector`.
 
 ## Model
 - Architecture: {origin}, {info['params']:,} parameters, {info['gflops']:.2f} GFLOPs at {info['imgsz']}x{info['imgsz']}.
