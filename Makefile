@@ -16,7 +16,8 @@ DEMO_OUT ?= out/demo$(if $(filter-out sim,$(DETECTOR)),_$(DETECTOR),)
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo eval eval-detector fit-detector-sim eval-persistence train-persistence train-detector train-reid \
+.PHONY: setup build demo eval eval-detector fit-detector-sim eval-persistence train-persistence export-persistence \
+	train-detector train-reid \
 	export-detector bench test test-core clean
 
 setup:
@@ -80,7 +81,13 @@ PERSISTENCE_DATA_ARGS ?= --train-seeds 0-17,30-41 --val-seeds 24-29 --splits tra
 train-persistence: setup
 	$(ENV) && python -m object_permanence.tools.make_persistence_data --out out/persistence/data $(PERSISTENCE_DATA_ARGS)
 	$(ENV) && python -m object_permanence.tools.train_persistence --patience 5 --running-mean
+	$(MAKE) export-persistence
 	$(ENV) && python -m object_permanence.tools.train_persistence_boosting
+
+# The transformer checkpoint's ONNX export (the node's CPU path, no torch needed), checked against it.
+export-persistence: setup
+	$(ENV) && python -m object_permanence.tools.export_persistence --weights models/persistence/persistence_transformer.pt \
+		--out models/persistence/persistence_transformer.onnx --report out/eval/persistence_export.json
 
 # Transformer vs min-hits vs existence probability vs gradient boosting on held-out seeds and a
 # held-out nuisance setting -> out/eval/persistence.json / .md

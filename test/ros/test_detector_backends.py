@@ -167,3 +167,9 @@ def test_learned_embedding_of_the_shipped_reid_network(ros, tiny_onnx) -> None:
 def test_learned_embedding_with_missing_weights_fails_at_start_up(ros) -> None:
     with pytest.raises(ParameterError, match="parameter 'embedding_weights'.*nonexistent"):
         ros.start(DetectorNode, {"embedding": "learned", "embedding_weights": "/nonexistent/reid.pt"})
+
+
+def test_learned_embedding_without_torch_names_the_parameter(ros, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError, as where it is absent
+    with pytest.raises(ParameterError, match="parameter 'embedding' is 'learned', which needs torch"):
+        ros.start(DetectorNode, {"embedding": "learned"})

@@ -153,6 +153,26 @@ def test_transformer_runs_on_the_threads_asked_for(ros, tmp_path: Path) -> None:
         torch.set_num_threads(before)
 
 
+def test_the_shipped_transformer_runs_on_onnxruntime_on_the_cpu_torch_or_not(monkeypatch, tmp_path: Path) -> None:
+    """Empty weights on the CPU: the shipped ONNX export, also where torch is not installed; a .pt
+    without torch falls back to the rule, with a warning that names torch."""
+    import object_permanence.nodes.persistence_filter as node
+    from object_permanence.ros.shipped import shipped_model
+
+    if not shipped_model("persistence/persistence_transformer.onnx").is_file():
+        pytest.skip("the shipped persistence export is not there")
+    values = {p.name: p.default for p in node.PARAMS} | {"model": "transformer", "device": "cpu"}
+    warnings: list[str] = []
+    model = node.make_model(values, warnings.append)
+    assert model.name == "transformer" and model._onnx is not None and not warnings
+    monkeypatch.setattr(node, "torch_available", lambda: False)
+    model = node.make_model(values | {"device": "auto"}, warnings.append)
+    assert model.name == "transformer" and model._onnx is not None and not warnings
+    pt = shipped_model("persistence/persistence_transformer.pt")
+    assert node.make_model(values | {"weights": str(pt)}, warnings.append).name == "min_hits_baseline"
+    assert "torch is not installed" in warnings[0]
+
+
 def test_bad_device_is_rejected(ros) -> None:
     with pytest.raises(ParameterError, match="device"):
         ros.start(PersistenceFilterNode, {"device": "tpu"})

@@ -165,6 +165,9 @@ class DetectorNode(Node):
             weights = p["embedding_weights"] or str(shipped_model("reid/reid_net.pt"))
             try:
                 return LearnedEmbedder(weights, p["device"], threads=p["embedding_threads"])
+            except ImportError as exc:
+                raise ParameterError(f"parameter 'embedding' is 'learned', which needs torch ({exc}); install it "
+                                     "or use 'colour_histogram'") from exc
             except (OSError, ValueError) as exc:
                 raise ParameterError(f"parameter 'embedding_weights' ({weights}): {exc}") from exc
         bins = tuple(p["embedding_bins"])

@@ -24,7 +24,7 @@ from object_permanence.core.persistence import (
 from object_permanence.core.persistence.classical import BOOSTING_NAME, load_boosting, sklearn_available
 from object_permanence.core.persistence.evidence import WithFrameEvidence
 from object_permanence.core.persistence.history import HISTORY_LEN
-from object_permanence.core.persistence.transformer_filter import DEVICES, WEIGHTS_NAME, torch_available
+from object_permanence.core.persistence.transformer_filter import DEVICES, ONNX_NAME, WEIGHTS_NAME, torch_available
 from object_permanence.msg import PersistenceDecisionArray, TrackArray
 from object_permanence.ros.conversions import decision_to_msg, track_from_msg
 from object_permanence.ros.diagnostics import DIAGNOSTICS_PERIOD_PARAM, NodeDiagnostics
@@ -43,13 +43,17 @@ PARAMS = (
           "mean confidence (the honest baseline). transformer: the learned model (models/persistence; its "
           "attention says which frames mattered); gradient_boosting: boosted trees on the same features "
           "(models/persistence; behind the transformer on the final decision, ahead at a track's 3rd frame; "
-          "no per-frame attention). Without torch (transformer) or scikit-learn (gradient_boosting), or "
+          "no per-frame attention). Without torch (a .pt transformer) or scikit-learn (gradient_boosting), or "
           "without its model file, the node warns and falls back to min_hits_baseline.", choices=MODELS),
-    Param("weights", "", "transformer / gradient_boosting: model file; empty = the shipped "
-          f"share/object_permanence/models/persistence/{WEIGHTS_NAME} (or {BOOSTING_NAME}); a boosting file is "
-          "a pickle: load only files you trust."),
-    Param("device", "auto", "transformer: auto (CUDA when available), cpu or cuda.", choices=DEVICES),
-    Param("threads", 1, "transformer on the CPU: torch intra-op threads of this process; gradient_boosting: its "
+    Param("weights", "", "transformer / gradient_boosting: model file; empty = the shipped one in "
+          f"share/object_permanence/models/persistence: for the transformer on the CPU {ONNX_NAME} (ONNX "
+          f"Runtime: no torch needed, and faster than torch on one thread: make bench), on CUDA {WEIGHTS_NAME} "
+          f"(torch); {BOOSTING_NAME} for boosting. A transformer .onnx runs on ONNX Runtime, a .pt on torch. A "
+          "boosting file is a pickle: load only files you trust."),
+    Param("device", "auto", "transformer: auto (CUDA when torch sees one, else the CPU), cpu or cuda (a .pt "
+          "only).", choices=DEVICES),
+    Param("threads", 1, "transformer on the CPU: ONNX Runtime's intra-op threads (a .onnx), or torch's of this "
+          "process (a .pt); gradient_boosting: its "
           "OpenMP threads (0: the library's default, one per core). 1 keeps a small model from fighting the other "
           "nodes for the cores: in the composed 30 Hz pipeline on 2 cores, torch's default gave a p95 latency of "
           "843 ms, 1 thread 63 ms.", low=0, high=256),
@@ -78,15 +82,18 @@ def make_model(values: dict, warn=lambda message: None):
     baseline = MinHitsBaseline(MinHitsConfig(min_hits=values["min_hits"], min_mean_score=values["min_mean_score"]))
     name = values["model"]
     if name == "transformer":
-        library, available, shipped = "torch", torch_available, WEIGHTS_NAME
+        shipped = WEIGHTS_NAME if _on_cuda(values["device"]) else ONNX_NAME
+        path = Path(values["weights"]) if values["weights"] else shipped_model(f"persistence/{shipped}")
+        library, available = ("onnxruntime", lambda: True) if path.suffix == ".onnx" else ("torch", torch_available)
     elif name == "gradient_boosting":
-        library, available, shipped = "scikit-learn", sklearn_available, BOOSTING_NAME
+        library, available = "scikit-learn", sklearn_available
+        path = Path(values["weights"]) if values["weights"] else shipped_model(f"persistence/{BOOSTING_NAME}")
     else:
         return baseline
     if not available():
-        warn(f"model '{name}' asked for but {library} is not installed: falling back to min_hits_baseline")
+        warn(f"model '{name}' ({path.name}) asked for but {library} is not installed: falling back to "
+             "min_hits_baseline")
         return baseline
-    path = Path(values["weights"]) if values["weights"] else shipped_model(f"persistence/{shipped}")
     try:
         return _load_learned(name, path, values)
     except (OSError, ValueError, RuntimeError, KeyError) as e:
@@ -103,13 +110,27 @@ def _load_learned(name: str, path: Path, values: dict):
 
             threadpool_limits(values["threads"], user_api="openmp")
         return load_boosting(path)
-    import torch
-
     from object_permanence.core.persistence.transformer_filter import TransformerPersistence
+
+    if path.suffix == ".onnx":
+        return TransformerPersistence(path, values["device"], threads=values["threads"])
+    import torch
 
     if values["threads"]:
         torch.set_num_threads(values["threads"])
     return TransformerPersistence(path, values["device"])
+
+
+def _on_cuda(device: str) -> bool:
+    """Whether the transformer should run on CUDA: ``cuda``, or ``auto`` where torch sees a GPU (the
+    GPU batch path is torch's; on the CPU the ONNX export is the faster)."""
+    if device == "cuda":
+        return True
+    if device != "auto" or not torch_available():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class PersistenceFilterNode(Node):

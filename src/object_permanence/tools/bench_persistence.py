@@ -3,9 +3,9 @@ this 2-core CPU).
 
     python -m object_permanence.tools.bench_persistence --out out/bench
 
-Times ``TransformerPersistence.decide`` (padding, one batched forward pass under
-``torch.inference_mode``, decisions with hysteresis) on the CPU with ``--threads`` torch threads,
-and on CUDA when a GPU is present; the min-hits rule and the shipped gradient-boosting model
+Times ``TransformerPersistence.decide`` (padding, one batched forward pass, decisions with
+hysteresis) on the CPU with ``--threads`` threads, through torch (the ``.pt``, traced) and through
+ONNX Runtime (its ``--onnx`` export, when there), and on CUDA through torch when a GPU is present; the min-hits rule and the shipped gradient-boosting model
 (``--boosting``, when scikit-learn and the file are there) beside it. Histories are real rows
 from ``out/persistence/data/test.npz`` when present (else rows of the shape the filter produces,
 drawn from a fixed seed). Writes ``<out>/persistence.json``.
@@ -61,12 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
     parser.add_argument("--weights", type=Path, default=Path("models/persistence/persistence_transformer.pt"))
+    parser.add_argument("--onnx", type=Path, default=Path("models/persistence/persistence_transformer.onnx"),
+                        help="the checkpoint's ONNX export (tools/export_persistence), timed on ONNX Runtime")
     parser.add_argument("--boosting", type=Path, default=Path("models/persistence/persistence_boosting.joblib"))
     parser.add_argument("--data", type=Path, default=Path("out/persistence/data/test.npz"))
     parser.add_argument("--tracks", type=int, default=64)
     parser.add_argument("--frames", type=int, default=HISTORY_LEN)
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (this machine has 2 cores)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch / ONNX Runtime CPU threads (this machine has 2 cores)")
     args = parser.parse_args(argv)
     import torch
 
@@ -74,14 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     histories = bench_histories(args.tracks, args.frames, args.data)
-    rows = [{"device": "cpu", "method": "transformer", "threads": args.threads,
-             **time_decide(TransformerPersistence(args.weights, "cpu"), histories, args.repeats)},
+    rows = [{"device": "cpu", "method": "transformer", "runtime": "torch", "threads": args.threads,
+             **time_decide(TransformerPersistence(args.weights, "cpu"), histories, args.repeats)}]
+    if args.onnx.is_file():
+        rows.append({"device": "cpu", "method": "transformer", "runtime": "onnxruntime", "threads": args.threads,
+                     **time_decide(TransformerPersistence(args.onnx, "cpu", threads=args.threads), histories,
+                                   args.repeats)})
+    rows += [
             {"device": "cpu", "method": "min_hits", **time_decide(MinHitsBaseline(), histories, args.repeats)}]
     if sklearn_available() and args.boosting.is_file():
         rows.append({"device": "cpu", "method": "gradient_boosting",
                      **time_decide(load_boosting(args.boosting), histories, args.repeats)})
     if torch.cuda.is_available():
-        rows.append({"device": "cuda", "method": "transformer", "gpu": torch.cuda.get_device_name(0),
+        rows.append({"device": "cuda", "method": "transformer", "runtime": "torch", "gpu": torch.cuda.get_device_name(0),
                      **time_decide(TransformerPersistence(args.weights, "cuda"), histories, args.repeats,
                                    sync=torch.cuda.synchronize)})
     report = {"command": "python -m object_permanence.tools.bench_persistence " + " ".join(argv or sys.argv[1:]),
@@ -90,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "persistence.json").write_text(json.dumps(report, indent=2) + "\n")
     for r in rows:
-        print(f"{r['method']:<17} {r['device']:<5} median {r['median_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms")
+        print(f"{r['method']:<17} {r.get('runtime', ''):<11} {r['device']:<5} median {r['median_ms']:.2f} ms  "
+              f"p95 {r['p95_ms']:.2f} ms")
     return 0
 
 

@@ -155,7 +155,13 @@ def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarr
         FileNotFoundError: no such model.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from object_permanence.core.detection.onnx_backend import OnnxDetector

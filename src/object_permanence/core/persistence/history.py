@@ -145,11 +145,14 @@ class TrackHistory:
         return self._stacked
 
 
-def pad_histories(features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Left-aligned zero-padded batch: (B, T_max, F) float32 and (B,) int64 lengths."""
+def pad_histories(features: Sequence[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Left-aligned zero-padded batch: (B, T, F) float32 and (B,) int64 lengths; T is the longest
+    history, or ``length`` (a model exported for one sequence length), which none may exceed."""
     lengths = np.array([len(f) for f in features], np.int64)
     n_feat = features[0].shape[1]
-    batch = np.zeros((len(features), int(lengths.max()), n_feat), np.float32)
+    if length is not None and lengths.max() > length:
+        raise ValueError(f"a history of {lengths.max()} rows does not fit the padded length {length}")
+    batch = np.zeros((len(features), int(lengths.max()) if length is None else length, n_feat), np.float32)
     rows = np.concatenate(features)
     b = np.repeat(np.arange(len(features)), lengths)
     t = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)

@@ -142,6 +142,38 @@ def inference_module(model: PersistenceTransformer) -> torch.jit.ScriptModule:
         return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
 
+def export_onnx(model: PersistenceTransformer, path, keep_threshold: float, release_threshold: float,
+                features: tuple[str, ...]):
+    """Write the model's ``last_only`` forward to ``path`` as ONNX for
+    :class:`onnx_scorer.OnnxTransformerScorer`: inputs ``rows`` (B, max_len, F) float32 and
+    ``lengths`` (B,) int64, outputs ``logits`` (B, 1) and ``weights`` (B, 1, max_len); the batch is
+    dynamic, the sequence length fixed (the exporter bakes the attention's reshapes for the traced
+    length); the thresholds, feature columns and length in the metadata. The model must be on the
+    CPU. Returns ``path``."""
+    import json
+
+    import onnx
+
+    from object_permanence.core.persistence.onnx_scorer import METADATA_KEYS
+
+    model = model.eval()
+    t = model.config.max_len
+    example = (torch.zeros(2, t, model.config.n_features), torch.tensor([t, 1], dtype=torch.int64))
+    # Grad enabled on purpose: under no_grad the encoder takes torch's fused fast path, an operator
+    # ONNX has no export for; with grad it runs the plain operators (the same numbers).
+    with torch.inference_mode(False), torch.enable_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings (the max_len check) and the exporter's deprecation
+        torch.onnx.export(_LastFrame(model), example, str(path), input_names=["rows", "lengths"],
+                          output_names=["logits", "weights"], opset_version=17, dynamo=False,
+                          dynamic_axes={name: {0: "tracks"} for name in ("rows", "lengths", "logits", "weights")})
+    exported = onnx.load(str(path))
+    values = (json.dumps(list(features)), repr(float(keep_threshold)), repr(float(release_threshold)), str(t))
+    for key, value in zip(METADATA_KEYS, values):
+        exported.metadata_props.add(key=key, value=value)
+    onnx.save(exported, str(path))
+    return path
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -2,7 +2,9 @@
 of a frame scored in one padded batch by the :class:`model.PersistenceTransformer`, with hysteresis
 so decisions do not flicker.
 
-Needs torch; :func:`torch_available` tells callers (the node) whether to fall back to min-hits.
+A ``.pt`` checkpoint runs on torch (CPU or CUDA; :func:`torch_available` tells callers whether to
+fall back to min-hits); its ``.onnx`` export (``tools/export_persistence``) runs on ONNX Runtime's
+CPU provider (:mod:`onnx_scorer`): the same numbers, less time on one thread, no torch needed.
 """
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from object_permanence.core.persistence.history import FEATURES, TrackHistory, p
 from object_permanence.core.types import PersistenceDecision
 
 DEVICES = ("auto", "cpu", "cuda")
-#: Where the shipped weights live, relative to the package's share directory or the source tree.
+#: Where the shipped weights live, relative to the package's share directory or the source tree:
+#: the checkpoint (torch) and its export (ONNX Runtime).
 WEIGHTS_NAME = "persistence_transformer.pt"
+ONNX_NAME = "persistence_transformer.onnx"
 
 
 def torch_available() -> bool:
@@ -66,21 +70,38 @@ def resolve_device(device: str) -> str:
 class TransformerPersistence:
     """The learned persistence model (:class:`base.PersistenceModel`).
 
-    weights: a checkpoint written by ``tools/train_persistence`` (:func:`model.save_checkpoint`);
-    device: ``auto | cpu | cuda``; hysteresis: thresholds on the score (default: those stored in
-    the checkpoint, chosen on the validation seeds); traced: score through the traced, frozen
-    module (:func:`model.inference_module`, same numbers, about half the per-frame cost on a CPU)
-    instead of the eager one.
+    weights: a checkpoint written by ``tools/train_persistence`` (:func:`model.save_checkpoint`),
+    or its ``.onnx`` export (``tools/export_persistence``; ONNX Runtime, CPU only); device: ``auto |
+    cpu | cuda``; hysteresis: thresholds on the score (default: those stored in the checkpoint,
+    chosen on the validation seeds); traced: score a checkpoint through the traced, frozen module
+    (:func:`model.inference_module`, same numbers, about half the per-frame cost on a CPU) instead
+    of the eager one; threads: ONNX Runtime's intra-op threads (0: its default; torch's are the
+    process's, set by the caller).
 
     Raises:
-        ValueError: bad device, a checkpoint trained on other feature columns.
+        ValueError: bad device (``cuda`` with an ``.onnx`` file), a model trained on other feature
+        columns, a file that is not a persistence model.
         FileNotFoundError: no file at ``weights``.
     """
 
     name = "transformer"
 
     def __init__(self, weights: str | Path, device: str = "auto", hysteresis: Hysteresis | None = None,
-                 traced: bool = True) -> None:
+                 traced: bool = True, threads: int = 0) -> None:
+        self._kept: weakref.WeakKeyDictionary[TrackHistory, bool] = weakref.WeakKeyDictionary()
+        if str(weights).endswith(".onnx"):
+            from object_permanence.core.persistence.onnx_scorer import OnnxTransformerScorer
+
+            if device not in DEVICES:
+                raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+            if device == "cuda":
+                raise ValueError(f"device 'cuda': {weights} runs on ONNX Runtime's CPU provider; the .pt "
+                                 "checkpoint runs on CUDA through torch")
+            self._onnx: OnnxTransformerScorer | None = OnnxTransformerScorer(weights, threads)
+            self.device, self.max_len = "cpu", self._onnx.max_len
+            self.hysteresis = hysteresis or Hysteresis(*self._onnx.thresholds)
+            return
+        self._onnx = None
         import torch
 
         from object_permanence.core.persistence.model import inference_module, load_checkpoint
@@ -97,11 +118,12 @@ class TransformerPersistence:
         self.max_len = self.model.config.max_len
         self._forward = inference_module(self.model) if traced else \
             (lambda x, n: self.model(x, n, last_only=True))
-        self._kept: weakref.WeakKeyDictionary[TrackHistory, bool] = weakref.WeakKeyDictionary()
 
     def score(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Scores in [0, 1] at the last frame of each (T_i, F) history (the newest ``max_len`` rows)
         and the pooling weights over its frames (T_i,), summing to 1; all in one padded batch."""
+        if self._onnx is not None:
+            return self._onnx.score(features)
         torch = self._torch
         features = [f[-self.max_len:] for f in features]
         batch, lengths = pad_histories(features)
