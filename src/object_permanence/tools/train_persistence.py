@@ -146,6 +146,9 @@ def write_model_card(path: Path, weights: Path, n_params: int, summary: dict) ->
         + (f"; each frame also gets the causal running {' and '.join(aggregates)} of the standardised rows up "
            "to it" if aggregates else "") + ".",
         f"- Window: the newest {WINDOW} frames of the track (the filter's `history_len`).",
+        f"- `{weights.with_suffix('.onnx').name}` (`make export-persistence`, run by `make train-persistence`): the "
+        "same model exported to ONNX with its thresholds; the filter's CPU path (ONNX Runtime, no torch), "
+        "checked against this checkpoint by `tools/export_persistence`.",
         f"- Keep threshold {summary['keep_threshold']:.3f}, release threshold {summary['release_threshold']:.3f} "
         "(hysteresis), chosen on the validation seeds.", "",
         "## Data (simulated; ground truth used for labels only)",
