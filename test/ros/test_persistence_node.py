@@ -173,6 +173,25 @@ def test_the_shipped_transformer_runs_on_onnxruntime_on_the_cpu_torch_or_not(mon
     assert "torch is not installed" in warnings[0]
 
 
+def test_auto_asks_torch_for_a_gpu_only_where_a_gpu_device_file_exists(monkeypatch) -> None:
+    """device auto on a machine without an NVIDIA device file takes the ONNX export without
+    importing torch (about 0.3 GB of memory); with one, torch's answer decides."""
+    import sys
+    import types
+
+    import object_permanence.nodes.persistence_filter as node
+
+    monkeypatch.setattr(node, "torch_available", lambda: True)
+    monkeypatch.setattr(node.glob, "glob", lambda pattern: [])
+    monkeypatch.setitem(sys.modules, "torch", None)  # importing torch would raise
+    assert node._on_cuda("auto") is False and node._on_cuda("cpu") is False and node._on_cuda("cuda") is True
+    monkeypatch.setattr(node.glob, "glob", lambda pattern: ["/dev/nvidia0"] if "nvidia" in pattern else [])
+    for sees_gpu in (True, False):
+        fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: sees_gpu))
+        monkeypatch.setitem(sys.modules, "torch", fake)
+        assert node._on_cuda("auto") is sees_gpu
+
+
 def test_bad_device_is_rejected(ros) -> None:
     with pytest.raises(ParameterError, match="device"):
         ros.start(PersistenceFilterNode, {"device": "tpu"})

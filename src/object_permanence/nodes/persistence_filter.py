@@ -9,6 +9,7 @@ monocular stream, a camera that stopped), so one silent camera never stalls the 
 """
 from __future__ import annotations
 
+import glob
 import time
 from pathlib import Path
 
@@ -121,12 +122,18 @@ def _load_learned(name: str, path: Path, values: dict):
     return TransformerPersistence(path, values["device"])
 
 
+#: Device files of NVIDIA GPUs (desktop and server drivers; Jetson's integrated GPU).
+GPU_DEVICE_FILES = ("/dev/nvidia[0-9]*", "/dev/nvhost-ctrl-gpu")
+
+
 def _on_cuda(device: str) -> bool:
     """Whether the transformer should run on CUDA: ``cuda``, or ``auto`` where torch sees a GPU (the
-    GPU batch path is torch's; on the CPU the ONNX export is the faster)."""
+    GPU batch path is torch's; on the CPU the ONNX export is the faster). Without an NVIDIA device
+    file there is no GPU to see, and torch is not imported (it would add about 0.3 GB to the
+    process for nothing)."""
     if device == "cuda":
         return True
-    if device != "auto" or not torch_available():
+    if device != "auto" or not torch_available() or not any(glob.glob(pattern) for pattern in GPU_DEVICE_FILES):
         return False
     import torch
 
