@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_calibration_images import write_images
 from tiny_yolo import NAMES, export_tiny, make_tiny_yolo
 
 onnx = pytest.importorskip("onnx")
@@ -90,6 +91,8 @@ def test_cli_writes_the_check_and_refuses_held_out_calibration_seeds(tiny_onnx, 
     assert got["check"]["matched"] + got["check"]["only_first"] > 0
     with pytest.raises(SystemExit):
         main([*args, "--calib-seeds", "1000"])
+    with pytest.raises(SystemExit):  # a topic belongs to a rosbag2 --calib-images
+        main([*args, "--calib-topic", "/stereo/left/image_raw"])
 
 
 def test_cli_exit_status_follows_the_share_of_boxes_kept(tiny_onnx, tmp_path, monkeypatch) -> None:
@@ -106,61 +109,10 @@ def test_cli_exit_status_follows_the_share_of_boxes_kept(tiny_onnx, tmp_path, mo
     assert tool.main(args) == 0
 
 
-def _write_images(folder: Path, n: int) -> list[np.ndarray]:
-    import cv2
-
-    folder.mkdir()
-    images = [np.full((48, 64, 3), 20 * k, np.uint8) for k in range(n)]
-    for k, image in enumerate(images):
-        cv2.imwrite(str(folder / f"frame_{k:03d}.png"), image)
-    (folder / "notes.txt").write_text("not an image")
-    return images
-
-
-def test_image_pairs_from_a_folder_are_evenly_spaced_and_in_name_order(tmp_path) -> None:
-    from object_permanence.tools.quantize_detector import image_pairs
-
-    images = _write_images(tmp_path / "frames", 9)
-    pairs = image_pairs(tmp_path / "frames", pairs=2)  # 4 of 9: frames 0, 3, 5, 8
-    assert [(int(a[0, 0, 0]), int(b[0, 0, 0])) for a, b in pairs] == [(0, 60), (100, 160)]
-    assert len(image_pairs(tmp_path / "frames", pairs=50)) == 4  # no more than there are (9 -> 4 pairs)
-    assert np.array_equal(image_pairs(tmp_path / "frames", pairs=1)[0][1], images[-1])
-
-
-def test_image_pairs_from_a_video_and_the_refusals(tmp_path) -> None:
-    import cv2
-
-    from object_permanence.tools.quantize_detector import image_pairs
-
-    path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for k in range(10):
-        writer.write(np.full((48, 64, 3), 20 * k, np.uint8))
-    writer.release()
-    pairs = image_pairs(path, pairs=1)  # frames 0 and 9
-    assert len(pairs) == 1 and abs(int(pairs[0][0].mean())) < 5 and abs(int(pairs[0][1].mean()) - 180) < 5
-    with pytest.raises(FileNotFoundError, match="not found"):
-        image_pairs(tmp_path / "missing")
-    with pytest.raises(ValueError, match="pairs must be >= 1"):
-        image_pairs(path, pairs=0)
-    (tmp_path / "notes.txt").write_text("not a video")
-    with pytest.raises(ValueError, match="cannot open .*notes.txt as a video"):
-        image_pairs(tmp_path / "notes.txt")
-    (tmp_path / "one").mkdir()
-    cv2.imwrite(str(tmp_path / "one" / "a.png"), np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(ValueError, match="1 readable image"):
-        image_pairs(tmp_path / "one")
-    (tmp_path / "bad").mkdir()
-    for name in ("a.png", "b.jpg"):
-        (tmp_path / "bad" / name).write_bytes(b"not a picture")
-    with pytest.raises(ValueError, match="cannot read"):
-        image_pairs(tmp_path / "bad")
-
-
 def test_cli_calibrates_on_a_folder_of_images(tiny_onnx, tmp_path) -> None:
     from object_permanence.tools.quantize_detector import main
 
-    _write_images(tmp_path / "frames", 4)
+    write_images(tmp_path / "frames", 4)
     out, report = tmp_path / "from_images.onnx", tmp_path / "check.json"
     assert main(["--onnx", str(tiny_onnx), "--out", str(out), "--calib-images", str(tmp_path / "frames"),
                  "--calib-pairs", "1", "--frames", "1", "--min-matched", "0", "--report", str(report)]) == 0

@@ -6,8 +6,9 @@
 ONNX Runtime's static quantization (``onnxruntime.quantization.quantize_static``): QDQ format,
 int8 weights per output channel, uint8 activations whose ranges come from ``--calib-*``
 rendered stereo pairs of *tuning* scenes (seeds < 1000; never the held-out ones), or with
-``--calib-images`` from a folder of images or a video: a robot's own model is calibrated on its
-own cameras' images (the activation ranges of a scene decide the rounding). A range is the mean
+``--calib-images`` from a folder of images, a video or a rosbag2 recording's image topic
+(``--calib-topic``; :mod:`calibration_images`): a robot's own model is calibrated on its own
+cameras' images (the activation ranges of a scene decide the rounding). A range is the mean
 over the calibration batches of each batch's minimum and maximum (MinMax with a moving average):
 on rendered tuning frames (``cluttered`` 30, ``noisy`` 31) the class probabilities of the anchors
 that matter moved 0.017 on average against the float model's, 0.027 with the global minimum and
@@ -45,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from object_permanence.core.detection.yolo_output import Agreement, compare_detections
+from object_permanence.tools.calibration_images import image_pairs
 from object_permanence.tools.eval_tracking import parse_seeds
 from object_permanence.tools.export_detector import sim_pairs
 
@@ -91,55 +93,6 @@ def calibration_pairs(scenarios: Sequence[str] = CALIB_SCENARIOS, seeds: Sequenc
     if pairs_per_run < 1:
         raise ValueError(f"pairs_per_run must be >= 1, got {pairs_per_run}")
     return [pair for scenario in scenarios for seed in seeds for pair in sim_pairs(scenario, seed, pairs_per_run, 11)]
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-
-
-def image_pairs(source: Path, pairs: int = 32) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``pairs`` pairs of BGR images, evenly spaced, from ``source``: a folder of image files (sorted by
-    name) or a video file — a robot's own images, to calibrate a model for its cameras and scenes.
-
-    Raises:
-        ValueError: fewer than two readable images, or an image file OpenCV cannot read.
-        FileNotFoundError: no such folder or file.
-    """
-    import cv2
-
-    if pairs < 1:
-        raise ValueError(f"pairs must be >= 1, got {pairs}")
-    if not source.exists():
-        raise FileNotFoundError(f"calibration images not found: {source}")
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        picked = [files[int(i)] for i in np.unique(np.linspace(0, len(files) - 1, 2 * pairs).round())] if files else []
-        frames = []
-        for path in picked:
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise ValueError(f"calibration image {path}: OpenCV cannot read it")
-            frames.append(frame)
-    else:
-        video = cv2.VideoCapture(str(source))
-        if not video.isOpened():
-            raise ValueError(f"calibration images: OpenCV cannot open {source} as a video (nor is it a folder)")
-        total = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
-        if total <= 0:
-            video.release()
-            raise ValueError(f"calibration images: {source} reports no frame count (a stream?); extract frames "
-                             "into a folder and pass the folder")
-        wanted = set(np.unique(np.linspace(0, total - 1, 2 * pairs).round().astype(int)).tolist())
-        frames = []
-        for index in range(total):  # read in order: seeking is unreliable in some codecs
-            ok, frame = video.read()
-            if not ok:
-                break
-            if index in wanted:
-                frames.append(frame)
-        video.release()
-    if len(frames) < 2:
-        raise ValueError(f"calibration images: {source} gave {len(frames)} readable image(s); at least 2 are needed")
-    return [(frames[k], frames[k + 1]) for k in range(0, len(frames) - 1, 2)]
 
 
 def quantize_detector(onnx_path: Path, out: Path, pairs: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -226,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", type=Path, required=True, help="the float YOLO export (tools/export_detector)")
     parser.add_argument("--out", type=Path, default=None, help="default: <onnx stem>_int8.onnx beside it")
     parser.add_argument("--calib-images", type=Path, default=None,
-                        help="calibrate on these images instead of rendered scenes: a folder of image files or a "
-                        "video (your cameras' own images, for your own model)")
+                        help="calibrate on these images instead of rendered scenes: a folder of image files, a video "
+                        "or a rosbag2 recording with --calib-topic (your cameras' own images, for your own model)")
+    parser.add_argument("--calib-topic", default=None,
+                        help="with a rosbag2 --calib-images: its sensor_msgs/Image or CompressedImage topic")
     parser.add_argument("--imgsz", type=int, default=0,
                         help="inference size of a dynamic-size export (0: the model's fixed input, else 640)")
     parser.add_argument("--reduce-range", action="store_true",
@@ -248,9 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.onnx.with_name(f"{args.onnx.stem}_int8.onnx")
     try:
         if args.calib_images is not None:
-            pairs = image_pairs(args.calib_images, 4 * args.calib_pairs)
-            calibrated_on = f"{2 * len(pairs)} images of {args.calib_images}"
+            pairs = image_pairs(args.calib_images, 4 * args.calib_pairs, args.calib_topic)
+            calibrated_on = f"{2 * len(pairs)} images of {args.calib_images}" + (
+                f" ({args.calib_topic})" if args.calib_topic else "")
         else:
+            if args.calib_topic:
+                raise ValueError("--calib-topic needs --calib-images (a rosbag2 folder)")
             seeds = parse_seeds(args.calib_seeds)
             pairs = calibration_pairs([s for s in args.calib_scenarios.split(",") if s], seeds, args.calib_pairs)
             calibrated_on = f"{len(pairs)} stereo pairs of {args.calib_scenarios} seeds {args.calib_seeds}"
