@@ -97,3 +97,19 @@ def test_a_bag_needs_an_existing_image_topic(tmp_path) -> None:
     (tmp_path / "frames").mkdir()
     with pytest.raises(ValueError, match="is not a rosbag2 folder"):
         image_pairs(tmp_path / "frames", topic="/stereo/left/image_raw")
+
+
+def test_picks_read_no_further_than_the_last_wanted_item() -> None:
+    from object_permanence.tools.calibration_images import _at, evenly_spaced
+
+    read: list[int] = []
+
+    def items():
+        for k in range(100):
+            read.append(k)
+            yield k
+
+    assert list(_at(items(), [0, 3, 5])) == [0, 3, 5] and read == list(range(6))
+    read.clear()
+    assert list(_at(items(), [])) == [] and read == []
+    assert evenly_spaced(9, 4) == [0, 3, 5, 8] and evenly_spaced(3, 10) == [0, 1, 2] and evenly_spaced(0, 4) == []

@@ -59,18 +59,25 @@ def test_the_export_scores_as_the_checkpoint_at_every_length(exported) -> None:
     assert exported_model.device == "cpu" and exported_model.max_len == 12
 
 
-def test_decisions_through_the_export_use_its_thresholds(exported) -> None:
+def test_decisions_through_the_export_keep_and_release_with_hysteresis(exported) -> None:
+    """Thresholds between the scores: some tracks kept, some not; a release threshold below a kept
+    track's score holds it, one above releases it."""
     from object_permanence.core.persistence.history import TrackHistory
-    from object_permanence.core.persistence.transformer_filter import TransformerPersistence
+    from object_permanence.core.persistence.transformer_filter import Hysteresis, TransformerPersistence
 
     _, onnx_path = exported
-    model = TransformerPersistence(onnx_path, "cpu")
-    histories = [TrackHistory.from_rows(k, rows, 32) for k, rows in enumerate(_histories([3, 8, 5, 12], seed=4))]
-    decisions = model.decide(histories)
-    scores, _ = model.score([h.features() for h in histories])
-    assert [d.track_id for d in decisions] == [0, 1, 2, 3]
-    assert [d.keep for d in decisions] == [bool(s >= 0.6) for s in scores]
-    assert all(d.reason.startswith("transformer:") for d in decisions)
+    histories = [TrackHistory.from_rows(k, rows, 32) for k, rows in enumerate(_histories([3, 8, 5, 12, 1, 7], seed=4))]
+    scores, _ = TransformerPersistence(onnx_path, "cpu").score([h.features() for h in histories])
+    split = float(np.median(scores))
+    model = TransformerPersistence(onnx_path, "cpu", hysteresis=Hysteresis(split, float(scores.min())))
+    first = model.decide(histories)
+    assert [d.track_id for d in first] == list(range(6))
+    assert [d.keep for d in first] == [bool(s >= split) for s in scores] and 0 < sum(d.keep for d in first) < 6
+    assert all(d.reason.startswith("transformer:") for d in first)
+    held = model.decide(histories)  # the same scores: kept tracks stay above the release threshold
+    assert [d.keep for d in held] == [d.keep for d in first]
+    model.hysteresis = Hysteresis(1.0, 1.0)  # nothing reaches it: every kept track is released
+    assert not any(d.keep for d in model.decide(histories))
 
 
 def test_refusals_are_named(exported, tmp_path) -> None:

@@ -155,7 +155,10 @@ def test_transformer_runs_on_the_threads_asked_for(ros, tmp_path: Path) -> None:
 
 def test_the_shipped_transformer_runs_on_onnxruntime_on_the_cpu_torch_or_not(monkeypatch, tmp_path: Path) -> None:
     """Empty weights on the CPU: the shipped ONNX export, also where torch is not installed; a .pt
-    without torch falls back to the rule, with a warning that names torch."""
+    without torch, or the export without onnxruntime, falls back to the rule with a warning naming
+    the library."""
+    import sys
+
     import object_permanence.nodes.persistence_filter as node
     from object_permanence.ros.shipped import shipped_model
 
@@ -166,16 +169,20 @@ def test_the_shipped_transformer_runs_on_onnxruntime_on_the_cpu_torch_or_not(mon
     model = node.make_model(values, warnings.append)
     assert model.name == "transformer" and model._onnx is not None and not warnings
     monkeypatch.setattr(node, "torch_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "torch", None)  # and any `import torch` fails, as where it is absent
     model = node.make_model(values | {"device": "auto"}, warnings.append)
     assert model.name == "transformer" and model._onnx is not None and not warnings
     pt = shipped_model("persistence/persistence_transformer.pt")
     assert node.make_model(values | {"weights": str(pt)}, warnings.append).name == "min_hits_baseline"
     assert "torch is not installed" in warnings[0]
+    monkeypatch.setattr(node, "onnxruntime_available", lambda: False)
+    assert node.make_model(values, warnings.append).name == "min_hits_baseline"
+    assert "onnxruntime is not installed" in warnings[1]
 
 
 def test_auto_asks_torch_for_a_gpu_only_where_a_gpu_device_file_exists(monkeypatch) -> None:
     """device auto on a machine without an NVIDIA device file takes the ONNX export without
-    importing torch (about 0.3 GB of memory); with one, torch's answer decides."""
+    importing torch (about 0.5 GB of memory); with one, torch's answer decides."""
     import sys
     import types
 

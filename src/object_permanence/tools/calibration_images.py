@@ -81,12 +81,14 @@ def _at(items: Iterable[T], positions: list[int]) -> Iterator[T]:
     """The items of a sequential iterable at the sorted ``positions``, reading no further than the last."""
     wanted = iter(positions)
     target = next(wanted, None)
+    if target is None:
+        return
     for index, item in enumerate(items):
-        if target is None:
-            return
         if index == target:
             yield item
             target = next(wanted, None)
+            if target is None:
+                return
 
 
 def _bag_frames(bag: Path, topic: str | None, count: int) -> Iterator[np.ndarray]:
@@ -112,5 +114,6 @@ def _bag_frames(bag: Path, topic: str | None, count: int) -> Iterator[np.ndarray
         for _, _, raw in _at(reader.messages(connections=connections), positions):
             try:  # only the picked messages are deserialised and decoded
                 yield image_to_bgr(deserialize_message(raw, cls))
-            except ValueError as exc:  # ConversionError: a bad encoding, size or compressed data
+            except (ValueError, RuntimeError) as exc:  # ConversionError (bad encoding, size, compressed
+                # data) or rclpy's RMWError (CDR that does not deserialise)
                 raise ValueError(f"{bag}: an image of {topic} cannot be read: {exc}") from exc

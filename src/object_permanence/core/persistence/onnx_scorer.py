@@ -36,12 +36,11 @@ class OnnxTransformerScorer:
     """
 
     def __init__(self, weights: str | Path, threads: int = 0) -> None:
-        import onnxruntime as ort
-
         if not Path(weights).is_file():
             raise FileNotFoundError(f"persistence weights not found: {weights}")
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0: onnxruntime's default), got {threads}")
+        import onnxruntime as ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

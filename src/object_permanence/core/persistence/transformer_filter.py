@@ -31,6 +31,11 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def onnxruntime_available() -> bool:
+    """Whether onnxruntime can be imported here (the ``.onnx`` path)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 @dataclass(frozen=True)
 class Hysteresis:
     """keep_threshold: a track not kept is kept once its score reaches this; release_threshold: a
