@@ -87,7 +87,7 @@ def test_cli_writes_the_check_and_refuses_held_out_calibration_seeds(tiny_onnx, 
     assert main([*args, "--min-matched", "0"]) == 0
     got = json.loads(report.read_text())
     assert out.is_file() and got["calib_pairs"] == 1 and "seeds 40" in got["calibrated_on"]
-    assert got["check"]["seed"] == 1000
+    assert got["check"]["seed"] == 1000 and got["check"]["scenario"] == "cluttered"
     assert got["check"]["matched"] + got["check"]["only_first"] > 0
     with pytest.raises(SystemExit):
         main([*args, "--calib-seeds", "1000"])
@@ -116,7 +116,9 @@ def test_cli_calibrates_on_a_folder_of_images(tiny_onnx, tmp_path) -> None:
     out, report = tmp_path / "from_images.onnx", tmp_path / "check.json"
     assert main(["--onnx", str(tiny_onnx), "--out", str(out), "--calib-images", str(tmp_path / "frames"),
                  "--calib-pairs", "1", "--frames", "1", "--min-matched", "0", "--report", str(report)]) == 0
-    assert out.is_file() and json.loads(report.read_text())["calibrated_on"] == f"4 images of {tmp_path / 'frames'}"
+    got = json.loads(report.read_text())
+    assert out.is_file() and got["calibrated_on"] == f"4 images of {tmp_path / 'frames'}"
+    assert got["check"]["images"] == str(tmp_path / "frames") and got["check"]["frames"] == 1  # its images, not the sim's
 
 
 def test_a_dynamic_batch_and_size_export_quantizes_too(tmp_path, monkeypatch) -> None:

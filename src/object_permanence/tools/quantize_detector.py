@@ -26,8 +26,9 @@ probability to zero. Only the head's convolution branches (``cv2``: boxes, ``cv3
 the ``one2one_`` branches of end-to-end models) are quantized; the DFL softmax, the anchor
 arithmetic and the final concatenation are left in float32 (:func:`float_head_nodes`).
 
-The check: ``--frames`` held-out stereo pairs through the float and the quantized model (both on
-onnxruntime, CPU, ``--conf``), matched one to one; the tool prints the matched boxes, those found
+The check: ``--frames`` held-out stereo pairs (rendered; with ``--calib-images``, pairs of those
+images) through the float and the quantized model (both on onnxruntime, CPU, ``--conf``), matched
+one to one; the tool prints the matched boxes, those found
 by one model only and the largest box and score differences, and writes them with ``--report``.
 Exit status 1 when fewer than ``--min-matched`` of the float model's boxes are matched (a broken
 quantization finds nothing). Quantization moves boxes by a few pixels: mAP on the held-out test
@@ -192,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calib-seeds", default="40-41", help="tuning seeds (< 1000)")
     parser.add_argument("--calib-pairs", type=int, default=8,
                         help="stereo pairs per scenario and seed (with --calib-images: pairs of images, 4x this)")
-    parser.add_argument("--frames", type=int, default=20, help="held-out pairs of the check (0: none)")
-    parser.add_argument("--scenario", default="cluttered")
+    parser.add_argument("--frames", type=int, default=20,
+                        help="pairs of the check (0: none): held-out sim frames, or with --calib-images pairs of "
+                        "those images (evenly spaced over them too: some may be calibration frames)")
+    parser.add_argument("--scenario", default="cluttered", help="sim scenario of the check")
     parser.add_argument("--seed", type=int, default=1000, help="sim seed of the check (held-out: >= 1000)")
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--min-matched", type=float, default=0.9,
@@ -218,10 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"quantized {args.onnx} -> {out} ({out.stat().st_size / 2**20:.1f} MiB), calibrated on {calibrated_on}")
     if args.frames <= 0:
         return 0
-    agreement = check_quantized(args.onnx, out, sim_pairs(args.scenario, args.seed, args.frames), args.conf)
+    if args.calib_images is not None:  # a robot's own model: checked on its own images, not the sim's
+        check_pairs = image_pairs(args.calib_images, args.frames, args.calib_topic)
+        checked_on = {"images": str(args.calib_images), "topic": args.calib_topic, "frames": len(check_pairs)}
+    else:
+        check_pairs = sim_pairs(args.scenario, args.seed, args.frames)
+        checked_on = {"scenario": args.scenario, "seed": args.seed, "frames": args.frames}
+    agreement = check_quantized(args.onnx, out, check_pairs, args.conf)
     reference_boxes = agreement.matched + agreement.only_first
     share = agreement.matched / reference_boxes if reference_boxes else 1.0
-    print(f"check on {args.frames} pairs of {args.scenario} seed {args.seed}: {agreement.matched} of "
+    where = ", ".join(f"{k} {v}" for k, v in checked_on.items() if v is not None)
+    print(f"check on {len(check_pairs)} pairs ({where}): {agreement.matched} of "
           f"{reference_boxes} boxes matched ({share:.1%}), {agreement.only_second} found by the int8 model only, "
           f"{agreement.class_mismatches} class changes, largest box difference {agreement.max_box_diff_px:.1f} px, "
           f"score {agreement.max_score_diff:.3f}")
@@ -229,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps({"onnx": str(args.onnx), "out": str(out), "calib_pairs": len(pairs),
                                            "calibrated_on": calibrated_on,
-                                           "check": {"scenario": args.scenario, "seed": args.seed,
-                                                     "frames": args.frames, **asdict(agreement)}}, indent=2) + "\n")
+                                           "check": {**checked_on, **asdict(agreement)}}, indent=2) + "\n")
     return 0 if share >= args.min_matched else 1
 
 
