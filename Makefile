@@ -9,7 +9,8 @@ export PYTHONUNBUFFERED := 1
 ENV := source $(ROOT)/scripts/ros_env.sh
 # The demo runs a held-out seed (>= 1000): everything was tuned on seeds 0-999.
 DEMO_ARGS ?= --scenario cluttered --seed 1000 --frames 300
-# sim: the detector simulator over the ground truth; yolo: the shipped YOLO on the rendered pixels (sim-time paced).
+# sim: the detector simulator over the ground truth; yolo: the shipped YOLO (its int8 quantization, ONNX
+# Runtime) on the rendered pixels (sim-time paced).
 DETECTOR ?= sim
 # out/demo for the simulator, out/demo_yolo for DETECTOR=yolo (one run does not overwrite the other's files)
 DEMO_OUT ?= out/demo$(if $(filter-out sim,$(DETECTOR)),_$(DETECTOR),)
