@@ -18,7 +18,7 @@ EVAL_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup build demo eval eval-detector fit-detector-sim eval-persistence train-persistence export-persistence \
-	train-detector train-reid \
+	train-detector train-reid export-reid \
 	export-detector bench test test-core clean
 
 setup:
@@ -73,6 +73,12 @@ export-detector: setup
 # The re-ID embedding network (seeds 0-899, validation 900-999) -> models/reid/.
 train-reid: setup
 	$(ENV) && python -m object_permanence.tools.train_reid
+	$(MAKE) export-reid
+
+# The re-ID checkpoint's ONNX export (embedding: learned on the CPU, no torch), checked against it.
+export-reid: setup
+	$(ENV) && python -m object_permanence.tools.export_reid --weights models/reid/reid_net.pt \
+		--out models/reid/reid_net.onnx --report out/eval/reid_export.json
 
 # The learned persistence filter: the shipped weights' data (train seeds 0-17 and 30-41, validation 24-29,
 # held-out 1000-1003); training is deterministic and writes models/persistence/ (weights, model

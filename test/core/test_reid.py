@@ -269,3 +269,75 @@ def test_batch_hard_triplet_and_identity_batches() -> None:
     seen = np.concatenate([np.unique(data.identity[b]) for b in batches])
     assert sorted(seen.tolist()) == np.flatnonzero(counts >= 2).tolist()  # each usable identity once
     assert all(len(b) == 3 * len(np.unique(data.identity[b])) for b in batches)
+
+
+# --- the .onnx export: the detector's torch-free learned embedding ---------------------------------
+
+def test_the_export_embeds_as_the_checkpoint_without_torch(tiny_weights, tmp_path, monkeypatch) -> None:
+    import sys
+
+    from object_permanence.core.reid.embedder import export_onnx
+
+    path, model = tiny_weights
+    onnx_path = tmp_path / "tiny.onnx"
+    export_onnx(fuse_for_inference(model), onnx_path)
+    img = _image()
+    boxes = np.array([[50.0, 40.0, 40.0, 60.0], [150.0, 100.0, 30.0, 30.0], [500.0, 500.0, 10.0, 10.0]])
+    expected = LearnedEmbedder(path, "cpu", "torch").embed(img, boxes)
+    monkeypatch.setitem(sys.modules, "torch", None)  # any `import torch` now fails
+    exported = LearnedEmbedder(onnx_path, "auto")
+    assert (exported.dim, exported.input_size, exported.backend, exported.device) == (8, (16, 8), "onnxruntime", "cpu")
+    np.testing.assert_allclose(exported.embed(img, boxes), expected, atol=1e-5)
+    assert not exported.embed(img, boxes)[2].any()
+
+
+def test_export_refusals_are_named(tiny_weights, tmp_path) -> None:
+    import io
+
+    from object_permanence.core.reid.embedder import export_onnx
+
+    path, model = tiny_weights
+    fused = fuse_for_inference(model)  # folds the batch norms in place: once
+    onnx_path = tmp_path / "tiny.onnx"
+    export_onnx(fused, onnx_path)
+    with pytest.raises(ValueError, match="need the .pt checkpoint"):
+        LearnedEmbedder(onnx_path, device="cuda")
+    with pytest.raises(ValueError, match="need the .pt checkpoint"):
+        LearnedEmbedder(onnx_path, device="cpu", backend="torch")
+    with pytest.raises(FileNotFoundError, match="export-reid"):
+        LearnedEmbedder(tmp_path / "missing.onnx", device="cpu")
+    buffer = io.BytesIO()
+    export_onnx(fused, buffer)  # in memory: no metadata
+    (tmp_path / "bare.onnx").write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="not a re-ID export"):
+        LearnedEmbedder(tmp_path / "bare.onnx", device="cpu")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="cannot load"):
+        LearnedEmbedder(tmp_path / "junk.onnx", device="cpu")
+
+
+def test_export_tool_checks_the_export(tiny_weights, tmp_path) -> None:
+    import json
+
+    from object_permanence.tools.export_reid import main
+
+    path, _ = tiny_weights
+    report = tmp_path / "check.json"
+    assert main(["--weights", str(path), "--out", str(tmp_path / "cli.onnx"), "--frames", "2",
+                 "--report", str(report)]) == 0
+    got = json.loads(report.read_text())
+    assert got["boxes"] > 0 and got["max_abs_diff"] < 1e-5
+    assert main(["--weights", str(path), "--out", str(tmp_path / "cli.onnx"), "--frames", "2",
+                 "--tolerance", "-1"]) == 1  # a difference is never below a negative tolerance
+
+
+def test_the_shipped_export_is_the_shipped_checkpoint() -> None:
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "reid"
+    if not (shipped / "reid_net.pt").is_file() or not (shipped / "reid_net.onnx").is_file():
+        pytest.skip("the shipped re-ID models are not there")
+    img = _image()
+    boxes = np.array([[50.0, 40.0, 40.0, 60.0], [150.0, 100.0, 30.0, 30.0]])
+    np.testing.assert_allclose(LearnedEmbedder(shipped / "reid_net.onnx", "cpu").embed(img, boxes),
+                               LearnedEmbedder(shipped / "reid_net.pt", "cpu").embed(img, boxes), atol=1e-5)

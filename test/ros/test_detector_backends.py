@@ -169,7 +169,13 @@ def test_learned_embedding_with_missing_weights_fails_at_start_up(ros) -> None:
         ros.start(DetectorNode, {"embedding": "learned", "embedding_weights": "/nonexistent/reid.pt"})
 
 
-def test_learned_embedding_without_torch_names_the_parameter(ros, monkeypatch) -> None:
+def test_learned_embedding_without_torch_takes_the_export_and_names_a_checkpoint(ros, monkeypatch) -> None:
+    """Where torch is absent the shipped re-ID export runs on onnxruntime; a .pt checkpoint cannot,
+    and the node says which parameter asks for it."""
+    from object_permanence.ros.shipped import shipped_model
+
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError, as where it is absent
+    node = ros.start(DetectorNode, {"embedding": "learned"})
+    assert node._embedder.weights.endswith("reid_net.onnx") and node._embedder.dim == 128
     with pytest.raises(ParameterError, match="parameter 'embedding' is 'learned', which needs torch"):
-        ros.start(DetectorNode, {"embedding": "learned"})
+        ros.start(DetectorNode, {"embedding": "learned", "embedding_weights": str(shipped_model("reid/reid_net.pt"))})

@@ -186,17 +186,21 @@ def test_auto_asks_torch_for_a_gpu_only_where_a_gpu_device_file_exists(monkeypat
     import sys
     import types
 
-    import object_permanence.nodes.persistence_filter as node
+    import object_permanence.ros.shipped as shipped
 
-    monkeypatch.setattr(node, "torch_available", lambda: True)
-    monkeypatch.setattr(node.glob, "glob", lambda pattern: [])
-    monkeypatch.setitem(sys.modules, "torch", None)  # importing torch would raise
-    assert node._on_cuda("auto") is False and node._on_cuda("cpu") is False and node._on_cuda("cuda") is True
-    monkeypatch.setattr(node.glob, "glob", lambda pattern: ["/dev/nvidia0"] if "nvidia" in pattern else [])
+    def installed_torch(cuda=None) -> types.ModuleType:  # what find_spec finds; asking .cuda of None raises
+        fake = types.ModuleType("torch")
+        fake.__spec__, fake.cuda = types.SimpleNamespace(name="torch"), cuda
+        return fake
+
+    monkeypatch.setattr(shipped.glob, "glob", lambda pattern: [])
+    monkeypatch.setitem(sys.modules, "torch", installed_torch())
+    assert shipped.on_cuda("auto") is False  # no device file: torch is not asked
+    assert shipped.on_cuda("cpu") is False and shipped.on_cuda("cuda") is True
+    monkeypatch.setattr(shipped.glob, "glob", lambda pattern: ["/dev/nvidia0"] if "nvidia" in pattern else [])
     for sees_gpu in (True, False):
-        fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: sees_gpu))
-        monkeypatch.setitem(sys.modules, "torch", fake)
-        assert node._on_cuda("auto") is sees_gpu
+        monkeypatch.setitem(sys.modules, "torch", installed_torch(types.SimpleNamespace(is_available=lambda: sees_gpu)))
+        assert shipped.on_cuda("auto") is sees_gpu
 
 
 def test_bad_device_is_rejected(ros) -> None:

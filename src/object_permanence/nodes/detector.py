@@ -34,7 +34,7 @@ from object_permanence.ros.guard import guarded, subscribe
 from object_permanence.ros.images import IMAGE_TRANSPORT_PARAM, ImageMsg, image_subscription, image_to_bgr
 from object_permanence.ros.qos import DETECTOR_IMAGE_QOS, RELIABLE_QOS
 from object_permanence.ros.runner import main_for
-from object_permanence.ros.shipped import shipped_model
+from object_permanence.ros.shipped import on_cuda, shipped_model
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, SyncMonitor, header_stamp_key
 
 BACKENDS = ("simulated", "ultralytics", "onnxruntime")
@@ -110,8 +110,9 @@ PARAMS = (
           "rank-1 0.898 vs 0.771 on held-out identities, about 10x the CPU time).",
           choices=("colour_histogram", "learned")),
     Param("embedding_bins", [8, 4, 4], "colour_histogram: HSV histogram bins (H, S, V)."),
-    Param("embedding_weights", "", "learned: re-ID weights (tools/train_reid); empty: the shipped "
-          "share/object_permanence/models/reid/reid_net.pt."),
+    Param("embedding_weights", "", "learned: re-ID weights (tools/train_reid: a .pt through torch, or its .onnx "
+          "export through onnxruntime, CPU only, no torch); empty: the shipped one in "
+          "share/object_permanence/models/reid: reid_net.onnx on the CPU, reid_net.pt on CUDA."),
     Param("embedding_threads", 1, "learned: onnxruntime threads of the embedder (1 is fastest on a loaded 2-core "
           "CPU).", low=1, high=64),
     Param("sync_slop_s", 0.01, "Largest stamp difference (s) within one synchronised set (left image, right "
@@ -162,7 +163,8 @@ class DetectorNode(Node):
         if p["embedding"] == "learned":
             from object_permanence.core.reid.embedder import LearnedEmbedder
 
-            weights = p["embedding_weights"] or str(shipped_model("reid/reid_net.pt"))
+            weights = p["embedding_weights"] or str(shipped_model(
+                f"reid/reid_net.{'pt' if on_cuda(p['device']) else 'onnx'}"))
             try:
                 return LearnedEmbedder(weights, p["device"], threads=p["embedding_threads"])
             except ImportError as exc:

@@ -9,7 +9,6 @@ monocular stream, a camera that stopped), so one silent camera never stalls the 
 """
 from __future__ import annotations
 
-import glob
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from object_permanence.ros.guard import guarded_timer, subscribe
 from object_permanence.ros.params import Param, declare
 from object_permanence.ros.qos import RELIABLE_QOS
 from object_permanence.ros.runner import main_for
-from object_permanence.ros.shipped import shipped_model
+from object_permanence.ros.shipped import on_cuda, shipped_model
 from object_permanence.ros.sync import ApproximateTimeSynchronizer, header_stamp_key
 
 CAMERAS = ("left", "right")
@@ -91,7 +90,7 @@ def make_model(values: dict, warn=lambda message: None):
     name = values["model"]
     if name == "transformer":
         path = Path(values["weights"]) if values["weights"] else shipped_model(
-            f"persistence/{WEIGHTS_NAME if _on_cuda(values['device']) else ONNX_NAME}")
+            f"persistence/{WEIGHTS_NAME if on_cuda(values['device']) else ONNX_NAME}")
         library, available = ("onnxruntime", onnxruntime_available) if path.suffix == ".onnx" else \
             ("torch", torch_available)
     elif name == "gradient_boosting":
@@ -128,24 +127,6 @@ def _load_learned(name: str, path: Path, values: dict):
     if values["threads"]:
         torch.set_num_threads(values["threads"])
     return TransformerPersistence(path, values["device"])
-
-
-#: Device files of NVIDIA GPUs (desktop and server drivers; Jetson's integrated GPU).
-GPU_DEVICE_FILES = ("/dev/nvidia[0-9]*", "/dev/nvhost-ctrl-gpu")
-
-
-def _on_cuda(device: str) -> bool:
-    """Whether the shipped transformer should run on CUDA: ``cuda``, or ``auto`` where an NVIDIA GPU's
-    device file exists and torch sees the GPU (the GPU batch path is torch's; on the CPU the ONNX
-    export is the faster). Without such a file torch is not imported: it would add about 0.5 GB to
-    the process for nothing (the composed pipeline: 894 -> 360 MB)."""
-    if device == "cuda":
-        return True
-    if device != "auto" or not torch_available() or not any(glob.glob(pattern) for pattern in GPU_DEVICE_FILES):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
 
 
 class PersistenceFilterNode(Node):

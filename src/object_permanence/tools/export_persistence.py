@@ -14,12 +14,12 @@ and pooling-weight differences and fails (exit 1) beyond ``--tolerance``.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from object_permanence.tools.export_check import export_parser, finish_check
 
 
 def check_histories(mean: np.ndarray, std: np.ndarray, count: int, max_len: int, seed: int = 0) -> list[np.ndarray]:
@@ -41,12 +41,8 @@ def compare(weights: Path, onnx_path: Path, histories: list[np.ndarray]) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=Path("models/persistence/persistence_transformer.pt"))
-    parser.add_argument("--out", type=Path, default=None, help="default: the checkpoint's name with .onnx")
-    parser.add_argument("--histories", type=int, default=256, help="histories of the check (0: none)")
-    parser.add_argument("--tolerance", type=float, default=1e-4)
-    parser.add_argument("--report", type=Path, default=None, help="also write the check as JSON here")
+    parser = export_parser(__doc__, "models/persistence/persistence_transformer.pt", "histories", 256,
+                           "histories of the check")
     args = parser.parse_args(argv)
     if not args.weights.is_file():
         parser.error(f"--weights {args.weights} not found; run make train-persistence first")
@@ -68,15 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     histories = check_histories(model.mean.numpy(), model.std.numpy(), args.histories, model.config.max_len)
     diff = compare(args.weights, out, histories)
-    ok = max(diff.values()) <= args.tolerance
-    print(f"check on {len(histories)} histories of 1-{2 * model.config.max_len} rows: largest difference of the "
-          f"scores {diff['score']:.1e}, of the pooling weights {diff['attention']:.1e} "
-          f"({'within' if ok else 'BEYOND'} {args.tolerance:g})")
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps({"weights": str(args.weights), "out": str(out), "histories": len(histories),
-                                           "max_abs_diff": diff, "tolerance": args.tolerance}, indent=2) + "\n")
-    return 0 if ok else 1
+    return finish_check(args, out, max(diff.values()), {"histories": len(histories), "max_abs_diff": diff},
+                        f"check on {len(histories)} histories of 1-{2 * model.config.max_len} rows: largest difference "
+                        f"of the scores {diff['score']:.1e}, of the pooling weights {diff['attention']:.1e}")
 
 
 if __name__ == "__main__":

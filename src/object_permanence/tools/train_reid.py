@@ -82,7 +82,9 @@ def write_model_card(path: Path, weights: Path, summary: dict) -> None:
         f"a VGG-like CNN of 3x3 convolutions (widths {c['widths']}), input {c['input_size'][0]}x{c['input_size'][1]} "
         f"(H x W) BGR crops of the whole box (stretched) plus the box's log aspect ratio; the head also sees the "
         f"chromaticity of the crop's central half (fine hue); output {c['embedding_dim']}-d, unit length.",
-        "- Batch norms are folded into the convolutions at load time; all boxes of an image run as one batch.", "",
+        "- Batch norms are folded into the convolutions at load time; all boxes of an image run as one batch.",
+        f"- `{weights.with_suffix('.onnx').name}` (`make export-reid`, run by `make train-reid`): the fused network "
+        "exported to ONNX, the detector's CPU path for `embedding: learned` (onnxruntime, no torch).", "",
         "## Data (simulated; ground truth labels the crops only)",
         f"- Train: seeds {d['train_seeds']}, {d['worlds_per_seed']} world(s) per seed (scenarios in turn: every "
         f"preset, `reentry` with its look-alike newcomers included), {d['frames_per_world']} frames per world, both "

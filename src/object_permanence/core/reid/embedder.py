@@ -14,10 +14,15 @@ Two runtimes, one network (batch norms folded into the convolutions):
   this session 6-15 ms (measured at load averages of 10-13).
 * ``torch`` (the GPU default, or asked for): under ``torch.inference_mode``; it uses the process's
   torch thread settings, which this library never changes.
+
+A ``.onnx`` file written by :func:`export_onnx` (``tools/export_reid``; the shipped
+``models/reid/reid_net.onnx``) runs on onnxruntime without torch: the same network, its crop size
+and embedding length in the file's metadata.
 """
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -30,12 +35,45 @@ DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "onnxruntime", "torch")
 
 
+def export_onnx(model, target) -> None:
+    """Export the fused re-ID network ``model`` (:func:`model.fuse_for_inference`) to ``target`` (a path
+    or a binary buffer) as ONNX: inputs ``crops`` (N, 3, H, W) and ``log_aspect`` (N,), output
+    ``embedding`` (N, D), the batch dynamic; a path also gets the crop size and D as metadata."""
+    import torch
+
+    h, w = model.config.input_size
+    with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns it is legacy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(2, 3, h, w), torch.zeros(2)), target, dynamo=False,
+                          input_names=["crops", "log_aspect"], output_names=["embedding"], opset_version=17,
+                          dynamic_axes={"crops": {0: "n"}, "log_aspect": {0: "n"}, "embedding": {0: "n"}})
+    if isinstance(target, (str, Path)):
+        import onnx
+
+        exported = onnx.load(str(target))
+        exported.metadata_props.add(key="input_size", value=json.dumps([h, w]))
+        exported.metadata_props.add(key="embedding_dim", value=str(model.dim))
+        onnx.save(exported, str(target))
+
+
+def _cpu_session(model: str | bytes, threads: int):
+    """An onnxruntime CPU session of a model file or its bytes with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class LearnedEmbedder:
     """Appearance embedding of each box by the re-ID network of ``weights``.
 
     Args:
         weights: checkpoint written by ``python -m object_permanence.tools.train_reid``
-            (default location ``models/reid/reid_net.pt``).
+            (default location ``models/reid/reid_net.pt``), or its ``.onnx`` export
+            (:func:`export_onnx`; onnxruntime on the CPU, no torch).
         device: ``auto`` (CUDA when torch sees a GPU, else CPU), ``cpu`` or ``cuda``.
         backend: ``auto`` (onnxruntime on the CPU, torch on CUDA), ``onnxruntime`` (CPU only) or
             ``torch``.
@@ -44,7 +82,8 @@ class LearnedEmbedder:
     Raises:
         FileNotFoundError: ``weights`` does not exist (the message says how to make it).
         ValueError: a bad device, backend or threads, ``cuda`` without a GPU, onnxruntime asked
-            for on CUDA, or a file that is not a re-ID checkpoint.
+            for on CUDA (or an ``.onnx`` file with ``cuda`` or ``torch``), or a file that is not a
+            re-ID checkpoint or export.
     """
 
     def __init__(self, weights: str | Path, device: str = "auto", backend: str = "auto", threads: int = 1) -> None:
@@ -54,7 +93,10 @@ class LearnedEmbedder:
             raise ValueError(f"LearnedEmbedder: backend must be one of {BACKENDS}, got {backend!r}")
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"LearnedEmbedder: threads must be an integer >= 1, got {threads!r}")
-        import torch  # imported here: only this embedder needs torch
+        if str(weights).endswith(".onnx"):
+            self._load_export(Path(weights), device, backend, int(threads))
+            return
+        import torch  # imported here: only the checkpoint needs torch
 
         from object_permanence.core.reid.model import fuse_for_inference, load_checkpoint
 
@@ -69,31 +111,39 @@ class LearnedEmbedder:
         model, self.meta = load_checkpoint(weights)
         self._torch = torch
         self._model = fuse_for_inference(model).to(device)
-        self._session = self._onnx_session(int(threads)) if backend == "onnxruntime" else None
+        if backend == "onnxruntime":
+            buffer = io.BytesIO()
+            export_onnx(self._model, buffer)
+            self._session = _cpu_session(buffer.getvalue(), int(threads))
+        else:
+            self._session = None
         self.device, self.backend, self.weights = device, backend, str(weights)
         self.input_size: tuple[int, int] = tuple(model.config.input_size)
+        self._dim = model.dim
 
-    def _onnx_session(self, threads: int):
-        """An onnxruntime CPU session of the fused network (exported in memory, batch size dynamic)."""
-        import onnxruntime as ort
-
-        torch, buffer = self._torch, io.BytesIO()
-        h, w = self._model.config.input_size
-        with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns it is legacy
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(self._model, (torch.zeros(2, 3, h, w), torch.zeros(2)), buffer, dynamo=False,
-                              input_names=["crops", "log_aspect"], output_names=["embedding"], opset_version=17,
-                              dynamic_axes={"crops": {0: "n"}, "log_aspect": {0: "n"}, "embedding": {0: "n"}})
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    def _load_export(self, path: Path, device: str, backend: str, threads: int) -> None:
+        """The ``.onnx`` path: onnxruntime on the CPU, no torch."""
+        if device == "cuda" or backend == "torch":
+            raise ValueError(f"LearnedEmbedder: {path} runs on onnxruntime on the CPU; device {device!r} and backend "
+                             f"{backend!r} need the .pt checkpoint")
+        if not path.is_file():
+            raise FileNotFoundError(f"re-ID weights not found: {path} (make export-reid writes it)")
+        try:
+            self._session = _cpu_session(str(path), threads)
+        except Exception as exc:  # onnxruntime's own error types (invalid protobuf, graph, ...)
+            raise ValueError(f"LearnedEmbedder: onnxruntime cannot load {path}: {exc}") from exc
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if not {"input_size", "embedding_dim"} <= set(meta):
+            raise ValueError(f"LearnedEmbedder: {path} is not a re-ID export (no input_size / embedding_dim metadata)")
+        self.meta, self._model, self._torch = {}, None, None
+        self.device, self.backend, self.weights = "cpu", "onnxruntime", str(path)
+        self.input_size = tuple(int(v) for v in json.loads(meta["input_size"]))
+        self._dim = int(meta["embedding_dim"])
 
     @property
     def dim(self) -> int:
         """Length D of an embedding."""
-        return self._model.dim
+        return self._dim
 
     def embed(self, image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Embed each box of one image (all boxes in one network batch).
