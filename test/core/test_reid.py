@@ -340,4 +340,4 @@ def test_the_shipped_export_is_the_shipped_checkpoint() -> None:
     img = _image()
     boxes = np.array([[50.0, 40.0, 40.0, 60.0], [150.0, 100.0, 30.0, 30.0]])
     np.testing.assert_allclose(LearnedEmbedder(shipped / "reid_net.onnx", "cpu").embed(img, boxes),
-                               LearnedEmbedder(shipped / "reid_net.pt", "cpu").embed(img, boxes), atol=1e-5)
+                               LearnedEmbedder(shipped / "reid_net.pt", "cpu", "torch").embed(img, boxes), atol=1e-5)

@@ -168,8 +168,8 @@ class DetectorNode(Node):
             try:
                 return LearnedEmbedder(weights, p["device"], threads=p["embedding_threads"])
             except ImportError as exc:
-                raise ParameterError(f"parameter 'embedding' is 'learned', which needs torch ({exc}); install it "
-                                     "or use 'colour_histogram'") from exc
+                raise ParameterError(f"parameter 'embedding' is 'learned', which needs {exc.name or 'a module'} for "
+                                     f"{weights} ({exc}); install it, or use 'colour_histogram'") from exc
             except (OSError, ValueError) as exc:
                 raise ParameterError(f"parameter 'embedding_weights' ({weights}): {exc}") from exc
         bins = tuple(p["embedding_bins"])

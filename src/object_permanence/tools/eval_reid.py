@@ -53,6 +53,12 @@ def bench_boxes(world, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     return image, np.concatenate([np.array(truth).reshape(-1, 4), extra])[:n]
 
 
+def _torch_threads() -> int | None:
+    """torch's intra-op threads where torch is loaded (a .pt checkpoint), else None."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=seed_range, default=seed_range("1000-1049"))
@@ -68,8 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds.start < 1000:
         parser.error(f"--seeds must be held out (>= 1000), got {args.seeds.start}-{args.seeds.stop - 1}")
-    import torch
-
     from object_permanence.core.appearance import ColorHistogramEmbedder
     from object_permanence.core.reid.dataset import SightingRules, embed_probes, sample_probes, worlds_for_seeds
     from object_permanence.core.reid.embedder import LearnedEmbedder
@@ -86,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scores = {name: retrieval_metrics(v, probes) for name, v in vectors.items()}
     image, boxes = bench_boxes(worlds[0].build(), args.bench_boxes, np.random.default_rng(args.seed))
     timing = {"boxes": int(len(boxes)), "device": learned.device, "backend": learned.backend,
-              "onnxruntime_threads": args.threads, "torch_threads": torch.get_num_threads(),
+              "onnxruntime_threads": args.threads, "torch_threads": _torch_threads(),
               "learned_ms_median": embed_time_ms(learned.embed, image, boxes),
               "colour_histogram_ms_median": embed_time_ms(histogram.embed, image, boxes)}
     lrn, hist = scores["learned"], scores["colour_histogram"]

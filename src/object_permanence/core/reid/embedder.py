@@ -128,6 +128,8 @@ class LearnedEmbedder:
                              f"{backend!r} need the .pt checkpoint")
         if not path.is_file():
             raise FileNotFoundError(f"re-ID weights not found: {path} (make export-reid writes it)")
+        import onnxruntime  # noqa: F401 -- missing, it is an ImportError, not a file onnxruntime cannot load
+
         try:
             self._session = _cpu_session(str(path), threads)
         except Exception as exc:  # onnxruntime's own error types (invalid protobuf, graph, ...)
