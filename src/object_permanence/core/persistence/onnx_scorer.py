@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from object_permanence.core.onnx_session import cpu_session
 from object_permanence.core.persistence.history import FEATURES, pad_histories
 
 #: Metadata of an exported persistence model: the feature columns (JSON list), the hysteresis
@@ -40,12 +41,10 @@ class OnnxTransformerScorer:
             raise FileNotFoundError(f"persistence weights not found: {weights}")
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0: onnxruntime's default), got {threads}")
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+        import onnxruntime  # noqa: F401 -- missing, it is an ImportError, not a file onnxruntime cannot load
+
         try:
-            self.session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(str(weights), threads)
         except Exception as exc:  # onnxruntime's own error types (invalid protobuf, graph, ...)
             raise ValueError(f"{weights}: onnxruntime cannot load it: {exc}") from exc
         meta = self.session.get_modelmeta().custom_metadata_map

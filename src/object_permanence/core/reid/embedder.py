@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from object_permanence.core.appearance import check_image_and_boxes
+from object_permanence.core.onnx_session import cpu_session
 from object_permanence.core.reid.crops import crop_batch, rect_log_aspect
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -54,17 +55,6 @@ def export_onnx(model, target) -> None:
         exported.metadata_props.add(key="input_size", value=json.dumps([h, w]))
         exported.metadata_props.add(key="embedding_dim", value=str(model.dim))
         onnx.save(exported, str(target))
-
-
-def _cpu_session(model: str | bytes, threads: int):
-    """An onnxruntime CPU session of a model file or its bytes with ``threads`` intra-op threads."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class LearnedEmbedder:
@@ -114,7 +104,7 @@ class LearnedEmbedder:
         if backend == "onnxruntime":
             buffer = io.BytesIO()
             export_onnx(self._model, buffer)
-            self._session = _cpu_session(buffer.getvalue(), int(threads))
+            self._session = cpu_session(buffer.getvalue(), int(threads))
         else:
             self._session = None
         self.device, self.backend, self.weights = device, backend, str(weights)
@@ -131,7 +121,7 @@ class LearnedEmbedder:
         import onnxruntime  # noqa: F401 -- missing, it is an ImportError, not a file onnxruntime cannot load
 
         try:
-            self._session = _cpu_session(str(path), threads)
+            self._session = cpu_session(str(path), threads)
         except Exception as exc:  # onnxruntime's own error types (invalid protobuf, graph, ...)
             raise ValueError(f"LearnedEmbedder: onnxruntime cannot load {path}: {exc}") from exc
         meta = self._session.get_modelmeta().custom_metadata_map
