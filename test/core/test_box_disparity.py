@@ -259,6 +259,32 @@ def test_a_box_ending_at_an_occluders_edge_is_measured_on_its_farther_half():
     assert abs(flat.disparity[0] - 14.0) < 0.3  # a box on the object alone: halves agree, whole box used
 
 
+def test_the_halves_are_fitted_on_the_boxs_own_matching(monkeypatch):
+    """sgbm_box_planes(halves=...): each half's plane comes from the box's one SGBM matching (one
+    compute per box, not three), lies on its own surface at its half box's centre (cx -+ w/4),
+    and is NaN where halves were not asked for."""
+    left, right = _layered_pair([(_texture(1, (90, 60)), 300, 200, 14), (_texture(2, (160, 50)), 340, 170, 30)])
+    boxes, guess = np.array([[327.0, 245.0, 54.0, 90.0], [327.0, 245.0, 54.0, 90.0]]), np.array([20.0, 20.0])
+    computes = []
+    real_create = cv2.StereoSGBM_create
+
+    class Counting:
+        def __init__(self, matcher):
+            self._matcher = matcher
+
+        def compute(self, a, b):
+            computes.append(a.shape)
+            return self._matcher.compute(a, b)
+
+    monkeypatch.setattr(cv2, "StereoSGBM_create", lambda **kw: Counting(real_create(**kw)))
+    planes, _, halves = sgbm_box_planes(left, right, boxes, guess, search_px=8.0, halves=np.array([True, False]))
+    assert len(computes) == 2  # one matching per box
+    np.testing.assert_array_equal(planes[0], planes[1])
+    assert abs(halves[0, 0, 0] - 14.0) < 0.3  # the left half: the object, at cx - w/4
+    assert halves[0, 1, 0] > 25.0  # the right half: mostly the nearer panel
+    assert np.isnan(halves[1]).all()
+
+
 @pytest.mark.parametrize("slant", [0.05, 0.1])
 def test_a_slanted_board_is_not_taken_for_a_depth_edge(slant):
     """A board whose disparity grows by ``slant`` px per column: its halves' disparities at their own

@@ -204,33 +204,37 @@ def box_disparities(left_bgr: np.ndarray, right_bgr: np.ndarray, left_boxes: np.
         return BoxDisparities(disparity, std, source, precise)
     if need_sgbm.any():
         rows = np.flatnonzero(need_sgbm)
-        planes, _ = sgbm_box_planes(left, right, boxes[rows], guess[rows], search_px=cfg.search_px,
-                                    block_size=cfg.sgbm_block_size, uniqueness_ratio=cfg.sgbm_uniqueness_ratio,
-                                    min_ncc=cfg.sgbm_min_ncc,
-                                    exclude=None if exclude is None else [exclude[r] for r in rows])
+        # the halves' test finds an occluder's edge from the pixels; a box whose occluders are known
+        # is fitted on the pixels in view only
+        halves = None
+        if cfg.sgbm_split_px > 0:
+            halves = np.ones(len(rows), dtype=bool) if exclude is None \
+                else np.array([len(exclude[r]) == 0 for r in rows], dtype=bool)
+        planes, _, half_planes = sgbm_box_planes(
+            left, right, boxes[rows], guess[rows], search_px=cfg.search_px, block_size=cfg.sgbm_block_size,
+            uniqueness_ratio=cfg.sgbm_uniqueness_ratio, min_ncc=cfg.sgbm_min_ncc,
+            exclude=None if exclude is None else [exclude[r] for r in rows], halves=halves)
         sgbm = planes[:, 0]
         ok = np.isfinite(sgbm)
-        # the halves' test finds an occluder's edge from the pixels; a box whose occluders are known
-        # was fitted on the pixels in view only
-        split = ok if exclude is None else ok & np.array([len(exclude[r]) == 0 for r in rows])
-        if cfg.sgbm_split_px > 0 and split.any():
-            sgbm[split] = _farther_half(left, right, boxes[rows[split]], guess[rows[split]], planes[split], cfg)
+        if halves is not None:
+            split = ok & halves
+            sgbm[split] = _farther_half(boxes[rows[split]], planes[split], half_planes[split], cfg)
         disparity[rows[ok]] = sgbm[ok]
         std[rows[ok]] = cfg.sgbm_std_px
         source[rows[ok]] = DisparitySource.SGBM  # precise stays False: the need_sgbm rows are no precise NCC answers
     return BoxDisparities(disparity, std, source, precise)
 
 
-def _farther_half(left: np.ndarray, right: np.ndarray, boxes: np.ndarray, guess: np.ndarray, whole: np.ndarray,
-                  cfg: BoxDisparityConfig) -> np.ndarray:
+def _farther_half(boxes: np.ndarray, whole: np.ndarray, halves: np.ndarray, cfg: BoxDisparityConfig) -> np.ndarray:
     """(M,) the SGBM disparity of each box, or that of its farther half when the halves depart from
     the whole box's plane.
 
     A partly hidden object is boxed around its visible part, so one side of its box ends at the
     occluder's edge; the occluder (nearer: larger disparity) covers a different part of the object
     in each view, and SGBM's plane fitted across that edge is off by pixels. The left and right
-    halves of the box (centres ``cx ∓ w/4``) are fitted planes ``(d_h, a_h)`` of their own and
-    compared with the whole box's plane ``whole`` (M, 3) ``(c0, a, b)``. On one plane (a slanted
+    halves of the box (centres ``cx ∓ w/4``) are fitted planes ``(d_h, a_h)`` of their own (``halves``
+    (M, 2, 3), from :func:`sgbm_box_planes`, NaN where a half has none) and compared with the whole
+    box's plane ``whole`` (M, 3) ``(c0, a, b)``. On one plane (a slanted
     surface) they lie on it: their centres differ by ``a w/2`` and their slopes are ``a``. The box
     spans a depth edge when
 
@@ -244,21 +248,13 @@ def _farther_half(left: np.ndarray, right: np.ndarray, boxes: np.ndarray, guess:
 
     At a depth edge the farther (smaller-disparity) answering half is the occluded object.
     """
-    m = len(boxes)
-    half_boxes = np.concatenate([boxes, boxes])  # (2M, 4): the left halves, then the right ones
-    half_boxes[:m, 0] -= boxes[:, 2] / 4  # cx ± w/4, width w/2
-    half_boxes[m:, 0] += boxes[:, 2] / 4
-    half_boxes[:, 2] /= 2
-    planes, _ = sgbm_box_planes(left, right, half_boxes, np.concatenate([guess, guess]), search_px=cfg.search_px,
-                                block_size=cfg.sgbm_block_size, uniqueness_ratio=cfg.sgbm_uniqueness_ratio,
-                                min_ncc=cfg.sgbm_min_ncc)  # one call, one matcher; each box on its own strip
-    d_left, d_right = planes[:m, 0], planes[m:, 0]
+    d_left, d_right = halves[:, 0, 0], halves[:, 1, 0]
     c0, a, quarter_w = whole[:, 0], whole[:, 1], boxes[:, 2] / 4
     lo = np.fmin(d_left, d_right)  # NaN-aware: the farther half, or the one that answered
     with np.errstate(invalid="ignore"):  # NaN (a half without an answer) compares False
         step = np.abs((d_right - d_left) - 2 * a * quarter_w)  # |(d_R - d_L) - a w/2|
         # |d_h - (c0 ∓ a w/4)| + |a_h - a| w/4: a half's largest gap to the whole plane
-        gap_left = np.abs(d_left - (c0 - a * quarter_w)) + np.abs(planes[:m, 1] - a) * quarter_w
-        gap_right = np.abs(d_right - (c0 + a * quarter_w)) + np.abs(planes[m:, 1] - a) * quarter_w
+        gap_left = np.abs(d_left - (c0 - a * quarter_w)) + np.abs(halves[:, 0, 1] - a) * quarter_w
+        gap_right = np.abs(d_right - (c0 + a * quarter_w)) + np.abs(halves[:, 1, 1] - a) * quarter_w
         edge = (step > cfg.sgbm_split_px) | (gap_left > cfg.sgbm_split_px) | (gap_right > cfg.sgbm_split_px)
     return np.where(edge, lo, c0)

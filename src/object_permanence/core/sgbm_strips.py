@@ -72,7 +72,7 @@ def sgbm_box_disparities(
     Raises:
         ValueError: naming the argument, for bad shapes, dtypes or parameter values.
     """
-    planes, quality = sgbm_box_planes(left_bgr, right_bgr, left_boxes, disparity_guess, search_px, block_size,
+    planes, quality, _ = sgbm_box_planes(left_bgr, right_bgr, left_boxes, disparity_guess, search_px, block_size,
                                       uniqueness_ratio, inner_frac, min_valid_frac, min_patch_px, min_ncc)
     return planes[:, 0], quality
 
@@ -90,7 +90,8 @@ def sgbm_box_planes(
     min_patch_px: int = 8,
     min_ncc: float = 0.2,
     exclude: list[np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    halves: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Disparity planes ``d = c0 + a (u - cx) + b (v - cy)`` (``d = u_left - u_right``, pixel
     columns; ``cx, cy`` the box centre) of boxes in a rectified pair, by SGBM on strips.
 
@@ -108,6 +109,10 @@ def sgbm_box_planes(
         min_ncc: smallest NCC of the left box with the right image warped by the fitted plane.
         exclude: per box, (K, 4) rectangles ``x0, y0, x1, y1`` (left image pixels) of nearer
             objects in front of it: their pixels are left out of the fit and of the NCC check.
+        halves: (N,) bool, the boxes whose left and right halves are fitted too: the columns of
+            the fitted window left and right of the box centre (with ``inner_frac`` 1 the half
+            boxes ``cx -+ w/4``, width ``w/2``), each plane about its half box's centre, each on
+            its columns of the box's own SGBM output (one matching per box); None: none.
 
     Returns:
         planes: (N, 3) float64 ``(c0, a, b)``: the disparity at the box centre (pixels) and its
@@ -115,6 +120,9 @@ def sgbm_box_planes(
             unusable (non-finite, out of the image, too small, too few valid pixels) or the views
             disagree (warped NCC below ``min_ncc``).
         quality: (N,) that warped NCC in [-1, 1]; NaN where no plane was fitted.
+        half_planes: (N, 2, 3) the left and right halves' planes (each about its own centre,
+            checked as the box's), NaN where not asked for (``halves``), where the box has no
+            plane, or where the half is unusable or rejected.
 
     Raises:
         ValueError: naming the argument, for bad shapes, dtypes or parameter values.
@@ -134,28 +142,20 @@ def sgbm_box_planes(
     if exclude is not None and len(exclude) != n:
         raise ValueError(f"exclude must have one entry per box ({n}), got {len(exclude)}")
     planes, quality = np.full((n, 3), np.nan), np.full(n, np.nan)
+    half_planes = np.full((n, 2, 3), np.nan)
     if n == 0:
-        return planes, quality
-    height, width = left.shape
+        return planes, quality, half_planes
     num_disp = 16 * math.ceil((2.0 * search_px + 2.0) / 16.0)
     matcher = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disp, blockSize=block_size,
                                     P1=8 * block_size**2, P2=32 * block_size**2, disp12MaxDiff=1,
                                     uniquenessRatio=uniqueness_ratio, speckleWindowSize=0)
     x0, x1, y0, y1, usable = inner_windows(boxes, guess, inner_frac, min_patch_px, left.shape)
+    halves = np.zeros(n, dtype=bool) if halves is None else np.asarray(halves, dtype=bool).reshape(n)
     rows = np.flatnonzero(usable)
     bounds = np.stack([x0, x1, y0, y1], axis=1)[rows].astype(np.int64).tolist()  # ints, no NaN left
     for i, (c0, c1, r0, r1) in zip(rows.tolist(), bounds):
         offset = math.floor(guess[i] - num_disp / 2)  # searched disparities: offset .. offset + num_disp - 1
-        top, bottom = max(r0 - _MARGIN_PX, 0), min(r1 + _MARGIN_PX, height)  # strip rows
-        start, stop = c0 - num_disp - _MARGIN_PX, c1 + _MARGIN_PX  # left strip columns
-        strip_l = _strip(left, top, bottom, start, stop)
-        strip_r = _strip(right, top, bottom, start - offset, stop - offset)
-        raw = matcher.compute(strip_l, strip_r)[r0 - top:r1 - top, c0 - start:c1 - start]  # 16 d', -16 invalid
-        # valid: d' = raw / 16 within [0.5, num_disp - 1.5], and u_r = u - offset - d' inside the right
-        # image for every d' (u >= offset + num_disp - 1 and u < width + offset)
-        valid = (raw >= 8) & (raw <= 16 * num_disp - 24)
-        valid[:, :max(offset + num_disp - 1 - c0, 0)] = False
-        valid[:, max(width + offset - c0, 0):] = False
+        raw, valid = _strip_disparities(matcher, left, right, (r0, r1, c0, c1), offset, num_disp)
         seen = None
         if exclude is not None and len(exclude[i]):
             seen = np.ones(valid.shape, dtype=bool)
@@ -163,17 +163,63 @@ def sgbm_box_planes(
                 seen[max(int(math.floor(y0r)) - r0, 0):max(int(math.ceil(y1r)) - r0, 0),
                      max(int(math.floor(x0r)) - c0, 0):max(int(math.ceil(x1r)) - c0, 0)] = False
             valid &= seen
-        if np.count_nonzero(valid) / valid.size < min_valid_frac:
+        quality[i], plane = _checked_plane(left, right, raw, valid, (r0, r1, c0, c1), boxes[i], offset, seen,
+                                           min_valid_frac, min_ncc)
+        if plane is None:
+            continue  # no plane for the box: its halves are not asked about
+        planes[i] = plane
+        if not halves[i]:
             continue
-        v_idx, u_idx = np.nonzero(valid)
-        du = (u_idx + c0) - boxes[i, 0]  # pixel centres (integer coordinates, OpenCV) minus the box centre
-        dv = (v_idx + r0) - boxes[i, 1]
-        plane = trimmed_plane(raw[valid].astype(np.float64) / 16.0, du, dv)
-        plane[0] += offset
-        quality[i] = plane_warped_ncc(left, right, (r0, r1, c0, c1), boxes[i, :2], plane, seen)
-        if quality[i] >= min_ncc:
-            planes[i] = plane
-    return planes, quality
+        # the window's halves, split at the box centre's column, each fitted on its columns of the box's map
+        split = min(max(int(np.round(boxes[i, 0])), c0), c1)
+        for h, (h0, h1, sign) in enumerate(((c0, split, -1.0), (split, c1, 1.0))):
+            if h1 - h0 < min_patch_px:
+                continue
+            centre = np.array([boxes[i, 0] + sign * boxes[i, 2] / 4, boxes[i, 1]])  # the half box's: cx -+ w/4
+            _, plane = _checked_plane(left, right, raw[:, h0 - c0:h1 - c0], valid[:, h0 - c0:h1 - c0],
+                                      (r0, r1, h0, h1), centre, offset, None, min_valid_frac, min_ncc)
+            if plane is not None:
+                half_planes[i, h] = plane
+    return planes, quality, half_planes
+
+
+def _strip_disparities(matcher: cv2.StereoSGBM, left: np.ndarray, right: np.ndarray, rect: tuple[int, int, int, int],
+                       offset: int, num_disp: int) -> tuple[np.ndarray, np.ndarray]:
+    """SGBM over the strip around the window ``rect = (r0, r1, c0, c1)`` of the left grey image, the
+    right one read ``offset`` columns to the left; returns the window's raw output (h, w) int16
+    (16 d', d = offset + d') and which of its pixels are valid."""
+    height, width = left.shape
+    r0, r1, c0, c1 = rect
+    top, bottom = max(r0 - _MARGIN_PX, 0), min(r1 + _MARGIN_PX, height)  # strip rows
+    start, stop = c0 - num_disp - _MARGIN_PX, c1 + _MARGIN_PX  # left strip columns
+    strip_l = _strip(left, top, bottom, start, stop)
+    strip_r = _strip(right, top, bottom, start - offset, stop - offset)
+    raw = matcher.compute(strip_l, strip_r)[r0 - top:r1 - top, c0 - start:c1 - start]  # 16 d', -16 invalid
+    # valid: d' = raw / 16 within [0.5, num_disp - 1.5], and u_r = u - offset - d' inside the right
+    # image for every d' (u >= offset + num_disp - 1 and u < width + offset)
+    valid = (raw >= 8) & (raw <= 16 * num_disp - 24)
+    valid[:, :max(offset + num_disp - 1 - c0, 0)] = False
+    valid[:, max(width + offset - c0, 0):] = False
+    return raw, valid
+
+
+def _checked_plane(left: np.ndarray, right: np.ndarray, raw: np.ndarray, valid: np.ndarray,
+                   rect: tuple[int, int, int, int], box: np.ndarray, offset: int, seen: np.ndarray | None,
+                   min_valid_frac: float, min_ncc: float) -> tuple[float, np.ndarray | None]:
+    """``(warped NCC, plane)`` of the window ``rect = (r0, r1, c0, c1)`` of ``box`` from its raw SGBM
+    output: the trimmed plane fit of its valid pixels, and the plane when the right image warped by
+    it matches the left window (NCC >= ``min_ncc``), else None; ``(NaN, None)`` when fewer than
+    ``min_valid_frac`` of the pixels are valid."""
+    if np.count_nonzero(valid) / valid.size < min_valid_frac:
+        return float("nan"), None
+    r0, r1, c0, c1 = rect
+    v_idx, u_idx = np.nonzero(valid)
+    du = (u_idx + c0) - box[0]  # pixel centres (integer coordinates, OpenCV) minus the box centre
+    dv = (v_idx + r0) - box[1]
+    plane = trimmed_plane(raw[valid].astype(np.float64) / 16.0, du, dv)
+    plane[0] += offset
+    quality = plane_warped_ncc(left, right, rect, box[:2], plane, seen)
+    return quality, plane if quality >= min_ncc else None
 
 
 def _strip(image: np.ndarray, top: int, bottom: int, start: int, stop: int) -> np.ndarray:
