@@ -283,6 +283,28 @@ def test_the_halves_are_fitted_on_the_boxs_own_matching(monkeypatch):
     assert abs(halves[0, 0, 0] - 14.0) < 0.3  # the left half: the object, at cx - w/4
     assert halves[0, 1, 0] > 25.0  # the right half: mostly the nearer panel
     assert np.isnan(halves[1]).all()
+    with pytest.raises(ValueError, match="halves"):
+        sgbm_box_planes(left, right, boxes, guess, halves=np.array([True]))
+
+
+def test_a_half_whose_views_disagree_has_no_plane():
+    """The panel 8 px nearer: the right half's plane fails the warped-NCC check (0.61 < 0.63), the
+    left half's, on the object, passes; a box centre between two pixel columns splits there too."""
+    left, right = _layered_pair([(_texture(1, (90, 60)), 300, 200, 14), (_texture(2, (160, 50)), 340, 170, 22)])
+    for cx in (327.0, 327.4):
+        _, _, halves = sgbm_box_planes(left, right, np.array([[cx, 245.0, 54.0, 90.0]]), np.array([20.0]),
+                                       search_px=8.0, min_ncc=0.63, halves=np.array([True]))
+        assert abs(halves[0, 0, 0] - 14.0) < 0.3 and np.isnan(halves[0, 1]).all()
+
+
+@pytest.mark.parametrize("slant", [0.05, 0.1])
+def test_the_halves_planes_are_about_their_own_centres(slant):
+    """On a board whose disparity grows by ``slant`` px per column, each half's plane gives the
+    disparity at its half box's centre, cx -+ w/4: the whole box's value -+ slant w/4."""
+    pair = render_stereo(CENTRE, board_texture(1), slant=slant)
+    planes, _, halves = sgbm_box_planes(*pair, board_box(), np.array([TRUE_D + 1.3]), halves=np.array([True]))
+    quarter = slant * board_box()[0, 2] / 4
+    np.testing.assert_allclose(halves[0, :, 0], [planes[0, 0] - quarter, planes[0, 0] + quarter], atol=0.1)
 
 
 @pytest.mark.parametrize("slant", [0.05, 0.1])

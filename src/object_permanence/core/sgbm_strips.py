@@ -73,7 +73,7 @@ def sgbm_box_disparities(
         ValueError: naming the argument, for bad shapes, dtypes or parameter values.
     """
     planes, quality, _ = sgbm_box_planes(left_bgr, right_bgr, left_boxes, disparity_guess, search_px, block_size,
-                                      uniqueness_ratio, inner_frac, min_valid_frac, min_patch_px, min_ncc)
+                                         uniqueness_ratio, inner_frac, min_valid_frac, min_patch_px, min_ncc)
     return planes[:, 0], quality
 
 
@@ -121,8 +121,8 @@ def sgbm_box_planes(
             disagree (warped NCC below ``min_ncc``).
         quality: (N,) that warped NCC in [-1, 1]; NaN where no plane was fitted.
         half_planes: (N, 2, 3) the left and right halves' planes (each about its own centre,
-            checked as the box's), NaN where not asked for (``halves``), where the box has no
-            plane, or where the half is unusable or rejected.
+            checked as the box's, on its pixels in view), NaN where not asked for (``halves``),
+            where the box has no plane, or where the half is unusable or rejected.
 
     Raises:
         ValueError: naming the argument, for bad shapes, dtypes or parameter values.
@@ -141,6 +141,10 @@ def sgbm_box_planes(
     n = len(boxes)
     if exclude is not None and len(exclude) != n:
         raise ValueError(f"exclude must have one entry per box ({n}), got {len(exclude)}")
+    if halves is not None:
+        halves = np.asarray(halves)
+        if halves.dtype != bool or halves.shape != (n,):
+            raise ValueError(f"halves must be ({n},) bools, one per box, got {halves.dtype} {halves.shape}")
     planes, quality = np.full((n, 3), np.nan), np.full(n, np.nan)
     half_planes = np.full((n, 2, 3), np.nan)
     if n == 0:
@@ -150,7 +154,7 @@ def sgbm_box_planes(
                                     P1=8 * block_size**2, P2=32 * block_size**2, disp12MaxDiff=1,
                                     uniquenessRatio=uniqueness_ratio, speckleWindowSize=0)
     x0, x1, y0, y1, usable = inner_windows(boxes, guess, inner_frac, min_patch_px, left.shape)
-    halves = np.zeros(n, dtype=bool) if halves is None else np.asarray(halves, dtype=bool).reshape(n)
+    halves = np.zeros(n, dtype=bool) if halves is None else halves
     rows = np.flatnonzero(usable)
     bounds = np.stack([x0, x1, y0, y1], axis=1)[rows].astype(np.int64).tolist()  # ints, no NaN left
     for i, (c0, c1, r0, r1) in zip(rows.tolist(), bounds):
@@ -163,7 +167,7 @@ def sgbm_box_planes(
                 seen[max(int(math.floor(y0r)) - r0, 0):max(int(math.ceil(y1r)) - r0, 0),
                      max(int(math.floor(x0r)) - c0, 0):max(int(math.ceil(x1r)) - c0, 0)] = False
             valid &= seen
-        quality[i], plane = _checked_plane(left, right, raw, valid, (r0, r1, c0, c1), boxes[i], offset, seen,
+        quality[i], plane = _checked_plane(left, right, raw, valid, (r0, r1, c0, c1), boxes[i, :2], offset, seen,
                                            min_valid_frac, min_ncc)
         if plane is None:
             continue  # no plane for the box: its halves are not asked about
@@ -176,8 +180,9 @@ def sgbm_box_planes(
             if h1 - h0 < min_patch_px:
                 continue
             centre = np.array([boxes[i, 0] + sign * boxes[i, 2] / 4, boxes[i, 1]])  # the half box's: cx -+ w/4
-            _, plane = _checked_plane(left, right, raw[:, h0 - c0:h1 - c0], valid[:, h0 - c0:h1 - c0],
-                                      (r0, r1, h0, h1), centre, offset, None, min_valid_frac, min_ncc)
+            cols = slice(h0 - c0, h1 - c0)
+            _, plane = _checked_plane(left, right, raw[:, cols], valid[:, cols], (r0, r1, h0, h1), centre, offset,
+                                      None if seen is None else seen[:, cols], min_valid_frac, min_ncc)
             if plane is not None:
                 half_planes[i, h] = plane
     return planes, quality, half_planes
@@ -204,21 +209,22 @@ def _strip_disparities(matcher: cv2.StereoSGBM, left: np.ndarray, right: np.ndar
 
 
 def _checked_plane(left: np.ndarray, right: np.ndarray, raw: np.ndarray, valid: np.ndarray,
-                   rect: tuple[int, int, int, int], box: np.ndarray, offset: int, seen: np.ndarray | None,
+                   rect: tuple[int, int, int, int], centre: np.ndarray, offset: int, seen: np.ndarray | None,
                    min_valid_frac: float, min_ncc: float) -> tuple[float, np.ndarray | None]:
-    """``(warped NCC, plane)`` of the window ``rect = (r0, r1, c0, c1)`` of ``box`` from its raw SGBM
-    output: the trimmed plane fit of its valid pixels, and the plane when the right image warped by
-    it matches the left window (NCC >= ``min_ncc``), else None; ``(NaN, None)`` when fewer than
-    ``min_valid_frac`` of the pixels are valid."""
+    """``(warped NCC, plane)`` of the window ``rect = (r0, r1, c0, c1)`` from its raw SGBM output:
+    the trimmed fit of its valid pixels of the plane about ``centre`` (2,) ``(cx, cy)``, and the
+    plane when the right image warped by it matches the left window on the pixels ``seen`` (None:
+    all) with NCC >= ``min_ncc``, else None; ``(NaN, None)`` when fewer than ``min_valid_frac`` of
+    the pixels are valid."""
     if np.count_nonzero(valid) / valid.size < min_valid_frac:
         return float("nan"), None
     r0, r1, c0, c1 = rect
     v_idx, u_idx = np.nonzero(valid)
-    du = (u_idx + c0) - box[0]  # pixel centres (integer coordinates, OpenCV) minus the box centre
-    dv = (v_idx + r0) - box[1]
+    du = (u_idx + c0) - centre[0]  # pixel centres (integer coordinates, OpenCV) minus the plane's centre
+    dv = (v_idx + r0) - centre[1]
     plane = trimmed_plane(raw[valid].astype(np.float64) / 16.0, du, dv)
     plane[0] += offset
-    quality = plane_warped_ncc(left, right, rect, box[:2], plane, seen)
+    quality = plane_warped_ncc(left, right, rect, centre, plane, seen)
     return quality, plane if quality >= min_ncc else None
 
 
