@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from object_permanence.core.onnx_session import cpu_session
+from object_permanence.core.onnx_session import open_export
 from object_permanence.core.persistence.history import FEATURES, pad_histories
 
 #: Metadata of an exported persistence model: the feature columns (JSON list), the hysteresis
@@ -32,25 +32,15 @@ class OnnxTransformerScorer:
     weights: the ``.onnx`` file; threads: intra-op threads (0: onnxruntime's default, one per core).
 
     Raises:
-        FileNotFoundError: no file at ``weights``. ValueError: a file onnxruntime cannot load, without
-        the metadata of an export, or trained on other feature columns.
+        FileNotFoundError: no file at ``weights``. ImportError: onnxruntime is not installed.
+        ValueError: bad ``threads``, a file onnxruntime cannot load, without the metadata of an
+        export, or trained on other feature columns.
     """
 
     def __init__(self, weights: str | Path, threads: int = 0) -> None:
-        if not Path(weights).is_file():
-            raise FileNotFoundError(f"persistence weights not found: {weights}")
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0: onnxruntime's default), got {threads}")
-        import onnxruntime  # noqa: F401 -- missing, it is an ImportError, not a file onnxruntime cannot load
-
-        try:
-            self.session = cpu_session(str(weights), threads)
-        except Exception as exc:  # onnxruntime's own error types (invalid protobuf, graph, ...)
-            raise ValueError(f"{weights}: onnxruntime cannot load it: {exc}") from exc
-        meta = self.session.get_modelmeta().custom_metadata_map
-        missing = [key for key in METADATA_KEYS if key not in meta]
-        if missing:
-            raise ValueError(f"{weights}: not a persistence transformer export (metadata {missing} missing)")
+        self.session, meta = open_export(weights, threads, "persistence transformer", METADATA_KEYS)
         if tuple(json.loads(meta["features"])) != FEATURES:
             raise ValueError(f"{weights}: trained on features {json.loads(meta['features'])}, this code has {FEATURES}")
         self.thresholds = (float(meta["keep_threshold"]), float(meta["release_threshold"]))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from object_permanence.core.appearance import check_image_and_boxes
-from object_permanence.core.onnx_session import cpu_session
+from object_permanence.core.onnx_session import cpu_session, open_export
 from object_permanence.core.reid.crops import crop_batch, rect_log_aspect
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -116,17 +116,8 @@ class LearnedEmbedder:
         if device == "cuda" or backend == "torch":
             raise ValueError(f"LearnedEmbedder: {path} runs on onnxruntime on the CPU; device {device!r} and backend "
                              f"{backend!r} need the .pt checkpoint")
-        if not path.is_file():
-            raise FileNotFoundError(f"re-ID weights not found: {path} (make export-reid writes it)")
-        import onnxruntime  # noqa: F401 -- missing, it is an ImportError, not a file onnxruntime cannot load
-
-        try:
-            self._session = cpu_session(str(path), threads)
-        except Exception as exc:  # onnxruntime's own error types (invalid protobuf, graph, ...)
-            raise ValueError(f"LearnedEmbedder: onnxruntime cannot load {path}: {exc}") from exc
-        meta = self._session.get_modelmeta().custom_metadata_map
-        if not {"input_size", "embedding_dim"} <= set(meta):
-            raise ValueError(f"LearnedEmbedder: {path} is not a re-ID export (no input_size / embedding_dim metadata)")
+        self._session, meta = open_export(path, threads, "re-ID", ("input_size", "embedding_dim"),
+                                          "make export-reid writes it")
         self.meta, self._model, self._torch = {}, None, None
         self.device, self.backend, self.weights = "cpu", "onnxruntime", str(path)
         self.input_size = tuple(int(v) for v in json.loads(meta["input_size"]))
