@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from object_permanence.tools.export_check import export_parser, finish_check
+from object_permanence.tools.export_check import export_parser, finish_check, load_for_export
 
 
 def check_histories(mean: np.ndarray, std: np.ndarray, count: int, max_len: int, seed: int = 0) -> list[np.ndarray]:
@@ -40,22 +40,21 @@ def compare(weights: Path, onnx_path: Path, histories: list[np.ndarray]) -> dict
             "attention": float(max(np.abs(a - b).max() for a, b in zip(torch_weights, onnx_weights)))}
 
 
+def _load_checkpoint(path: Path):
+    """The persistence checkpoint (torch is imported only once the file is known to be there)."""
+    from object_permanence.core.persistence.model import load_checkpoint
+
+    return load_checkpoint(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = export_parser(__doc__, "models/persistence/persistence_transformer.pt", "histories", 256,
                            "histories of the check")
     args = parser.parse_args(argv)
-    if not args.weights.is_file():
-        parser.error(f"--weights {args.weights} not found; run make train-persistence first")
-    out = args.out or args.weights.with_suffix(".onnx")
+    model, extra, out = load_for_export(parser, args, _load_checkpoint, "train-persistence")
     import torch
 
-    from object_permanence.core.persistence.model import export_onnx, load_checkpoint
-
-    try:
-        model, extra = load_checkpoint(args.weights)
-    except ValueError as exc:
-        parser.error(str(exc))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from object_permanence.core.persistence.model import export_onnx
     export_onnx(model, out, extra["keep_threshold"], extra["release_threshold"], tuple(extra["features"]))
     print(f"exported {args.weights} -> {out} ({out.stat().st_size / 1024:.0f} KiB), rows (B, {model.config.max_len}, "
           f"{model.config.n_features}), thresholds {extra['keep_threshold']:.3f} / {extra['release_threshold']:.3f}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from object_permanence.tools.export_check import export_parser, finish_check
+from object_permanence.tools.export_check import export_parser, finish_check, load_for_export
 
 
 def compare(weights: Path, onnx_path: Path, frames: int, scenario: str = "cluttered", seed: int = 1000) -> dict:
@@ -40,20 +40,19 @@ def compare(weights: Path, onnx_path: Path, frames: int, scenario: str = "clutte
     return {"boxes": boxes, "max_abs_diff": largest}
 
 
+def _load_checkpoint(path: Path):
+    """The re-ID checkpoint (torch is imported only once the file is known to be there)."""
+    from object_permanence.core.reid.model import load_checkpoint
+
+    return load_checkpoint(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = export_parser(__doc__, "models/reid/reid_net.pt", "frames", 10, "held-out stereo pairs of the check")
     args = parser.parse_args(argv)
-    if not args.weights.is_file():
-        parser.error(f"--weights {args.weights} not found; run make train-reid first")
-    out = args.out or args.weights.with_suffix(".onnx")
+    model, _, out = load_for_export(parser, args, _load_checkpoint, "train-reid")
     from object_permanence.core.reid.embedder import export_onnx
-    from object_permanence.core.reid.model import fuse_for_inference, load_checkpoint
-
-    try:
-        model, _ = load_checkpoint(args.weights)
-    except ValueError as exc:
-        parser.error(str(exc))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from object_permanence.core.reid.model import fuse_for_inference
     export_onnx(fuse_for_inference(model), out)
     print(f"exported {args.weights} -> {out} ({out.stat().st_size / 1024:.0f} KiB), crops "
           f"{tuple(model.config.input_size)}, {model.dim}-d embeddings")
