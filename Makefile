@@ -106,6 +106,7 @@ bench: setup
 	$(ENV) && python -m object_permanence.tools.bench_world_model --out out/bench
 	$(ENV) && python -m object_permanence.tools.bench_pipeline --out out/bench
 	$(ENV) && python -m object_permanence.tools.bench_persistence
+	$(ENV) && python -m object_permanence.tools.bench_triangulator --out out/bench
 	$(ENV) && python -m object_permanence.tools.bench_detector --out out/bench
 
 # Inside make test the ROS tests must run: a missing rclpy is an error, not a skip.
