@@ -18,13 +18,16 @@ ones of at most ``--max-length`` gap frames (the issue's bar: 30). A failed epis
   than ``gallery_min_hits`` was not);
 * the ghost's reacquire error (px; None without a published ghost).
 
-Tuning seeds only (< 1000) unless ``--allow-held-out``. Prints the recovery per scenario and the
-failures by class; ``--out`` writes every failed episode as JSON.
+Tuning seeds only (< 1000) unless ``--allow-held-out``. Prints the recovery and the mean reacquire
+error (px, over the counted episodes with a published ghost, recovered or not: ``eval_motion``'s
+``short_reacquire_error_px``, the issue's < 20 px bar) per scenario and pooled, and the failures
+by class; ``--out`` writes the counts, the errors and every failed episode as JSON.
 """
 from __future__ import annotations
 
 import functools
 import json
+import statistics
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -36,21 +39,25 @@ from object_permanence.core.eval.records import CameraIndex, FrameRecord, tracks
 from object_permanence.tools.diagnose_runs import run_jobs, run_jobs_of, run_parser, tracked_records
 
 
-def failed_episodes(records: Sequence[FrameRecord], camera: str, max_length: int) -> tuple[int, list[dict[str, Any]]]:
-    """``(episodes, failures)`` of one camera: the number of episodes whose gap is at most
-    ``max_length`` frames and one dict per failed one (module docstring)."""
+def failed_episodes(records: Sequence[FrameRecord], camera: str,
+                    max_length: int) -> tuple[int, list[float], list[dict[str, Any]]]:
+    """``(episodes, errors, failures)`` of one camera: the number of episodes whose gap is at most
+    ``max_length`` frames, the reacquire errors (px) of those with a published ghost, and one dict
+    per failed one (module docstring)."""
     index = CameraIndex(records, camera)
     ids_at = [{t.track_id: t for t in tracks_of(rec, camera)} for rec in records]
     first_seen: dict[int, int] = {}
     for k, tracks in enumerate(ids_at):
         for tid in tracks:
             first_seen.setdefault(tid, k)
-    episodes, failures = 0, []
+    episodes, errors, failures = 0, [], []
     for ep in find_episodes(index):
         start, end = ep.gap
         if end - start > max_length:
             continue
         episodes += 1
+        if ep.error_px is not None:
+            errors.append(float(ep.error_px))
         if ep.recovered:
             continue
         if ep.track_after is None:
@@ -67,7 +74,7 @@ def failed_episodes(records: Sequence[FrameRecord], camera: str, max_length: int
             "old_last_published": None if last is None else
             {"frame_from_gap_start": last[0] - start, "state": last[1].state.name, "hits": int(last[1].hits)},
         })
-    return episodes, failures
+    return episodes, errors, failures
 
 
 def diagnose_run(job: tuple[str, int], difficulty: str, max_length: int, config_dir: Path,
@@ -75,12 +82,20 @@ def diagnose_run(job: tuple[str, int], difficulty: str, max_length: int, config_
     """Simulate, track and classify one (scenario, seed)."""
     scenario, seed = job
     seq, records = tracked_records(scenario, seed, difficulty, config_dir, n_frames)
-    episodes, failures = 0, []
+    episodes, errors, failures = 0, [], []
     for camera in seq.streams:
-        n, f = failed_episodes(records, camera, max_length)
+        n, e, f = failed_episodes(records, camera, max_length)
         episodes += n
+        errors += e
         failures += [{"scenario": scenario, "seed": seed, **x} for x in f]
-    return {"scenario": scenario, "seed": seed, "episodes": episodes, "failures": failures}
+    return {"scenario": scenario, "seed": seed, "episodes": episodes, "errors": errors, "failures": failures}
+
+
+def _summary(name: str, n: int, n_failed: int, errors: Sequence[float]) -> str:
+    """One printed line: episodes, failures, recovery and mean reacquire error."""
+    rate = f"{100.0 * (n - n_failed) / n:5.1f} %" if n else "    —"
+    error = f"{statistics.fmean(errors):5.1f} px ({len(errors)})" if errors else "    —"
+    return f"  {name:15s} {n:4d} episodes, {n_failed:3d} failed, recovery {rate}, reacquire error {error}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,26 +110,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                             config_dir=args.config_dir, n_frames=args.frames)
     results = run_jobs(run, jobs, args.workers)
     episodes, failed = Counter(), Counter()
+    errors: dict[str, list[float]] = {s: [] for s in scenarios}
     classes: Counter = Counter()
     failures = [f for r in results for f in r["failures"]]
     for r in results:
         episodes[r["scenario"]] += r["episodes"]
         failed[r["scenario"]] += len(r["failures"])
+        errors[r["scenario"]] += r["errors"]
     for f in failures:
         last = f["old_last_published"]
         classes[(f["taken_by"], f["old_state_at_reacquire"], None if last is None else last["state"])] += 1
     print(f"episodes of at most {args.max_length} gap frames, seeds {args.seeds}, {args.difficulty}:")
     for s in scenarios:
-        n = episodes[s]
-        rate = f"{100.0 * (n - failed[s]) / n:5.1f} %" if n else "    —"
-        print(f"  {s:15s} {n:4d} episodes, {failed[s]:3d} failed, recovery {rate}")
+        print(_summary(s, episodes[s], failed[s], errors[s]))
+    print(_summary("pooled", sum(episodes.values()), len(failures), [e for s in scenarios for e in errors[s]]))
     print("failures by (taken by, old track at the reacquire frame, its last published state):")
     for (taken, now, last), count in classes.most_common():
         print(f"  {count:4d}  {taken:11s} {now:9s} last {last}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"seeds": seeds, "difficulty": args.difficulty, "max_length": args.max_length,
-                                        "episodes": dict(episodes), "failures": failures}, indent=1) + "\n",
+                                        "episodes": dict(episodes), "reacquire_errors_px": errors,
+                                        "failures": failures}, indent=1) + "\n",
                             encoding="utf-8")
     return 0
 
