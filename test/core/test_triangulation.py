@@ -317,6 +317,8 @@ def test_stamps_going_backwards_raise():
         ({"require_same_class": "true"}, "require_same_class"),
         ({"max_extrapolation_std_m": -0.1}, "max_extrapolation_std_m"),
         ({"max_extrapolation_std_m": float("inf")}, "max_extrapolation_std_m"),
+        ({"truncation_std_frac": -0.5}, "truncation_std_frac"),
+        ({"truncation_std_frac": float("nan")}, "truncation_std_frac"),
     ],
 )
 def test_config_validation_names_the_argument(kwargs, name):

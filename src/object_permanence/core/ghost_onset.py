@@ -74,6 +74,13 @@ BORDER_PX = 4.0
 _CENTRE, _SIZE, _V_CENTRE, _V_SIZE = slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8)
 
 
+def steady_step(steady: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Steady sizes ``steady`` (K, 2) after one detected size each, ``size`` (K, 2): a step of
+    ``STEADY_RATE`` toward it, unless it is below ``STEADY_GATE`` of the steady size (a box
+    shrinking behind something, a fragment), which leaves it as it is."""
+    return np.where(size >= STEADY_GATE * steady, steady + STEADY_RATE * (size - steady), steady)
+
+
 class SteadySize:
     """Each track's steady box size ``w, h`` (px): an exponential average of its detected sizes
     (step ``STEADY_RATE``) that ignores a size below ``STEADY_GATE`` of it, so that it holds the
@@ -105,9 +112,7 @@ class SteadySize:
         rows = np.asarray(rows, dtype=np.intp)
         every = every_row(rows, self._size.shape[0])  # the usual frame: no gather, no scatter
         s = self._size if every else self._size.take(rows, axis=0)
-        size = np.asarray(z, float).reshape(-1, 4)[:, 2:4]
-        # s' = s + a (size - s) where size >= g s, else s
-        s = np.where(size >= STEADY_GATE * s, s + STEADY_RATE * (size - s), s)
+        s = steady_step(s, np.asarray(z, float).reshape(-1, 4)[:, 2:4])
         if every:
             self._size = s
         else:

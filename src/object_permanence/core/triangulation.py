@@ -13,7 +13,9 @@ rectified rig (:mod:`object_permanence.core.stereo_rig`). Per frame:
      track was not matched this frame), with the detector's localisation noise as covariance:
      ``σ_u = max(detection_std_px, detection_std_frac w)``, ``σ_v`` the same with ``h``.
      **Fallback:** a track without a usable ``measurement`` (a world model that does not publish it)
-     is observed at its filtered box with that same covariance;
+     is observed at its filtered box with that same covariance. A box narrower or shorter than
+     its track's steady size (the object partly hidden) adds ``truncation_std_frac`` times half
+     the missing extent to that standard deviation, in quadrature (:mod:`core.box_truncation`);
    * the image disparity of pairs VISIBLE in both views, when the rectified images are given
      (:func:`object_permanence.core.box_disparity.box_disparities`), with its own standard
      deviation; it replaces the box centres' column difference. It is searched first by template
@@ -58,6 +60,7 @@ import numpy as np
 from scipy.stats import chi2
 
 from object_permanence.core.box_disparity import DisparitySource, box_disparities
+from object_permanence.core.box_truncation import SteadyExtents, truncation_std
 from object_permanence.core.id_allocator import IdAllocator
 from object_permanence.core.stereo_matching import gray_pair
 from object_permanence.core.stereo_pairing import StereoPairer
@@ -184,6 +187,7 @@ class StereoTriangulator:
         self._gate = float(chi2.ppf(self.config.gate_probability, df=3))
         self._disparity_range = self.rig.disparity_range(self.config.min_depth_m, self.config.max_depth_m)
         self._pairs: dict[tuple[int, int], _PairState] = {}
+        self._steady = (SteadyExtents(), SteadyExtents())  # per view: each 2D track's steady box size
         self._last_stamp: float | None = None
         self.last_details = StepDetails.empty()  # what the latest step measured (StepDetails)
 
@@ -213,6 +217,8 @@ class StereoTriangulator:
                 raise ValueError(f"duplicate track ids in the {side} input: {duplicates}")
         self._last_stamp = stamp
         self._forget(left, right, stamp)
+        if self.config.truncation_std_frac > 0:
+            self._update_steady(left, right)
 
         matches = self.pairer.pair(left, right)
         self.last_details = StepDetails.empty()
@@ -280,19 +286,32 @@ class StereoTriangulator:
         self._pairs = {k: s for k, s in self._pairs.items()
                        if k[0] in ids_l and k[1] in ids_r and stamp - s.stamp <= memory}
 
+    def _update_steady(self, left: list[Track], right: list[Track]) -> None:
+        """Every 2D track's steady box size after this frame's detections (tracks gone are forgotten)."""
+        for steady, tracks in zip(self._steady, (left, right)):
+            steady.keep(t.track_id for t in tracks)
+            seen = [(t.track_id, box) for t in tracks if (box := raw_measurement(t)) is not None]
+            if seen:
+                steady.update([tid for tid, _ in seen], np.array([box for _, box in seen]))
+
     def _observations(self, lefts: list[Track], rights: list[Track], ghost: np.ndarray) -> _Observations:
         """Observed boxes and their covariance: raw detections (filtered boxes as fallback) with the
         detector's noise; ghosts at their predicted boxes with the 2D covariance (see the module doc)."""
         cfg = self.config
-        views = []
-        for tracks in (lefts, rights):
+        views, cuts = [], []
+        for tracks, steady in zip((lefts, rights), self._steady):
             raw = [raw_measurement(t) for t in tracks]
             boxes = np.array([t.box if m is None or g else m for t, m, g in zip(tracks, raw, ghost)],
                              dtype=np.float64).reshape(-1, 4)
             # σ = max(detection_std_px, detection_std_frac * size) per coordinate, size w for u and h for v
             with np.errstate(invalid="ignore"):
                 std = np.fmax(cfg.detection_std_px, cfg.detection_std_frac * np.abs(boxes[:, 2:]))
-            block = std[:, :, None] ** 2 * np.eye(2)[None]  # diag(σ_u², σ_v²)
+            cut = np.zeros_like(std)  # σ_cut: frac (steady - size)+ / 2 per coordinate, 0 for ghosts
+            if cfg.truncation_std_frac > 0:
+                cut[~ghost] = truncation_std(boxes[~ghost, 2:], steady.sizes(
+                    [t.track_id for t, g in zip(tracks, ghost) if not g], boxes[~ghost]), cfg.truncation_std_frac)
+            cuts.append(cut)
+            block = (std**2 + cut**2)[:, :, None] * np.eye(2)[None]  # diag(σ_u², σ_v²)
             if ghost.any():
                 predicted = np.array([np.asarray(t.covariance, dtype=np.float64)[:2, :2] for t in tracks])[ghost]
                 predicted[~np.all(np.isfinite(predicted), axis=(1, 2))] = 0.0
@@ -300,7 +319,12 @@ class StereoTriangulator:
             views.append((boxes, block))
         (boxes_l, block_l), (boxes_r, block_r) = views
         sigma2 = np.zeros((len(lefts), 4, 4))
-        sigma2[:, :2, :2], sigma2[:, 2:, 2:] = block_l, block_r  # the two views' errors are independent
+        sigma2[:, :2, :2], sigma2[:, 2:, 2:] = block_l, block_r  # the detector's errors are independent
+        # ... a cut is not: one occluder hides the same side of the object in both views, which moves
+        # both centres alike (across the ray, not in depth): covariance σ_cut,l σ_cut,r per coordinate
+        cross = cuts[0] * cuts[1]
+        sigma2[:, 0, 2] = sigma2[:, 2, 0] = cross[:, 0]
+        sigma2[:, 1, 3] = sigma2[:, 3, 1] = cross[:, 1]
         return _Observations(boxes_l[:, :2].copy(), boxes_r[:, :2].copy(), boxes_l, boxes_r, sigma2)
 
     def _predicted_shift(self, lefts: list[Track], rights: list[Track], stamp: float) -> np.ndarray:

@@ -66,6 +66,12 @@ class TriangulatorConfig:
     ghost_bearing_update: an OCCLUDED pair's 3D filter takes the bearing of its left box (the 2D
         ghost's prediction, or the detection when the left view still sees it): the 3D ghost is
         moved sideways onto that ray at its own depth.
+    truncation_std_frac: a detection box narrower or shorter than its track's steady size (the
+        object partly hidden) has its centre's standard deviation grown, per coordinate, by this
+        fraction of half the missing extent (in quadrature, the two views' cuts moving both
+        centres alike; core/box_truncation.py): its centre is off the object's by up to that much,
+        on a side one frame cannot tell. 0 (this default): a truncated box's centre is as certain
+        as a whole one's.
     disparity_method: how the image disparity of a visible pair is measured: auto (template
         matching where its cells agree to refine_max_spread_px, else semi-global matching on the
         box's strip), ncc (template matching only) or sgbm (semi-global matching only).
@@ -122,6 +128,7 @@ class TriangulatorConfig:
     box_depth_without_match: bool = False
     confirm_new_tracks: bool = False
     max_extrapolation_std_m: float = 0.0
+    truncation_std_frac: float = 0.0
     # the image-disparity fields: BoxDisparityConfig's, under this node's parameter names
     disparity_method: str = BoxDisparityConfig.method
     refined_disparity_std_px: float = BoxDisparityConfig.ncc_std_px
@@ -139,7 +146,7 @@ class TriangulatorConfig:
     def __post_init__(self) -> None:
         nonnegative = ("max_row_diff_frac", "row_weight", "size_weight", "appearance_weight",
                        "hysteresis_bonus", "pair_memory_s", "detection_std_frac", "border_margin_px",
-                       "ghost_velocity_damping_s", "max_extrapolation_std_m")
+                       "ghost_velocity_damping_s", "max_extrapolation_std_m", "truncation_std_frac")
         positive = ("max_row_diff_px", "min_depth_m", "max_depth_m", "detection_std_px", "accel_noise",
                     "initial_velocity_std_mps")
         for name in ("require_same_class", "update_from_ghosts", "ghost_bearing_update", "box_depth_without_match",
