@@ -217,8 +217,10 @@ class StereoTriangulator:
                 raise ValueError(f"duplicate track ids in the {side} input: {duplicates}")
         self._last_stamp = stamp
         self._forget(left, right, stamp)
+        # each input track's matched detection, once: the steady sizes and the observations read it
+        raw = tuple({t.track_id: raw_measurement(t) for t in tracks} for tracks in (left, right))
         if self.config.truncation_std_frac > 0:
-            self._update_steady(left, right)
+            self._update_steady(left, right, raw)
 
         matches = self.pairer.pair(left, right)
         self.last_details = StepDetails.empty()
@@ -226,7 +228,7 @@ class StereoTriangulator:
             return []
         lefts, rights = [left[i] for i, _ in matches], [right[j] for _, j in matches]
         ghost = np.array([a.state in _GHOST_STATES or b.state in _GHOST_STATES for a, b in zip(lefts, rights)])
-        obs = self._observations(lefts, rights, ghost)
+        obs = self._observations(lefts, rights, ghost, raw)
         source = np.full(len(lefts), DisparitySource.NONE, dtype=np.int8)
         precise = np.zeros(len(lefts), dtype=bool)  # a tight template match gave the disparity
         unmatched = np.zeros(len(lefts), dtype=bool)  # visible in both views, yet no image disparity
@@ -286,22 +288,25 @@ class StereoTriangulator:
         self._pairs = {k: s for k, s in self._pairs.items()
                        if k[0] in ids_l and k[1] in ids_r and stamp - s.stamp <= memory}
 
-    def _update_steady(self, left: list[Track], right: list[Track]) -> None:
-        """Every 2D track's steady box size after this frame's detections (tracks gone are forgotten)."""
-        for steady, tracks in zip(self._steady, (left, right)):
+    def _update_steady(self, left: list[Track], right: list[Track],
+                       raw: tuple[dict[int, np.ndarray | None], ...]) -> None:
+        """Every 2D track's steady box size after this frame's detections ``raw`` (per view, track id
+        -> :func:`raw_measurement`); tracks gone are forgotten."""
+        for steady, tracks, boxes in zip(self._steady, (left, right), raw):
             steady.keep(t.track_id for t in tracks)
-            seen = [(t.track_id, box) for t in tracks if (box := raw_measurement(t)) is not None]
+            seen = [(t.track_id, box) for t in tracks if (box := boxes[t.track_id]) is not None]
             if seen:
                 steady.update([tid for tid, _ in seen], np.array([box for _, box in seen]))
 
-    def _observations(self, lefts: list[Track], rights: list[Track], ghost: np.ndarray) -> _Observations:
-        """Observed boxes and their covariance: raw detections (filtered boxes as fallback) with the
-        detector's noise; ghosts at their predicted boxes with the 2D covariance (see the module doc)."""
+    def _observations(self, lefts: list[Track], rights: list[Track], ghost: np.ndarray,
+                      raw: tuple[dict[int, np.ndarray | None], ...]) -> _Observations:
+        """Observed boxes and their covariance: raw detections (``raw``: per view, track id ->
+        :func:`raw_measurement`; filtered boxes as fallback) with the detector's noise; ghosts at
+        their predicted boxes with the 2D covariance (see the module doc)."""
         cfg = self.config
         views, cuts = [], []
-        for tracks, steady in zip((lefts, rights), self._steady):
-            raw = [raw_measurement(t) for t in tracks]
-            boxes = np.array([t.box if m is None or g else m for t, m, g in zip(tracks, raw, ghost)],
+        for tracks, steady, measured in zip((lefts, rights), self._steady, raw):
+            boxes = np.array([t.box if (m := measured[t.track_id]) is None or g else m for t, g in zip(tracks, ghost)],
                              dtype=np.float64).reshape(-1, 4)
             # σ = max(detection_std_px, detection_std_frac * size) per coordinate, size w for u and h for v
             with np.errstate(invalid="ignore"):
