@@ -30,11 +30,12 @@ class SteadyExtents:
         self._size: dict[int, np.ndarray] = {}
 
     def update(self, track_ids: Iterable[int], boxes: np.ndarray) -> None:
-        """One detected box ``cx, cy, w, h`` (K, 4) per track id (K ids)."""
-        for tid, box in zip(track_ids, np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
-            size = box[2:4]
-            s = self._size.get(tid)
-            self._size[tid] = size.copy() if s is None else steady_step(s, size)
+        """One detected box ``cx, cy, w, h`` (K, 4) per track id (K ids); one step for all of them
+        (a new track starts at its size: a step from its own size stays there)."""
+        ids = list(track_ids)
+        sizes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[:, 2:4]
+        steady = steady_step(self.sizes(ids, np.pad(sizes, ((0, 0), (2, 0)))), sizes)
+        self._size.update(zip(ids, steady))
 
     def sizes(self, track_ids: Iterable[int], boxes: np.ndarray) -> np.ndarray:
         """(K, 2) steady sizes of ``track_ids``; a track without one gets its box's size (K, 4)."""
